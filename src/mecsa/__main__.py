@@ -1,0 +1,3 @@
+from mecsa.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""The `mecsa` command. Thin: parses arguments, calls the library, picks a renderer.
+
+Sub-command modules import nothing heavy at module level, so `mecsa --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mecsa.cli import assess as _assess
+
+app = typer.Typer(
+    name="mecsa",
+    help="Assess, harden and prove the security of a mail domain (MECSA's three areas).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_assess.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mecsa import __version__
+
+        typer.echo(f"mecsa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Assess, harden and prove the security of a mail domain."""
+
+
+def main() -> None:
+    """Entry point: exit 0 when the work ran, 2 on bad usage, 1 on an internal error."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # the promised exit status 1, with the reason, not a bare traceback
+        sys.stderr.write(f"mecsa: internal error: {type(exc).__name__}: {exc}\n")
+        sys.exit(1)

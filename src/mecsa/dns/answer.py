@@ -1,0 +1,91 @@
+"""What one DNS question got back: rcode, records and DNSSEC status, never judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import dns.rdata
+
+
+class Rcode(StrEnum):
+    """The outcome of a question. TIMEOUT and NETWORK_ERROR are ours: no answer came at all."""
+
+    NOERROR = "NOERROR"
+    NXDOMAIN = "NXDOMAIN"
+    SERVFAIL = "SERVFAIL"
+    REFUSED = "REFUSED"
+    FORMERR = "FORMERR"
+    OTHER = "OTHER"
+    TIMEOUT = "TIMEOUT"
+    NETWORK_ERROR = "NETWORK_ERROR"
+
+
+class DnssecStatus(StrEnum):
+    """RFC 4035 §4.3 states, as learnt from a validating resolver.
+
+    `indeterminate` is used when the resolver does not validate (or no answer came):
+    then nothing can be said, and it is never reported as `insecure`.
+    """
+
+    SECURE = "secure"
+    INSECURE = "insecure"
+    BOGUS = "bogus"
+    INDETERMINATE = "indeterminate"
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    """One answer. `records` holds the RRset of the asked type at the end of any CNAME chain."""
+
+    qname: str
+    rdtype: str
+    rcode: Rcode
+    records: tuple[dns.rdata.Rdata, ...] = ()
+    ttl: int | None = None
+    cname_chain: tuple[str, ...] = ()
+    dnssec: DnssecStatus = DnssecStatus.INDETERMINATE
+    ede: tuple[tuple[int, str], ...] = ()
+    server: str | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the question was answered: records, NODATA or NXDOMAIN."""
+        return self.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN)
+
+    @property
+    def failed(self) -> bool:
+        """True when the tool could not find out: the opposite of `ok`."""
+        return not self.ok
+
+    @property
+    def exists(self) -> bool:
+        """True when the name exists (NOERROR, with or without records of this type)."""
+        return self.rcode is Rcode.NOERROR
+
+    @property
+    def nodata(self) -> bool:
+        return self.rcode is Rcode.NOERROR and not self.records
+
+    def texts(self) -> tuple[str, ...]:
+        """TXT records as text, the character-strings of each joined (RFC 7208 §3.3, RFC 6376 §3.6.2.2)."""
+        out = []
+        for rd in self.records:
+            strings = getattr(rd, "strings", None)
+            if strings is not None:
+                out.append(b"".join(strings).decode("utf-8", errors="replace"))
+        return tuple(out)
+
+    def describe_failure(self) -> str:
+        """A one-line reason for a failed lookup, for error findings."""
+        why = self.rcode.value
+        if self.ede:
+            why += (
+                " ("
+                + "; ".join(f"EDE {code}: {text}" if text else f"EDE {code}" for code, text in self.ede)
+                + ")"
+            )
+        if self.detail:
+            why += f": {self.detail}"
+        return f"{self.qname} {self.rdtype}: {why}"

@@ -1,0 +1,252 @@
+"""A small in-process DNS server on loopback that plays a recursive resolver from zone text.
+
+It serves the tests and the pre-lab demo. It answers from `dns.zone` data and can be told to
+misbehave per name: SERVFAIL, REFUSED, silence (a timeout), truncation over UDP, or a bogus
+DNSSEC answer (SERVFAIL with EDE 6, data with CD=1). Zones listed as `secure` get the AD bit
+when `validating` is on, as a validating resolver would set it. No DNSSEC maths happens here:
+the real thing is in the lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import cast
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+
+
+class Fault(StrEnum):
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    TRUNCATE = "truncate"
+    BOGUS = "bogus"
+
+
+@dataclass
+class ZoneData:
+    """Zones to serve, keyed by origin, plus per-name faults and the DNSSEC picture."""
+
+    zones: dict[dns.name.Name, dns.zone.Zone] = field(default_factory=dict)
+    faults: dict[tuple[dns.name.Name, str | None], Fault] = field(default_factory=dict)
+    secure_zones: set[dns.name.Name] = field(default_factory=set)
+    validating: bool = True
+
+    @classmethod
+    def from_texts(
+        cls,
+        zones: Mapping[str, str],
+        *,
+        secure: Iterable[str] = (),
+        validating: bool = True,
+        faults: Mapping[str, Fault] | None = None,
+    ) -> ZoneData:
+        """Build from {origin: zone text}. Fault keys are `name` or `name/TYPE`."""
+        data = cls(validating=validating)
+        for origin, text in zones.items():
+            data.add_zone(origin, text)
+        data.secure_zones = {dns.name.from_text(z) for z in secure}
+        for key, fault in (faults or {}).items():
+            data.set_fault(key, fault)
+        return data
+
+    def add_zone(self, origin: str, text: str) -> None:
+        zone = dns.zone.from_text(text, origin=origin, relativize=False, check_origin=False)
+        self.zones[zone.origin] = zone  # type: ignore[index]
+
+    def set_fault(self, key: str, fault: Fault) -> None:
+        name, _, rdtype = key.partition("/")
+        self.faults[(dns.name.from_text(name), rdtype.upper() or None)] = fault
+
+    def fault_for(self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Fault | None:
+        return self.faults.get((qname, dns.rdatatype.to_text(rdtype))) or self.faults.get((qname, None))
+
+    def zone_for(self, qname: dns.name.Name) -> dns.zone.Zone | None:
+        best: dns.zone.Zone | None = None
+        for origin, zone in self.zones.items():
+            if qname.is_subdomain(origin) and (best is None or len(origin) > len(best.origin)):  # type: ignore[arg-type]
+                best = zone
+        return best
+
+    def is_secure(self, qname: dns.name.Name) -> bool:
+        matches = [z for z in self.zones if qname.is_subdomain(z)]
+        if not matches:
+            return qname == dns.name.root and self.validating
+        return max(matches, key=len) in self.secure_zones
+
+
+def answer(data: ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+    """The reply to one query, or None to stay silent."""
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.RA
+    if not query.question:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response
+    question = query.question[0]
+    qname, rdtype = question.name, question.rdtype
+    fault = data.fault_for(qname, rdtype)
+    if fault is Fault.TIMEOUT:
+        return None
+    if fault is Fault.SERVFAIL:
+        response.set_rcode(dns.rcode.SERVFAIL)
+        return response
+    if fault is Fault.REFUSED:
+        response.set_rcode(dns.rcode.REFUSED)
+        return response
+    if fault is Fault.BOGUS and not query.flags & dns.flags.CD:
+        response.set_rcode(dns.rcode.SERVFAIL)
+        response.use_edns(
+            0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode.DNSSEC_BOGUS, "signature invalid")]
+        )
+        return response
+    secure = data.validating and fault is not Fault.BOGUS and not query.flags & dns.flags.CD
+    _fill(data, response, qname, rdtype)
+    if secure and all(data.is_secure(rrset.name) for rrset in response.answer) and data.is_secure(qname):
+        response.flags |= dns.flags.AD
+    return response
+
+
+def _fill(
+    data: ZoneData, response: dns.message.Message, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> None:
+    if qname == dns.name.root and rdtype == dns.rdatatype.SOA and data.zone_for(qname) is None:
+        rrset = dns.rrset.from_text(".", 86400, "IN", "SOA", ". . 1 1800 900 604800 86400")
+        response.answer.append(rrset)
+        return
+    current = qname
+    for _ in range(16):
+        zone = data.zone_for(current)
+        if zone is None:
+            response.set_rcode(dns.rcode.REFUSED if not response.answer else dns.rcode.NOERROR)
+            return
+        node = zone.get_node(current)
+        if node is None:
+            exists = any(n.is_subdomain(current) for n in zone.nodes)
+            response.set_rcode(dns.rcode.NOERROR if exists else dns.rcode.NXDOMAIN)
+            return
+        found = node.get_rdataset(dns.rdataclass.IN, rdtype)
+        if found is not None:
+            response.answer.append(dns.rrset.from_rdata_list(current, found.ttl, list(found)))
+            return
+        cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if cname is None or rdtype == dns.rdatatype.CNAME:
+            return
+        response.answer.append(dns.rrset.from_rdata_list(current, cname.ttl, list(cname)))
+        current = cname[0].target
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, data: ZoneData) -> None:
+        self.data = data
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, wire: bytes, addr: tuple[str, int]) -> None:
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:
+            return
+        reply = answer(self.data, query)
+        if reply is None or self.transport is None:
+            return
+        q = query.question[0] if query.question else None
+        if q is not None and self.data.fault_for(q.name, q.rdtype) is Fault.TRUNCATE:
+            reply.answer.clear()
+            reply.flags |= dns.flags.TC
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+class ZoneServer:
+    """UDP and TCP on one loopback port, inside the running event loop."""
+
+    def __init__(self, data: ZoneData, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.data = data
+        self.host = host
+        self.port = port
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> ZoneServer:
+        loop = asyncio.get_running_loop()
+        # Bind TCP first on the wanted port, then UDP on the same number.
+        for _ in range(20):
+            tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
+            port = tcp.sockets[0].getsockname()[1]
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(self.data), local_addr=(self.host, port)
+                )
+            except OSError:
+                tcp.close()
+                if self.port:
+                    raise
+                continue
+            self._tcp, self._udp, self.port = tcp, transport, port
+            return self
+        raise OSError("could not bind UDP and TCP on one port")
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = struct.unpack("!H", await reader.readexactly(2))[0]
+                query = dns.message.from_wire(await reader.readexactly(size))
+                reply = answer(self.data, query)
+                if reply is None:
+                    continue
+                wire = reply.to_wire()
+                writer.write(struct.pack("!H", len(wire)) + wire)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):
+            pass
+        finally:
+            writer.close()
+
+
+class ThreadedZoneServer:
+    """The same server on its own loop in a thread, for driving the CLI in a subprocess."""
+
+    def __init__(self, data: ZoneData, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = ZoneServer(data, host, port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return self._server.address
+
+    def __enter__(self) -> ThreadedZoneServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
