@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from mecsa.cli import assess as _assess
+from mecsa.cli import assess, demo, harden, lab, mailmode, scoring, spf, starttls
 
 app = typer.Typer(
     name="mecsa",
@@ -18,7 +18,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_assess.register(app)
+for _module in (assess, spf, starttls, harden, scoring, lab, demo, mailmode):
+    _module.register(app)
 
 
 def _version(value: bool) -> None:
