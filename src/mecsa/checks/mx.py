@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.name
+
 from mecsa.checks.base import CheckSpec, Context
 from mecsa.dns.answer import DnsAnswer, Rcode
 from mecsa.dns.resolver import Resolver
@@ -72,11 +74,11 @@ async def _observe(resolver: Resolver, domain: str) -> MxObservation:
         return MxObservation(domain, mx, ())
     if not mx.records:
         return MxObservation(domain, mx, (await _host(resolver, domain, 0),), implicit=True)
+    if any(rd.exchange == dns.name.root for rd in mx.records):  # type: ignore[attr-defined]
+        return MxObservation(domain, mx, (), null_mx=True)
     targets = sorted(
         {(rd.preference, rd.exchange.to_text(omit_final_dot=True).lower()) for rd in mx.records}  # type: ignore[attr-defined]
     )
-    if any(name == "" for _, name in targets):
-        return MxObservation(domain, mx, (), null_mx=True)
     hosts = await asyncio.gather(*(_host(resolver, name, pref) for pref, name in targets))
     return MxObservation(domain, mx, tuple(hosts))
 
