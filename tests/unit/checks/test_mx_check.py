@@ -12,7 +12,9 @@ from tests.conftest import ServeZones
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
 
 
-async def _run(serve_zones: ServeZones, body: str, **kw: object) -> tuple[mx.MxObservation, dict[str, Status]]:
+async def _run(
+    serve_zones: ServeZones, body: str, **kw: object
+) -> tuple[mx.MxObservation, dict[str, Status]]:
     client = await serve_zones({"example.test.": HEAD + body}, **kw)
     ctx = Context("example.test", Resolver(client))
     obs = await mx.observe_mx(ctx)
