@@ -34,6 +34,7 @@ class Fault(StrEnum):
     TIMEOUT = "timeout"
     TRUNCATE = "truncate"
     BOGUS = "bogus"
+    BOGUS_NO_EDE = "bogus-no-ede"  # SERVFAIL without EDE, data with CD=1: a validator that says less
 
 
 @dataclass
@@ -106,13 +107,17 @@ def answer(data: ZoneData, query: dns.message.Message) -> dns.message.Message | 
     if fault is Fault.REFUSED:
         response.set_rcode(dns.rcode.REFUSED)
         return response
+    if fault is Fault.BOGUS_NO_EDE and not query.flags & dns.flags.CD:
+        response.set_rcode(dns.rcode.SERVFAIL)
+        return response
     if fault is Fault.BOGUS and not query.flags & dns.flags.CD:
         response.set_rcode(dns.rcode.SERVFAIL)
         response.use_edns(
             0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode.DNSSEC_BOGUS, "signature invalid")]
         )
         return response
-    secure = data.validating and fault is not Fault.BOGUS and not query.flags & dns.flags.CD
+    bogus = fault in (Fault.BOGUS, Fault.BOGUS_NO_EDE)
+    secure = data.validating and not bogus and not query.flags & dns.flags.CD
     _fill(data, response, qname, rdtype)
     if secure and all(data.is_secure(rrset.name) for rrset in response.answer) and data.is_secure(qname):
         response.flags |= dns.flags.AD

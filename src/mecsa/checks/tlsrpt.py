@@ -1,0 +1,104 @@
+"""TLS-RPT: the `_smtp._tls.<domain>` TXT record (RFC 8460 §3). Reported, not scored by MECSA.
+
+The record passes when exactly one TXT record there claims to be TLS-RPT and it parses with at
+least one mailto: or https: destination. A lookup that fails is an error, never "no record".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mecsa.checks.base import CheckSpec, Context
+from mecsa.dns.answer import DnsAnswer
+from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.records.tlsrpt import looks_like_tlsrpt, parse_tlsrpt
+
+PROTOCOL = "tls-rpt"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsRptObservation:
+    """The TXT answer at `_smtp._tls.<domain>`."""
+
+    domain: str
+    name: str
+    txt: DnsAnswer
+
+
+async def observe(ctx: Context) -> TlsRptObservation:
+    name = f"_smtp._tls.{ctx.domain}"
+    return TlsRptObservation(ctx.domain, name, await ctx.resolver.resolve(name, "TXT"))
+
+
+def evaluate(obs: TlsRptObservation) -> CheckResult:
+    """Judge the TLS-RPT record; pure."""
+    candidates = tuple(t for t in obs.txt.texts() if looks_like_tlsrpt(t))
+    finding = _judge(obs, candidates)
+    status = {
+        Status.PASS: VerdictStatus.PASS,
+        Status.FAIL: VerdictStatus.FAIL,
+        Status.ERROR: VerdictStatus.ERROR,
+    }[finding.status]
+    rua = [u.uri for u in parse_tlsrpt(candidates[0]).rua] if len(candidates) == 1 else []
+    details = {"name": obs.name, "rcode": obs.txt.rcode.value, "records": list(candidates), "rua": rua}
+    return CheckResult("tls-rpt", (finding,), (ProtocolVerdict(PROTOCOL, status, finding.message),), details)
+
+
+def _judge(obs: TlsRptObservation, candidates: tuple[str, ...]) -> Finding:
+    if obs.txt.failed:
+        return Finding(
+            "tls-rpt.lookup_failed",
+            Status.ERROR,
+            PROTOCOL,
+            f"could not look up the TLS-RPT record: {obs.txt.describe_failure()}",
+        )
+    if not candidates:
+        return Finding(
+            "tls-rpt.missing",
+            Status.FAIL,
+            PROTOCOL,
+            f"no TLS-RPT record at {obs.name}",
+            remediation="tls-rpt.publish",
+        )
+    if len(candidates) > 1:
+        return Finding(
+            "tls-rpt.multiple",
+            Status.FAIL,
+            PROTOCOL,
+            f"{len(candidates)} TLS-RPT records at {obs.name}: senders ignore them all (RFC 8460 §3)",
+            candidates,
+            "tls-rpt.publish",
+        )
+    record = parse_tlsrpt(candidates[0])
+    if not record.valid:
+        return Finding(
+            "tls-rpt.invalid",
+            Status.FAIL,
+            PROTOCOL,
+            f"the TLS-RPT record is invalid: {record.errors[0]}",
+            (record.text, *(str(e) for e in record.errors)),
+            "tls-rpt.publish",
+        )
+    return Finding(
+        "tls-rpt.valid",
+        Status.PASS,
+        PROTOCOL,
+        "TLS-RPT reports go to " + ", ".join(u.uri for u in record.rua),
+        (record.text,),
+    )
+
+
+CHECK = CheckSpec(
+    name="tls-rpt",
+    summary="the TLS-RPT record at _smtp._tls (RFC 8460): one v=TLSRPTv1 record with mailto/https rua",
+    protocols=(PROTOCOL,),
+    observe=observe,
+    evaluate=evaluate,
+    findings={
+        "tls-rpt.lookup_failed": "the _smtp._tls TXT lookup failed: the tool could not find out",
+        "tls-rpt.missing": "no TLS-RPT record",
+        "tls-rpt.multiple": "more than one TLS-RPT record",
+        "tls-rpt.invalid": "the TLS-RPT record does not parse or names no valid destination",
+        "tls-rpt.valid": "a valid TLS-RPT record",
+    },
+)

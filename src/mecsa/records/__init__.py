@@ -1,0 +1,1 @@
+"""Pure parsers of DNS record text: strings in, typed trees out."""
