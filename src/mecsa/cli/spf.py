@@ -1,9 +1,133 @@
-"""`mecsa spf`: not built yet (see the open issues)."""
+"""`mecsa spf check` (check_host() for one sender) and `mecsa spf audit` (the worst-case tree)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from mecsa.cli.common import RESOLVER_HELP, domain_argument, make_client, run, usage_error
+
+if TYPE_CHECKING:
+    from mecsa.spf.audit import AuditNode, SpfAudit
+    from mecsa.spf.evaluator import SpfOutcome
+
+ResolverOption = Annotated[list[str] | None, typer.Option("--resolver", help=RESOLVER_HELP)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for each DNS reply.", min=0.1)
+]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `mecsa` app."""
+    spf_app = typer.Typer(
+        help="SPF (RFC 7208): evaluate a sender, or audit a domain's record tree.", no_args_is_help=True
+    )
+    spf_app.command("check")(check_command)
+    spf_app.command("audit")(audit_command)
+    app.add_typer(spf_app, name="spf")
+
+
+def check_command(
+    ip: Annotated[str, typer.Option("--ip", help="The sending client's IP address.")],
+    sender: Annotated[str, typer.Option("--sender", help="MAIL FROM address; empty to check the HELO.")],
+    helo: Annotated[str, typer.Option("--helo", help="The HELO/EHLO name.")] = "",
+    resolver: ResolverOption = None,
+    json_output: JsonOption = False,
+    timeout: TimeoutOption = 2.0,
+) -> None:
+    """Run check_host() for a message from IP with MAIL FROM SENDER; print the result and lookups used."""
+    import ipaddress
+
+    from mecsa.dns.resolver import Resolver
+    from mecsa.spf.evaluator import check_sender
+
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        usage_error(f"--ip {ip!r} is not an IP address")
+    mail_from = _sender(sender, helo)
+    client = make_client(resolver, timeout)
+    outcome = run(check_sender(address, mail_from, helo.strip(), resolver=Resolver(client)))
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(outcome.to_json()))
+    else:
+        typer.echo(_check_text(outcome))
+
+
+def _sender(sender: str, helo: str) -> str:
+    """The MAIL FROM, with its domain checked and converted to A-labels; empty needs a HELO name."""
+    text = sender.strip().removeprefix("<").removesuffix(">")
+    if not text:
+        if not helo.strip():
+            usage_error("an empty --sender checks the HELO identity: give --helo NAME")
+        domain_argument(helo)
+        return ""
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return f"postmaster@{domain_argument(text)}"
+    return f"{local}@{domain_argument(domain)}"
+
+
+def _check_text(outcome: SpfOutcome) -> str:
+    lines = [f"result: {outcome.result.value}", f"reason: {outcome.reason}"]
+    if outcome.explanation is not None:
+        lines.append(f"explanation: {outcome.explanation}")
+    lines.append(f"lookups: {outcome.lookups} of 10 (void lookups: {outcome.void_lookups} of 2)")
+    return "\n".join(lines)
+
+
+def audit_command(
+    domain: Annotated[str, typer.Argument(help="The domain whose SPF record tree to audit.")],
+    resolver: ResolverOption = None,
+    json_output: JsonOption = False,
+    timeout: TimeoutOption = 2.0,
+) -> None:
+    """Walk the include/redirect tree and count the lookups a sender matching nothing costs."""
+    from mecsa.dns.resolver import Resolver
+    from mecsa.spf.audit import audit_spf
+
+    name = domain_argument(domain)
+    client = make_client(resolver, timeout)
+    audit = run(audit_spf(Resolver(client), name))
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(audit.to_json()))
+    else:
+        typer.echo(_audit_text(audit))
+
+
+def _audit_text(audit: SpfAudit) -> str:
+    lines = _tree_lines(audit.root, 0)
+    lines.append("")
+    lines.append(
+        f"worst case (a sender matching nothing): {audit.lookups} of 10 lookups; void lookups "
+        f"{audit.root.total_void4} (IPv4 senders) / {audit.root.total_void6} (IPv6 senders) of 2"
+    )
+    policy = audit.policy
+    applies = f"{policy.qualifier}all" if policy.qualifier else policy.status.replace("_", " ")
+    lines.append(f"policy that applies: {applies} (via {' → '.join(policy.chain)})")
+    if audit.issues:
+        lines.append("issues:")
+        for issue in audit.issues:
+            lines.append(f"  [{issue.severity.value}] {issue.message}")
+            if len(issue.chain) > 1:
+                lines.append(f"      path: {issue.path}")
+    else:
+        lines.append("issues: none")
+    return "\n".join(lines)
+
+
+def _tree_lines(node: AuditNode, depth: int) -> list[str]:
+    indent = "  " * depth
+    head = f"{indent}{node.via + ' → ' if node.via else ''}{node.domain}"
+    cost = f"[{node.lookups} own, {node.total_lookups} total lookups]"
+    body = node.record if node.record else f"({node.status}: {node.detail})"
+    lines = [f"{head} {cost}", f"{indent}  {body}"]
+    for child in node.children:
+        lines.extend(_tree_lines(child, depth + 1))
+    return lines
