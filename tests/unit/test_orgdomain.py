@@ -1,0 +1,47 @@
+"""Organisational domains (RFC 7489 §3.2) and alignment, including the authheaders 0.16 mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from mecsa.orgdomain import NotADomainError, aligned, normalise, organisational_domain
+
+
+@pytest.mark.parametrize(
+    ("name", "org"),
+    [
+        ("mail.example.test", "example.test"),  # authheaders 0.16 said "test"
+        ("example.test", "example.test"),
+        ("my-domain.example", "my-domain.example"),
+        ("a.b.my-domain.example", "my-domain.example"),
+        ("example.co.uk", "example.co.uk"),
+        ("x.y.example.co.uk", "example.co.uk"),
+        ("MAIL.Example.COM.", "example.com"),
+        ("co.uk", "co.uk"),  # a public suffix is its own organisational domain
+        ("bücher.example.de", "example.de"),
+    ],
+)
+def test_organisational_domain(name: str, org: str) -> None:
+    assert organisational_domain(name) == org
+
+
+@pytest.mark.parametrize("text", ["a@my-domain.example", "", ".", "a..example", "x y.example", "-a.example"])
+def test_only_domains_are_taken(text: str) -> None:
+    # authheaders 0.16 turned a@my-domain.example into "my"
+    with pytest.raises(NotADomainError):
+        organisational_domain(text)
+
+
+def test_normalise_lowers_and_drops_the_root_dot() -> None:
+    assert normalise("Example.TEST.") == "example.test"
+
+
+def test_relaxed_alignment_is_same_organisational_domain() -> None:
+    assert aligned("mail.example.co.uk", "example.co.uk", strict=False)
+    assert aligned("a.example.test", "b.example.test", strict=False)
+    assert not aligned("example.co.uk", "other.co.uk", strict=False)
+
+
+def test_strict_alignment_needs_equal_names() -> None:
+    assert aligned("Example.test.", "example.test", strict=True)
+    assert not aligned("mail.example.test", "example.test", strict=True)
