@@ -1,9 +1,275 @@
-"""`mecsa harden`: not built yet (see the open issues)."""
+"""`mecsa harden`: plan, apply and publish the top-score Postfix setup (see mecsa.harden)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from mecsa.cli.common import usage_error
+
+if TYPE_CHECKING:
+    from mecsa.harden.layout import Layout
+    from mecsa.harden.settings import HardenSettings
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (see mecsa/harden/example.toml).")
+]
+RootOpt = Annotated[Path, typer.Option("--root", help="Directory the system's files live under.")]
+DomainOpt = Annotated[str | None, typer.Option("--domain", help="The mail domain.")]
+MxOpt = Annotated[str | None, typer.Option("--mx-host", help="The MX host name (myhostname).")]
+Ipv4Opt = Annotated[list[str] | None, typer.Option("--ipv4", help="The MX's public IPv4; repeatable.")]
+Ipv6Opt = Annotated[list[str] | None, typer.Option("--ipv6", help="The MX's public IPv6; repeatable.")]
+CertOpt = Annotated[Path | None, typer.Option("--cert", help="PEM certificate chain, leaf first.")]
+KeyOpt = Annotated[Path | None, typer.Option("--key", help="PEM private key of the certificate.")]
+NextKeyOpt = Annotated[
+    Path | None, typer.Option("--next-key", help="Next TLS key (or cert): pre-publish its TLSA.")
+]
+SelectorOpt = Annotated[str | None, typer.Option("--selector", help="DKIM selector (default s<YYYYMM>).")]
+RuaOpt = Annotated[str | None, typer.Option("--dmarc-rua", help="DMARC aggregate report address.")]
+NetsOpt = Annotated[
+    list[str] | None, typer.Option("--mynetworks", help="Trusted client network (CIDR); repeatable.")
+]
+PostmasterOpt = Annotated[
+    str | None, typer.Option("--postmaster", help="Target of the postmaster alias: user or address.")
+]
+Ed25519Opt = Annotated[
+    bool | None, typer.Option("--dkim-ed25519/--no-dkim-ed25519", help="Also sign with Ed25519.")
+]
+ResolverOpt = Annotated[
+    str | None, typer.Option("--resolver", help="'unbound' (write a config) or 'existing'.")
+]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
+    """Add the `harden` command group to the `mecsa` app."""
+    group = typer.Typer(
+        name="harden",
+        help="Generate, apply and publish a hardened Postfix + OpenDKIM + OpenDMARC setup.",
+        no_args_is_help=True,
+    )
+    group.command("plan")(plan_command)
+    group.command("apply")(apply_command)
+    group.command("records")(records_command)
+    group.command("dkim-rotate")(dkim_rotate_command)
+    group.command("tlsa-next")(tlsa_next_command)
+    app.add_typer(group)
+
+
+def _settings(config: Path | None, **flags: Any) -> HardenSettings:
+    from mecsa.harden.settings import SettingsError, load_settings
+
+    overrides = {name: (str(v) if isinstance(v, Path) else v) for name, v in flags.items()}
+    try:
+        return load_settings(config, overrides)
+    except SettingsError as exc:
+        usage_error(str(exc))
+
+
+def _layout(root: Path) -> Layout:
+    from mecsa.harden.layout import Layout
+
+    if not root.is_dir():
+        usage_error(f"--root {root} is not a directory")
+    return Layout.under(root)
+
+
+def _plan(settings: HardenSettings, root: Path) -> Any:
+    from mecsa.harden.apply import ApplyError, make_plan
+
+    try:
+        return make_plan(settings, _layout(root))
+    except ApplyError as exc:
+        usage_error(str(exc))
+
+
+def plan_command(
+    config: ConfigOpt = None,
+    root: RootOpt = Path("/"),
+    domain: DomainOpt = None,
+    mx_host: MxOpt = None,
+    ipv4: Ipv4Opt = None,
+    ipv6: Ipv6Opt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    next_key: NextKeyOpt = None,
+    selector: SelectorOpt = None,
+    dmarc_rua: RuaOpt = None,
+    mynetworks: NetsOpt = None,
+    postmaster: PostmasterOpt = None,
+    dkim_ed25519: Ed25519Opt = None,
+    resolver: ResolverOpt = None,
+) -> None:
+    """Show what apply would change (a unified diff) and the DNS records to publish."""
+    flags = locals_without(locals(), "root")
+    from mecsa.harden import unbound
+
+    settings = _settings(**flags)
+    plan = _plan(settings, root)
+    diff = plan.diff()
+    typer.echo(diff if diff else "No file would change: the setup is already in place.")
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}")
+    if plan.new_selectors:
+        typer.echo(f"note: apply generates new DKIM key(s) for {', '.join(sorted(plan.new_selectors))};")
+        typer.echo("      the DKIM records below show a sample key: publish the ones apply prints.")
+    typer.echo("\n; DNS records to publish")
+    typer.echo(plan.records().zone_text(), nl=False)
+    typer.echo("\n" + unbound.instructions(settings), nl=False)
+
+
+def apply_command(
+    config: ConfigOpt = None,
+    root: RootOpt = Path("/"),
+    reload: Annotated[bool, typer.Option("--reload", help="Reload Postfix and restart the milters.")] = False,
+    domain: DomainOpt = None,
+    mx_host: MxOpt = None,
+    ipv4: Ipv4Opt = None,
+    ipv6: Ipv6Opt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    next_key: NextKeyOpt = None,
+    selector: SelectorOpt = None,
+    dmarc_rua: RuaOpt = None,
+    mynetworks: NetsOpt = None,
+    postmaster: PostmasterOpt = None,
+    dkim_ed25519: Ed25519Opt = None,
+    resolver: ResolverOpt = None,
+) -> None:
+    """Write the hardened configuration under --root, check it, and roll back if a check fails."""
+    flags = locals_without(locals(), "root", "reload")
+    from mecsa.harden import unbound
+    from mecsa.harden.apply import ApplyError, apply_plan
+
+    settings = _settings(**flags)
+    plan = _plan(settings, root)
+    try:
+        result = apply_plan(plan, reload=reload)
+    except ApplyError as exc:
+        typer.echo(f"mecsa: error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not result.changed:
+        typer.echo("Nothing changed: the setup is already in place.")
+    for path in result.written:
+        backup = result.backups.get(path)
+        typer.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else " (new)"))
+    for check in result.checks:
+        state = "skipped" if check.skipped else ("ok" if check.ok else "FAILED")
+        typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.changed and not reload:
+        typer.echo(
+            "Services were not reloaded: run `postfix reload` and restart opendkim/opendmarc (or --reload)."
+        )
+    typer.echo("\n; DNS records to publish")
+    typer.echo(plan.records().zone_text(), nl=False)
+    typer.echo("\n" + unbound.instructions(settings), nl=False)
+
+
+def records_command(
+    config: ConfigOpt = None,
+    root: RootOpt = Path("/"),
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    domain: DomainOpt = None,
+    mx_host: MxOpt = None,
+    ipv4: Ipv4Opt = None,
+    ipv6: Ipv6Opt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    next_key: NextKeyOpt = None,
+    selector: SelectorOpt = None,
+    dmarc_rua: RuaOpt = None,
+    mynetworks: NetsOpt = None,
+    postmaster: PostmasterOpt = None,
+    dkim_ed25519: Ed25519Opt = None,
+    resolver: ResolverOpt = None,
+) -> None:
+    """Print the DNS records alone: zone-file lines, or JSON with --json."""
+    flags = locals_without(locals(), "root", "json_output")
+    import json
+
+    settings = _settings(**flags)
+    plan = _plan(settings, root)
+    if plan.new_selectors:
+        missing = ", ".join(sorted(plan.new_selectors))
+        usage_error(f"no DKIM key yet for {missing} under {root}: run `mecsa harden apply` first")
+    records = plan.records()
+    typer.echo(json.dumps(records.to_json(), indent=2) if json_output else records.zone_text().rstrip("\n"))
+
+
+def dkim_rotate_command(
+    new_selector: Annotated[str, typer.Option("--new-selector", help="The selector to switch to.")],
+    config: ConfigOpt = None,
+    root: RootOpt = Path("/"),
+    domain: DomainOpt = None,
+    mx_host: MxOpt = None,
+    ipv4: Ipv4Opt = None,
+    ipv6: Ipv6Opt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    selector: SelectorOpt = None,
+    postmaster: PostmasterOpt = None,
+) -> None:
+    """Make the next DKIM key now; print how to publish both, then switch."""
+    flags = locals_without(locals(), "root", "new_selector")
+    from mecsa.harden.apply import ApplyError, rotate_dkim
+    from mecsa.harden.records import DEFAULT_TTL, dkim_txt
+    from mecsa.harden.settings import SettingsError, parse_selector
+
+    settings = _settings(**flags)
+    try:
+        chosen = parse_selector(new_selector)
+        made = rotate_dkim(settings, _layout(root), chosen)
+    except (SettingsError, ApplyError) as exc:
+        usage_error(str(exc))
+    record = dkim_txt(chosen, settings.domain, made.public_key)
+    typer.echo(f"{'made' if made.created else 'found'} {made.path}")
+    typer.echo(
+        f"1. Publish now, beside the current {settings.selector} record:\n{record.zone_line()}\n"
+        f"2. Wait until every authoritative server serves it, plus its TTL ({DEFAULT_TTL} s).\n"
+        f'3. Switch: set selector = "{chosen}" in the settings, run `mecsa harden apply --reload`.\n'
+        f"4. Keep the {settings.selector} record at least 7 days more (mail in transit and re-checks),\n"
+        "   then remove it and delete its key."
+    )
+
+
+def tlsa_next_command(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the next TLS private key.")],
+    config: ConfigOpt = None,
+    domain: DomainOpt = None,
+    mx_host: MxOpt = None,
+    ipv4: Ipv4Opt = None,
+    ipv6: Ipv6Opt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    selector: SelectorOpt = None,
+    dmarc_rua: RuaOpt = None,
+    mynetworks: NetsOpt = None,
+    postmaster: PostmasterOpt = None,
+) -> None:
+    """Make the next TLS key now and print its TLSA 3 1 1 to publish beside the current one."""
+    flags = locals_without(locals(), "out")
+    from mecsa.harden.apply import next_tls_key
+    from mecsa.harden.records import tlsa_311
+    from mecsa.harden.settings import SettingsError, load_tls
+
+    settings = _settings(**flags)
+    try:
+        made = next_tls_key(settings, out)
+        current = load_tls(settings).leaf
+    except SettingsError as exc:
+        usage_error(str(exc))
+    now, nxt = tlsa_311(settings.mx_host, current), tlsa_311(settings.mx_host, made.public_key)
+    typer.echo(f"{'made' if made.created else 'found'} {made.path} (mode 0600)")
+    typer.echo(f"Publish both now (current, then next):\n{now.zone_line()}\n{nxt.zone_line()}")
+    typer.echo(
+        "At renewal, have the new certificate issued for this key (e.g. certbot --csr, or --reuse-key\n"
+        "after installing it), wait at least the TTL after publishing, then set next_key in the settings."
+    )
+
+
+def locals_without(values: dict[str, Any], *names: str) -> dict[str, Any]:
+    """A command's parameters minus those that are not settings."""
+    return {k: v for k, v in values.items() if k not in names}

@@ -1,0 +1,81 @@
+"""Every file of the hardened setup, as desired content: the generators put together. Pure.
+
+Files that hold other people's settings (main.cf, master.cf, aliases, /etc/default/*) are merged
+into their current text; files that are wholly ours (the milter and policy configurations,
+the tables, the keys) are generated whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from mecsa.harden import opendkim, opendmarc, policyd_spf, postfix, unbound
+from mecsa.harden.conffile import main_cf_values, merge_aliases, merge_main_cf, merge_master_cf
+from mecsa.harden.layout import Layout
+from mecsa.harden.settings import HardenSettings
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredFile:
+    """A file's wanted content, mode and owner (a user name; None: leave as it is, or root's)."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str | None = None
+    secret: bool = False
+
+
+class MissingFileError(ValueError):
+    """A file that must exist before hardening (master.cf: Postfix is not installed there)."""
+
+
+def desired_files(
+    settings: HardenSettings,
+    layout: Layout,
+    read: Callable[[str], str | None],
+    new_dkim_keys: Mapping[str, opendkim.DkimPrivateKey],
+) -> list[DesiredFile]:
+    """The files to have under `layout`, given `read(path)` of the current text (None when absent).
+
+    `new_dkim_keys` (selector -> key) are the keys to write; existing key files are left alone.
+    """
+    master = read(str(layout.master_cf))
+    if master is None:
+        raise MissingFileError(f"{layout.master_cf} does not exist: install Postfix (or seed the root) first")
+    main = read(str(layout.main_cf)) or ""
+    wanted = postfix.main_cf_settings(settings, layout, main_cf_values(main))
+    texts: list[tuple[str, str, int]] = [
+        (str(layout.main_cf), merge_main_cf(main, wanted, postfix.HEADER), 0o644),
+        (str(layout.master_cf), merge_master_cf(master, postfix.master_cf_services(layout)), 0o644),
+        (
+            str(layout.aliases),
+            merge_aliases(read(str(layout.aliases)) or "", postfix.aliases(settings)),
+            0o644,
+        ),
+        (str(layout.opendkim_conf), opendkim.opendkim_conf(settings, layout), 0o644),
+        (str(layout.opendkim_dir / "KeyTable"), opendkim.key_table(settings, layout), 0o644),
+        (str(layout.opendkim_dir / "SigningTable"), opendkim.signing_table(settings), 0o644),
+        (str(layout.opendkim_dir / "TrustedHosts"), opendkim.trusted_hosts(settings), 0o644),
+        (
+            str(layout.opendkim_default),
+            opendkim.default_file(read(str(layout.opendkim_default)) or ""),
+            0o644,
+        ),
+        (str(layout.opendmarc_conf), opendmarc.opendmarc_conf(settings, layout), 0o644),
+        (str(layout.opendmarc_ignore_hosts), opendmarc.ignore_hosts(settings), 0o644),
+        (
+            str(layout.opendmarc_default),
+            opendmarc.default_file(read(str(layout.opendmarc_default)) or ""),
+            0o644,
+        ),
+        (str(layout.policyd_spf_conf), policyd_spf.policyd_spf_conf(settings), 0o644),
+        *((path, text, 0o644) for path, text in unbound.files(settings, layout).items()),
+    ]
+    out = [DesiredFile(path, text.encode("utf-8"), mode) for path, text, mode in texts]
+    out.extend(
+        DesiredFile(path, pem, 0o600, opendkim.USER, secret=True)
+        for path, pem in opendkim.key_files(settings, layout, new_dkim_keys).items()
+    )
+    return out
