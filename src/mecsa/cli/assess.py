@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +28,25 @@ def assess_command(
     ] = 2.0,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check; repeatable.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check; repeatable.")] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--ca-file", help="PEM trust anchors for MX certificates (default: system CAs)."),
+    ] = None,
+    smtp_timeout: Annotated[
+        float,
+        typer.Option(
+            "--smtp-timeout", help="Base SMTP timeout S: connect/command/TLS S, banner 2S.", min=0.1
+        ),
+    ] = 10.0,
+    tls_versions: Annotated[
+        bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
+    ] = True,
+    profile: Annotated[
+        str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
+    ] = "mecsa",
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
+    ] = None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -38,18 +58,39 @@ def assess_command(
     for chosen in (*(only or ()), *(skip or ())):
         if chosen not in known:
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
+    _check_profile(profile)
     selectors = tuple(_selector(s) for s in dkim_selector or ())
-    options = AssessOptions(dkim_selectors=selectors, only=frozenset(only or ()), skip=frozenset(skip or ()))
+    options = AssessOptions(
+        dkim_selectors=selectors,
+        only=frozenset(only or ()),
+        skip=frozenset(skip or ()),
+        ca_file=ca_file,
+        smtp_timeout=smtp_timeout,
+        tls_versions=tls_versions,
+    )
     client = make_client(resolver, timeout)
     result = run(assess(name, client, options))
+    if html is not None:
+        from mecsa.report.html import render_html
+
+        html.write_text(render_html(result, profile), encoding="utf-8")
     if json_output:
         from mecsa.report.json import render_json
 
-        typer.echo(render_json(result))
+        typer.echo(render_json(result, profile))
     else:
-        from mecsa.report.text import render_text
+        from mecsa.report.text import render_text, terminal_settings
 
-        typer.echo(render_text(result))
+        typer.echo(render_text(result, profile, **terminal_settings()))
+
+
+def _check_profile(name: str) -> None:
+    from mecsa.scoring import ProfileError, load_profile
+
+    try:
+        load_profile(name)
+    except ProfileError as exc:
+        usage_error(str(exc))
 
 
 def _selector(text: str) -> str:

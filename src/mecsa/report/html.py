@@ -1,0 +1,68 @@
+"""HTML report: one self-contained file (inline CSS, inline SVG, a few lines of inline JS).
+
+jinja2 with autoescape ON: every string from DNS, SMTP banners or certificates is escaped. The
+template marks nothing `|safe`; the only value passed as markup is the module's own script. A Content
+Security Policy allows only the report's own script (by hash) and no network access, as a second
+line of defence should an escape ever be missed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from importlib import resources
+
+from mecsa.model import Assessment
+
+TEMPLATE = "report.html.j2"
+# the whole script of the report, kept here so that the CSP can name its hash; `copyReady`
+# marks that it ran (the browser test checks it, which proves the CSP hash admits it)
+COPY_SCRIPT = """
+document.documentElement.dataset.copyReady = 'yes';
+document.querySelectorAll('button.copy').forEach(function (button) {
+  button.addEventListener('click', function () {
+    var text = document.getElementById(button.dataset.target).textContent;
+    var done = function () {
+      button.textContent = 'Copied';
+      setTimeout(function () { button.textContent = 'Copy'; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallback(text); done(); });
+    } else { fallback(text); done(); }
+  });
+});
+function fallback(text) {
+  var area = document.createElement('textarea');
+  area.value = text; document.body.appendChild(area); area.select();
+  try { document.execCommand('copy'); } finally { document.body.removeChild(area); }
+}
+"""
+
+
+def _script_hash() -> str:
+    digest = hashlib.sha256(COPY_SCRIPT.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
+
+
+def render_html(assessment: Assessment, profile: str = "mecsa", today: dt.date | None = None) -> str:
+    """The report as one HTML document."""
+    import jinja2
+    import markupsafe
+
+    from mecsa.report.view import build_view
+
+    source = resources.files("mecsa.report").joinpath("templates", TEMPLATE).read_text("utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = env.from_string(source)
+    view = build_view(assessment, profile, today)
+    # the script is this module's constant, not data: the one value passed as markup
+    script = markupsafe.Markup(COPY_SCRIPT)
+    return template.render(view=view, script=script, script_hash=_script_hash(), ring=_ring)
+
+
+def _ring(level: int) -> dict[str, float]:
+    """Geometry of one area's ring gauge: the arc length for `level` out of 10."""
+    radius = 42.0
+    circumference = 2 * 3.141592653589793 * radius
+    return {"r": radius, "c": round(circumference, 2), "arc": round(circumference * level / 10, 2)}

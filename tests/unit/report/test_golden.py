@@ -1,0 +1,116 @@
+"""Golden files for the terminal, JSON and HTML reports of fixed assessments.
+
+Regenerate after a deliberate change with `MECSA_UPDATE_GOLDEN=1 pytest tests/unit/report`, then
+read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mecsa.model import Assessment
+from mecsa.report.html import render_html
+from mecsa.report.json import assessment_to_json, render_json
+from mecsa.report.text import render_text
+from mecsa.scoring import score_assessment
+from tests.unit.report.samples import SAMPLES, TODAY, hardened, hostile, neglected
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("MECSA_UPDATE_GOLDEN") == "1"
+
+RENDERERS: dict[str, Callable[[Assessment, str], str]] = {
+    "txt": lambda a, p: render_text(a, p, color=False, width=100, today=TODAY) + "\n",
+    "json": lambda a, p: render_json(a, p) + "\n",
+    "html": lambda a, p: render_html(a, p, today=TODAY),
+}
+CASES = [
+    (sample, profile, ext)
+    for sample in SAMPLES
+    for profile in ("mecsa", "mecsa-st")
+    for ext in RENDERERS
+    if profile == "mecsa" or sample == "neglected"
+]
+
+
+@pytest.mark.parametrize(("sample", "profile", "ext"), CASES)
+def test_output_matches_golden_file(sample: str, profile: str, ext: str) -> None:
+    rendered = RENDERERS[ext](SAMPLES[sample](), profile)
+    path = GOLDEN / f"{sample}.{profile}.{ext}"
+    if UPDATE:
+        path.write_text(rendered, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path.name}: run with MECSA_UPDATE_GOLDEN=1"
+    assert rendered == path.read_text(encoding="utf-8")
+
+
+def test_json_keeps_the_contract_and_adds_profile_and_scores() -> None:
+    for profile in ("mecsa", "mecsa-st"):
+        doc = assessment_to_json(neglected(), profile)
+        assert list(doc)[:7] == [
+            "domain",
+            "mecsa_version",
+            "duration_s",
+            "resolver",
+            "protocols",
+            "findings",
+            "checks",
+        ]
+        assert doc["profile"] == profile
+        assert doc["scores"] == score_assessment(neglected(), profile).levels.as_dict()
+    assert assessment_to_json(neglected(), "mecsa")["scores"] == {
+        "confidentiality": 0,
+        "phishing": 2,
+        "integrity": 0,
+    }
+    # mecsa-st counts mta-sts in testing mode, and spf alone gives spoofing 3
+    assert assessment_to_json(neglected(), "mecsa-st")["scores"] == {
+        "confidentiality": 0,
+        "phishing": 3,
+        "integrity": 0,
+    }
+    assert json.loads(render_json(hardened()))["scores"] == {
+        "confidentiality": 10,
+        "phishing": 10,
+        "integrity": 10,
+    }
+
+
+def test_plain_text_has_no_escape_codes_and_colour_text_has_them() -> None:
+    plain = render_text(neglected(), color=False)
+    assert "\x1b[" not in plain
+    coloured = render_text(neglected(), color=True)
+    assert "\x1b[" in coloured
+    assert "weak.test" in coloured
+
+
+def test_text_shows_levels_stars_marks_and_the_dnssec_note() -> None:
+    text = render_text(neglected(), today=TODAY)
+    assert "Phishing & identity theft   2/10  ★☆☆☆☆  1 star" in text
+    assert "note: the resolver does not validate DNSSEC" in text
+    assert "✘ starttls     1 of 2 MX hosts offer STARTTLS with TLS 1.2+ (50% of MX hosts)" in text
+    assert "? dnssec       the resolver does not validate DNSSEC" in text
+    assert "✔ spf          v=spf1 mx a:out.weak.test ?all" in text
+    assert "MX mx2.weak.test" in text
+    assert '    weak.test. 3600 IN TXT "v=spf1 mx a:out.weak.test -all"' in text
+    assert "note:" not in render_text(hardened())
+
+
+def test_text_neutralises_terminal_control_characters() -> None:
+    text = render_text(hostile(), today=TODAY)
+    assert "\x1b" not in text
+    assert "<script>document.title='pwned'</script>" in text
+
+
+def test_html_is_self_contained_and_escapes_everything() -> None:
+    page = render_html(hostile(), today=TODAY)
+    assert "<script>document.title" not in page
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page
+    assert "<img" not in page
+    assert page.count("<script") == 1
+    for external in ('src="http', "src='http", 'href="http', "<link", "@import", "url("):
+        assert external not in page
+    assert "<svg" in page and "<details" in page and 'class="copy"' in page
