@@ -117,7 +117,9 @@ def _minimal() -> dict[str, Any]:
         "findings": [
             {"id": "dnssec.secure", "status": "pass", "protocol": "dnssec", "message": "ok", "evidence": []}
         ],
-        "profile": "mecsa-st",  # extension keys at the top level are allowed
+        "profile": "mecsa-st",
+        "scores": {"confidentiality": 0, "phishing": 0, "integrity": 4},
+        "future_key": {"anything": True},  # extension keys at the top level are allowed
     }
 
 
@@ -137,6 +139,9 @@ def test_minimal_document_is_valid(validator: jsonschema.Draft202012Validator) -
         (("findings", 0, "surprise"), True),
         (("domain",), "Example.TEST."),
         (("protocols", "unknown-protocol"), {"status": "pass", "reason": "x"}),
+        (("profile",), "mecsa-2"),
+        (("scores", "integrity"), 11),
+        (("scores", "stars"), 3),
     ],
 )
 def test_broken_documents_are_rejected(
