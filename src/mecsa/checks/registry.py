@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from mecsa.checks import mx
+from mecsa.checks import dkim, dmarc, dnssec, mtasts, mx, spf, tlsrpt
 from mecsa.checks.base import CheckSpec
 
-CHECKS: tuple[CheckSpec[Any], ...] = (mx.CHECK,)
+CHECKS: tuple[CheckSpec[Any], ...] = (
+    mx.CHECK,
+    tlsrpt.CHECK,
+    dnssec.CHECK,
+    mtasts.CHECK,
+    dmarc.CHECK,
+    dkim.CHECK,
+    spf.CHECK,
+)
 
 
 def check_names() -> tuple[str, ...]:
