@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mecsa.checks import dkim, dmarc, dnssec, mtasts, mx, spf, tlsrpt
+from mecsa.checks import dane, dkim, dmarc, dnssec, mtasts, mx, spf, starttls, tlsrpt, x509
 from mecsa.checks.base import CheckSpec
 
 CHECKS: tuple[CheckSpec[Any], ...] = (
@@ -15,6 +15,9 @@ CHECKS: tuple[CheckSpec[Any], ...] = (
     dmarc.CHECK,
     dkim.CHECK,
     spf.CHECK,
+    starttls.CHECK,
+    x509.CHECK,
+    dane.CHECK,
 )
 
 

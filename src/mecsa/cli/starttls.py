@@ -1,9 +1,190 @@
-"""`mecsa starttls`: not built yet (see the open issues)."""
+"""`mecsa starttls HOST[:PORT]`: probe one SMTP server (every address) and print what it showed.
+
+Runs the same probes and evaluators as `mecsa assess` (starttls with the TLS sweep, x509, dane),
+for one host treated as the only MX host.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from mecsa.cli.common import RESOLVER_HELP, make_client, run, usage_error
+
+if TYPE_CHECKING:
+    from mecsa.checks.base import AssessOptions
+    from mecsa.dns.resolver import DnsClient
+    from mecsa.model import CheckResult
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `mecsa` app."""
+    app.command("starttls")(starttls_command)
+
+
+def starttls_command(
+    target: Annotated[str, typer.Argument(help="HOST, HOST:PORT, IP, or [IPv6]:PORT (default port 25).")],
+    resolver: Annotated[list[str] | None, typer.Option("--resolver", help=RESOLVER_HELP)] = None,
+    ca_file: Annotated[
+        str | None, typer.Option("--ca-file", help="PEM trust anchors (default: the system CAs).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object and nothing else.")
+    ] = False,
+    tls_versions: Annotated[
+        bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
+    ] = True,
+    smtp_timeout: Annotated[
+        float, typer.Option("--smtp-timeout", help="Base SMTP timeout S (banner 2S).", min=0.1)
+    ] = 10.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for each DNS reply.", min=0.1)
+    ] = 2.0,
+) -> None:
+    """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
+    from mecsa.checks.base import AssessOptions
+
+    host, port = split_target(target)
+    options = AssessOptions(
+        ca_file=ca_file, smtp_timeout=smtp_timeout, tls_versions=tls_versions, smtp_port=port
+    )
+    client = make_client(resolver, timeout)
+    results = run(probe_server(host, client, options))
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_results(host, port, results))
+
+
+def split_target(text: str) -> tuple[str, int]:
+    """`HOST`, `HOST:PORT`, `IPv4[:PORT]`, `IPv6` or `[IPv6]:PORT` -> (host in A-labels or IP, port)."""
+    import ipaddress
+
+    from mecsa.domain import DomainError, normalise_domain
+
+    spec, port_text = text.strip(), ""
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif spec.count(":") == 1:
+        host, port_text = spec.split(":")
+    else:
+        host = spec
+    if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        usage_error(f"bad port in {text!r}")
+    port = int(port_text) if port_text else 25
+    try:
+        return ipaddress.ip_address(host).compressed, port
+    except ValueError:
+        pass
+    try:
+        return normalise_domain(host), port
+    except DomainError as exc:
+        usage_error(str(exc))
+
+
+async def probe_server(host: str, client: DnsClient, options: AssessOptions) -> tuple[CheckResult, ...]:
+    """Run starttls, x509 and (for a host name) dane against `host` as the only MX host."""
+    import asyncio
+    import ipaddress
+
+    import dns.rdata
+
+    from mecsa.checks import dane, starttls, x509
+    from mecsa.checks.base import Context
+    from mecsa.checks.mx import MxHost, MxObservation
+    from mecsa.dns.answer import DnsAnswer, Rcode
+    from mecsa.dns.resolver import Resolver
+
+    ctx = Context(host, Resolver(client), options)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is None:
+        a, aaaa = await asyncio.gather(ctx.resolver.resolve(host, "A"), ctx.resolver.resolve(host, "AAAA"))
+    else:
+        rdtype = "A" if ip.version == 4 else "AAAA"
+        given = DnsAnswer(host, rdtype, Rcode.NOERROR, (dns.rdata.from_text("IN", rdtype, host),))
+        empty = DnsAnswer(host, "AAAA" if rdtype == "A" else "A", Rcode.NOERROR)
+        a, aaaa = (given, empty) if rdtype == "A" else (empty, given)
+    # A synthetic MX set: the one host, so that the per-MX evaluators apply unchanged.
+    mx = MxObservation(host, DnsAnswer(host, "MX", Rcode.NOERROR), (MxHost(host, 0, a, aaaa),), implicit=True)
+    checks: list[Any] = [
+        (starttls.observe(ctx, mx), starttls.evaluate),
+        (x509.observe(ctx, mx), x509.evaluate),
+    ]
+    if ip is None:  # TLSA records hang off a host name
+        checks.append((dane.observe(ctx, mx), dane.evaluate))
+    observations = await asyncio.gather(*(observe for observe, _ in checks))
+    return tuple(evaluate(obs) for (_, evaluate), obs in zip(checks, observations, strict=True))
+
+
+def results_to_json(host: str, port: int, results: tuple[CheckResult, ...]) -> dict[str, Any]:
+    return {
+        "host": host,
+        "port": port,
+        "protocols": {v.protocol: v.to_json() for r in results for v in r.verdicts},
+        "findings": [f.to_json() for r in results for f in r.findings],
+        "checks": {r.check: dict(r.details) for r in results},
+    }
+
+
+def render_results(host: str, port: int, results: tuple[CheckResult, ...]) -> str:
+    """Plain text: per address, what the server said and showed; then the findings and verdicts."""
+    details = {r.check: dict(r.details) for r in results}
+    lines = [f"{host} port {port}"]
+    certs = _by_address(details.get("x509", {}))
+    tlsa = _by_address(details.get("dane", {}))
+    for h in details.get("starttls", {}).get("hosts", []):
+        if not h["addresses"]:
+            lines.append("  no address found")
+        for address in h["addresses"]:
+            lines += _address_lines(address, certs.get(address["address"], {}), tlsa.get(address["address"]))
+    lines.append("findings:")
+    lines += [f"  [{f.status.value}] {f.message}" for r in results for f in r.findings]
+    lines.append("verdicts:")
+    lines += [f"  {v.protocol}: {v.status.value}: {v.reason}" for r in results for v in r.verdicts]
+    return "\n".join(lines)
+
+
+def _by_address(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {a["address"]: a for h in details.get("hosts", []) for a in h["addresses"]}
+
+
+def _address_lines(address: dict[str, Any], cert: dict[str, Any], dane: dict[str, Any] | None) -> list[str]:
+    smtp = address["smtp"]
+    out = [f"  {address['address']}: starttls {address['outcome']}"]
+    if smtp["banner"]:
+        out.append(f"    banner: {smtp['banner']['code']} {' / '.join(smtp['banner']['lines'])}")
+    if smtp["extensions"]:
+        out.append(f"    EHLO: {', '.join(smtp['extensions'])}")
+    if smtp["failed_stage"]:
+        out.append(f"    stopped at {smtp['failed_stage']}: {smtp['reason']}")
+    if smtp["tls"]:
+        tls = smtp["tls"]
+        out.append(
+            f"    TLS: {tls['version']} {tls['cipher']} ({tls['certificates']} certificate(s) presented)"
+        )
+    if smtp["extensions_after_tls"]:
+        out.append(f"    EHLO after TLS: {', '.join(smtp['extensions_after_tls'])}")
+    sweep = address.get("tls_sweep")
+    if sweep:
+        out.append("    versions: " + ", ".join(f"{t['label']} {t['outcome']}" for t in sweep["versions"]))
+        out.append(
+            "    weak suites: " + ", ".join(f"{t['label']} {t['outcome']}" for t in sweep["weak_ciphers"])
+        )
+    leaf = cert.get("certificate")
+    if leaf:
+        out.append(f"    certificate: {leaf['subject']} issued by {leaf['issuer']}")
+        out.append(
+            f"      names: {', '.join(leaf['dns_names'])}; expires {leaf['not_after']} "
+            f"({cert.get('days_left')} days); key {leaf['key']['type']} {leaf['key']['bits']}"
+        )
+    if dane is not None:
+        out.append(f"    DANE: {dane['dane']}")
+        out += [f"      {r['record']}: {r['note']}" for r in dane["records"]]
+    return out

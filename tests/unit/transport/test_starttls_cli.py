@@ -1,0 +1,91 @@
+"""`mecsa starttls HOST[:PORT]`: target parsing, and one real run in a subprocess against loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from mecsa.checks.base import AssessOptions
+from mecsa.cli.starttls import probe_server, render_results, split_target
+from tests.conftest import ServeZones
+from tests.unit.transport.pki import Pki
+from tests.unit.transport.servers import LoopbackServers, server_context
+
+HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mx.example.test", ("mx.example.test", 25)),
+        ("MX.Example.Test:2525", ("mx.example.test", 2525)),
+        ("127.0.0.2:587", ("127.0.0.2", 587)),
+        ("::1", ("::1", 25)),
+        ("[::1]:2525", ("::1", 2525)),
+    ],
+)
+def test_split_target(text: str, expected: tuple[str, int]) -> None:
+    assert split_target(text) == expected
+
+
+@pytest.mark.parametrize("text", ["mx.example.test:0", "mx.example.test:x", "[::1]:99999"])
+def test_split_target_rejects_bad_ports(text: str) -> None:
+    with pytest.raises(typer.Exit):
+        split_target(text)
+
+
+async def test_probe_server_by_ip_skips_dane(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    await servers.add_smtpd(
+        "127.0.0.2", server_context(pki.leaf("mx.example.test"), pki.intermediate.pem, tmp_path)
+    )
+    client = await serve_zones({"example.test.": HEAD})
+    options = AssessOptions(smtp_port=servers.port, smtp_timeout=0.5, ca_file=ca_file, tls_versions=False)
+    results = await probe_server("127.0.0.2", client, options)
+    assert [r.check for r in results] == ["starttls", "x509"]
+    text = render_results("127.0.0.2", servers.port, results)
+    assert "TLS: TLSv1.3" in text
+    assert "certificate: CN=mx.example.test issued by CN=Test Issuing CA" in text
+    assert "x509: fail" in text  # an IP literal is not the certificate's name
+
+
+async def test_cli_subprocess_prints_json(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    leaf = pki.leaf("mx1.example.test")
+    await servers.add_smtpd("127.0.0.2", server_context(leaf, pki.intermediate.pem, tmp_path))
+    zone = HEAD + f"mx1 IN A 127.0.0.2\n_{servers.port}._tcp.mx1 IN TLSA 3 1 1 {leaf.spki_sha256()}\n"
+    client = await serve_zones({"example.test.": zone}, secure=["example.test."])
+    args = [
+        "-m",
+        "mecsa",
+        "starttls",
+        f"mx1.example.test:{servers.port}",
+        "--json",
+        "--ca-file",
+        ca_file,
+        "--resolver",
+        str(client.nameservers[0]),
+        "--smtp-timeout",
+        "0.5",
+        "--no-tls-versions",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    data = json.loads(out)
+    assert {p: v["status"] for p, v in data["protocols"].items()} == {
+        "starttls": "pass",
+        "x509": "pass",
+        "dane": "pass",
+    }
+    address = data["checks"]["starttls"]["hosts"][0]["addresses"][0]
+    assert address["smtp"]["tls"]["version"] == "TLSv1.3"
