@@ -36,13 +36,15 @@ from mecsa.checks.starttls import (
     observe_transport,
     preamble_findings,
     share_verdict,
+    shared_catalogue,
+    tls_denied,
     unreachable_finding,
 )
 from mecsa.checks.x509 import certificate_names, name_matches, parse_chain, verify_chain
 from mecsa.dns.answer import DnsAnswer, DnssecStatus
 from mecsa.dns.resolver import Resolver
 from mecsa.model import CheckResult, Finding, Status
-from mecsa.probes.smtp import Failure, SmtpObservation, Stage
+from mecsa.probes.smtp import SmtpObservation
 
 PROTOCOL = "dane"
 USABLE_USAGES = {2: "DANE-TA", 3: "DANE-EE"}
@@ -226,7 +228,7 @@ def match_record(
 def _session_problem(s: SmtpObservation, add: Callable[[Finding], None]) -> Status | None:
     where, subject = f"{s.host} [{s.address}]", f"{s.host} {s.address}"
     if s.tls is None:
-        if s.failed_stage is Stage.TLS and s.failure is not Failure.HANDSHAKE:
+        if not tls_denied(s):
             add(
                 Finding(
                     "dane.tls_error",
@@ -405,11 +407,7 @@ CHECK = CheckSpec(
     observe=observe,
     evaluate=evaluate,
     findings={
-        "dane.mx_lookup_failed": "the MX lookup failed: nothing could be tested",
-        "dane.no_mx": "no MX host: DANE does not apply",
-        "dane.host_unresolved": "an MX host's addresses could not be looked up",
-        "dane.host_no_address": "an MX host has no address; not counted",
-        "dane.unreachable": "an address could not be reached: could not find out",
+        **shared_catalogue("dane"),
         "dane.tlsa_lookup_failed": "the TLSA lookup failed: could not find out",
         "dane.tlsa_bogus": "the TLSA answer is DNSSEC-bogus",
         "dane.no_tlsa": "no TLSA records",

@@ -115,6 +115,21 @@ def share_verdict(
     return ProtocolVerdict(protocol, status, reason, share, {"hosts": per_host})
 
 
+def tls_denied(s: SmtpObservation) -> bool:
+    """True when the session proves there is no TLS: STARTTLS not offered, refused, or a failed handshake.
+
+    False for a session that broke off on the way (a timeout or hang-up at STARTTLS or in the
+    handshake): then whether TLS works is unknown, an error, never a fail.
+    """
+    if s.tls is not None:
+        return False
+    return (
+        not s.starttls_offered
+        or (s.failed_stage is Stage.STARTTLS and s.failure is Failure.REJECTED)
+        or (s.failed_stage is Stage.TLS and s.failure is Failure.HANDSHAKE)
+    )
+
+
 def unreachable_finding(protocol: str, prefix: str, s: SmtpObservation) -> Finding:
     """The error finding for an address whose session could not be judged."""
     stage = s.failed_stage.value if s.failed_stage else "?"
@@ -156,6 +171,18 @@ def host_address_findings(protocol: str, prefix: str, hosts: Iterable[HostSessio
                 )
             )
     return out
+
+
+def shared_catalogue(prefix: str) -> dict[str, str]:
+    """The catalogue entries of the findings the helpers above emit, for a check whose ids start `prefix`."""
+    return {
+        f"{prefix}.mx_lookup_failed": "the MX lookup failed: nothing could be tested",
+        f"{prefix}.no_mx": f"no MX host: {prefix} does not apply",
+        f"{prefix}.host_unresolved": "an MX host's addresses could not be looked up",
+        f"{prefix}.host_no_address": "an MX host has no address; not counted",
+        f"{prefix}.unreachable": "an address could not be reached or did not speak SMTP up to EHLO: "
+        "could not find out",
+    }
 
 
 def preamble_findings(protocol: str, prefix: str, mx: MxObservation) -> list[Finding]:
@@ -417,11 +444,7 @@ CHECK = CheckSpec(
     observe=observe,
     evaluate=evaluate,
     findings={
-        "starttls.mx_lookup_failed": "the MX lookup failed: nothing could be tested",
-        "starttls.no_mx": "no MX host: STARTTLS does not apply",
-        "starttls.host_unresolved": "an MX host's addresses could not be looked up",
-        "starttls.host_no_address": "an MX host has no address; not counted",
-        "starttls.unreachable": "an address could not be reached or did not speak SMTP up to EHLO",
+        **shared_catalogue("starttls"),
         "starttls.not_offered": "EHLO does not list STARTTLS",
         "starttls.refused": "STARTTLS is listed but the command is refused",
         "starttls.handshake_failed": "STARTTLS is listed but the TLS handshake fails",

@@ -38,10 +38,12 @@ from mecsa.checks.starttls import (
     observe_transport,
     preamble_findings,
     share_verdict,
+    shared_catalogue,
+    tls_denied,
     unreachable_finding,
 )
 from mecsa.model import CheckResult, Finding, Status
-from mecsa.probes.smtp import Failure, SmtpObservation, Stage
+from mecsa.probes.smtp import SmtpObservation
 
 PROTOCOL = "x509"
 EXPIRY_WARNING_DAYS = 14
@@ -221,7 +223,7 @@ def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
     if not s.reachable:
         judge.add(unreachable_finding(PROTOCOL, "x509", s))
         return Status.ERROR
-    if s.failed_stage is Stage.TLS and s.failure is not Failure.HANDSHAKE:
+    if not tls_denied(s):
         judge.add(
             Finding(
                 "x509.tls_error",
@@ -292,9 +294,9 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
         "full_chain_seen": s.tls.full_chain,
         "days_left": (leaf.not_valid_after_utc - judge.now).days,
     }
-    if chain_ok is None:
-        return Status.ERROR, details
-    return (Status.PASS if chain_ok and name_ok and dates_ok else Status.FAIL), details
+    if not (name_ok and dates_ok) or chain_ok is False:
+        return Status.FAIL, details  # a proven fault fails the host even when the chain is unknown
+    return (Status.PASS if chain_ok else Status.ERROR), details
 
 
 def _judge_chain(
@@ -493,11 +495,7 @@ CHECK = CheckSpec(
     observe=observe,
     evaluate=evaluate,
     findings={
-        "x509.mx_lookup_failed": "the MX lookup failed: nothing could be tested",
-        "x509.no_mx": "no MX host: x509 does not apply",
-        "x509.host_unresolved": "an MX host's addresses could not be looked up",
-        "x509.host_no_address": "an MX host has no address; not counted",
-        "x509.unreachable": "an address could not be reached: could not find out",
+        **shared_catalogue("x509"),
         "x509.tls_error": "the TLS session broke off (timeout): could not find out",
         "x509.no_tls": "no TLS session, so no certificate",
         "x509.no_certificate": "no (parseable) certificate presented",

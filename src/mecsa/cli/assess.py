@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mecsa.cli.common import RESOLVER_HELP, domain_argument, make_client, run, usage_error
+from mecsa.cli.common import (
+    CaFileOption,
+    HtmlOption,
+    JsonOption,
+    ResolverOption,
+    SmtpTimeoutOption,
+    TimeoutOption,
+    TlsVersionsOption,
+    domain_argument,
+    input_file,
+    make_client,
+    output_file,
+    run,
+    usage_error,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -16,37 +29,21 @@ def register(app: typer.Typer) -> None:
 
 def assess_command(
     domain: Annotated[str, typer.Argument(help="The mail domain to assess (IDNs accepted).")],
-    resolver: Annotated[list[str] | None, typer.Option("--resolver", help=RESOLVER_HELP)] = None,
+    resolver: ResolverOption = None,
     dkim_selector: Annotated[
         list[str] | None, typer.Option("--dkim-selector", help="DKIM selector to look up; repeatable.")
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object and nothing else.")
-    ] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for each DNS reply.", min=0.1)
-    ] = 2.0,
+    json_output: JsonOption = False,
+    timeout: TimeoutOption = 2.0,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check; repeatable.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check; repeatable.")] = None,
-    ca_file: Annotated[
-        str | None,
-        typer.Option("--ca-file", help="PEM trust anchors for MX certificates (default: system CAs)."),
-    ] = None,
-    smtp_timeout: Annotated[
-        float,
-        typer.Option(
-            "--smtp-timeout", help="Base SMTP timeout S: connect/command/TLS S, banner 2S.", min=0.1
-        ),
-    ] = 10.0,
-    tls_versions: Annotated[
-        bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
-    ] = True,
+    ca_file: CaFileOption = None,
+    smtp_timeout: SmtpTimeoutOption = 10.0,
+    tls_versions: TlsVersionsOption = True,
     profile: Annotated[
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
-    html: Annotated[
-        Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
-    ] = None,
+    html: HtmlOption = None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -60,6 +57,8 @@ def assess_command(
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
     _check_profile(profile)
     selectors = tuple(_selector(s) for s in dkim_selector or ())
+    input_file("--ca-file", ca_file)
+    output_file("--html", html)
     options = AssessOptions(
         dkim_selectors=selectors,
         only=frozenset(only or ()),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mecsa.cli.common import run
+from mecsa.cli.common import JsonOption, output_file, run
+
+if TYPE_CHECKING:
+    from mecsa.model import Assessment
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +22,7 @@ def demo_command(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write an HTML report to this file.", dir_okay=False)
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object and nothing else.")
-    ] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Assess the demo domain mecsa-demo.test, served by an in-process DNS server on 127.0.0.1.
 
@@ -29,6 +30,7 @@ def demo_command(
     """
     from mecsa.demo import DEMO_DOMAIN, assess_demo
 
+    output_file("--html", html)
     result = run(assess_demo())
     if json_output:
         from mecsa.report.json import render_json
@@ -46,16 +48,8 @@ def demo_command(
         _write_html(result, html)
 
 
-def _write_html(result: object, path: Path) -> None:
-    import importlib
+def _write_html(result: Assessment, path: Path) -> None:
+    from mecsa.report.html import render_html
 
-    try:
-        module = importlib.import_module("mecsa.report.html")
-    except ImportError:
-        module = None
-    render = getattr(module, "render_html", None)
-    if render is None:
-        typer.echo("note: the HTML report is not built yet; --html skipped", err=True)
-        return
-    path.write_text(render(result), encoding="utf-8")
+    path.write_text(render_html(result), encoding="utf-8")
     typer.echo(f"HTML report written to {path}", err=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -40,6 +42,45 @@ Ed25519Opt = Annotated[
 ResolverOpt = Annotated[
     str | None, typer.Option("--resolver", help="'unbound' (write a config) or 'existing'.")
 ]
+
+# The settings flags, by parameter name; every one defaults to None (= take it from --config).
+SETTINGS_OPTIONS: dict[str, Any] = {
+    "domain": DomainOpt,
+    "mx_host": MxOpt,
+    "ipv4": Ipv4Opt,
+    "ipv6": Ipv6Opt,
+    "cert": CertOpt,
+    "key": KeyOpt,
+    "next_key": NextKeyOpt,
+    "selector": SelectorOpt,
+    "dmarc_rua": RuaOpt,
+    "mynetworks": NetsOpt,
+    "postmaster": PostmasterOpt,
+    "dkim_ed25519": Ed25519Opt,
+    "resolver": ResolverOpt,
+}
+ALL_SETTINGS = tuple(SETTINGS_OPTIONS)
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def settings_options(*names: str) -> Callable[[Command], Command]:
+    """Give a command the named settings flags in place of its `**flags`, declared once above.
+
+    typer reads a command's options from its signature, so the signature is rewritten: the
+    command itself receives the flags as keyword arguments and passes them on to `_settings`.
+    """
+
+    def wrap(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SETTINGS_OPTIONS[n])
+            for n in names
+        ]
+        command.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        return command
+
+    return wrap
 
 
 def register(app: typer.Typer) -> None:
@@ -84,28 +125,12 @@ def _plan(settings: HardenSettings, root: Path) -> Any:
         usage_error(str(exc))
 
 
-def plan_command(
-    config: ConfigOpt = None,
-    root: RootOpt = Path("/"),
-    domain: DomainOpt = None,
-    mx_host: MxOpt = None,
-    ipv4: Ipv4Opt = None,
-    ipv6: Ipv6Opt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    next_key: NextKeyOpt = None,
-    selector: SelectorOpt = None,
-    dmarc_rua: RuaOpt = None,
-    mynetworks: NetsOpt = None,
-    postmaster: PostmasterOpt = None,
-    dkim_ed25519: Ed25519Opt = None,
-    resolver: ResolverOpt = None,
-) -> None:
+@settings_options(*ALL_SETTINGS)
+def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: Any) -> None:
     """Show what apply would change (a unified diff) and the DNS records to publish."""
-    flags = locals_without(locals(), "root")
     from mecsa.harden import unbound
 
-    settings = _settings(**flags)
+    settings = _settings(config, **flags)
     plan = _plan(settings, root)
     diff = plan.diff()
     typer.echo(diff if diff else "No file would change: the setup is already in place.")
@@ -119,30 +144,18 @@ def plan_command(
     typer.echo("\n" + unbound.instructions(settings), nl=False)
 
 
+@settings_options(*ALL_SETTINGS)
 def apply_command(
     config: ConfigOpt = None,
     root: RootOpt = Path("/"),
     reload: Annotated[bool, typer.Option("--reload", help="Reload Postfix and restart the milters.")] = False,
-    domain: DomainOpt = None,
-    mx_host: MxOpt = None,
-    ipv4: Ipv4Opt = None,
-    ipv6: Ipv6Opt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    next_key: NextKeyOpt = None,
-    selector: SelectorOpt = None,
-    dmarc_rua: RuaOpt = None,
-    mynetworks: NetsOpt = None,
-    postmaster: PostmasterOpt = None,
-    dkim_ed25519: Ed25519Opt = None,
-    resolver: ResolverOpt = None,
+    **flags: Any,
 ) -> None:
     """Write the hardened configuration under --root, check it, and roll back if a check fails."""
-    flags = locals_without(locals(), "root", "reload")
     from mecsa.harden import unbound
     from mecsa.harden.apply import ApplyError, apply_plan
 
-    settings = _settings(**flags)
+    settings = _settings(config, **flags)
     plan = _plan(settings, root)
     try:
         result = apply_plan(plan, reload=reload)
@@ -168,29 +181,17 @@ def apply_command(
     typer.echo("\n" + unbound.instructions(settings), nl=False)
 
 
+@settings_options(*ALL_SETTINGS)
 def records_command(
     config: ConfigOpt = None,
     root: RootOpt = Path("/"),
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    domain: DomainOpt = None,
-    mx_host: MxOpt = None,
-    ipv4: Ipv4Opt = None,
-    ipv6: Ipv6Opt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    next_key: NextKeyOpt = None,
-    selector: SelectorOpt = None,
-    dmarc_rua: RuaOpt = None,
-    mynetworks: NetsOpt = None,
-    postmaster: PostmasterOpt = None,
-    dkim_ed25519: Ed25519Opt = None,
-    resolver: ResolverOpt = None,
+    **flags: Any,
 ) -> None:
     """Print the DNS records alone: zone-file lines, or JSON with --json."""
-    flags = locals_without(locals(), "root", "json_output")
     import json
 
-    settings = _settings(**flags)
+    settings = _settings(config, **flags)
     plan = _plan(settings, root)
     if plan.new_selectors:
         missing = ", ".join(sorted(plan.new_selectors))
@@ -199,26 +200,19 @@ def records_command(
     typer.echo(json.dumps(records.to_json(), indent=2) if json_output else records.zone_text().rstrip("\n"))
 
 
+@settings_options("domain", "mx_host", "ipv4", "ipv6", "cert", "key", "selector", "postmaster")
 def dkim_rotate_command(
     new_selector: Annotated[str, typer.Option("--new-selector", help="The selector to switch to.")],
     config: ConfigOpt = None,
     root: RootOpt = Path("/"),
-    domain: DomainOpt = None,
-    mx_host: MxOpt = None,
-    ipv4: Ipv4Opt = None,
-    ipv6: Ipv6Opt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    selector: SelectorOpt = None,
-    postmaster: PostmasterOpt = None,
+    **flags: Any,
 ) -> None:
     """Make the next DKIM key now; print how to publish both, then switch."""
-    flags = locals_without(locals(), "root", "new_selector")
     from mecsa.harden.apply import ApplyError, rotate_dkim
     from mecsa.harden.records import DEFAULT_TTL, dkim_txt
     from mecsa.harden.settings import SettingsError, parse_selector
 
-    settings = _settings(**flags)
+    settings = _settings(config, **flags)
     try:
         chosen = parse_selector(new_selector)
         made = rotate_dkim(settings, _layout(root), chosen)
@@ -235,27 +229,20 @@ def dkim_rotate_command(
     )
 
 
+@settings_options(
+    "domain", "mx_host", "ipv4", "ipv6", "cert", "key", "selector", "dmarc_rua", "mynetworks", "postmaster"
+)
 def tlsa_next_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the next TLS private key.")],
     config: ConfigOpt = None,
-    domain: DomainOpt = None,
-    mx_host: MxOpt = None,
-    ipv4: Ipv4Opt = None,
-    ipv6: Ipv6Opt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    selector: SelectorOpt = None,
-    dmarc_rua: RuaOpt = None,
-    mynetworks: NetsOpt = None,
-    postmaster: PostmasterOpt = None,
+    **flags: Any,
 ) -> None:
     """Make the next TLS key now and print its TLSA 3 1 1 to publish beside the current one."""
-    flags = locals_without(locals(), "out")
     from mecsa.harden.apply import next_tls_key
     from mecsa.harden.records import tlsa_311
     from mecsa.harden.settings import SettingsError, load_tls
 
-    settings = _settings(**flags)
+    settings = _settings(config, **flags)
     try:
         made = next_tls_key(settings, out)
         current = load_tls(settings).leaf
@@ -268,8 +255,3 @@ def tlsa_next_command(
         "At renewal, have the new certificate issued for this key (e.g. certbot --csr, or --reuse-key\n"
         "after installing it), wait at least the TTL after publishing, then set next_key in the settings."
     )
-
-
-def locals_without(values: dict[str, Any], *names: str) -> dict[str, Any]:
-    """A command's parameters minus those that are not settings."""
-    return {k: v for k, v in values.items() if k not in names}

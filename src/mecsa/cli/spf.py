@@ -6,17 +6,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mecsa.cli.common import RESOLVER_HELP, domain_argument, make_client, run, usage_error
+from mecsa.cli.common import (
+    JsonOption,
+    ResolverOption,
+    TimeoutOption,
+    domain_argument,
+    make_client,
+    run,
+    usage_error,
+)
 
 if TYPE_CHECKING:
     from mecsa.spf.audit import AuditNode, SpfAudit
     from mecsa.spf.evaluator import SpfOutcome
-
-ResolverOption = Annotated[list[str] | None, typer.Option("--resolver", help=RESOLVER_HELP)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
-TimeoutOption = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for each DNS reply.", min=0.1)
-]
 
 
 def register(app: typer.Typer) -> None:

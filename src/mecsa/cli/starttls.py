@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mecsa.cli.common import RESOLVER_HELP, make_client, run, usage_error
+from mecsa.cli.common import (
+    CaFileOption,
+    JsonOption,
+    ResolverOption,
+    SmtpTimeoutOption,
+    TimeoutOption,
+    TlsVersionsOption,
+    input_file,
+    make_client,
+    run,
+    usage_error,
+)
 
 if TYPE_CHECKING:
     from mecsa.checks.base import AssessOptions
@@ -25,27 +36,18 @@ def register(app: typer.Typer) -> None:
 
 def starttls_command(
     target: Annotated[str, typer.Argument(help="HOST, HOST:PORT, IP, or [IPv6]:PORT (default port 25).")],
-    resolver: Annotated[list[str] | None, typer.Option("--resolver", help=RESOLVER_HELP)] = None,
-    ca_file: Annotated[
-        str | None, typer.Option("--ca-file", help="PEM trust anchors (default: the system CAs).")
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object and nothing else.")
-    ] = False,
-    tls_versions: Annotated[
-        bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
-    ] = True,
-    smtp_timeout: Annotated[
-        float, typer.Option("--smtp-timeout", help="Base SMTP timeout S (banner 2S).", min=0.1)
-    ] = 10.0,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for each DNS reply.", min=0.1)
-    ] = 2.0,
+    resolver: ResolverOption = None,
+    ca_file: CaFileOption = None,
+    json_output: JsonOption = False,
+    tls_versions: TlsVersionsOption = True,
+    smtp_timeout: SmtpTimeoutOption = 10.0,
+    timeout: TimeoutOption = 2.0,
 ) -> None:
     """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
     from mecsa.checks.base import AssessOptions
 
     host, port = split_target(target)
+    input_file("--ca-file", ca_file)
     options = AssessOptions(
         ca_file=ca_file, smtp_timeout=smtp_timeout, tls_versions=tls_versions, smtp_port=port
     )

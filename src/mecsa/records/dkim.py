@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mecsa.records.taglist import RecordIssue, Severity, Tag, split_tags
+from mecsa.records.taglist import RecordIssue, Severity, Tag, TagListParse, split_tags
 
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
 _KNOWN_TAGS = frozenset({"v", "h", "k", "n", "p", "s", "t"})
@@ -72,21 +72,9 @@ class DkimKeyRecord:
         return self.hash_algorithms is None or "sha256" in self.hash_algorithms
 
 
-@dataclass(frozen=True, slots=True)
-class DkimParse:
-    """The outcome: `record` is None when a verifier could not use the text (any ERROR issue)."""
-
-    text: str
-    record: DkimKeyRecord | None
-    issues: tuple[RecordIssue, ...]
-
-    @property
-    def errors(self) -> tuple[RecordIssue, ...]:
-        return tuple(i for i in self.issues if i.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[RecordIssue, ...]:
-        return tuple(i for i in self.issues if i.severity is Severity.WARNING)
+# The outcome of parsing (`record` None: receivers discard the text). Build it as TagListParse(...):
+# calling the subscripted alias fails on a frozen, slotted generic (it sets __orig_class__).
+DkimParse = TagListParse[DkimKeyRecord]
 
 
 def looks_like_dkim_key(text: str) -> bool:
@@ -158,7 +146,7 @@ def parse_dkim_key(text: str) -> DkimParse:
             )
 
     if any(i.severity is Severity.ERROR for i in issues):
-        return DkimParse(text, None, tuple(issues))
+        return TagListParse(text, None, tuple(issues))
     notes = by_name["n"].value if "n" in by_name else None
     record = DkimKeyRecord(
         text,
@@ -172,7 +160,7 @@ def parse_dkim_key(text: str) -> DkimParse:
         notes,
         version.value if version else None,
     )
-    return DkimParse(text, record, tuple(issues))
+    return TagListParse(text, record, tuple(issues))
 
 
 def _colon_list(tag: Tag | None) -> tuple[str, ...] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
-from mecsa.records.taglist import RecordIssue, Severity, Tag, split_tags
+from mecsa.records.taglist import RecordIssue, Severity, Tag, TagListParse, split_tags
 
 # RFC 7489 §6.4: dmarc-version = "v" *WSP "=" *WSP %x44.4d.41.52.43.31 ("DMARC1", case-sensitive)
 _VERSION = re.compile(r"[ \t]*[vV][ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
@@ -92,21 +92,9 @@ class DmarcRecord:
         return self.effective_subdomain_policy if exists else self.effective_nonexistent_policy
 
 
-@dataclass(frozen=True, slots=True)
-class DmarcParse:
-    """The outcome: `record` is None when receivers would discard the text (any ERROR issue)."""
-
-    text: str
-    record: DmarcRecord | None
-    issues: tuple[RecordIssue, ...]
-
-    @property
-    def errors(self) -> tuple[RecordIssue, ...]:
-        return tuple(i for i in self.issues if i.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[RecordIssue, ...]:
-        return tuple(i for i in self.issues if i.severity is Severity.WARNING)
+# The outcome of parsing (`record` None: receivers discard the text). Build it as TagListParse(...):
+# calling the subscripted alias fails on a frozen, slotted generic (it sets __orig_class__).
+DmarcParse = TagListParse[DmarcRecord]
 
 
 def is_dmarc_record(text: str) -> bool:
@@ -154,7 +142,7 @@ def parse_dmarc(text: str) -> DmarcParse:
             )
 
     if policy is None or any(i.severity is Severity.ERROR for i in issues):
-        return DmarcParse(text, None, tuple(issues))
+        return TagListParse(text, None, tuple(issues))
     record = DmarcRecord(
         text,
         policy,
@@ -169,7 +157,7 @@ def parse_dmarc(text: str) -> DmarcParse:
         rf=_rf(by_name.get("rf"), warn),
         ri=_ri(by_name.get("ri"), warn),
     )
-    return DmarcParse(text, record, tuple(issues))
+    return TagListParse(text, record, tuple(issues))
 
 
 class _Add:

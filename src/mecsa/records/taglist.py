@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _FWS = " \t\r\n"
@@ -45,6 +46,26 @@ class RecordIssue:
         if self.tag is not None:
             where.append(f"tag {self.tag}")
         return f"{self.message} ({', '.join(where)})" if where else self.message
+
+
+RecordT = TypeVar("RecordT")
+
+
+@dataclass(frozen=True, slots=True)
+class TagListParse(Generic[RecordT]):
+    """A parser's outcome: `record` is None when a receiver would discard the text (any ERROR issue)."""
+
+    text: str
+    record: RecordT | None
+    issues: tuple[RecordIssue, ...]
+
+    @property
+    def errors(self) -> tuple[RecordIssue, ...]:
+        return tuple(i for i in self.issues if i.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[RecordIssue, ...]:
+        return tuple(i for i in self.issues if i.severity is Severity.WARNING)
 
 
 @dataclass(frozen=True, slots=True)

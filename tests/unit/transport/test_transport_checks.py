@@ -398,3 +398,44 @@ async def test_starttls_listed_but_refused(
     refused = next(f for f in a.findings if f.id == "starttls.refused")
     assert refused.status is Status.FAIL and refused.evidence == ("4.7.0 TLS not available",)
     assert a.verdicts["starttls"].status is VerdictStatus.FAIL
+
+
+async def _silent_at_starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 mx ESMTP\r\n")
+    while line := await reader.readline():
+        if line.upper().startswith(b"STARTTLS"):
+            await reader.read()  # never answer STARTTLS: the probe times out at that step
+            break
+        writer.write(b"250-mx\r\n250 STARTTLS\r\n")
+        await writer.drain()
+    writer.close()
+
+
+async def test_timeout_at_starttls_is_an_error_for_x509_and_dane_not_a_fail(
+    serve_zones: ServeZones, servers: LoopbackServers, ca_file: str
+) -> None:
+    await servers.add_raw("127.0.0.2", _silent_at_starttls)
+    body = "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n" + _tlsa(servers.port, MX1, "3 1 1 " + "00" * 32)
+    a = await _assess(serve_zones, body, servers, ca_file, smtp_timeout=0.3, tls_versions=False)
+    assert _ids(a, "starttls") == {"starttls.handshake_error": [Status.ERROR]}
+    assert _ids(a, "x509") == {"x509.tls_error": [Status.ERROR]}
+    dane = _ids(a, "dane")
+    assert dane["dane.tls_error"] == [Status.ERROR] and "dane.no_tls" not in dane
+    for protocol in ("starttls", "x509", "dane"):
+        assert a.verdicts[protocol].status is VerdictStatus.ERROR, protocol
+
+
+async def test_expired_certificate_fails_even_when_the_chain_cannot_be_checked(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    await servers.add_smtpd(
+        "127.0.0.2", server_context(pki.leaf(MX1, expired=True), pki.intermediate.pem, tmp_path)
+    )
+    missing = str(tmp_path / "missing.pem")
+    a = await _assess(
+        serve_zones, "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n", servers, missing, tls_versions=False
+    )
+    ids = _ids(a, "x509")
+    assert ids["x509.anchors_error"] == [Status.ERROR] and ids["x509.expired"] == [Status.FAIL]
+    assert _details(a, "x509")["hosts"][0]["outcome"] == "fail"
+    assert a.verdicts["x509"].status is VerdictStatus.FAIL
