@@ -1,9 +1,291 @@
-"""`mecsa mailmode`: not built yet (see the open issues)."""
+"""`mecsa mailmode`: the SMTP receiver, the probe sender, the trap zone records and the report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from mecsa.cli.common import (
+    CaFileOption,
+    HtmlOption,
+    JsonOption,
+    ResolverOption,
+    SmtpTimeoutOption,
+    TimeoutOption,
+    domain_argument,
+    input_file,
+    make_client,
+    output_file,
+    run,
+    usage_error,
+)
+
+if TYPE_CHECKING:
+    from mecsa.mailmode.receiver import ReceiverSettings
+
+DEFAULT_STORE = "mailmode.sqlite3"
+StoreOption = Annotated[
+    str,
+    typer.Option(
+        "--store", help="SQLite file, or a directory to hold mailmode.sqlite3 (default: ./mailmode.sqlite3)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `mecsa` app."""
+    mail_app = typer.Typer(
+        help="Mail mode: grade a provider from the mail it receives and sends (MECSA's loop).",
+        no_args_is_help=True,
+    )
+    mail_app.command("serve")(serve_command)
+    mail_app.command("probe")(probe_command)
+    mail_app.command("report")(report_command)
+    mail_app.command("zone")(zone_command)
+    app.add_typer(mail_app, name="mailmode")
+
+
+def parse_listen(text: str, default_port: int = 25) -> tuple[str, int]:
+    """`ADDR`, `ADDR:PORT`, `[IPv6]:PORT` or `:PORT` (all addresses)."""
+    import ipaddress
+
+    host, port = text.strip(), default_port
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            usage_error(f"--listen {text!r}: missing ']'")
+        host, rest = host[1:end], host[end + 1 :]
+        if rest:
+            port = _port(text, rest.removeprefix(":"))
+    elif host.count(":") == 1:
+        host, port_text = host.split(":")
+        port = _port(text, port_text)
+    if host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            usage_error(f"--listen {text!r}: not an IP address")
+    return host or "0.0.0.0", port
+
+
+def _port(spec: str, text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        usage_error(f"--listen {spec!r}: bad port")
+    return int(text)
+
+
+def serve_command(
+    domain: Annotated[
+        str, typer.Option("--domain", help="The test domain D: mail for <token>@D is accepted.")
+    ],
+    listen: Annotated[str, typer.Option("--listen", help="ADDR[:PORT] to listen on (default port 25).")],
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="PEM certificate chain for STARTTLS.")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key for STARTTLS.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    resolver: ResolverOption = None,
+    timeout: TimeoutOption = 2.0,
+    max_size: Annotated[
+        int, typer.Option("--max-size", help="Largest message accepted, in octets.", min=1024)
+    ] = (10 * 1024 * 1024),
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Simultaneous connections; more get 421.", min=1)
+    ] = 256,
+    assess_sender: Annotated[
+        bool, typer.Option("--assess/--no-assess", help="Assess each sender's domain in domain mode.")
+    ] = True,
+) -> None:
+    """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored."""
+    from mecsa.mailmode.receiver import ReceiverSettings
+
+    test_domain = domain_argument(domain)
+    host, port = parse_listen(listen)
+    if (tls_cert is None) != (tls_key is None):
+        usage_error("--tls-cert and --tls-key go together")
+    input_file("--tls-cert", tls_cert)
+    input_file("--tls-key", tls_key)
+    settings = ReceiverSettings(
+        test_domain,
+        host,
+        port,
+        max_size=max_size,
+        max_connections=max_connections,
+        assess_sender=assess_sender,
+    )
+    client = make_client(resolver, timeout)
+    try:
+        run(_serve(settings, store, client, tls_cert, tls_key))
+    except KeyboardInterrupt:
+        typer.echo("stopped", err=True)
+
+
+async def _serve(
+    settings: ReceiverSettings, store_spec: str, client: Any, cert: str | None, key: str | None
+) -> None:
+    import asyncio
+
+    from mecsa.mailmode.receiver import Receiver, server_tls_context
+    from mecsa.mailmode.store import MailStore
+
+    tls = server_tls_context(cert, key) if cert and key else None
+    store = await MailStore.open(store_spec)
+    receiver = await Receiver(settings, store, client, tls).start()
+    typer.echo(
+        f"mecsa mailmode: receiving for {settings.domain} on {settings.host}:{receiver.port} "
+        f"(STARTTLS {'on' if tls else 'off'}), store {store.path}",
+        err=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await receiver.stop()
+        await store.close()
+
+
+def probe_command(
+    address: Annotated[str, typer.Argument(help="The user's address: the probe mail goes to its MX.")],
+    from_address: Annotated[
+        str,
+        typer.Option(
+            "--from", help="The receiver's test address (<token>@D, or any address @D for a new token)."
+        ),
+    ],
+    resolver: ResolverOption = None,
+    timeout: TimeoutOption = 2.0,
+    ca_file: CaFileOption = None,
+    smtp_timeout: SmtpTimeoutOption = 10.0,
+    smtp_port: Annotated[int, typer.Option("--smtp-port", help="SMTP port of the MX hosts.", min=1)] = 25,
+    store: StoreOption = DEFAULT_STORE,
+    json_output: JsonOption = False,
+) -> None:
+    """Send the probe mail to ADDRESS's MX, record its inbound side, and store it under the token."""
+    import json
+
+    from mecsa.mailmode.addresses import is_token, new_token
+    from mecsa.mailmode.probe import run_probe
+
+    local, at, domain = from_address.strip().rpartition("@")
+    if not at:
+        usage_error(f"--from {from_address!r} is not an address")
+    test_domain = domain_argument(domain)
+    token = local.lower() if is_token(local.lower()) else new_token()
+    if "@" not in address:
+        usage_error(f"{address!r} is not an address")
+    domain_argument(address.rpartition("@")[2])
+    input_file("--ca-file", ca_file)
+    client = make_client(resolver, timeout)
+
+    async def go() -> dict[str, Any]:
+        from mecsa.mailmode.store import MailStore
+
+        result = await run_probe(
+            address.strip(),
+            test_domain,
+            token,
+            client,
+            port=smtp_port,
+            smtp_timeout=smtp_timeout,
+            ca_file=ca_file,
+        )
+        data = result.to_json()
+        opened = await MailStore.open(store)
+        try:
+            await opened.add(token, "probe", data)
+        finally:
+            await opened.close()
+        return data
+
+    data = run(go())
+    if json_output:
+        typer.echo(json.dumps(data))
+        return
+    typer.echo(f"token {token}: probe to {address} {'delivered' if data['delivered'] else 'NOT delivered'}")
+    if data["mx_error"]:
+        typer.echo(f"  MX: {data['mx_error']}")
+    for a in data["attempts"]:
+        tls = (a["session"].get("tls") or {}).get("version") or "no TLS"
+        typer.echo(f"  {a['host']} [{a['session']['address']}]: {tls}, DANE {a['dane']['status']}")
+    typer.echo(f"ask the user to reply to all; then: mecsa mailmode report {token}")
+
+
+def report_command(
+    token: Annotated[str, typer.Argument(help="The report token.")],
+    store: StoreOption = DEFAULT_STORE,
+    json_output: JsonOption = False,
+    html: HtmlOption = None,
+    window: Annotated[
+        float, typer.Option("--window", help="Minutes a trap must stay empty to conclude 'enforces'.", min=0)
+    ] = 30.0,
+) -> None:
+    """Print the report of TOKEN (text, or --json); --html FILE also writes an HTML page."""
+    import datetime as dt
+    import json
+
+    from mecsa.mailmode.report import load_report, render_html, render_text
+    from mecsa.mailmode.store import MailStore, store_path
+
+    output_file("--html", html)
+    if not store_path(store).is_file():
+        usage_error(f"--store {store}: no mail-mode store there")
+
+    async def go() -> dict[str, Any] | None:
+        opened = await MailStore.open(store)
+        try:
+            return await load_report(opened, token.lower(), window=dt.timedelta(minutes=window))
+        finally:
+            await opened.close()
+
+    report = run(go())
+    if report is None:
+        usage_error(f"no report with token {token!r} in {store}")
+    if html is not None:
+        html.write_text(render_html(report), encoding="utf-8")
+    typer.echo(json.dumps(report, sort_keys=True) if json_output else render_text(report), nl=not json_output)
+
+
+def zone_command(
+    domain: Annotated[str, typer.Option("--domain", help="The test domain D.")],
+    cert: Annotated[
+        str, typer.Option("--cert", help="The receiver's PEM certificate (for the TLSA records).")
+    ],
+    ipv4: Annotated[
+        list[str] | None, typer.Option("--ipv4", help="The receiver's IPv4 address; repeatable.")
+    ] = None,
+    ipv6: Annotated[
+        list[str] | None, typer.Option("--ipv6", help="The receiver's IPv6 address; repeatable.")
+    ] = None,
+    trap_ipv4: Annotated[
+        list[str] | None, typer.Option("--trap-ipv4", help="The trap hosts' IPv4 (default: the receiver's).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Print the zone records of test domain D: the receiver, its DANE trap and its MTA-STS trap."""
+    import json
+
+    from cryptography import x509
+
+    from mecsa.mailmode.enforcement import ReceiverZone, receiver_zone_records
+
+    test_domain = domain_argument(domain)
+    input_file("--cert", cert)
+    if not ipv4 and not ipv6:
+        usage_error("give the receiver's address with --ipv4 and/or --ipv6")
+    try:
+        certificate = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+    except ValueError as exc:
+        usage_error(f"--cert {cert}: not a PEM certificate: {exc}")
+    zone = ReceiverZone(
+        test_domain, tuple(ipv4 or ()), tuple(ipv6 or ()), tuple(trap_ipv4) if trap_ipv4 else None
+    )
+    records = receiver_zone_records(zone, certificate)
+    if json_output:
+        data = {
+            "records": [r.to_json() for r in records.records],
+            "sts_trap_policy": {"url": records.sts_trap.url, "text": records.sts_trap.policy},
+        }
+        typer.echo(json.dumps(data))
+    else:
+        typer.echo(records.zone_text(), nl=False)

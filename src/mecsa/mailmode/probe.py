@@ -1,0 +1,277 @@
+"""The probe: send one test mail straight to the user's MX and record what its inbound side offered.
+
+Per MX host (by preference, until one takes the mail):
+
+1. the transport probe (`mecsa.probes.smtp.probe_smtp`) records the banner, EHLO, STARTTLS, the TLS
+   version and cipher and the presented chain, exactly as domain mode does;
+2. DANE: the TLSA RRset at `_<port>._tcp.<host>`, used only when it and the host's address records
+   are DNSSEC-secure, matched with `mecsa.checks.dane.match_record`; PKIX against `--ca-file` (or
+   the system bundle) with `mecsa.checks.x509.verify_chain`, for information;
+3. delivery with aiosmtplib, with STARTTLS whenever offered (the probe never sends in clear text
+   what it could encrypt; certificates are recorded, not enforced, so that they can be graded).
+
+The mail has a Reply-To that names the control address and both trap addresses of one token
+(see `mecsa.mailmode.enforcement`), so that the user's reply joins the same report and runs
+the enforcement tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime
+from typing import Any
+
+from mecsa.checks.base import Context
+from mecsa.checks.mx import MxHost, observe_mx
+from mecsa.dns.answer import DnsAnswer, DnssecStatus
+from mecsa.dns.resolver import DnsClient, Resolver
+from mecsa.mailmode.addresses import AddressKind, control_address, trap_address
+from mecsa.probes.smtp import SmtpObservation, SmtpTimeouts, probe_context, probe_smtp
+
+
+@dataclass(frozen=True, slots=True)
+class DaneMatch:
+    """DANE for the MX host: `status` is matched / no_match / not_secure / no_tlsa / error / no_tls."""
+
+    status: str
+    reason: str
+    records: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "records": list(self.records)}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How the probe mail's delivery went."""
+
+    accepted: bool
+    code: int | None
+    reply: str
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "code": self.code,
+            "reply": self.reply,
+            "tls_version": self.tls_version,
+            "tls_cipher": self.tls_cipher,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostAttempt:
+    """One MX address: the transport observation, DANE, PKIX, and the delivery (when tried)."""
+
+    host: str
+    session: SmtpObservation
+    dane: DaneMatch
+    pkix: tuple[bool, str] | None
+    delivery: Delivery | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "session": self.session.to_json(),
+            "dane": self.dane.to_json(),
+            "pkix": {"valid": self.pkix[0], "reason": self.pkix[1]} if self.pkix else None,
+            "delivery": self.delivery.to_json() if self.delivery else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    token: str
+    recipient: str
+    sender: str
+    mx_error: str | None
+    attempts: tuple[HostAttempt, ...]
+    sent_at: dt.datetime
+
+    @property
+    def delivered(self) -> bool:
+        return any(a.delivery is not None and a.delivery.accepted for a in self.attempts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "recipient": self.recipient,
+            "sender": self.sender,
+            "mx_error": self.mx_error,
+            "delivered": self.delivered,
+            "attempts": [a.to_json() for a in self.attempts],
+            "sent_at": self.sent_at.isoformat(),
+        }
+
+
+def probe_message(recipient: str, token: str, test_domain: str, now: dt.datetime) -> bytes:
+    """The probe mail: From and Reply-To at the receiver, naming the control and both traps."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    sender = control_address(token, test_domain)
+    msg["From"] = f"MECSA mail-mode test <{sender}>"
+    msg["To"] = recipient
+    msg["Reply-To"] = ", ".join(
+        (
+            sender,
+            trap_address(token, test_domain, AddressKind.DANE_TRAP),
+            trap_address(token, test_domain, AddressKind.STS_TRAP),
+        )
+    )
+    msg["Subject"] = f"MECSA mail-mode test {token}"
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{token}.{int(now.timestamp())}@{test_domain}>"
+    msg["X-Mecsa-Token"] = token
+    msg.set_content(
+        "This message tests how your mail provider receives mail.\n\n"
+        "Please reply to it (to all addresses in Reply-To, without removing any), so that the\n"
+        "test can also see how your provider sends mail: STARTTLS, SPF, DKIM, DMARC and whether\n"
+        "it enforces DANE and MTA-STS.\n\n"
+        f"Report token: {token}\n"
+    )
+    return msg.as_bytes()
+
+
+def _secure(answer: DnsAnswer) -> bool:
+    return answer.dnssec is DnssecStatus.SECURE
+
+
+async def _dane(resolver: Resolver, host: MxHost, port: int, session: SmtpObservation) -> DaneMatch:
+    from mecsa.checks.dane import match_record, tlsa_records
+    from mecsa.checks.x509 import parse_chain
+
+    answer = await resolver.resolve(f"_{port}._tcp.{host.name}", "TLSA")
+    if answer.failed:
+        return DaneMatch("error", f"TLSA lookup failed: {answer.describe_failure()}")
+    records = tlsa_records(answer)
+    texts = tuple(str(r) for r in records)
+    if not records:
+        return DaneMatch("no_tlsa", f"no TLSA records at {answer.qname}")
+    addresses = [a for a in (host.a, host.aaaa) if a.records]
+    if not _secure(answer) or not addresses or not all(_secure(a) for a in addresses):
+        why = f"TLSA or address records of {host.name} are not DNSSEC-secure ({answer.dnssec.value})"
+        return DaneMatch("not_secure", why, texts)
+    if session.tls is None or not session.tls.chain:
+        return DaneMatch("no_tls", "no TLS session to match the TLSA records against", texts)
+    chain = parse_chain(session.tls.chain)
+    if isinstance(chain, str):
+        return DaneMatch("error", chain, texts)
+    usable = [r for r in records if r.unusable_because is None]
+    now = dt.datetime.now(dt.UTC)
+    results = [match_record(r, chain, (host.name,), now) for r in usable]
+    hit = next((r for r in results if r.matched), None)
+    if hit is not None:
+        return DaneMatch("matched", f"{hit.record}: {hit.note}", texts)
+    notes = "; ".join(f"{r.record}: {r.note}" for r in results) or "no usable TLSA record"
+    return DaneMatch("no_match", notes, texts)
+
+
+def _pkix(session: SmtpObservation, host: str, ca_file: str | None) -> tuple[bool, str] | None:
+    from mecsa.checks.x509 import certificate_names, load_anchors, name_matches, parse_chain, verify_chain
+
+    if session.tls is None or not session.tls.chain:
+        return None
+    chain = parse_chain(session.tls.chain)
+    if isinstance(chain, str):
+        return False, chain
+    anchors = load_anchors(ca_file)
+    ok, reason, _ = verify_chain(chain[0], chain[1:], anchors.certificates, dt.datetime.now(dt.UTC))
+    if not ok:
+        return False, reason
+    names, _ = certificate_names(chain[0])
+    if not any(name_matches(n, host) for n in names):
+        return False, f"the certificate names none of {host}"
+    return True, f"chains to {anchors.source} and names {host}"
+
+
+async def _deliver(
+    host: str,
+    address: str,
+    port: int,
+    sender: str,
+    recipient: str,
+    raw: bytes,
+    smtp_timeout: float,
+    ehlo: str,
+) -> Delivery:
+    import aiosmtplib
+
+    smtp = aiosmtplib.SMTP(
+        hostname=address, port=port, start_tls=False, timeout=smtp_timeout, local_hostname=ehlo
+    )
+    try:
+        await smtp.connect()
+        await smtp.ehlo()
+        if smtp.supports_extension("starttls"):
+            await smtp.starttls(server_hostname=host, tls_context=probe_context())
+        ssl_object = smtp.get_transport_info("ssl_object")
+        version = ssl_object.version() if isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket) else None
+        cipher = ssl_object.cipher()[0] if version else None
+        refused, reply = await smtp.sendmail(sender, [recipient], raw)
+        if refused:
+            (bad,) = refused.values()
+            return Delivery(False, bad.code, bad.message, version, cipher)
+        return Delivery(True, 250, reply, version, cipher)
+    except aiosmtplib.SMTPResponseException as exc:
+        return Delivery(False, exc.code, exc.message)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return Delivery(False, None, f"{type(exc).__name__}: {exc}")
+    finally:
+        if smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                smtp.close()
+
+
+async def run_probe(
+    recipient: str,
+    test_domain: str,
+    token: str,
+    client: DnsClient,
+    *,
+    port: int = 25,
+    smtp_timeout: float = 10.0,
+    ca_file: str | None = None,
+    ehlo_name: str | None = None,
+) -> ProbeResult:
+    """Send the probe mail to `recipient`'s MX hosts in preference order until one takes it."""
+    now = dt.datetime.now(dt.UTC)
+    sender = control_address(token, test_domain)
+    domain = recipient.rpartition("@")[2].lower().rstrip(".")
+    resolver = Resolver(client)
+    mx = await observe_mx(Context(domain, resolver))
+    if mx.mx.failed:
+        return ProbeResult(token, recipient, sender, mx.mx.describe_failure(), (), now)
+    if not mx.receives_mail:
+        return ProbeResult(token, recipient, sender, f"{domain} has no usable MX host", (), now)
+    raw = probe_message(recipient, token, test_domain, now)
+    ehlo = ehlo_name or f"mx.{test_domain}"
+    attempts: list[HostAttempt] = []
+    for host in mx.hosts:
+        for address in host.addresses:
+            session = await probe_smtp(
+                host.name, address, port, timeouts=SmtpTimeouts.from_base(smtp_timeout), ehlo_name=ehlo
+            )
+            dane, delivery = await asyncio.gather(
+                _dane(resolver, host, port, session),
+                _deliver(host.name, address, port, sender, recipient, raw, smtp_timeout, ehlo)
+                if session.reachable
+                else _none(),
+            )
+            attempts.append(
+                HostAttempt(host.name, session, dane, _pkix(session, host.name, ca_file), delivery)
+            )
+            if delivery is not None and (delivery.accepted or (delivery.code or 0) >= 500):
+                return ProbeResult(token, recipient, sender, None, tuple(attempts), now)
+    return ProbeResult(token, recipient, sender, None, tuple(attempts), now)
+
+
+async def _none() -> None:
+    return None

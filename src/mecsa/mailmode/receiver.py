@@ -1,0 +1,304 @@
+"""The mail-mode SMTP receiver: accepts mail for its test addresses only, records, analyses, stores.
+
+Built on aiosmtpd's `SMTP` protocol, served by our own `loop.create_server` so that connections
+can be bounded: past `max_connections`, a new connection gets `421 4.3.2` and is closed.
+
+Replies (RFC 5321 / RFC 3463 enhanced codes):
+
+=====================================  =============================================================
+550 5.7.1 relaying denied              a recipient outside the test domain and its trap domains
+550 5.1.1 no such user                 an address in our domains that is not a test address
+452 4.5.3 too many recipients          more than `max_recipients` RCPT TO in one transaction
+552 5.3.4 message too big              over `max_size` octets (SIZE= in MAIL FROM, or in DATA)
+421 4.3.2 too many connections         over `max_connections` at once
+451 4.3.0 could not store              the store failed: the sender should retry
+250 2.0.0 stored for report <token>    accepted; the token names the report it joins
+=====================================  =============================================================
+
+Bounds: `idle_timeout` per command (aiosmtpd's timeout), `session_timeout` for a whole
+connection, `max_size`, `max_recipients`, `max_connections`, and at most `max_analyses`
+messages analysed at once (analysis and the sender's domain assessment run after the 250, in the
+background, so a slow DNS never holds an SMTP session open).
+
+For each message it records the peer, the HELO name (aiosmtpd's default HELO/EHLO handling sets
+`session.host_name`; no EHLO hook is installed, so nothing can forget to), the envelope, and the
+STARTTLS state with TLS version and cipher (`session.ssl["ssl_object"]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP
+
+from mecsa.checks.base import AssessOptions
+from mecsa.dns.resolver import DnsClient, Resolver
+from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
+from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
+from mecsa.mailmode.store import MailStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE = 10 * 1024 * 1024
+# aiosmtpd's own 552 replies carry no enhanced status code; give them RFC 3463's 5.3.4.
+_REPLY_REWRITES = {
+    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message exceeds the size limit",
+    "552 Error: Too much mail data": "552 5.3.4 Message too big for this system",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverSettings:
+    """Everything the receiver needs to know; see the module docstring for the bounds."""
+
+    domain: str
+    host: str = "127.0.0.1"
+    port: int = 25
+    banner_name: str | None = None
+    max_size: int = DEFAULT_MAX_SIZE
+    max_connections: int = 256
+    max_recipients: int = 20
+    idle_timeout: float = 60.0
+    session_timeout: float = 600.0
+    analyse: bool = True
+    assess_sender: bool = True
+    max_analyses: int = 8
+    assess_options: AssessOptions = field(default_factory=AssessOptions)
+
+
+class _Refuse(asyncio.Protocol):
+    """Answers a connection over the limit with 421 and hangs up (RFC 5321 §3.8)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+        transport.close()
+
+
+class _BoundedSMTP(SMTP):
+    """aiosmtpd's SMTP with a whole-session deadline, a close callback, and enhanced 552 codes."""
+
+    def __init__(self, handler: Any, on_close: Callable[[], None], session_timeout: float, **kw: Any) -> None:
+        super().__init__(handler, **kw)
+        self._on_close = on_close
+        self._session_timeout = session_timeout
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._deadline is None  # STARTTLS calls this again with the TLS transport
+        super().connection_made(transport)
+        if first:
+            self._deadline = self.loop.call_later(self._session_timeout, self._expire)
+
+    def _expire(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        try:
+            super().connection_lost(error)
+        finally:
+            self._on_close()
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            await super().push(_REPLY_REWRITES.get(status, status))
+        else:
+            await super().push(status)
+
+
+def _tls_info(session: Any) -> TlsInfo | None:
+    extra = session.ssl
+    ssl_object = extra.get("ssl_object") if extra else None
+    if ssl_object is None:
+        return None
+    name, _, bits = ssl_object.cipher() or ("", "", None)
+    return TlsInfo(ssl_object.version() or "", name, bits)
+
+
+class Receiver:
+    """The SMTP receiver. `await start()`, then `port`; `await drain()` waits for background work."""
+
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        store: MailStore,
+        client: DnsClient | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.tls_context = tls_context
+        self.active = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.max_analyses)
+        self._assessed: set[tuple[str, str]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def _protocol(self) -> asyncio.Protocol:
+        if self.active >= self.settings.max_connections:
+            return _Refuse()
+        self.active += 1
+        s = self.settings
+        return _BoundedSMTP(
+            self,
+            self._closed,
+            s.session_timeout,
+            data_size_limit=s.max_size,
+            hostname=s.banner_name or f"mx.{s.domain}",
+            ident="mecsa mail-mode receiver",
+            tls_context=self.tls_context,
+            timeout=s.idle_timeout,
+        )
+
+    def _closed(self) -> None:
+        self.active -= 1
+
+    async def start(self) -> Receiver:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        self._server = await loop.create_server(
+            self._protocol, s.host, s.port, backlog=max(128, s.max_connections)
+        )
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every accepted message has been analysed and stored."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- aiosmtpd hooks --------------------------------------------------------------------------
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        recipient = classify(address, self.settings.domain)
+        if recipient.kind is AddressKind.RELAY:
+            return "550 5.7.1 Relaying denied: this server accepts mail only for its test addresses"
+        if recipient.kind is AddressKind.UNKNOWN_USER:
+            return "550 5.1.1 No such user here"
+        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient ok"
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        recipients = [classify(r, self.settings.domain) for r in envelope.rcpt_tos]
+        tokens = sorted({r.token for r in recipients if r.token}) or [new_token()]
+        peer = session.peer or ("", 0)
+        mail_from = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
+        connection = Connection(
+            str(peer[0]),
+            int(peer[1]),
+            session.host_name or "",
+            mail_from,
+            tuple(envelope.rcpt_tos),
+            _tls_info(session),
+            dt.datetime.now(dt.UTC),
+        )
+        raw: bytes = envelope.original_content or b""
+        record = {
+            "connection": connection.to_json(),
+            "recipients": [_recipient_json(r) for r in recipients],
+            "header_recipients": list(header_recipients(raw)),
+            "size": len(raw),
+        }
+        try:
+            ids = [await self.store.add(token, "delivery", record, raw) for token in tokens]
+        except Exception as exc:  # the disk, the database: the sender must retry, not lose the mail
+            log.exception("could not store a message")
+            return f"451 4.3.0 Could not store the message ({type(exc).__name__}); try again later"
+        if self.settings.analyse:
+            task = asyncio.ensure_future(self._process(tokens, ids, raw, connection))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return f"250 2.0.0 Stored for report {' '.join(tokens)}"
+
+    # --- after the 250 ---------------------------------------------------------------------------
+
+    async def _process(self, tokens: list[str], ids: list[int], raw: bytes, connection: Connection) -> None:
+        async with self._slots:
+            try:
+                await self._analyse(tokens, ids, raw, connection)
+            except Exception as exc:  # never lose a message silently: record why analysis stopped
+                log.exception("analysis failed")
+                for token, delivery in zip(tokens, ids, strict=True):
+                    error = {
+                        "delivery": delivery,
+                        "stage": "analysis",
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                    with contextlib.suppress(Exception):
+                        await self.store.add(token, "error", error)
+
+    async def _analyse(self, tokens: list[str], ids: list[int], raw: bytes, connection: Connection) -> None:
+        from mecsa.mailmode.outbound import outbound_json
+
+        client = self._client()
+        analysis = await analyse_message(raw, connection, Resolver(client))
+        domain = analysis.sender.domain or analysis.spf_domain
+        data = {"analysis": analysis.to_json(), "outbound": outbound_json(domain, analysis)}
+        for token, delivery in zip(tokens, ids, strict=True):
+            await self.store.add(token, "analysis", {"delivery": delivery, **data})
+        if self.settings.assess_sender and domain:
+            await self._assess(tokens, domain, client)
+
+    async def _assess(self, tokens: list[str], domain: str, client: DnsClient) -> None:
+        from mecsa.assess import assess
+        from mecsa.report.json import assessment_to_json
+
+        todo = [t for t in tokens if (t, domain) not in self._assessed]
+        if not todo:
+            return
+        self._assessed.update((t, domain) for t in todo)
+        assessment = await assess(domain, client, self.settings.assess_options)
+        data = assessment_to_json(assessment)
+        for token in todo:
+            await self.store.add(token, "assessment", {"domain": domain, "assessment": data})
+
+    def _client(self) -> DnsClient:
+        if self.client is None:
+            self.client = DnsClient()
+        return self.client
+
+
+def _recipient_json(r: Recipient) -> dict[str, Any]:
+    return {"address": r.address, "kind": r.kind.value, "token": r.token}
+
+
+def server_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """The receiver's STARTTLS context. It accepts every protocol version the local OpenSSL can
+    speak (SECLEVEL=0), because the point is to *measure* what senders use, not to refuse them."""
+    import warnings
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    return context
