@@ -1,9 +1,200 @@
-"""`mecsa lab`: not built yet (see the open issues)."""
+"""`mecsa lab`: real DNS and mail servers in network namespaces (root only).
+
+The lab directory defaults to /run/mecsa-lab (or $MECSA_LAB_DIR); `--dir` picks another, so
+that several labs can run side by side.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+DIR_HELP = "Lab directory (state, configurations, logs). Default: $MECSA_LAB_DIR or /run/mecsa-lab."
+DirOption = Annotated[Path | None, typer.Option("--dir", help=DIR_HELP)]
+
+lab_app = typer.Typer(
+    name="lab",
+    help="Real DNS (Knot, Unbound) and mail servers (Postfix + milters) in network namespaces. Needs root.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `mecsa` app."""
+    app.add_typer(lab_app, name="lab")
+
+
+def _dir(directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    return Path(os.environ.get("MECSA_LAB_DIR", "/run/mecsa-lab"))
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        typer.echo(
+            "mecsa: error: the lab needs root (it creates network namespaces and runs mail servers)", err=True
+        )
+        raise typer.Exit(2)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"mecsa: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@lab_app.command("up")
+def up_command(
+    scenario: Annotated[
+        list[Path] | None,
+        typer.Option("--scenario", help="Scenario file (TOML); repeatable. Default: top-score."),
+    ] = None,
+    all_shipped: Annotated[bool, typer.Option("--all", help="Every scenario shipped with mecsa.")] = False,
+    directory: DirOption = None,
+) -> None:
+    """Bring the lab up: namespaces, Knot, Unbound, MTA-STS server, one Postfix per MX, the DANE sender."""
+    _need_root()
+    from mecsa.lab.plan import PlanError
+    from mecsa.lab.runner import up
+    from mecsa.lab.scenario import ScenarioError, shipped_scenarios
+    from mecsa.lab.state import LabError
+
+    files = list(scenario or []) + (shipped_scenarios() if all_shipped else [])
+    try:
+        result = up(files, _dir(directory))
+    except (ScenarioError, PlanError) as exc:
+        _fail(str(exc), 2)
+    except LabError as exc:
+        _fail(str(exc))
+    typer.echo(f"lab up in {result.seconds:.2f} s: {result.daemons} daemons in {result.directory}")
+    for domain in result.domains:
+        typer.echo(f"  {domain}")
+    typer.echo("next: mecsa lab assess DOMAIN | mecsa lab send postmaster@DOMAIN | mecsa lab down")
+
+
+@lab_app.command("down")
+def down_command(
+    directory: DirOption = None,
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Keep the lab directory (logs).")] = False,
+) -> None:
+    """Stop every lab process, delete the namespaces and (unless --keep-files) the lab directory."""
+    _need_root()
+    from mecsa.lab.runner import down
+
+    result = down(_dir(directory), keep_files=keep_files)
+    typer.echo(
+        f"lab down in {result.seconds:.2f} s: {len(result.namespaces)} namespaces, "
+        f"{result.killed} processes stopped"
+    )
+    if result.leftovers:
+        _fail("could not remove: " + "; ".join(result.leftovers))
+
+
+@lab_app.command("status")
+def status_command(directory: DirOption = None) -> None:
+    """Show the lab's namespaces, daemons and domains."""
+    _need_root()
+    from mecsa.lab.runner import status
+
+    typer.echo("\n".join(status(_dir(directory))))
+
+
+@lab_app.command("scenarios")
+def scenarios_command() -> None:
+    """List the scenarios shipped with mecsa."""
+    from mecsa.lab.scenario import load_scenario, shipped_scenarios
+
+    for path in shipped_scenarios():
+        sc = load_scenario(path)
+        typer.echo(f"{sc.name:<24} {sc.domain:<24} {path}")
+
+
+@lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_command(
+    ctx: typer.Context,
+    directory: DirOption = None,
+    node: Annotated[
+        str, typer.Option("--node", help="Namespace node: cli, snd, dns, res, web, mxN.")
+    ] = "cli",
+) -> None:
+    """Run a command inside the lab (default: the client namespace): mecsa lab exec -- dig top.test MX."""
+    _need_root()
+    from mecsa.lab.runner import load_state, run_in
+    from mecsa.lab.state import LabError
+
+    if not ctx.args:
+        _fail("give a command after --, e.g. mecsa lab exec -- dig top.test MX", 2)
+    try:
+        state = load_state(_dir(directory))
+    except LabError as exc:
+        _fail(str(exc))
+    raise typer.Exit(run_in(state, node, ctx.args).returncode)
+
+
+@lab_app.command("assess", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def assess_command(
+    ctx: typer.Context,
+    domain: Annotated[str, typer.Argument(help="A domain of the lab's scenarios.")],
+    directory: DirOption = None,
+) -> None:
+    """Run `mecsa assess DOMAIN` inside the lab, with its resolver and CA; other options pass through."""
+    _need_root()
+    from mecsa.lab.runner import CLIENT_NODE, load_state, run_in
+    from mecsa.lab.state import LabError
+
+    try:
+        state = load_state(_dir(directory))
+    except LabError as exc:
+        _fail(str(exc))
+    raise typer.Exit(run_in(state, CLIENT_NODE, assess_argv(state.data, domain, ctx.args)).returncode)
+
+
+def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list[str]:
+    """`python -m mecsa assess` with the lab's resolver, CA and DKIM selector, unless given in `extra`."""
+    import inspect
+
+    from mecsa.cli.assess import assess_command as plain_assess
+
+    accepted = inspect.signature(plain_assess).parameters
+    argv = [sys.executable, "-m", "mecsa", "assess", domain]
+    if not any(a.startswith("--resolver") for a in extra):
+        argv += ["--resolver", str(state.get("resolver", "10.53.0.3"))]
+    if "ca_file" in accepted and not any(a.startswith("--ca-file") for a in extra):
+        argv += ["--ca-file", str(state["ca_file"])]
+    domains = state.get("domains", {})
+    info = domains.get(domain.lower().rstrip(".")) if isinstance(domains, dict) else None
+    if info and "dkim_selector" in accepted and not any(a.startswith("--dkim-selector") for a in extra):
+        argv += ["--dkim-selector", str(info["selector"])]
+    return argv + extra
+
+
+@lab_app.command("send")
+def send_command(
+    recipient: Annotated[
+        str, typer.Argument(help="Recipient at one of the lab's domains, e.g. bob@top.test.")
+    ],
+    directory: DirOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for delivery.")] = 20.0,
+) -> None:
+    """Send a DKIM-signed message from the DANE sender (sender.test) and show how it was delivered."""
+    _need_root()
+    from mecsa.lab.mailflow import send
+    from mecsa.lab.runner import load_state
+    from mecsa.lab.state import LabError
+
+    try:
+        delivery = send(load_state(_dir(directory)), recipient, timeout=timeout)
+    except LabError as exc:
+        _fail(str(exc))
+    typer.echo(f"message {delivery.message_id} to {recipient}: {delivery.detail}")
+    typer.echo(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")
+    if delivery.maildir_file is not None:
+        typer.echo(f"  delivered to {delivery.maildir_file}")
+        for method, result in sorted(delivery.results().items()):
+            typer.echo(f"  {method}: {result}")
+    if delivery.status != "sent":
+        raise typer.Exit(1)

@@ -1,0 +1,155 @@
+"""Zone texts for the lab's Knot: the fake root, the TLDs, the scenario domains and sender.test.
+
+Pure functions: names, keys and digests in, zone-file text out. DS records come from the
+children's keys (see `knot.py`), so parents are written after their children's keys exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mecsa.lab.plan import (
+    AUTH_IP,
+    NS_HOST,
+    SENDER_DOMAIN,
+    SENDER_HOST,
+    SENDER_IP,
+    SENDER_SELECTOR,
+    WEB_IP,
+    MailDomain,
+)
+
+TTL = 300
+_TXT_CHUNK = 255  # RFC 1035 §3.3.14: one character-string holds at most 255 octets
+
+
+@dataclass(frozen=True, slots=True)
+class DomainMaterial:
+    """What a mail domain's zone publishes unless the scenario overrides it: the hardened records.
+
+    `spf`, `dmarc` and `tls_rpt` are the texts `mecsa harden records` generates for the domain,
+    `dkim_key` the `k=...; p=...` part of its DKIM record, `tlsa` the 3 1 1 digest per MX host
+    ("" publishes none).
+    """
+
+    spf: str
+    dmarc: str
+    tls_rpt: str
+    dkim_key: str
+    tlsa: Mapping[str, str]
+
+
+def txt(text: str) -> str:
+    """TXT rdata in presentation form: quoted strings of at most 255 bytes."""
+    raw = text.encode()
+    parts = [raw[i : i + _TXT_CHUNK] for i in range(0, len(raw), _TXT_CHUNK)] or [b""]
+    return " ".join('"' + p.decode().replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
+
+
+def _header(origin: str) -> list[str]:
+    return [
+        f"$ORIGIN {origin}",
+        f"$TTL {TTL}",
+        f"@ SOA {NS_HOST}. hostmaster.{NS_HOST}. 1 3600 600 86400 {TTL}",
+        f"@ NS {NS_HOST}.",
+    ]
+
+
+def root_zone(tlds: Sequence[str], ds: Mapping[str, Sequence[str]]) -> str:
+    """The fake root: delegations to every TLD on the lab's one name server."""
+    lines = _header(".")
+    for tld in tlds:
+        lines.append(f"{tld}. NS {NS_HOST}.")
+        lines += ds.get(tld, ())
+    lines.append(f"{NS_HOST}. A {AUTH_IP}")  # glue
+    return "\n".join(lines) + "\n"
+
+
+def tld_zone(tld: str, children: Sequence[str], ds: Mapping[str, Sequence[str]]) -> str:
+    """A TLD delegating each child zone to the lab's name server (and holding it, for `test`)."""
+    lines = _header(f"{tld}.")
+    if NS_HOST.endswith(f".{tld}"):
+        lines.append(f"{NS_HOST}. A {AUTH_IP}")
+    for child in children:
+        lines.append(f"{child}. NS {NS_HOST}.")
+        lines += ds.get(child, ())
+    return "\n".join(lines) + "\n"
+
+
+def dkim_text(key_value: str, hash_tag: str = "") -> str:
+    """A DKIM key record; `hash_tag` adds an `h=` tag (only deviation scenarios do)."""
+    h = f"h={hash_tag}; " if hash_tag else ""
+    return f"v=DKIM1; {h}{key_value}"
+
+
+def mta_sts(domain: MailDomain) -> tuple[str, str] | None:
+    """(TXT text, policy file) as `mecsa harden records` makes them, for the scenario's mode and hosts."""
+    from mecsa.harden.records import mta_sts_records
+
+    spec = domain.scenario.mta_sts
+    if not spec.publish:
+        return None
+    covered = [h.hostname for h in domain.hosts if h.spec.in_mta_sts]
+    records = mta_sts_records(domain.name, covered, spec.mode, 86400)
+    return records.txt.value, records.policy
+
+
+def mail_zone(domain: MailDomain, material: DomainMaterial) -> str:
+    """A scenario domain: MX hosts, SPF, DKIM, DMARC, TLSA, MTA-STS and TLS-RPT, with its deviations."""
+    sc = domain.scenario
+    lines = _header(f"{sc.domain}.")
+    for host in domain.hosts:
+        lines.append(f"@ MX {host.spec.preference} {host.hostname}.")
+        lines.append(f"{host.hostname}. A {host.address}")
+        digest = material.tlsa.get(host.hostname, "")
+        if digest:
+            lines.append(f"_25._tcp.{host.hostname}. TLSA 3 1 1 {digest}")
+    spf = material.spf if sc.spf is None else sc.spf
+    if spf:
+        lines.append(f"@ TXT {txt(sc.text(spf))}")
+    for record in (material.dmarc,) if sc.dmarc is None else sc.dmarc:
+        lines.append(f"_dmarc TXT {txt(sc.text(record))}")
+    if sc.dkim.publish:
+        lines.append(f"{sc.dkim.selector}._domainkey TXT {txt(dkim_text(material.dkim_key, sc.dkim.hash))}")
+    sts = mta_sts(domain)
+    if sts is not None:
+        lines.append(f"_mta-sts TXT {txt(sts[0])}")
+        lines.append(f"mta-sts A {WEB_IP}")
+    tls_rpt = material.tls_rpt if sc.tls_rpt is None else sc.tls_rpt
+    if tls_rpt:
+        lines.append(f"_smtp._tls TXT {txt(sc.text(tls_rpt))}")
+    lines += [sc.text(r) for r in sc.records]
+    return "\n".join(lines) + "\n"
+
+
+def sender_zone(dkim_public_b64: str) -> str:
+    """sender.test: the DANE sender's own domain, set up so that its mail passes SPF, DKIM and DMARC."""
+    lines = _header(f"{SENDER_DOMAIN}.")
+    lines += [
+        f"@ MX 10 {SENDER_HOST}.",
+        f"{SENDER_HOST}. A {SENDER_IP}",
+        f"@ TXT {txt(f'v=spf1 ip4:{SENDER_IP} -all')}",
+        f"{SENDER_SELECTOR}._domainkey TXT {txt(dkim_text(f'k=rsa; p={dkim_public_b64}'))}",
+        f"_dmarc TXT {txt('v=DMARC1; p=reject')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def tamper_signatures(signed_zone: str, targets: Sequence[tuple[str, str]]) -> tuple[str, int]:
+    """Break the RRSIGs covering each (owner, type) in an offline-signed zone; return text and count.
+
+    Flipping one character of the base64 signature keeps the record well-formed, so the server
+    still serves it, while every validator must call the RRset bogus.
+    """
+    wanted = {(o.lower().rstrip(".") + ".", t.upper()) for o, t in targets}
+    out, count = [], 0
+    for line in signed_zone.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[3] == "RRSIG" and (fields[0].lower(), fields[4].upper()) in wanted:
+            sig = fields[-1]
+            fields[-1] = ("B" if sig[0] != "B" else "C") + sig[1:]
+            line = " ".join(fields)
+            count += 1
+        out.append(line)
+    return "\n".join(out) + "\n", count
