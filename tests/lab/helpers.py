@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-NEEDED = (
-    "ip",
-    "knotd",
-    "keymgr",
-    "knotc",
-    "unbound",
-    "postfix",
-    "opendkim",
-    "opendmarc",
-    "policyd-spf",
-    "ldns-signzone",
-    "ldns-keygen",
-    "ldns-key2ds",
-)
+from mecsa.lab.programs import missing_programs
 
 
 def lab_skip_reason() -> str | None:
     """Why the lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, mail servers); CI runs these tests as root"
-    missing = [p for p in NEEDED if shutil.which(p) is None]
+    missing = missing_programs()
     if missing:
         return f"lab packages not installed: {', '.join(missing)} (see the README's install step)"
     return None

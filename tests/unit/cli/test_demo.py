@@ -20,8 +20,8 @@ from mecsa.demo.zone import DEMO_DOMAIN, DKIM_PUBLIC_KEY, DKIM_SELECTOR, demo_zo
 TRANSPORT = ("starttls", "x509", "dane", "mta-sts")
 
 
-def test_demo_json_passes_the_dns_record_protocols() -> None:
-    result = CliRunner().invoke(app, ["demo", "--json"])
+def test_demo_json_passes_the_dns_record_protocols(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--embedded", "--json", "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)  # one JSON object and nothing else on stdout
     assert document["domain"] == DEMO_DOMAIN
@@ -34,23 +34,22 @@ def test_demo_json_passes_the_dns_record_protocols() -> None:
     jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
 
 
-def test_demo_text_report_names_the_domain_and_protocols() -> None:
-    result = CliRunner().invoke(app, ["demo"])
+def test_demo_text_report_names_the_domain_and_protocols(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--embedded", "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
     # The verdicts are asserted on the JSON; the text layout belongs to the report renderer.
     assert result.stdout.startswith(f"demo: {DEMO_DOMAIN} served")
     assert "tls-rpt" in result.stdout and "dnssec" in result.stdout
 
 
-def test_demo_html_is_written_or_skipped_with_a_note(tmp_path: Path) -> None:
+def test_demo_html_is_written_and_json_stays_clean(tmp_path: Path) -> None:
     target = tmp_path / "demo.html"
-    result = CliRunner().invoke(app, ["demo", "--json", "--html", str(target)])
+    result = CliRunner().invoke(app, ["demo", "--embedded", "--json", "--html", str(target)])
     assert result.exit_code == 0, result.output
-    json.loads(result.stdout)  # the note or confirmation goes to stderr, never into the JSON
-    if target.exists():
-        assert DEMO_DOMAIN in target.read_text(encoding="utf-8")
-    else:
-        assert "HTML report is not built yet" in result.stderr
+    json.loads(result.stdout)  # the confirmation goes to stderr, never into the JSON
+    page = target.read_text(encoding="utf-8")
+    assert DEMO_DOMAIN in page and page.lstrip().lower().startswith("<!doctype html>")
+    assert f"HTML report written to {target}" in result.stderr
 
 
 def test_demo_zone_parses_and_carries_a_2048_bit_dkim_key() -> None:
