@@ -17,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: rich's markup rendering doubles --help's start-up time (benchmarks/README.md).
+    rich_markup_mode=None,
 )
 for _module in (assess, spf, starttls, harden, scoring, lab, demo, mailmode):
     _module.register(app)

@@ -113,6 +113,8 @@ class _Reply:
 class DnsClient:
     """Sends questions; knows nothing of caching. Safe to share between concurrent assessments.
 
+    At most `max_in_flight` questions are outstanding at once: with more, a resolver's default
+    UDP receive buffer overflowed in the bulk benchmark and replies were lost as timeouts.
     Each attempt waits `timeout` seconds; `attempts` tries go round the nameservers in order,
     and a SERVFAIL moves on to the next server too. A truncated UDP reply is retried over TCP.
     """
@@ -123,7 +125,7 @@ class DnsClient:
         *,
         timeout: float = 2.0,
         attempts: int = 3,
-        max_in_flight: int = 512,
+        max_in_flight: int = 128,
     ) -> None:
         self.nameservers = list(nameservers) if nameservers else system_nameservers()
         if timeout <= 0 or attempts < 1:
