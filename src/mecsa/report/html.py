@@ -50,7 +50,7 @@ def render_html(assessment: Assessment, profile: str = "mecsa", today: dt.date |
     import jinja2
     import markupsafe
 
-    from mecsa.report.view import build_view
+    from mecsa.report.view import ADDRESS_COLUMNS, build_view
 
     source = resources.files("mecsa.report").joinpath("templates", TEMPLATE).read_text("utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -58,7 +58,13 @@ def render_html(assessment: Assessment, profile: str = "mecsa", today: dt.date |
     view = build_view(assessment, profile, today)
     # the script is this module's constant, not data: the one value passed as markup
     script = markupsafe.Markup(COPY_SCRIPT)
-    return template.render(view=view, script=script, script_hash=_script_hash(), ring=_ring)
+    return template.render(
+        view=view,
+        script=script,
+        script_hash=_script_hash(),
+        ring=_ring,
+        address_columns=ADDRESS_COLUMNS,
+    )
 
 
 def _ring(level: int) -> dict[str, float]:

@@ -1,5 +1,7 @@
 """Terminal report (rich): the three areas with levels and stars, each protocol, a table per MX, the fixes.
 
+The MX tables are compact (one row per address); the JSON and the HTML report keep every detail.
+
 Plain text (no colour codes) unless `color=True`: the CLI passes whether stdout is a terminal.
 Every string from the wire goes in as a rich `Text` (never parsed as markup) after `clean`, which
 makes control characters visible, so a hostile TXT record cannot drive the terminal.
@@ -20,7 +22,7 @@ from mecsa.model import Assessment
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mecsa.report.view import ReportView
+    from mecsa.report.view import AddressRow, ReportView
 
 MAX_VALUE = 160  # long values (keys, certificates) are cut in the terminal; the JSON has them whole
 _STYLE = {"pass": "green", "fail": "red", "error": "yellow", "not_applicable": "dim", "not_assessed": "dim"}
@@ -81,6 +83,8 @@ def _write(console: Console, view: ReportView) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from mecsa.report.view import ADDRESS_COLUMNS
+
     title = Text.assemble(
         ("mecsa ", "bold"),
         (clean(view.domain), "bold cyan"),
@@ -107,8 +111,7 @@ def _write(console: Console, view: ReportView) -> None:
     rows = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
     for p in view.protocols:
         reason = clean(p.reason, MAX_VALUE)
-        if p.share is not None:
-            reason += f" ({p.share:.0%} of MX hosts)"
+        reason += p.share_note
         if p.count_note:
             reason += f" [{p.count_note}]"
         rows.add_row(Text(p.mark, style=_STYLE[p.status]), Text(p.protocol), Text(reason))
@@ -116,13 +119,13 @@ def _write(console: Console, view: ReportView) -> None:
 
     for host in view.hosts:
         console.print()
-        table = Table(
-            title=Text(f"MX {clean(host.name)}", style="bold"), title_justify="left", show_header=False
-        )
-        table.add_column("key", style="dim", no_wrap=True)
-        table.add_column("value", overflow="fold")
-        for key, value in host.rows:
-            table.add_row(Text(clean(key)), Text(clean(value, MAX_VALUE)))
+        facts = "; ".join(f"{k} {clean(v)}" for k, v in host.facts)
+        title = Text.assemble(("MX ", "bold"), (clean(host.name), "bold"), (f"  ({facts})", "dim"))
+        table = Table(title=title, title_justify="left")
+        for column in ADDRESS_COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in host.addresses:
+            table.add_row(*(_cell_text(cell) for cell in _cells(row)))
         console.print(table)
 
     if view.problems:
@@ -152,3 +155,14 @@ def _write(console: Console, view: ReportView) -> None:
                 for text_line in snippet.text.splitlines():
                     # no wrapping and no box: the lines must paste as they are
                     console.print(Text(f"    {clean(text_line)}"), soft_wrap=True)
+
+
+def _cells(row: AddressRow) -> tuple[str, ...]:
+    return (row.address, row.starttls, row.tls_versions, row.certificate, row.dane, row.mta_sts)
+
+
+def _cell_text(cell: str) -> Any:
+    """A table cell with each "; "-separated part on a line of its own (each part cleaned)."""
+    from rich.text import Text
+
+    return Text("\n".join(clean(part, MAX_VALUE) for part in cell.split("; ")))

@@ -1,8 +1,11 @@
 """What every human-facing report shows, computed once from an `Assessment`: the renderers only format.
 
-Per-host sections are built generically: any `details["hosts"]` or `details["mx"]` list of
-objects, in a check's details or a verdict's details, becomes rows of the section of the host it
-names, so that checks that add per-MX data appear without changes here.
+Per-host sections have two layers. The compact one (`HostView.facts` and `HostView.addresses`)
+picks the few values a mail administrator reads, from the detail keys of the mx, starttls, x509,
+dane and mta-sts checks (see `address_rows`); a missing value is a dash. The full one
+(`HostView.rows`) is built generically: any `details["hosts"]` or `details["mx"]` list of objects,
+in a check's details or a verdict's details, becomes rows of the section of the host it names, so
+that checks that add per-MX data appear there without changes here.
 """
 
 from __future__ import annotations
@@ -76,12 +79,39 @@ class ProtocolView:
     def mark(self) -> str:
         return MARKS[self.status]
 
+    @property
+    def share_note(self) -> str:
+        """` (50% of MX hosts)`, unless the reason states the share already (then it would say it twice)."""
+        if self.share is None or f"{self.share:.0%}" in self.reason:
+            return ""
+        return f" ({self.share:.0%} of MX hosts)"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRow:
+    """What a mail administrator reads about one address of an MX host, one short text per column.
+
+    Parts of a cell are separated by "; ", which the terminal renderer puts on lines of their own.
+    """
+
+    address: str
+    starttls: str
+    tls_versions: str
+    certificate: str
+    dane: str
+    mta_sts: str
+
+
+ADDRESS_COLUMNS = ("Address", "STARTTLS", "TLS versions", "Certificate", "DANE", "MTA-STS")
+
 
 @dataclass(frozen=True, slots=True)
 class HostView:
-    """Everything the checks reported about one MX host, as key/value rows."""
+    """One MX host: its facts and one compact row per address, plus every detail as key/value rows."""
 
     name: str
+    facts: tuple[tuple[str, str], ...]
+    addresses: tuple[AddressRow, ...]
     rows: tuple[tuple[str, str], ...]
 
 
@@ -205,7 +235,10 @@ def host_views(assessment: Assessment) -> tuple[HostView, ...]:
                 body = {k: v for k, v in item.items() if k not in HOST_NAME_KEYS or item.get(k) != name}
                 prefix = "" if source == "mx" else f"{source}."
                 rows.setdefault(name, []).extend((prefix + k, v) for k, v in flatten(body))
-    return tuple(HostView(name, tuple(r)) for name, r in rows.items())
+    return tuple(
+        HostView(name, host_facts(assessment, name), address_rows(assessment, name), tuple(r))
+        for name, r in rows.items()
+    )
 
 
 def _host_name(item: object) -> str | None:
@@ -247,3 +280,152 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+# --- the compact per-address table: the detail keys of checks/{mx,starttls,x509,dane,mtasts}.py ---
+
+DASH = "—"
+DANE_LABELS: Mapping[str, str] = {
+    "matched": "matched",
+    "no_match": "no match",
+    "not_secure": "not secure",
+    "no_tlsa": "no TLSA",
+    "no_tls": "no TLS",
+    "error": "could not check",
+}
+
+
+def _host_item(assessment: Assessment, check: str, name: str) -> Mapping[str, Any]:
+    """The `hosts` entry named `name` in one check's details (empty when the check did not run)."""
+    for result in assessment.results:
+        if result.check != check:
+            continue
+        for item in result.details.get("hosts") or ():
+            if isinstance(item, Mapping) and item.get("name") == name:
+                return item
+    return {}
+
+
+def _address_item(host: Mapping[str, Any], address: str) -> Mapping[str, Any]:
+    for item in host.get("addresses") or ():
+        if isinstance(item, Mapping) and item.get("address") == address:
+            return item
+    return {}
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def host_facts(assessment: Assessment, name: str) -> tuple[tuple[str, str], ...]:
+    """The MX-level facts: preference and the DNSSEC status of its A/AAAA answers."""
+    mx = _host_item(assessment, "mx", name)
+    dnssec = mx.get("dnssec")
+    if not isinstance(dnssec, Mapping):
+        dnssec = {}
+    return (
+        ("preference", scalar_text(mx.get("preference"))),
+        ("DNSSEC A", scalar_text(dnssec.get("A"))),
+        ("DNSSEC AAAA", scalar_text(dnssec.get("AAAA"))),
+    )
+
+
+def address_rows(assessment: Assessment, name: str) -> tuple[AddressRow, ...]:
+    """One row per address of MX host `name`: the addresses the MX check found, then any a check added."""
+    hosts = {c: _host_item(assessment, c, name) for c in ("mx", "starttls", "x509", "dane")}
+    addresses = [a for a in hosts["mx"].get("addresses") or () if isinstance(a, str)]
+    for check in ("starttls", "x509", "dane"):
+        for item in hosts[check].get("addresses") or ():
+            address = item.get("address") if isinstance(item, Mapping) else None
+            if isinstance(address, str) and address not in addresses:
+                addresses.append(address)
+    mta_sts = _mta_sts_cell(assessment, name)
+    return tuple(
+        AddressRow(
+            address,
+            _starttls_cell(_address_item(hosts["starttls"], address)),
+            _versions_cell(_address_item(hosts["starttls"], address)),
+            _certificate_cell(assessment, name, address, _address_item(hosts["x509"], address)),
+            _dane_cell(_address_item(hosts["dane"], address)),
+            mta_sts,
+        )
+        for address in addresses
+    )
+
+
+def _starttls_cell(item: Mapping[str, Any]) -> str:
+    smtp = item.get("smtp")
+    if not isinstance(smtp, Mapping):
+        return DASH
+    if not smtp.get("connected"):
+        stage = smtp.get("failed_stage")
+        return f"unreachable ({stage})" if stage else "unreachable"
+    offered = smtp.get("starttls_offered")
+    if offered is False:
+        return "not offered"
+    if offered is None:
+        return f"failed at {smtp['failed_stage']}" if smtp.get("failed_stage") else DASH
+    version, cipher = _get(smtp, "tls", "version"), _get(smtp, "tls", "cipher")
+    if version is None:  # offered, but the handshake did not complete
+        return f"offered; TLS failed ({smtp.get('failed_stage') or 'handshake'})"
+    return f"offered; {version}; {cipher}" if cipher else f"offered; {version}"
+
+
+def _versions_cell(item: Mapping[str, Any]) -> str:
+    versions = _get(item, "tls_sweep", "versions")
+    if not isinstance(versions, list):
+        return DASH
+    accepted = [
+        str(v.get("label", "")).removeprefix("TLSv")
+        for v in versions
+        if isinstance(v, Mapping) and v.get("outcome") == "accepted"
+    ]
+    # the sweep labels TLS 1.0 "TLSv1"; spell it as people say it
+    return ", ".join("1.0" if a == "1" else a for a in accepted) if accepted else "none"
+
+
+def _certificate_cell(assessment: Assessment, host: str, address: str, item: Mapping[str, Any]) -> str:
+    outcome = item.get("outcome")
+    if outcome is None:
+        return DASH
+    cert = item.get("certificate")
+    name = DASH
+    if isinstance(cert, Mapping):
+        names = cert.get("dns_names")
+        subject = str(cert.get("subject") or "")
+        cn = next((p[3:] for p in subject.split(",") if p.startswith("CN=")), None)
+        name = str(names[0]) if isinstance(names, list) and names else cn or DASH
+    days = item.get("days_left")
+    # why it failed is in the findings (x509.expired, x509.name_mismatch...), not in the details
+    problems = [
+        f.id.removeprefix("x509.")
+        for f in assessment.findings
+        if f.protocol == "x509" and f.subject == f"{host} {address}" and f.status in PROBLEM_STATUSES
+    ]
+    state = "valid" if outcome == "pass" else ", ".join(problems) or str(outcome)
+    if not isinstance(cert, Mapping):
+        return state
+    return f"{state}; {name}; {days} days left" if isinstance(days, int) else f"{state}; {name}"
+
+
+def _dane_cell(item: Mapping[str, Any]) -> str:
+    label = item.get("dane")
+    if not isinstance(label, str):
+        return DASH
+    return DANE_LABELS.get(label, label.replace("_", " "))
+
+
+def _mta_sts_cell(assessment: Assessment, host: str) -> str:
+    verdict = assessment.verdicts.get("mta-sts")
+    coverage = verdict.details.get("mx") if verdict is not None else None
+    for item in coverage if isinstance(coverage, list) else ():
+        if isinstance(item, Mapping) and item.get("host") == host:
+            covered = item.get("covered")
+            if covered is None:
+                return DASH
+            return f"covered; by {item.get('pattern')}" if covered else "not covered"
+    return DASH
