@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mecsa.checks.base import CheckSpec, Context
-from mecsa.checks.mx import MxObservation
+from mecsa.checks.mx import MxHost, MxObservation
 from mecsa.checks.starttls import (
     HostSessions,
     TransportObservation,
@@ -115,25 +115,43 @@ class DaneObservation:
     checked_at: dt.datetime
 
 
-def _secure_expansion(h: HostSessions) -> str | None:
-    chain = h.host.cname_chain
-    answers = [a for a in (h.host.a, h.host.aaaa) if a.records]
+def _secure_expansion(host: MxHost) -> str | None:
+    chain = host.cname_chain
+    answers = [a for a in (host.a, host.aaaa) if a.records]
     if chain and answers and all(a.dnssec is DnssecStatus.SECURE for a in answers):
         return chain[-1].rstrip(".").lower()
     return None
 
 
-async def _lookup(resolver: Resolver, h: HostSessions, port: int) -> DaneHost:
-    name = h.host.name
-    expanded = _secure_expansion(h)
-    if not h.host.addresses:
-        return DaneHost(h, None, name, (name,))
+@dataclass(frozen=True, slots=True)
+class TlsaLookup:
+    """The TLSA answer of one MX host (None when it has no address), its base domain and reference names."""
+
+    answer: DnsAnswer | None
+    base: str
+    names: tuple[str, ...]
+
+
+async def lookup_tlsa(resolver: Resolver, host: MxHost, port: int) -> TlsaLookup:
+    """TLSA at `_<port>._tcp.<host>`, after secure CNAME expansion (RFC 7671 §7, RFC 7672 §2.2.2).
+
+    The dnssec check judges these same answers, so both ask the same questions.
+    """
+    name = host.name
+    expanded = _secure_expansion(host)
+    if not host.addresses:
+        return TlsaLookup(None, name, (name,))
     if expanded:
         answer = await resolver.resolve(f"_{port}._tcp.{expanded}", "TLSA")
         if answer.failed or answer.records:
-            return DaneHost(h, answer, expanded, (expanded, name))
+            return TlsaLookup(answer, expanded, (expanded, name))
     answer = await resolver.resolve(f"_{port}._tcp.{name}", "TLSA")
-    return DaneHost(h, answer, name, (expanded, name) if expanded else (name,))
+    return TlsaLookup(answer, name, (expanded, name) if expanded else (name,))
+
+
+async def _lookup(resolver: Resolver, h: HostSessions, port: int) -> DaneHost:
+    found = await lookup_tlsa(resolver, h.host, port)
+    return DaneHost(h, found.answer, found.base, found.names)
 
 
 async def observe(ctx: Context, mx: MxObservation | None = None) -> DaneObservation:
@@ -383,7 +401,7 @@ def evaluate(obs: DaneObservation) -> CheckResult:
                 }
             )
         name = d.sessions.host.name
-        outcomes[name] = host_outcome(statuses)
+        outcomes[name] = host_outcome(statuses, complete=not d.sessions.host.lookup_failed)
         hosts_json.append(
             {
                 "name": name,

@@ -1,10 +1,11 @@
 """DNSSEC: are the answers a sender relies on validated? MECSA's `dnssec` passes only if all are secure.
 
 The subjects are the domain's MX RRset, each MX host's A and AAAA, the SPF TXT (the TXT RRset at
-the domain), `_dmarc.<domain>` TXT and each MX host's `_25._tcp` TLSA. A negative answer counts
-by its own status: a secure NXDOMAIN for `_dmarc` is secure. The status comes from the resolver
-(the AD bit, EDE, the CD retry); a resolver that does not validate makes the verdict `error`,
-never `fail`, because then nothing can be said.
+the domain), `_dmarc.<domain>` TXT and each MX host's TLSA (the very names the dane check asks:
+`_25._tcp`, after secure CNAME expansion). A negative answer counts by its own status: a secure
+NXDOMAIN for `_dmarc` is secure. The status comes from the resolver (the AD bit, EDE, the CD
+retry); a resolver that does not validate makes the verdict `error`, never `fail`, because then
+nothing can be said.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mecsa.checks.base import CheckSpec, Context
+from mecsa.checks.dane import lookup_tlsa
 from mecsa.checks.mx import observe_mx
 from mecsa.dns.answer import DnsAnswer, DnssecStatus
 from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
 
 PROTOCOL = "dnssec"
-# The port whose TLSA records DANE for SMTP uses (RFC 7672 §2.2).
-_SMTP_PORT = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +72,15 @@ async def _dmarc_subjects(ctx: Context) -> tuple[DnssecSubject, ...]:
 
 
 async def _tlsa_subjects(ctx: Context) -> tuple[DnssecSubject, ...]:
-    # The dane check asks the same questions; the per-assessment cache makes them one query each.
+    # The same lookups as the dane check (port, CNAME expansion): the cache makes them one query each.
     mx = await observe_mx(ctx)
-    hosts = [h.name for h in mx.hosts if h.addresses]
-    answers = await asyncio.gather(
-        *(ctx.resolver.resolve(f"_{_SMTP_PORT}._tcp.{name}", "TLSA") for name in hosts)
+    hosts = [h for h in mx.hosts if h.addresses]
+    found = await asyncio.gather(*(lookup_tlsa(ctx.resolver, h, ctx.options.smtp_port) for h in hosts))
+    return tuple(
+        DnssecSubject(f"MX host {h.name} TLSA", f.answer)
+        for h, f in zip(hosts, found, strict=True)
+        if f.answer is not None
     )
-    return tuple(DnssecSubject(f"MX host {n} TLSA", a) for n, a in zip(hosts, answers, strict=True))
 
 
 # The hook for more subjects: one async function from the context to its subjects, one entry here.

@@ -83,12 +83,18 @@ async def observe_transport(ctx: Context, mx: MxObservation | None = None) -> Tr
 # --- the per-MX share, as MECSA computes it ---------------------------------------------------
 
 
-def host_outcome(outcomes: Iterable[Status]) -> Status:
-    """A host passes when every reachable address passes; ERROR means no address could be judged."""
+def host_outcome(outcomes: Iterable[Status], *, complete: bool = True) -> Status:
+    """A host passes when every reachable address passes; ERROR means no address could be judged.
+
+    `complete` is False when one of the host's address lookups failed: an address never tried may
+    be the broken one, so such a host can fail on proof but never pass (it is ERROR instead).
+    """
     judged = [o for o in outcomes if o is not Status.ERROR]
     if not judged:
         return Status.ERROR
-    return Status.PASS if all(o is Status.PASS for o in judged) else Status.FAIL
+    if any(o is not Status.PASS for o in judged):
+        return Status.FAIL
+    return Status.PASS if complete else Status.ERROR
 
 
 def share_verdict(
@@ -148,6 +154,17 @@ def host_address_findings(protocol: str, prefix: str, hosts: Iterable[HostSessio
     out = []
     for h in hosts:
         if h.host.addresses:
+            if h.host.lookup_failed:
+                out.append(
+                    Finding(
+                        f"{prefix}.host_partly_unresolved",
+                        Status.ERROR,
+                        protocol,
+                        f"some addresses of {h.host.name} could not be looked up: the host cannot pass",
+                        tuple(a.describe_failure() for a in (h.host.a, h.host.aaaa) if a.failed),
+                        subject=h.host.name,
+                    )
+                )
             continue
         if h.host.lookup_failed:
             out.append(
@@ -179,6 +196,7 @@ def shared_catalogue(prefix: str) -> dict[str, str]:
         f"{prefix}.mx_lookup_failed": "the MX lookup failed: nothing could be tested",
         f"{prefix}.no_mx": f"no MX host: {prefix} does not apply",
         f"{prefix}.host_unresolved": "an MX host's addresses could not be looked up",
+        f"{prefix}.host_partly_unresolved": "one of an MX host's address lookups failed: it cannot pass",
         f"{prefix}.host_no_address": "an MX host has no address; not counted",
         f"{prefix}.unreachable": "an address could not be reached or did not speak SMTP up to EHLO: "
         "could not find out",
@@ -418,7 +436,7 @@ def evaluate(obs: StarttlsObservation) -> CheckResult:
             if sweep is not None:
                 _sweep(s.host, s.address, sweep, findings.append)
             addresses.append(_address_json(s, status, sweep))
-        outcomes[h.host.name] = host_outcome(per_address)
+        outcomes[h.host.name] = host_outcome(per_address, complete=not h.host.lookup_failed)
         hosts_json.append(
             {"name": h.host.name, "outcome": outcomes[h.host.name].value, "addresses": addresses}
         )

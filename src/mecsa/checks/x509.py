@@ -484,7 +484,7 @@ def _host(h: HostSessions, judge: _Judge, outcomes: dict[str, Status]) -> dict[s
         status, details = _address(s, judge)
         statuses.append(status)
         addresses.append({"address": s.address, "outcome": status.value, **details})
-    outcomes[h.host.name] = host_outcome(statuses)
+    outcomes[h.host.name] = host_outcome(statuses, complete=not h.host.lookup_failed)
     return {"name": h.host.name, "outcome": outcomes[h.host.name].value, "addresses": addresses}
 
 

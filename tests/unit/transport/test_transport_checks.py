@@ -439,3 +439,49 @@ async def test_expired_certificate_fails_even_when_the_chain_cannot_be_checked(
     assert ids["x509.anchors_error"] == [Status.ERROR] and ids["x509.expired"] == [Status.FAIL]
     assert _details(a, "x509")["hosts"][0]["outcome"] == "fail"
     assert a.verdicts["x509"].status is VerdictStatus.FAIL
+
+
+async def test_host_with_a_failed_address_lookup_never_passes(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    # The IPv4 address is good, but the AAAA lookup failed: an untested IPv6 address may be broken,
+    # so the host is "could not find out", never a pass.
+    leaf = pki.leaf(MX1)
+    await servers.add_smtpd("127.0.0.2", server_context(leaf, pki.intermediate.pem, tmp_path))
+    body = "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n" + _tlsa(servers.port, MX1, f"3 1 1 {leaf.spki_sha256()}")
+    a = await _assess(
+        serve_zones, body, servers, ca_file, tls_versions=False, faults={f"{MX1}/AAAA": Fault.SERVFAIL}
+    )
+    for protocol in ("starttls", "x509", "dane"):
+        assert a.verdicts[protocol].status is VerdictStatus.ERROR, (protocol, a.verdicts[protocol])
+        assert _ids(a, protocol)[f"{protocol}.host_partly_unresolved"] == [Status.ERROR]
+
+
+async def test_host_with_a_failed_address_lookup_still_fails_on_proof(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    await servers.add_smtpd("127.0.0.2", None)  # no STARTTLS at all on the address that answered
+    a = await _assess(
+        serve_zones,
+        "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n",
+        servers,
+        ca_file,
+        tls_versions=False,
+        faults={f"{MX1}/AAAA": Fault.SERVFAIL},
+    )
+    assert a.verdicts["starttls"].status is VerdictStatus.FAIL
+
+
+async def test_dnssec_judges_the_same_tlsa_names_as_dane(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    leaf = pki.leaf(MX1)
+    await servers.add_smtpd("127.0.0.2", server_context(leaf, pki.intermediate.pem, tmp_path))
+    body = "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n" + _tlsa(servers.port, MX1, f"3 1 1 {leaf.spki_sha256()}")
+    client = await serve_zones({"example.test.": HEAD + body}, secure=["example.test."])
+    options = AssessOptions(smtp_port=servers.port, ca_file=ca_file, only=frozenset({"dnssec"}))
+    a = await assess("example.test", client, options)
+    subjects = _details(a, "dnssec")["subjects"]
+    tlsa = [s for s in subjects if "TLSA" in json.dumps(s)]
+    assert tlsa and all(f"_{servers.port}._tcp.{MX1}" in json.dumps(s) for s in tlsa), tlsa
+    assert servers.connections == {}  # dnssec alone opens no SMTP session
