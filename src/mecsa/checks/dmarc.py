@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mecsa.checks.base import CheckSpec, Context
 from mecsa.dns.answer import DnsAnswer
+from mecsa.dns.resolver import Resolver
 from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
 from mecsa.orgdomain import NotADomainError, organisational_domain
 from mecsa.records.dmarc import DmarcParse, DmarcRecord, Policy, ReportUri, is_dmarc_record, parse_dmarc
@@ -73,14 +74,23 @@ def _org(name: str) -> str:
         return name
 
 
+async def discover(resolver: Resolver, domain: str) -> tuple[DmarcLookup, ...]:
+    """RFC 7489 §6.6.3 discovery: `_dmarc.<domain>`, then the organisational domain's when none is there.
+
+    A failed first lookup stops discovery: falling back then could apply the wrong policy.
+    Mail mode's DMARC evaluation uses this too.
+    """
+    first = DmarcLookup(domain, await resolver.resolve(f"_dmarc.{domain}", "TXT"))
+    org = _org(domain)
+    if first.answer.failed or first.records or org == domain:
+        return (first,)
+    return first, DmarcLookup(org, await resolver.resolve(f"_dmarc.{org}", "TXT"))
+
+
 async def observe(ctx: Context) -> DmarcObservation:
     """Look up the DMARC record (with the org-domain fallback) and external report authorisations."""
     resolver = ctx.resolver
-    first = DmarcLookup(ctx.domain, await resolver.resolve(f"_dmarc.{ctx.domain}", "TXT"))
-    lookups = [first]
-    org = _org(ctx.domain)
-    if not first.answer.failed and not first.records and org != ctx.domain:
-        lookups.append(DmarcLookup(org, await resolver.resolve(f"_dmarc.{org}", "TXT")))
+    lookups = await discover(resolver, ctx.domain)
     found = lookups[-1]
     external: tuple[ExternalAuthorisation, ...] = ()
     if len(found.records) == 1:
@@ -91,7 +101,7 @@ async def observe(ctx: Context) -> DmarcObservation:
                 *(resolver.resolve(f"{found.domain}._report._dmarc.{u.domain}", "TXT") for u in uris)
             )
             external = tuple(ExternalAuthorisation(u, a) for u, a in zip(uris, answers, strict=True))
-    return DmarcObservation(ctx.domain, tuple(lookups), external)
+    return DmarcObservation(ctx.domain, lookups, external)
 
 
 def _external_uris(record: DmarcRecord, policy_domain: str) -> tuple[ReportUri, ...]:

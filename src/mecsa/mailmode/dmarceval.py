@@ -122,11 +122,13 @@ class DmarcEvaluation:
 
 
 async def discover(resolver: Resolver, domain: str) -> DmarcObservation:
-    """The DMARC record for `domain`, through the domain check's discovery (with org fallback)."""
-    from mecsa.checks.base import Context
-    from mecsa.checks.dmarc import observe
+    """The DMARC record for `domain`, through the domain check's discovery (with org fallback).
 
-    return await observe(Context(domain, resolver))
+    Only discovery: the external report-destination lookups of domain mode are not needed here.
+    """
+    from mecsa.checks.dmarc import discover as discover_records
+
+    return DmarcObservation(domain, await discover_records(resolver, domain))
 
 
 async def domain_exists(resolver: Resolver, domain: str) -> bool | None:

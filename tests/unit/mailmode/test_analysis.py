@@ -242,3 +242,18 @@ async def test_headers_are_read_for_information(serve_zones: ServeZones) -> None
     assert hop.clauses == {"from": "mail.sender.test", "by": "mx.example.net", "with": "ESMTPS", "id": "4ABC",
                            "for": "x@example.net"}  # fmt: skip
     assert hop.date == "Mon, 1 Jan 2024 00:00:00 +0000"
+
+
+async def test_dmarc_discovery_for_a_message_asks_only_for_the_policy(serve_zones: ServeZones) -> None:
+    from mecsa.dns.resolver import Resolver
+    from mecsa.mailmode.dmarceval import discover
+
+    zone = (
+        "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\n"
+        '_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:d@reports.example.net"\n'
+    )
+    resolver = Resolver(await serve_zones({"example.test.": zone}))
+    found = await discover(resolver, "example.test")
+    assert found.found.records == ("v=DMARC1; p=reject; rua=mailto:d@reports.example.net",)
+    # Domain mode also asks example.test._report._dmarc.reports.example.net; a message's verdict does not.
+    assert resolver.queries_sent == 1
