@@ -235,7 +235,7 @@ class Resolver:
 
     def __init__(self, client: DnsClient) -> None:
         self.client = client
-        self._cache: dict[tuple[dns.name.Name, int], asyncio.Task[DnsAnswer]] = {}
+        self._cache: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
 
     @property
     def queries_sent(self) -> int:
@@ -243,16 +243,17 @@ class Resolver:
 
     async def resolve(self, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType) -> DnsAnswer:
         """Ask once per assessment; concurrent askers of the same question share one query."""
-        try:
-            qname = to_name(name)
-        except dns.exception.DNSException as exc:
-            return DnsAnswer(str(name), str(rdtype), Rcode.FORMERR, detail=f"not a valid DNS name: {exc}")
-        qtype = dns.rdatatype.RdataType.make(rdtype)
-        key = (qname.canonicalize(), int(qtype))
-        task = self._cache.get(key)
+        # Keyed on the text, so a cache hit skips name parsing (6% of bulk-scan CPU, benchmarks/).
+        text = (name if isinstance(name, str) else name.to_text()).lower().rstrip(".")
+        kind = rdtype.upper() if isinstance(rdtype, str) else dns.rdatatype.to_text(rdtype)
+        task = self._cache.get((text, kind))
         if task is None:
-            task = asyncio.ensure_future(self._lookup(qname, qtype))
-            self._cache[key] = task
+            try:
+                qname = to_name(name)
+            except dns.exception.DNSException as exc:
+                return DnsAnswer(str(name), str(rdtype), Rcode.FORMERR, detail=f"not a valid DNS name: {exc}")
+            task = asyncio.ensure_future(self._lookup(qname, dns.rdatatype.RdataType.make(rdtype)))
+            self._cache[(text, kind)] = task
         # shield: one caller's cancellation (a timeout elsewhere) must not cancel the shared query.
         return await asyncio.shield(task)
 
