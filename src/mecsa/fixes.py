@@ -371,15 +371,10 @@ def _tls_versions(ctx: FixContext) -> FixResult:
 
 
 def _tls_ciphers(ctx: FixContext) -> FixResult:
-    # `mecsa harden` keeps Postfix's cipher defaults; these lines only drop the weak suites
-    return "Refuse weak ciphers (NULL, EXPORT, RC4, 3DES, anonymous)", (
-        Snippet(
-            "/etc/postfix/main.cf",
-            "smtpd_tls_ciphers = high\n"
-            "smtpd_tls_mandatory_ciphers = high\n"
-            "smtpd_tls_exclude_ciphers = aNULL, eNULL, EXPORT, RC4, 3DES, MD5, DES",
-        ),
-    )
+    settings = _settings(ctx, ctx.hosts()[0])
+    text = _main_cf(settings, ("smtpd_tls_exclude_ciphers",))
+    title = "Refuse weak ciphers (NULL, EXPORT, RC4, 3DES, anonymous)"
+    return title, (Snippet("/etc/postfix/main.cf", text),)
 
 
 def _tls_rpt_publish(ctx: FixContext) -> FixResult:

@@ -18,6 +18,7 @@ HEADER = "# --- settings managed by `mecsa harden` (re-run it rather than editin
 POLICY_SERVICE = "check_policy_service unix:private/policy-spf"
 POLICY_SPF_BINARY = "/usr/bin/policyd-spf"
 POLICY_SPF_USER = "policyd-spf"
+WEAK_CIPHER_EXCLUSIONS = "aNULL, eNULL, EXPORT, DES, 3DES, RC4, MD5"
 _LOOPBACK_NETWORKS = ("127.0.0.0/8", "[::ffff:127.0.0.0]/104", "[::1]/128")
 _RELAY_GUARD = "reject_unauth_destination"
 
@@ -119,6 +120,9 @@ def main_cf_settings(settings: HardenSettings, layout: Layout, existing: Mapping
         "smtpd_tls_chain_files": chain,
         "smtpd_tls_protocols": ">=TLSv1.2",
         "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
+        # With TLS 1.0/1.1 refused every client can do AES-GCM, so dropping the weak and the
+        # unauthenticated suites costs no interoperability (and mecsa's own tls.weak_ciphers stays quiet).
+        "smtpd_tls_exclude_ciphers": WEAK_CIPHER_EXCLUSIONS,
         "smtpd_tls_received_header": "yes",
         "smtpd_tls_session_cache_database": "btree:${data_directory}/smtpd_scache",
         "smtpd_tls_loglevel": "1",
