@@ -54,6 +54,14 @@ def up_command(
         typer.Option("--scenario", help="Scenario file (TOML); repeatable. Default: top-score."),
     ] = None,
     all_shipped: Annotated[bool, typer.Option("--all", help="Every scenario shipped with mecsa.")] = False,
+    mailmode: Annotated[
+        bool,
+        typer.Option(
+            "--mailmode",
+            help="Also run `mecsa mailmode serve` for mailmode.test (DANE and MTA-STS traps) and two more "
+            "senders: may.test (TLS level may) and nospf.test (not in its SPF).",
+        ),
+    ] = False,
     directory: DirOption = None,
 ) -> None:
     """Bring the lab up: namespaces, Knot, Unbound, MTA-STS server, one Postfix per MX, the DANE sender."""
@@ -65,7 +73,7 @@ def up_command(
 
     files = list(scenario or []) + (shipped_scenarios() if all_shipped else [])
     try:
-        result = up(files, _dir(directory))
+        result = up(files, _dir(directory), mailmode=mailmode)
     except (ScenarioError, PlanError) as exc:
         _fail(str(exc), 2)
     except LabError as exc:
@@ -73,6 +81,13 @@ def up_command(
     typer.echo(f"lab up in {result.seconds:.2f} s: {result.daemons} daemons in {result.directory}")
     for domain in result.domains:
         typer.echo(f"  {domain}")
+    if mailmode:
+        from mecsa.lab.mailmode import RECEIVER_DOMAIN, RECEIVER_IP, store_file
+
+        typer.echo(
+            f"mail mode: receiver for {RECEIVER_DOMAIN} on {RECEIVER_IP}:25, "
+            f"store {store_file(result.directory)}"
+        )
     typer.echo("next: mecsa lab assess DOMAIN | mecsa lab send postmaster@DOMAIN | mecsa lab down")
 
 

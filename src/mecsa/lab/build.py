@@ -8,10 +8,11 @@ from __future__ import annotations
 import base64
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -30,6 +31,9 @@ from mecsa.lab.plan import (
     MailDomain,
     MxHost,
 )
+
+if TYPE_CHECKING:
+    from mecsa.lab.mailmode import MailmodeBuild
 
 Listen = tuple[str, str, int]  # ("tcp" | "udp", address, port)
 
@@ -58,6 +62,7 @@ class Built:
     daemons: tuple[Daemon, ...]  # started once Knot serves every zone
     zones: tuple[str, ...]
     domains: dict[str, Any]  # for the state file: per domain, its scenario, selector and hosts
+    mailmode: dict[str, Any] | None = None  # for the state file: receiver and senders (--mailmode)
 
 
 def build(plan: LabPlan) -> Built:
@@ -82,6 +87,7 @@ def build(plan: LabPlan) -> Built:
             served = valid if kind == "valid" else ca.issue([host.hostname], kind)
             jobs.append((domain, host, _pem(dkim_keys[domain.name]), valid, served))
             tlsa[host.hostname] = _tlsa_digest(host, served)
+    extra = _mailmode(plan, ca, stub)
     # harden's configuration checks are subprocesses: configure the hosts side by side
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = [pool.submit(mxconfig.configure_mx, plan, *job, stub) for job in jobs]
@@ -91,7 +97,7 @@ def build(plan: LabPlan) -> Built:
 
     knot_base = plan.path("knot")
     knot.prepare_dirs(knot_base)
-    zone_files = _zone_files(plan)
+    zone_files = _zone_files(plan) + [knot.ZoneFile(name, True) for name, _ in extra.zones]
     knot_conf = knot_base / "knot.conf"
     knot_conf.write_text(knot.knot_conf(knot_base, plan.logs / "knot.log", zone_files))
     ds: dict[str, list[str]] = {z.name: knot.generate_key(knot_conf, z.name) for z in zone_files if z.signed}
@@ -103,14 +109,16 @@ def build(plan: LabPlan) -> Built:
             text, ds[domain.name] = knot.sign_bogus(domain.name, text, knot_base / "bogus", targets)
         (zone_dir / f"{domain.name}.zone").write_text(text)
     (zone_dir / f"{SENDER_DOMAIN}.zone").write_text(zones.sender_zone(_public_b64(sender_key)))
-    children = [d.name for d in plan.domains] + [SENDER_DOMAIN]
+    for name, text in extra.zones:
+        (zone_dir / f"{name}.zone").write_text(text)
+    children = [d.name for d in plan.domains] + [SENDER_DOMAIN] + [name for name, _ in extra.zones]
     for tld in plan.tlds:
         mine = [c for c in children if c.endswith(f".{tld}")]
         (zone_dir / f"{tld}.zone").write_text(zones.tld_zone(tld, mine, ds))
     (zone_dir / "root.zone").write_text(zones.root_zone(plan.tlds, ds))
 
     unbound_conf = unbound.write_unbound(plan.path("unbound"), plan.logs / "unbound.log", plan.tlds, ds[""])
-    web = _write_web(plan, ca)
+    web = _write_web(plan, ca, extra.web_sites)
     daemons = [
         Daemon("unbound", "res", tuple(unbound.unbound_argv(unbound_conf)), (("udp", RESOLVER_IP, 53),)),
         web,
@@ -126,13 +134,30 @@ def build(plan: LabPlan) -> Built:
             "hosts": [{"hostname": h.hostname, "address": h.address, "node": h.node} for h in domain.hosts],
         }
     daemons += _sender_daemons(plan, sender_key, stub)
+    daemons += extra.daemons
     sockets = [plan.syslog_socket(h.hostname) for h in plan.hosts] + [plan.syslog_socket(SENDER_HOST)]
+    sockets += extra.syslog_sockets
     sink_args = [f"{s}={plan.logs / (s.stem + '.syslog')}" for s in sockets]
     logsink = Daemon("logsink", "br", (sys.executable, "-m", "mecsa.lab.logsink", *sink_args))
     knotd = Daemon(
         "knotd", "dns", tuple(knot.knotd_argv(knot_conf)), (("udp", AUTH_IP, 53), ("tcp", AUTH_IP, 53))
     )
-    return Built(knot_conf, logsink, knotd, tuple(daemons), tuple(z.fqdn for z in zone_files), state_domains)
+    return Built(
+        knot_conf,
+        logsink,
+        knotd,
+        tuple(daemons),
+        tuple(z.fqdn for z in zone_files),
+        state_domains,
+        extra.state if plan.mailmode else None,
+    )
+
+
+def _mailmode(plan: LabPlan, ca: LabCa, stub: Path) -> MailmodeBuild:
+    """The mail-mode receiver, its zone and extra senders when asked for; nothing otherwise."""
+    from mecsa.lab.mailmode import MailmodeBuild, build_mailmode
+
+    return build_mailmode(plan, ca, stub) if plan.mailmode else MailmodeBuild((), (), (), (), {})
 
 
 def _zone_files(plan: LabPlan) -> list[knot.ZoneFile]:
@@ -195,9 +220,15 @@ def _write_key(key: rsa.RSAPrivateKey, path: Path) -> Path:
     return path
 
 
-def _write_web(plan: LabPlan, ca: LabCa) -> Daemon:
+def _write_web(plan: LabPlan, ca: LabCa, sites: Sequence[tuple[str, str]] = ()) -> Daemon:
+    """The MTA-STS policies of the scenario domains, and `sites`: more (host name, policy) pairs."""
     root = plan.path("web", "root")
     names = []
+    for name, policy in sites:
+        target = root / name / ".well-known" / "mta-sts.txt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(policy, newline="")
+        names.append(name)
     for domain in plan.domains:
         sts = zones.mta_sts(domain)
         if sts is not None:

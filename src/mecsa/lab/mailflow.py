@@ -62,7 +62,7 @@ def send(
     log = state.directory / "logs" / f"{SENDER_HOST}.postfix.log"
     deadline = time.monotonic() + timeout
     while True:
-        lines = _queue_lines(log, message_id)
+        lines = queue_lines(log, message_id)
         status_line = next((ln for ln in lines if " status=" in ln), None)
         if status_line is not None or time.monotonic() > deadline:
             break
@@ -70,7 +70,7 @@ def send(
     if status_line is None:
         return Delivery(message_id, recipient, "timeout", "no delivery attempt logged", False, tuple(lines))
     status = re.search(r" status=(\w+)", status_line)
-    verified = _verified_tls(log, status_line)
+    verified = verified_tls_for(log, status_line)
     delivery = Delivery(
         message_id,
         recipient,
@@ -91,7 +91,7 @@ def send(
     )
 
 
-def _queue_lines(log: Path, message_id: str) -> list[str]:
+def queue_lines(log: Path, message_id: str) -> list[str]:
     """The sender log's lines about the message: found by message-id, then followed by queue id."""
     try:
         text = log.read_text(errors="replace")
@@ -107,7 +107,7 @@ def _queue_lines(log: Path, message_id: str) -> list[str]:
     return [ln for ln in text.splitlines() if f": {queue_id}: " in ln]
 
 
-def _verified_tls(log: Path, status_line: str) -> bool:
+def verified_tls_for(log: Path, status_line: str) -> bool:
     """Whether this delivery went over a verified (DANE) TLS connection.
 
     One smtp process makes many deliveries, so only its log lines between its previous delivery

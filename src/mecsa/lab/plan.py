@@ -5,6 +5,7 @@ Addresses (10.53.0.0/24) exist only inside the lab's namespaces:
     .2 Knot (authoritative: root, TLDs, scenario zones)   .3 Unbound (validating resolver)
     .4 client (`lab assess`, `lab exec`)                  .5 sender Postfix (sender.test, DANE)
     .6 HTTPS server for MTA-STS policies                  .10 and up: one per MX host
+    .7-.9 only with mail mode: its receiver and two more senders (see `mecsa.lab.mailmode`)
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class LabPlan:
     directory: Path
     prefix: str
     domains: tuple[MailDomain, ...]
+    mailmode: bool = False  # add the mail-mode receiver and its extra senders (lab/mailmode.py)
 
     def ns(self, node: str) -> str:
         """The namespace name of a node ("dns", "mx1", ...)."""
@@ -83,7 +85,7 @@ class LabPlan:
 
     @property
     def nodes(self) -> tuple[tuple[str, str | None], ...]:
-        return (*FIXED_NODES, *((h.node, h.address) for h in self.hosts))
+        return (*FIXED_NODES, *_mailmode_nodes(self.mailmode), *((h.node, h.address) for h in self.hosts))
 
     @property
     def tlds(self) -> tuple[str, ...]:
@@ -112,13 +114,24 @@ def namespace_prefix(directory: Path) -> str:
     return "mlab" + hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:6]
 
 
-def make_plan(scenarios: list[Scenario], directory: Path) -> LabPlan:
+def _mailmode_nodes(wanted: bool) -> tuple[tuple[str, str | None], ...]:
+    if not wanted:
+        return ()
+    from mecsa.lab.mailmode import NODES  # imported late: it builds on this module
+
+    return NODES
+
+
+def make_plan(scenarios: list[Scenario], directory: Path, *, mailmode: bool = False) -> LabPlan:
     """Assign addresses and namespace nodes to every MX host of every scenario."""
+    from mecsa.lab.mailmode import RESERVED_DOMAINS
+
+    reserved = (SENDER_DOMAIN, NS_HOST, *RESERVED_DOMAINS)
     seen: dict[str, str] = {}
     domains = []
     next_ip = FIRST_MX
     for scenario in scenarios:
-        if scenario.domain in (SENDER_DOMAIN, NS_HOST):
+        if scenario.domain in reserved:
             raise PlanError(f"{scenario.source}: domain {scenario.domain} is reserved by the lab")
         if scenario.domain in seen:
             raise PlanError(f"{scenario.source}: domain {scenario.domain} is also in {seen[scenario.domain]}")
@@ -132,4 +145,4 @@ def make_plan(scenarios: list[Scenario], directory: Path) -> LabPlan:
             )
             next_ip += 1
         domains.append(MailDomain(scenario, tuple(hosts)))
-    return LabPlan(directory, namespace_prefix(directory), tuple(domains))
+    return LabPlan(directory, namespace_prefix(directory), tuple(domains), mailmode)

@@ -51,13 +51,14 @@ def default_scenarios() -> list[Path]:
     return [p for p in shipped_scenarios() if p.stem == "top-score"]
 
 
-def up(scenario_files: Sequence[Path], directory: Path = DEFAULT_DIR) -> UpResult:
-    """Bring the lab up with the scenarios (default: the shipped top-score one)."""
+def up(scenario_files: Sequence[Path], directory: Path = DEFAULT_DIR, *, mailmode: bool = False) -> UpResult:
+    """Bring the lab up with the scenarios (default: the shipped top-score one); `mailmode` adds
+    the mail-mode receiver and its extra senders (see `mecsa.lab.mailmode`)."""
     require_root()
     started = time.monotonic()
     directory = directory.resolve()
     scenarios: list[Scenario] = [load_scenario(p) for p in (scenario_files or default_scenarios())]
-    plan = make_plan(scenarios, directory)
+    plan = make_plan(scenarios, directory, mailmode=mailmode)
     if (directory / STATE_FILE).exists() or netns.list_namespaces(plan.prefix + "-"):
         raise LabError(f"a lab is already up in {directory}: run `mecsa lab down` first")
     if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
@@ -69,6 +70,8 @@ def up(scenario_files: Sequence[Path], directory: Path = DEFAULT_DIR) -> UpResul
         built = build(plan)
         state.set("domains", built.domains)
         state.set("zones", list(built.zones))
+        if built.mailmode is not None:
+            state.set("mailmode", built.mailmode)
         _network(plan, state)
         _start(plan, state, built)
     except BaseException:
