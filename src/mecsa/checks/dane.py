@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mecsa.checks.base import CheckSpec, Context
-from mecsa.checks.mx import MxHost, MxObservation
+from mecsa.checks.mx import MxHost, MxObservation, observe_mx
 from mecsa.checks.starttls import (
     HostSessions,
     TransportObservation,
@@ -38,6 +38,7 @@ from mecsa.checks.starttls import (
     share_verdict,
     shared_catalogue,
     tls_denied,
+    transport_hosts,
     unreachable_finding,
 )
 from mecsa.checks.x509 import certificate_names, name_matches, parse_chain, verify_chain
@@ -149,16 +150,18 @@ async def lookup_tlsa(resolver: Resolver, host: MxHost, port: int) -> TlsaLookup
     return TlsaLookup(answer, name, (expanded, name) if expanded else (name,))
 
 
-async def _lookup(resolver: Resolver, h: HostSessions, port: int) -> DaneHost:
-    found = await lookup_tlsa(resolver, h.host, port)
-    return DaneHost(h, found.answer, found.base, found.names)
-
-
 async def observe(ctx: Context, mx: MxObservation | None = None) -> DaneObservation:
-    transport = await observe_transport(ctx, mx)
+    mx = mx or await observe_mx(ctx)
     # TLSA owner names use the port the sessions are made to (25 unless told otherwise).
-    hosts = await asyncio.gather(*(_lookup(ctx.resolver, h, transport.port) for h in transport.hosts))
-    return DaneObservation(transport, tuple(hosts), transport.port, dt.datetime.now(dt.UTC))
+    port = ctx.options.smtp_port
+    # A TLSA lookup needs only the MX host and its address answers, not the session: both run at
+    # once, so DANE costs no round trip after the sessions.
+    transport, found = await asyncio.gather(
+        observe_transport(ctx, mx),
+        asyncio.gather(*(lookup_tlsa(ctx.resolver, host, port) for host in transport_hosts(mx))),
+    )
+    hosts = tuple(DaneHost(h, f.answer, f.base, f.names) for h, f in zip(transport.hosts, found, strict=True))
+    return DaneObservation(transport, hosts, transport.port, dt.datetime.now(dt.UTC))
 
 
 # --- evaluation ----------------------------------------------------------------------------------

@@ -68,10 +68,15 @@ async def session(ctx: Context, host: str, address: str) -> SmtpObservation:
     )
 
 
+def transport_hosts(mx: MxObservation) -> tuple[MxHost, ...]:
+    """The MX hosts whose addresses get a session, in the order `observe_transport` keeps."""
+    return mx.hosts if mx.receives_mail else ()
+
+
 async def observe_transport(ctx: Context, mx: MxObservation | None = None) -> TransportObservation:
     """The MX set (looked up unless given) and one session per address, all concurrently."""
     mx = mx or await observe_mx(ctx)
-    hosts = mx.hosts if mx.receives_mail else ()
+    hosts = transport_hosts(mx)
 
     async def for_host(host: MxHost) -> HostSessions:
         found = await asyncio.gather(*(session(ctx, host.name, a) for a in host.addresses))
@@ -238,7 +243,8 @@ async def observe(ctx: Context, mx: MxObservation | None = None) -> StarttlsObse
     async def one(s: SmtpObservation) -> tuple[str, str, TlsSweep]:
         sweep = await ctx.shared(
             f"tls-sweep:{s.host}:{s.address}",
-            lambda: sweep_tls(s.host, s.address, s.port, timeouts=timeouts(ctx), limits=limits),
+            # The main session's negotiated version (and weak suite, if any) is proven: not re-tried.
+            lambda: sweep_tls(s.host, s.address, s.port, timeouts=timeouts(ctx), limits=limits, known=s.tls),
         )
         return s.host, s.address, sweep
 

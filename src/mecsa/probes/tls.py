@@ -5,6 +5,11 @@ context that offers exactly one TLS version, or only one class of weak suites (o
 TLS 1.3 has no weak suites). What the local OpenSSL cannot offer is reported as `not_tested`,
 never as refused. Sessions obey the same timeouts and per-address connection limit as the main
 probe; the whole sweep is also bounded by one session deadline.
+
+A trial the main session has already answered is not run again: that session offered every
+version and every suite, so the version it negotiated is proven accepted, and so is the weak
+class of its suite when it negotiated one (`sweep_tls(..., known=...)`). Fewer sessions mean
+fewer waves under the per-address connection limit.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from mecsa.probes.smtp import (
     SmtpObservation,
     SmtpTimeouts,
     Stage,
+    TlsSession,
     probe_context,
     probe_smtp,
 )
@@ -129,26 +135,69 @@ async def _trial(
     return _judge(label, session)
 
 
+_BELOW_TLS13 = frozenset({"TLSv1", "TLSv1.1", "TLSv1.2"})
+
+
+@functools.lru_cache(maxsize=32)
+def _suite_names(context: ssl.SSLContext) -> frozenset[str]:
+    return frozenset(c["name"] for c in context.get_ciphers())
+
+
+def answered_by(known: TlsSession | None, label: str, context: ssl.SSLContext | None) -> TlsTrial | None:
+    """The trial `label` as the main session already answered it, or None when it must be run.
+
+    A version trial is answered when that version was negotiated. A weak-class trial (TLS 1.0-1.2,
+    the class's suites only) is answered when a suite of that class was negotiated on TLS 1.0-1.2;
+    the version check keeps TLS 1.3 suites, which every context lists, out of it.
+    """
+    if known is None or context is None:
+        return None
+    if label in TLS_VERSIONS:
+        proven = known.version == label
+    else:
+        proven = known.version in _BELOW_TLS13 and known.cipher in _suite_names(context)
+    if not proven:
+        return None
+    return TlsTrial(label, Outcome.ACCEPTED, known.version, known.cipher, "negotiated by the main session")
+
+
 async def sweep_tls(
-    host: str, address: str, port: int, *, timeouts: SmtpTimeouts, limits: ConnectionLimits
+    host: str,
+    address: str,
+    port: int,
+    *,
+    timeouts: SmtpTimeouts,
+    limits: ConnectionLimits,
+    known: TlsSession | None = None,
 ) -> TlsSweep:
-    """Try every TLS version and every weak-cipher class against one address."""
+    """Try every TLS version and every weak-cipher class against one address.
+
+    `known` is what the main session to this address negotiated: the trials it answers are
+    reported from it and not run again (see `answered_by`).
+    """
     plans = [(v, trial_context(v, "ALL")) for v in TLS_VERSIONS]
     plans += [(name, trial_context(None, spec)) for name, spec in WEAK_CLASSES]
-    tasks = [
-        asyncio.ensure_future(_trial(label, ctx, host, address, port, timeouts, limits))
-        for label, ctx in plans
-    ]
-    done, pending = await asyncio.wait(tasks, timeout=timeouts.session)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    trials = [
-        task.result()
-        if task in done
-        else TlsTrial(label, Outcome.ERROR, reason=f"the sweep ran out of its {timeouts.session:g} s")
-        for (label, _), task in zip(plans, tasks, strict=True)
-    ]
+    answered = [answered_by(known, label, ctx) for label, ctx in plans]
+    tasks = {
+        label: asyncio.create_task(_trial(label, ctx, host, address, port, timeouts, limits))
+        for (label, ctx), answer in zip(plans, answered, strict=True)
+        if answer is None
+    }
+    done: set[asyncio.Task[TlsTrial]] = set()
+    if tasks:
+        done, pending = await asyncio.wait(tasks.values(), timeout=timeouts.session)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def result(label: str, answer: TlsTrial | None) -> TlsTrial:
+        if answer is not None:
+            return answer
+        if tasks[label] in done:
+            return tasks[label].result()
+        return TlsTrial(label, Outcome.ERROR, reason=f"the sweep ran out of its {timeouts.session:g} s")
+
+    trials = [result(label, answer) for (label, _), answer in zip(plans, answered, strict=True)]
     return TlsSweep(tuple(trials[: len(TLS_VERSIONS)]), tuple(trials[len(TLS_VERSIONS) :]))
 
 

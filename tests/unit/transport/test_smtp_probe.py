@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from pathlib import Path
 
@@ -179,3 +180,95 @@ async def test_silent_tls_handshake_is_a_timeout_not_a_handshake_failure(servers
     obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
     assert obs.failed_stage is Stage.TLS and obs.failure is Failure.TIMEOUT
     assert time.monotonic() - started < FAST.tls + 0.5
+
+
+class _SlowGoodbye:
+    """A server that answers QUIT only after `delay`, and records what it read after QUIT.
+
+    With `tls`, it offers STARTTLS and speaks TLS after the 220 (asyncio's server-side start_tls).
+    """
+
+    def __init__(self, delay: float, tls: ssl.SSLContext | None = None) -> None:
+        self.delay = delay
+        self.tls = tls
+        self.quit = asyncio.Event()
+        self.quit_over_tls = False
+        self.after_quit: bytes | None = None
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(b"220 mx ESMTP\r\n")
+            while line := await reader.readline():
+                verb = line.strip().upper()
+                if verb.startswith(b"EHLO"):
+                    tls = writer.get_extra_info("ssl_object") is not None
+                    offer = b"250 STARTTLS\r\n" if self.tls and not tls else b"250 SIZE 1000\r\n"
+                    writer.write(b"250-mx\r\n" + offer)
+                elif verb == b"STARTTLS" and self.tls:
+                    writer.write(b"220 go ahead\r\n")
+                    await writer.drain()
+                    await writer.start_tls(self.tls)
+                    continue
+                elif verb == b"QUIT":
+                    self.quit_over_tls = writer.get_extra_info("ssl_object") is not None
+                    self.quit.set()
+                    self.after_quit = await reader.read()  # b"": the client ended its side
+                    await asyncio.sleep(self.delay)
+                    writer.write(b"221 bye\r\n")
+                    break
+                await writer.drain()
+        except (ConnectionError, OSError, ssl.SSLError):
+            pass
+        writer.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+async def test_quit_is_sent_but_its_221_is_not_awaited(
+    tls: bool, servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    server = _SlowGoodbye(5.0, server_context(pki.leaf(MX), b"", tmp_path) if tls else None)
+    await servers.add_raw("127.0.0.2", server)
+    started = time.monotonic()
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    elapsed = time.monotonic() - started
+    assert obs.failed_stage is None and obs.reachable
+    assert (obs.tls is not None) is tls
+    assert obs.quit_ok  # QUIT went out cleanly, though no 221 came back
+    assert elapsed < FAST.command  # waiting for the 221 would have taken the whole command timeout
+    await asyncio.wait_for(server.quit.wait(), 1)
+    assert server.quit_over_tls is tls
+    for _ in range(100):  # the server reads our end of stream right after QUIT
+        if server.after_quit is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert server.after_quit == b""
+
+
+async def test_sessions_that_end_without_waiting_for_221_keep_the_per_address_limit(
+    servers: LoopbackServers,
+) -> None:
+    live = 0
+    peak = 0
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        writer.write(b"220 mx\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(b"QUIT"):
+                break
+            await asyncio.sleep(0.02)
+            writer.write(b"250 mx\r\n")
+            await writer.drain()
+        await reader.read()  # our socket's end: counted until the client has closed its side
+        live -= 1
+        writer.close()
+
+    await servers.add_raw("127.0.0.2", counting)
+    limits = ConnectionLimits()
+    results = await asyncio.gather(
+        *(probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=limits) for _ in range(6))
+    )
+    assert all(r.reachable and r.quit_ok and r.failed_stage is None for r in results)
+    assert peak == 2

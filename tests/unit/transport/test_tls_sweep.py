@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from mecsa.probes.smtp import ConnectionLimits, SmtpTimeouts
-from mecsa.probes.tls import WEAK_CLASSES, Outcome, TlsSweep, key_exchange, sweep_tls, trial_context
+from mecsa.probes.smtp import ConnectionLimits, SmtpTimeouts, TlsSession, probe_smtp
+from mecsa.probes.tls import (
+    TLS_VERSIONS,
+    WEAK_CLASSES,
+    Outcome,
+    TlsSweep,
+    answered_by,
+    key_exchange,
+    sweep_tls,
+    trial_context,
+)
 from tests.unit.transport.pki import Pki
 from tests.unit.transport.servers import LoopbackServers, server_context
 
@@ -81,3 +90,54 @@ def test_key_exchange_from_the_suite(version: str, cipher: str, kind: str, forwa
     kex = key_exchange(version, cipher)
     assert (kex.kind, kex.forward_secret) == (kind, forward_secret)
     assert kex.authenticated is (kind != "anonymous (EC)DH")
+
+
+async def test_trials_the_main_session_answered_are_not_run_again(
+    servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    await servers.add_smtpd("127.0.0.2", server_context(pki.leaf(MX), b"", tmp_path))
+    main = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert main.tls is not None and main.tls.version == "TLSv1.3"
+    runnable = sum(
+        ctx is not None
+        for ctx in (
+            *(trial_context(v, "ALL") for v in TLS_VERSIONS),
+            *(trial_context(None, spec) for _, spec in WEAK_CLASSES),
+        )
+    )
+    before = servers.connections["127.0.0.2"]
+    full = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
+    between = servers.connections["127.0.0.2"]
+    known = await sweep_tls(
+        MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits(), known=main.tls
+    )
+    assert between - before == runnable
+    assert servers.connections["127.0.0.2"] - between == runnable - 1  # no TLSv1.3 trial
+    assert _outcomes(known) == _outcomes(full)
+    tls13 = known.versions[TLS_VERSIONS.index("TLSv1.3")]
+    assert (tls13.version, tls13.cipher) == ("TLSv1.3", main.tls.cipher)
+    assert tls13.reason == "negotiated by the main session"
+
+
+def _session(version: str, cipher: str) -> TlsSession:
+    return TlsSession(version, cipher, 256, (), False)
+
+
+def test_what_the_main_session_proves() -> None:
+    all_versions = {v: trial_context(v, "ALL") for v in TLS_VERSIONS}
+    tls12 = _session("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert answered_by(tls12, "TLSv1.3", all_versions["TLSv1.3"]) is None
+    proven = answered_by(tls12, "TLSv1.2", all_versions["TLSv1.2"])
+    assert proven is not None and proven.outcome is Outcome.ACCEPTED and proven.version == "TLSv1.2"
+    assert answered_by(None, "TLSv1.2", all_versions["TLSv1.2"]) is None
+    anonymous = trial_context(None, "aNULL")
+    assert anonymous is not None
+    # An anonymous suite negotiated on TLS 1.2 proves the anonymous class; a strong suite does not.
+    anon = answered_by(_session("TLSv1.2", "AECDH-AES256-SHA"), "anonymous", anonymous)
+    assert anon is not None and anon.outcome is Outcome.ACCEPTED and anon.cipher == "AECDH-AES256-SHA"
+    assert answered_by(tls12, "anonymous", anonymous) is None
+    # Every context lists the TLS 1.3 suites; a TLS 1.3 session proves no weak class.
+    tls13_suite = next(c["name"] for c in anonymous.get_ciphers() if c["name"].startswith("TLS_"))
+    assert answered_by(_session("TLSv1.3", tls13_suite), "anonymous", anonymous) is None
+    # What this OpenSSL cannot offer stays not tested, whatever the session says.
+    assert answered_by(tls12, "RC4", None) is None

@@ -98,7 +98,11 @@ async def test_good_host_passes_starttls_x509_and_dane(
     assert cert["key"] == {"type": "EC secp256r1", "bits": 256}
     assert 88 <= _details(a, "x509")["hosts"][0]["addresses"][0]["days_left"] <= 89
     json.dumps([r.details for r in a.results])  # details are JSON-able
-    assert servers.connections["127.0.0.2"] == 1 + 6  # one shared main session, then 6 sweep trials
+    # One shared main session, then the 6 sweep trials this OpenSSL can offer, less TLSv1.3: the main
+    # session negotiated it, which proves it accepted, so that trial is not run again.
+    assert servers.connections["127.0.0.2"] == 1 + 5
+    tls13 = next(t for t in address["tls_sweep"]["versions"] if t["label"] == "TLSv1.3")
+    assert tls13["reason"] == "negotiated by the main session" and tls13["version"] == "TLSv1.3"
 
 
 async def test_checks_share_one_session_per_address(
@@ -485,3 +489,38 @@ async def test_dnssec_judges_the_same_tlsa_names_as_dane(
     tlsa = [s for s in subjects if "TLSA" in json.dumps(s)]
     assert tlsa and all(f"_{servers.port}._tcp.{MX1}" in json.dumps(s) for s in tlsa), tlsa
     assert servers.connections == {}  # dnssec alone opens no SMTP session
+
+
+async def test_dane_asks_tlsa_while_the_session_runs(
+    serve_zones: ServeZones, servers: LoopbackServers, ca_file: str, monkeypatch: Any
+) -> None:
+    events: list[str] = []
+
+    async def slow_greeting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)  # the banner comes late: a TLSA lookup after the session would follow it
+        events.append("banner")
+        writer.write(b"220 mx ESMTP\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(b"QUIT"):
+                break
+            writer.write(b"250-mx\r\n250 SIZE 1000\r\n")
+            await writer.drain()
+        writer.close()
+
+    await servers.add_raw("127.0.0.2", slow_greeting)
+    body = "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n" + _tlsa(servers.port, MX1, "3 1 1 " + "00" * 32)
+    client = await serve_zones({"example.test.": HEAD + body}, secure=["example.test."])
+    ask = client.ask
+
+    async def recording(name: Any, rdtype: Any, *, cd: bool = False) -> Any:
+        events.append(f"{name.to_text(omit_final_dot=True)}/{rdtype.name}")
+        return await ask(name, rdtype, cd=cd)
+
+    monkeypatch.setattr(client, "ask", recording)
+    options = AssessOptions(smtp_port=servers.port, ca_file=ca_file, only=frozenset({"dane"}))
+    a = await assess("example.test", client, options)
+    tlsa = f"_{servers.port}._tcp.{MX1}/TLSA"
+    assert tlsa in events and events.index(tlsa) < events.index("banner")
+    # The early answer still belongs to its host: published records, but no TLS on offer.
+    assert _ids(a, "dane")["dane.no_tls"] == [Status.FAIL]
+    assert _details(a, "dane")["hosts"][0]["tlsa_owner"] == f"_{servers.port}._tcp.{MX1}"
