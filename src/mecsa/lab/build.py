@@ -133,7 +133,7 @@ def build(plan: LabPlan) -> Built:
             "selector": domain.scenario.dkim.selector,
             "hosts": [{"hostname": h.hostname, "address": h.address, "node": h.node} for h in domain.hosts],
         }
-    daemons += _sender_daemons(plan, sender_key, stub)
+    daemons += sender_daemons(plan, sender_key, stub)
     daemons += extra.daemons
     sockets = [plan.syslog_socket(h.hostname) for h in plan.hosts] + [plan.syslog_socket(SENDER_HOST)]
     sockets += extra.syslog_sockets
@@ -275,16 +275,30 @@ def _mx_daemons(plan: LabPlan, host: MxHost) -> list[Daemon]:
     ]
 
 
-def _sender_daemons(plan: LabPlan, key: rsa.RSAPrivateKey, stub: Path) -> list[Daemon]:
-    """The sender: the lab's own small configuration (it is not the system under test)."""
-    hdir = plan.host_dir(SENDER_HOST)
+def sender_daemons(
+    plan: LabPlan,
+    key: rsa.RSAPrivateKey,
+    stub: Path,
+    *,
+    node: str = "snd",
+    domain: str = SENDER_DOMAIN,
+    address: str = SENDER_IP,
+    tls_level: str | None = None,
+) -> list[Daemon]:
+    """A sender (OpenDKIM signing + Postfix): the lab's own small configuration, not the system under test.
+
+    The defaults make the lab's DANE sender; mail mode's extra senders differ only in their node,
+    domain, address and `smtp_tls_security_level`.
+    """
+    host = f"mail.{domain}"
+    hdir = plan.host_dir(host)
     key_file = _write_key(key, hdir / "dkim" / f"{SENDER_SELECTOR}.private")
     (hdir / "run").mkdir(parents=True, exist_ok=True)
     dkim_conf = hdir / "opendkim.conf"
     dkim_conf.write_text(
         milters.opendkim_conf(
-            hostname=SENDER_HOST,
-            domain=SENDER_DOMAIN,
+            hostname=host,
+            domain=domain,
             selector=SENDER_SELECTOR,
             key_file=key_file,
             resolver=RESOLVER_IP,
@@ -295,29 +309,27 @@ def _sender_daemons(plan: LabPlan, key: rsa.RSAPrivateKey, stub: Path) -> list[D
         )
     )
     settings = postfix.lab_settings(
-        hostname=SENDER_HOST,
-        domain=SENDER_DOMAIN,
-        address=SENDER_IP,
-        root=hdir,
-        log_file=plan.logs / f"{SENDER_HOST}.postfix.log",
+        hostname=host, domain=domain, address=address, root=hdir, log_file=plan.logs / f"{host}.postfix.log"
     )
     settings.update(postfix.sender_settings())
+    if tls_level is not None:
+        settings["smtp_tls_security_level"] = tls_level
     config_dir = hdir / "etc" / "postfix"
     postfix.write_instance(config_dir, settings)
-    devlog = plan.syslog_socket(SENDER_HOST)
+    devlog = plan.syslog_socket(host)
     return [
         Daemon(
-            f"opendkim@{SENDER_HOST}",
-            "snd",
+            f"opendkim@{host}",
+            node,
             tuple(milters.opendkim_argv(dkim_conf)),
             (("tcp", "127.0.0.1", milters.DKIM_PORT),),
             devlog,
         ),
         Daemon(
-            f"postfix@{SENDER_HOST}",
-            "snd",
+            f"postfix@{host}",
+            node,
             tuple(postfix.postfix_start_argv(config_dir)),
-            (("tcp", SENDER_IP, 25),),
+            (("tcp", address, 25),),
             devlog,
             forks=True,
         ),

@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mecsa.lab import milters, postfix
 from mecsa.lab.build import Daemon
+from mecsa.lab.build import sender_daemons as build_sender
 from mecsa.lab.ca import LabCa
 from mecsa.lab.plan import (
     NET,
@@ -201,60 +200,16 @@ def _receiver_daemon(plan: LabPlan, key_file: Path, chain_file: Path) -> Daemon:
 
 
 def sender_daemons(plan: LabPlan, sender: Sender, key: rsa.RSAPrivateKey, stub: Path) -> list[Daemon]:
-    """OpenDKIM (signing) and Postfix for one extra sender, configured as the lab's DANE sender is,
-    except for its `smtp_tls_security_level`."""
-    hdir = plan.host_dir(sender.host)
-    key_file = hdir / "dkim" / f"{SENDER_SELECTOR}.private"
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    key_file.chmod(0o600)
-    (hdir / "run").mkdir(parents=True, exist_ok=True)
-    dkim_conf = hdir / "opendkim.conf"
-    dkim_conf.write_text(
-        milters.opendkim_conf(
-            hostname=sender.host,
-            domain=sender.domain,
-            selector=SENDER_SELECTOR,
-            key_file=key_file,
-            resolver=RESOLVER_IP,
-            trust_anchor=plan.path("unbound", "root.ds"),
-            stub_conf=stub,
-            pid_file=hdir / "run" / "opendkim.pid",
-            mode="s",
-        )
-    )
-    settings = postfix.lab_settings(
-        hostname=sender.host,
+    """OpenDKIM (signing) and Postfix for one extra sender: the lab's DANE sender but for its TLS level."""
+    return build_sender(
+        plan,
+        key,
+        stub,
+        node=sender.node,
         domain=sender.domain,
         address=sender.address,
-        root=hdir,
-        log_file=plan.logs / f"{sender.host}.postfix.log",
+        tls_level=sender.tls_level,
     )
-    settings |= postfix.sender_settings() | {"smtp_tls_security_level": sender.tls_level}
-    config_dir = hdir / "etc" / "postfix"
-    postfix.write_instance(config_dir, settings)
-    devlog = plan.syslog_socket(sender.host)
-    return [
-        Daemon(
-            f"opendkim@{sender.host}",
-            sender.node,
-            tuple(milters.opendkim_argv(dkim_conf)),
-            (("tcp", "127.0.0.1", milters.DKIM_PORT),),
-            devlog,
-        ),
-        Daemon(
-            f"postfix@{sender.host}",
-            sender.node,
-            tuple(postfix.postfix_start_argv(config_dir)),
-            (("tcp", sender.address, 25),),
-            devlog,
-            forks=True,
-        ),
-    ]
 
 
 # --- sending, and reading the receiver's report --------------------------------------------------
