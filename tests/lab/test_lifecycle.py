@@ -63,13 +63,14 @@ def test_failed_up_cleans_up_after_itself(monkeypatch: pytest.MonkeyPatch) -> No
     require_lab()
     from mecsa.lab import runner
     from mecsa.lab.plan import namespace_prefix
+    from mecsa.lab.state import LabError
 
     def broken(*args: object) -> None:  # Knot is running by now: up must stop it again
-        raise runner.LabError("injected failure after Knot started")
+        raise LabError("injected failure after Knot started")
 
     monkeypatch.setattr(runner, "_wait_zones", broken)
     directory = lab_dir("fail")
-    with pytest.raises(runner.LabError, match="injected"):
+    with pytest.raises(LabError, match="injected"):
         runner.up([], directory)
     prefix = namespace_prefix(directory)
     left = [t for t in _traces(prefix, directory) if not t.startswith("directory")]
@@ -81,7 +82,8 @@ def test_failed_up_cleans_up_after_itself(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_second_up_on_a_running_lab_is_refused() -> None:
     require_lab()
-    from mecsa.lab.runner import LabError, down, up
+    from mecsa.lab.runner import down, up
+    from mecsa.lab.state import LabError
 
     directory = lab_dir("twice")
     up([], directory)

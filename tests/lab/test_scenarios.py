@@ -72,12 +72,12 @@ def test_scenario_gets_its_expected_result(full_lab: Path, scenario: Scenario) -
         failing = {p for p, s in status.items() if s == "fail"}
         erring = {p for p, s in status.items() if s == "error"}
         assert failing == scenario.expect.fail, (status, report["findings"])
-        errors = [f"{f['id']}: {f['message']}" for f in report["findings"] if f["status"] == "error"]
+        findings = report["findings"]
+        assert isinstance(findings, list)
+        errors = [f"{f['id']}: {f['message']}" for f in findings if f["status"] == "error"]
         assert erring == scenario.expect.error, (status, errors)
         passing = set(SCORED_PROTOCOLS) - scenario.expect.fail - scenario.expect.error
         assert {p for p, s in status.items() if s == "pass"} == passing, status
-        findings = report["findings"]
-        assert isinstance(findings, list)
         reported = {f["id"] for f in findings if f["status"] in ("fail", "warn", "error")}
         assert set(scenario.expect.findings) <= reported, sorted(reported)
         wanted = {a: _expected_level(profile, a, lv) for a, lv in scenario.expect.levels[profile].items()}

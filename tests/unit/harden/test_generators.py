@@ -97,7 +97,8 @@ def test_a_non_system_root_gets_its_own_queue_and_paths_inside_the_root(settings
 
 def test_without_master_cf_there_is_nothing_to_harden(settings: HardenSettings) -> None:
     with pytest.raises(MissingFileError, match=r"master\.cf does not exist"):
-        desired_files(settings, Layout(), {}.get, {})
+        nothing: dict[str, str] = {}
+        desired_files(settings, Layout(), nothing.get, {})
 
 
 def test_resolver_existing_writes_no_unbound_file(settings: HardenSettings) -> None:
