@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Row, create_engine, event, func, insert, select, update
@@ -31,7 +32,7 @@ _IN_CHUNK = 500
 SCAN_STATES = ("running", "finished", "interrupted", "failed")
 
 
-def open_store(url: str | URL | None = None, *, migrate: bool = True) -> Store:
+def open_store(url: str | Path | URL | None = None, *, migrate: bool = True) -> Store:
     """Open the store at `url` (see `resolve_store_url`) and bring its schema up to date."""
     resolved = url if isinstance(url, URL) else resolve_store_url(url)
     engine = make_engine(resolved)

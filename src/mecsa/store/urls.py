@@ -22,12 +22,12 @@ def default_store_path() -> Path:
     return Path(base) / "mecsa" / DEFAULT_FILE_NAME
 
 
-def resolve_store_url(text: str | None = None) -> URL:
+def resolve_store_url(text: str | Path | None = None) -> URL:
     """The SQLAlchemy URL for `--store TEXT`: a URL, or a path to a SQLite file.
 
     Without TEXT: `$MECSA_STORE`, else the default file. `postgresql://` gets the psycopg 3 driver.
     """
-    chosen = text if text is not None else os.environ.get(ENVIRONMENT_VARIABLE)
+    chosen = str(text) if text is not None else os.environ.get(ENVIRONMENT_VARIABLE)
     if not chosen:
         path = default_store_path()
         path.parent.mkdir(parents=True, exist_ok=True)
