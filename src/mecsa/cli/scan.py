@@ -130,9 +130,9 @@ def scan_command(
         return
     if scan_id is not None:
         usage_error(f"unexpected argument {scan_id!r}: give one list (FILE or -)")
-    from mecsa.checks.base import AssessOptions
     from mecsa.checks.registry import check_names
     from mecsa.cli.assess import _check_profile, _selector
+    from mecsa.observe import AssessOptions
     from mecsa.scan.assessor import ScanConfig
     from mecsa.scan.progress import ProgressDisplay
     from mecsa.scan.run import ScanRequest

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mecsa.checks.base import AssessOptions
+from mecsa.observe import AssessOptions, ObservationCache, SharedObservations
 from mecsa.probes.smtp import ConnectionLimits
 from mecsa.scan.inputs import Target
 from mecsa.scan.politeness import DEFAULT_PER_ADDRESS, DEFAULT_RATE, PoliteLimits
@@ -55,11 +55,14 @@ class Assessor:
         self.scan_id = scan_id
         servers = [parse_nameserver(r) for r in config.resolvers]
         self.client = DnsClient(servers or None, timeout=config.dns_timeout)
-        self.limits = limits or PoliteLimits(config.per_ip_connections, config.per_ip_rate)
+        self.shared = SharedObservations(
+            cache=ObservationCache(),
+            limits=limits or PoliteLimits(config.per_ip_connections, config.per_ip_rate),
+        )
 
     async def __call__(self, entry: Target) -> dict[str, Any]:
         from mecsa.assess import assess
 
         assert entry.domain is not None
-        assessment = await assess(entry.domain, self.client, self.config.options)
+        assessment = await assess(entry.domain, self.client, self.config.options, shared=self.shared)
         return assessment_record(assessment, self.config.profile, self.scan_id)

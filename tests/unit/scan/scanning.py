@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.resolver import DnsClient
+from mecsa.observe import AssessOptions
 from mecsa.scan.assessor import ScanConfig
 from mecsa.scan.run import ScanRequest, ScanRun, scan
 from mecsa.store import Store
