@@ -48,7 +48,13 @@ class ScanConfig:
 class Assessor:
     """Assesses targets of one scan in this process, sharing one DNS client and one set of limits."""
 
-    def __init__(self, config: ScanConfig, scan_id: int, limits: ConnectionLimits | None = None) -> None:
+    def __init__(
+        self,
+        config: ScanConfig,
+        scan_id: int,
+        limits: ConnectionLimits | None = None,
+        cache: ObservationCache | None = None,
+    ) -> None:
         from mecsa.dns.resolver import DnsClient, parse_nameserver
 
         self.config = config
@@ -56,9 +62,15 @@ class Assessor:
         servers = [parse_nameserver(r) for r in config.resolvers]
         self.client = DnsClient(servers or None, timeout=config.dns_timeout)
         self.shared = SharedObservations(
-            cache=ObservationCache(),
-            limits=limits or PoliteLimits(config.per_ip_connections, config.per_ip_rate),
+            # `is None`, not `or`: an empty cache has len 0 and is falsy
+            cache=ObservationCache() if cache is None else cache,
+            limits=PoliteLimits(config.per_ip_connections, config.per_ip_rate) if limits is None else limits,
         )
+
+    def cache_stats(self) -> dict[str, int]:
+        """How many observations were asked for, and how many of them were probed."""
+        cache = self.shared.cache
+        return {"asks": cache.hits + cache.misses, "probes": cache.misses}
 
     async def __call__(self, entry: Target) -> dict[str, Any]:
         from mecsa.assess import assess
