@@ -55,12 +55,13 @@ class Assessor:
         limits: ConnectionLimits | None = None,
         cache: ObservationCache | None = None,
     ) -> None:
-        from mecsa.dns.resolver import DnsClient, parse_nameserver
+        from mecsa.dns.resolver import parse_nameserver
+        from mecsa.scan.dnscache import SharedDnsClient
 
         self.config = config
         self.scan_id = scan_id
         servers = [parse_nameserver(r) for r in config.resolvers]
-        self.client = DnsClient(servers or None, timeout=config.dns_timeout)
+        self.client = SharedDnsClient(servers or None, timeout=config.dns_timeout)
         self.shared = SharedObservations(
             # `is None`, not `or`: an empty cache has len 0 and is falsy
             cache=ObservationCache() if cache is None else cache,
