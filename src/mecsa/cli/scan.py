@@ -214,6 +214,11 @@ def _scan(request: ScanRequest, store_url: str | None, summary: bool) -> None:
             else:
                 typer.echo(text)
     counters = result.outcome.counters
+    if request.progress != "off":
+        from mecsa.scan.progress import describe_end
+
+        state = "interrupted" if result.outcome.interrupted else "finished"
+        typer.echo(describe_end(result.scan_id, state, counters), err=True)
     if result.outcome.interrupted:
         typer.echo(
             f"mecsa: scan {result.scan_id} interrupted after {counters.done} domains; "

@@ -33,6 +33,7 @@ class Counters:
     skipped: int = 0  # already in the store (--resume), or a duplicate of an earlier line
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
+    observations: dict[str, int] = field(default_factory=dict)  # {"asks": N, "probes": M}, at the end
 
     @property
     def per_minute(self) -> float:

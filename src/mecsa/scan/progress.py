@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from typing import Any, TextIO
 
 from mecsa.scan.engine import Counters
@@ -25,6 +26,21 @@ def describe(counters: Counters) -> str:
     if eta is not None:
         parts.append(f"ETA {_duration(eta)}")
     return "scan: " + ", ".join(parts)
+
+
+def describe_end(scan_id: int, state: str, counters: Counters) -> str:
+    """The closing line: totals, rate, and how much the shared observations saved."""
+    c = counters
+    elapsed = time.monotonic() - c.started
+    line = (
+        f"scan {scan_id} {state}: {c.done} done ({c.errors} errors), {c.skipped} skipped, "
+        f"{elapsed:.1f} s, {c.per_minute:.0f} domains/min"
+    )
+    asks, probes = c.observations.get("asks", 0), c.observations.get("probes", 0)
+    if asks:
+        shared = 100 * (asks - probes) / asks
+        line += f"; transport observations: {probes} probed for {asks} asked ({shared:.0f}% shared)"
+    return line
 
 
 def _duration(seconds: float) -> str:

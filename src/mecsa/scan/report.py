@@ -42,11 +42,11 @@ def render_text(summary: ScanSummary) -> str:
         "",
         "Levels (domains per level 0-10)",
     ]
+    lines.append(f"  {'level':<26} " + " ".join(f"{level:>5}" for level in range(11)))
     for area in AREAS:
         by = summary.levels.get(area, {})
         counts = " ".join(f"{by.get(level, 0):>5}" for level in range(11))
         lines.append(f"  {AREA_TITLES[area]:<26} {counts}")
-    lines.append(f"  {'level':<26} " + " ".join(f"{level:>5}" for level in range(11)))
     lines += ["", "Adoption (share of assessed domains)"]
     lines.append(f"  {'protocol':<14} " + " ".join(f"{st:>14}" for st in STATUS_ORDER))
     for protocol, statuses in summary.adoption.items():

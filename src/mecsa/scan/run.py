@@ -114,6 +114,10 @@ async def scan(request: ScanRequest, store: Store, stdout: TextIO, stdin: TextIO
                     resume=resumed,
                     stop=stop,
                 )
+            # after the pool has closed: its workers report their caches' counters as they stop
+            stats = getattr(assess_one, "cache_stats", None)
+            if stats is not None:
+                counters.observations = stats()
             state = "interrupted" if outcome.interrupted else "finished"
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
