@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import Engine, Row, create_engine, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from mecsa.store.migrate import StoreError, upgrade
 from mecsa.store.records import NewResult, ScanRecord, StoredAssessment, as_utc, utc_now
 from mecsa.store.schema import (
+    DOMAIN_LENGTH,
     assessment_findings,
     assessment_mx,
     assessment_protocols,
@@ -138,18 +139,16 @@ class Store:
 
     def add_results(self, scan_id: int | None, results: Sequence[NewResult]) -> list[int | None]:
         """Store `results` in one transaction; the ids, None where the scan already held that domain."""
-        ids: list[int | None] = []
         if not results:
-            return ids
+            return []
         now = utc_now()
         with self.engine.begin() as conn:
+            ids = self._insert_assessments(conn, scan_id, results, now)
             protocol_rows: list[dict[str, Any]] = []
             finding_rows: list[dict[str, Any]] = []
             mx_rows: list[dict[str, Any]] = []
             stored = errors = 0
-            for result in results:
-                new_id = self._insert_assessment(conn, scan_id, result, now)
-                ids.append(new_id)
+            for result, new_id in zip(results, ids, strict=True):
                 if new_id is None:
                     continue
                 stored += 1
@@ -175,13 +174,52 @@ class Store:
                 )
         return ids
 
-    def _insert_assessment(
-        self, conn: Connection, scan_id: int | None, result: NewResult, now: Any
-    ) -> int | None:
+    def _insert_assessments(
+        self, conn: Connection, scan_id: int | None, results: Sequence[NewResult], now: Any
+    ) -> list[int | None]:
+        """One multi-row INSERT for the results the scan does not hold yet (one per domain)."""
+        keys = [r.domain[:DOMAIN_LENGTH] for r in results]
+        held = self._held(conn, scan_id, keys) if scan_id is not None else set()
+        fresh: list[int] = []  # positions in `results` to insert
+        for position, key in enumerate(keys):
+            if scan_id is None or key not in held:
+                held.add(key)
+                fresh.append(position)
+        ids: list[int | None] = [None] * len(results)
+        if not fresh:
+            return ids
+        rows = [self._assessment_values(scan_id, results[i], keys[i], now) for i in fresh]
+        inserted: Sequence[Row[Any] | None]
+        try:
+            with conn.begin_nested():
+                inserted = conn.execute(
+                    insert(assessments).returning(assessments.c.id, sort_by_parameter_order=True), rows
+                ).all()
+        except IntegrityError:
+            # Another writer stored one of these domains meanwhile: row by row, skipping conflicts.
+            inserted = [self._insert_one(conn, row) for row in rows]
+        for position, row in zip(fresh, inserted, strict=True):
+            ids[position] = None if row is None else int(row[0])
+        return ids
+
+    def _held(self, conn: Connection, scan_id: int, keys: list[str]) -> set[str]:
+        held: set[str] = set()
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start : start + _IN_CHUNK]
+            found = conn.execute(
+                select(assessments.c.domain).where(
+                    assessments.c.scan_id == scan_id, assessments.c.domain.in_(chunk)
+                )
+            )
+            held.update(r[0] for r in found)
+        return held
+
+    @staticmethod
+    def _assessment_values(scan_id: int | None, result: NewResult, key: str, now: Any) -> dict[str, Any]:
         document = result.document
-        values = {
+        return {
             "scan_id": scan_id,
-            "domain": result.domain[:255],
+            "domain": key,
             "created_at": now,
             "profile": str(document.get("profile") or ""),
             "mecsa_version": str(document.get("mecsa_version") or ""),
@@ -191,23 +229,20 @@ class Store:
             "duration_s": document.get("duration_s"),
             "document": json.dumps(document, ensure_ascii=False),
         }
-        if scan_id is None:
-            row = conn.execute(insert(assessments).values(values).returning(assessments.c.id)).first()
-        else:
-            # One result per (scan, domain): a duplicate line or a second writer is dropped here.
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            statement = (
-                dialect_insert(assessments)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["scan_id", "domain"])
-                .returning(assessments.c.id)
-            )
-            row = conn.execute(statement).first()
-        return int(row[0]) if row is not None else None
+
+    @staticmethod
+    def _insert_one(conn: Connection, row: dict[str, Any]) -> Row[Any] | None:
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(assessments)
+            .on_conflict_do_nothing(index_elements=["scan_id", "domain"])
+            .returning(assessments.c.id)
+        )
+        return conn.execute(statement, row).first()
 
     def done_domains(self, scan_id: int, candidates: Iterable[str]) -> set[str]:
         """Which of `candidates` the scan already holds a result for (what --resume skips)."""
-        wanted = [c[:255] for c in candidates]
+        wanted = [c[:DOMAIN_LENGTH] for c in candidates]
         done: set[str] = set()
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), _IN_CHUNK):

@@ -186,3 +186,19 @@ def test_opening_an_existing_store_again_keeps_its_data(store_url: str) -> None:
         scan_id = new_scan(first)
     with open_store(store_url) as second:
         assert second.get_scan(scan_id) is not None
+
+
+def test_a_domain_another_writer_stored_meanwhile_is_skipped_not_an_error(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scan_id = new_scan(store)
+    store.add_results(scan_id, [NewResult.from_document(document("a.test"))])
+    # The race: our look-up of held domains ran before the other writer's commit.
+    monkeypatch.setattr(Store, "_held", lambda *_args: set())
+    ids = store.add_results(
+        scan_id, [NewResult.from_document(document("b.test")), NewResult.from_document(document("a.test"))]
+    )
+    assert ids[0] is not None and ids[1] is None
+    assert store.count_results(scan_id) == 2
+    scan = store.get_scan(scan_id)
+    assert scan is not None and scan.domains_done == 2
