@@ -13,7 +13,7 @@ def test_dane_sender_delivers_to_top_score_mx_with_dkim_spf_dmarc_pass(full_lab:
     from mecsa.lab.mailflow import send
     from mecsa.lab.runner import load_state
 
-    delivery = send(load_state(full_lab), "bob@top.test")
+    delivery = send(load_state(full_lab), "bob@top.test")["bob@top.test"]
     assert delivery.status == "sent", delivery.sender_log
     assert delivery.verified_tls
     log = (full_lab / "logs" / "mail.sender.test.postfix.log").read_text()
@@ -29,7 +29,7 @@ def test_dane_sender_defers_when_the_tlsa_matches_no_key(full_lab: Path) -> None
     from mecsa.lab.mailflow import send
     from mecsa.lab.runner import load_state
 
-    delivery = send(load_state(full_lab), "bob@tlsamismatch.test")
+    delivery = send(load_state(full_lab), "bob@tlsamismatch.test")["bob@tlsamismatch.test"]
     assert delivery.status == "deferred", delivery.sender_log
     assert "Server certificate not verified" in delivery.detail
     assert not delivery.verified_tls
@@ -40,7 +40,8 @@ def test_dane_sender_defers_when_the_tlsa_matches_no_key(full_lab: Path) -> None
 
 def test_spoofed_from_is_rejected_by_dmarc(full_lab: Path) -> None:
     """Mail claiming to be from top.test, sent by the sender (not in top.test's SPF, not signed)."""
-    from mecsa.lab.runner import SENDER_NODE, load_state, run_in
+    from mecsa.lab.plan import SENDER_NODE
+    from mecsa.lab.runner import load_state, run_in
 
     state = load_state(full_lab)
     address = state.domains["top.test"]["hosts"][0]["address"]
