@@ -94,8 +94,7 @@ def send(
                 message_id, rcpt, "timeout", "no delivery attempt logged", False, lines
             )
             continue
-        match = _STATUS_LINE.search(line)
-        status, detail = (match.group(2), match.group(3)) if match else ("?", line)
+        status, detail = parse_attempt(line)
         trace = DeliveryTrace(message_id, rcpt, status, detail, verified_tls_for(log, line), lines)
         if status == "sent":
             trace = _follow_to_maildir(state, trace, deadline)
@@ -106,26 +105,39 @@ def send(
 def _wait_status_lines(
     log: Path, message_id: str, recipients: Sequence[str], deadline: float
 ) -> dict[str, str]:
-    """The first delivery-attempt line per recipient, as they appear in the sender's log.
-
-    Postfix logs the recipient as submitted; the match ignores case (domains are case-blind).
-    A lone recipient takes any attempt line of its message, also one Postfix rewrote the address of.
-    """
-    wanted = {r.lower(): r for r in recipients}
-    found: dict[str, str] = {}
+    """Poll the sender's log until each recipient has a delivery-attempt line, or until `deadline`."""
     while True:
-        for line in queue_lines(log, message_id):
-            match = _STATUS_LINE.search(line)
-            if match is None:
-                continue
-            rcpt = wanted.get(match.group(1).lower())
-            if rcpt is None and len(recipients) == 1:
-                rcpt = recipients[0]
-            if rcpt is not None and rcpt not in found:
-                found[rcpt] = line
+        found = attempt_lines(log, message_id, recipients)
         if len(found) == len(recipients) or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def attempt_lines(log: Path, message_id: str, recipients: Sequence[str]) -> dict[str, str]:
+    """The first delivery-attempt line per recipient of the message, as the sender's log has them.
+
+    Postfix logs the recipient as submitted; the match ignores case (domains are case-blind).
+    A lone recipient takes any attempt line of its message, also one whose address Postfix
+    rewrote (a bare local part gets the sender's domain).
+    """
+    wanted = {r.lower(): r for r in recipients}
+    found: dict[str, str] = {}
+    for line in queue_lines(log, message_id):
+        match = _STATUS_LINE.search(line)
+        if match is None:
+            continue
+        rcpt = wanted.get(match.group(1).lower())
+        if rcpt is None and len(recipients) == 1:
+            rcpt = recipients[0]
+        if rcpt is not None and rcpt not in found:
+            found[rcpt] = line
+    return found
+
+
+def parse_attempt(line: str) -> tuple[str, str]:
+    """(status, detail) of a delivery-attempt line: ("deferred", "Server certificate not verified")."""
+    match = _STATUS_LINE.search(line)
+    return (match.group(2), match.group(3)) if match else ("?", line)
 
 
 def _follow_to_maildir(state: LabState, trace: DeliveryTrace, deadline: float) -> DeliveryTrace:

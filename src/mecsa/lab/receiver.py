@@ -4,9 +4,9 @@ Only with `mecsa lab up --mailmode` (or `up(..., mailmode=True)`): the default l
 and fast as before. The receiver runs on node "rcv" (see `plan.py`) for mailmode.test, with
 STARTTLS and the lab resolver. Its zone holds the records `mailmode.enforcement.receiver_zone_records`
 generates: MX with a matching TLSA, the DANE trap host whose TLSA never matches, and the MTA-STS
-trap whose enforce policy excludes its MX, served by the lab's HTTPS server. The build signs it
-with the lab's Knot, and also builds mail mode's two extra senders (`plan.EXTRA_SENDERS`) with the
-same builder as the DANE sender (`senders.py`).
+trap whose enforce policy excludes its MX, served by the lab's HTTPS server; `build` has Knot
+sign it. Mail mode's two extra senders (`plan.EXTRA_SENDERS`) come from the same builder as the
+DANE sender (`senders.py`).
 """
 
 from __future__ import annotations
