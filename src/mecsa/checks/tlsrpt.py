@@ -8,12 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
 from mecsa.records.tlsrpt import looks_like_tlsrpt, parse_tlsrpt
 
 PROTOCOL = "tls-rpt"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+LOOKUP_FAILED = FindingKind(
+    "tls-rpt.lookup_failed",
+    Status.ERROR,
+    PROTOCOL,
+    "the _smtp._tls TXT lookup failed: the tool could not find out",
+)
+MISSING = FindingKind("tls-rpt.missing", Status.FAIL, PROTOCOL, "no TLS-RPT record", "tls-rpt.publish")
+MULTIPLE = FindingKind(
+    "tls-rpt.multiple", Status.FAIL, PROTOCOL, "more than one TLS-RPT record", "tls-rpt.publish"
+)
+INVALID = FindingKind(
+    "tls-rpt.invalid",
+    Status.FAIL,
+    PROTOCOL,
+    "the TLS-RPT record does not parse or names no valid destination",
+    "tls-rpt.publish",
+)
+VALID = FindingKind("tls-rpt.valid", Status.PASS, PROTOCOL, "a valid TLS-RPT record")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,46 +68,21 @@ def evaluate(obs: TlsRptObservation) -> CheckResult:
 
 def _judge(obs: TlsRptObservation, candidates: tuple[str, ...]) -> Finding:
     if obs.txt.failed:
-        return Finding(
-            "tls-rpt.lookup_failed",
-            Status.ERROR,
-            PROTOCOL,
-            f"could not look up the TLS-RPT record: {obs.txt.describe_failure()}",
-        )
+        return LOOKUP_FAILED(f"could not look up the TLS-RPT record: {obs.txt.describe_failure()}")
     if not candidates:
-        return Finding(
-            "tls-rpt.missing",
-            Status.FAIL,
-            PROTOCOL,
-            f"no TLS-RPT record at {obs.name}",
-            remediation="tls-rpt.publish",
-        )
+        return MISSING(f"no TLS-RPT record at {obs.name}")
     if len(candidates) > 1:
-        return Finding(
-            "tls-rpt.multiple",
-            Status.FAIL,
-            PROTOCOL,
+        return MULTIPLE(
             f"{len(candidates)} TLS-RPT records at {obs.name}: senders ignore them all (RFC 8460 §3)",
             candidates,
-            "tls-rpt.publish",
         )
     record = parse_tlsrpt(candidates[0])
     if not record.valid:
-        return Finding(
-            "tls-rpt.invalid",
-            Status.FAIL,
-            PROTOCOL,
+        return INVALID(
             f"the TLS-RPT record is invalid: {record.errors[0]}",
             (record.text, *(str(e) for e in record.errors)),
-            "tls-rpt.publish",
         )
-    return Finding(
-        "tls-rpt.valid",
-        Status.PASS,
-        PROTOCOL,
-        "TLS-RPT reports go to " + ", ".join(u.uri for u in record.rua),
-        (record.text,),
-    )
+    return VALID("TLS-RPT reports go to " + ", ".join(u.uri for u in record.rua), (record.text,))
 
 
 CHECK = CheckSpec(
@@ -94,11 +91,11 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "tls-rpt.lookup_failed": "the _smtp._tls TXT lookup failed: the tool could not find out",
-        "tls-rpt.missing": "no TLS-RPT record",
-        "tls-rpt.multiple": "more than one TLS-RPT record",
-        "tls-rpt.invalid": "the TLS-RPT record does not parse or names no valid destination",
-        "tls-rpt.valid": "a valid TLS-RPT record",
-    },
+    findings=(
+        LOOKUP_FAILED,
+        MISSING,
+        MULTIPLE,
+        INVALID,
+        VALID,
+    ),
 )

@@ -12,10 +12,11 @@ import pytest
 
 from mecsa.assess import assess
 from mecsa.checks import mtasts
-from mecsa.checks.base import AssessOptions, Context
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import AssessOptions, Context
+from mecsa.observe import mtasts as observe_mtasts
 from mecsa.probes import https
 from tests.conftest import ServeZones
 from tests.unit.mtasts.pki import make_ca, make_leaf
@@ -375,9 +376,9 @@ async def test_client_is_built_once_per_assessment(
         built.append(ca_file)
         return real(ca_file)
 
-    monkeypatch.setattr(https, "make_client", counting)
-    first = await https.fetch_policy(ctx)
-    second = await https.fetch_policy(ctx)
+    monkeypatch.setattr(observe_mtasts, "make_client", counting)
+    first = await observe_mtasts.fetch_policy(ctx)
+    second = await observe_mtasts.fetch_policy(ctx)
     assert built == [str(pki.ca_file)]
     assert first.failure is not None and first.failure.kind is https.FailureKind.NO_ADDRESS
     assert second.failure == first.failure
