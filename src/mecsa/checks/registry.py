@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mecsa.checks import dane, dkim, dmarc, dnssec, mtasts, mx, spf, starttls, tlsrpt, x509
+from mecsa.checks import dane, dkim, dmarc, dnssec, mta_sts, mx, spf, starttls, tls_rpt, x509
 from mecsa.checks.base import CheckSpec, declared_kinds
 from mecsa.fixes import FIXES, FixBuilder
 from mecsa.model import PROTOCOLS, FindingKind
 
 CHECKS: tuple[CheckSpec[Any], ...] = (
     mx.CHECK,
-    tlsrpt.CHECK,
+    tls_rpt.CHECK,
     dnssec.CHECK,
-    mtasts.CHECK,
+    mta_sts.CHECK,
     dmarc.CHECK,
     dkim.CHECK,
     spf.CHECK,

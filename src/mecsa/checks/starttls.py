@@ -29,7 +29,7 @@ from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation
 from mecsa.observe.transport import TransportObservation, observe_transport, tls_sweep
 from mecsa.probes.smtp import Failure, SmtpObservation, Stage
-from mecsa.probes.tls import Outcome, TlsSweep, key_exchange
+from mecsa.probes.tls import TlsSweep, TrialOutcome, key_exchange
 
 PROTOCOL = "starttls"
 
@@ -188,7 +188,7 @@ def _sweep(host: str, address: str, sweep: TlsSweep, add: Callable[[Finding], No
                 f"{where} still accepts {', '.join(legacy)} (deprecated by RFC 8996)", tuple(legacy), subject
             )
         )
-    weak = [t for t in sweep.weak_ciphers if t.outcome is Outcome.ACCEPTED]
+    weak = [t for t in sweep.weak_ciphers if t.outcome is TrialOutcome.ACCEPTED]
     if weak:
         add(
             WEAK_CIPHERS(
@@ -197,7 +197,7 @@ def _sweep(host: str, address: str, sweep: TlsSweep, add: Callable[[Finding], No
                 subject,
             )
         )
-    untested = [t.label for t in sweep.weak_ciphers if t.outcome is Outcome.NOT_TESTED]
+    untested = [t.label for t in sweep.weak_ciphers if t.outcome is TrialOutcome.NOT_TESTED]
     if untested:
         add(
             CIPHERS_NOT_TESTED(
@@ -206,7 +206,7 @@ def _sweep(host: str, address: str, sweep: TlsSweep, add: Callable[[Finding], No
                 subject,
             )
         )
-    broken = [t for t in (*sweep.versions, *sweep.weak_ciphers) if t.outcome is Outcome.ERROR]
+    broken = [t for t in (*sweep.versions, *sweep.weak_ciphers) if t.outcome is TrialOutcome.ERROR]
     if broken:
         add(
             SWEEP_INCOMPLETE(

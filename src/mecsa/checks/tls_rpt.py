@@ -12,7 +12,7 @@ from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer
 from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
 from mecsa.observe import Context
-from mecsa.records.tlsrpt import looks_like_tlsrpt, parse_tlsrpt
+from mecsa.records.tls_rpt import looks_like_tls_rpt, parse_tls_rpt
 
 PROTOCOL = "tls-rpt"
 
@@ -54,14 +54,14 @@ async def observe(ctx: Context) -> TlsRptObservation:
 
 def evaluate(obs: TlsRptObservation) -> CheckResult:
     """Judge the TLS-RPT record; pure."""
-    candidates = tuple(t for t in obs.txt.texts() if looks_like_tlsrpt(t))
+    candidates = tuple(t for t in obs.txt.texts() if looks_like_tls_rpt(t))
     finding = _judge(obs, candidates)
     status = {
         Status.PASS: VerdictStatus.PASS,
         Status.FAIL: VerdictStatus.FAIL,
         Status.ERROR: VerdictStatus.ERROR,
     }[finding.status]
-    rua = [u.uri for u in parse_tlsrpt(candidates[0]).rua] if len(candidates) == 1 else []
+    rua = [u.uri for u in parse_tls_rpt(candidates[0]).rua] if len(candidates) == 1 else []
     details = {"name": obs.name, "rcode": obs.txt.rcode.value, "records": list(candidates), "rua": rua}
     return CheckResult("tls-rpt", (finding,), (ProtocolVerdict(PROTOCOL, status, finding.message),), details)
 
@@ -76,7 +76,7 @@ def _judge(obs: TlsRptObservation, candidates: tuple[str, ...]) -> Finding:
             f"{len(candidates)} TLS-RPT records at {obs.name}: senders ignore them all (RFC 8460 §3)",
             candidates,
         )
-    record = parse_tlsrpt(candidates[0])
+    record = parse_tls_rpt(candidates[0])
     if not record.valid:
         return INVALID(
             f"the TLS-RPT record is invalid: {record.errors[0]}",

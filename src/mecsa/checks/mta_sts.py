@@ -45,10 +45,10 @@ from mecsa.model import (
     verdict_from_findings,
 )
 from mecsa.observe import Context
-from mecsa.observe.mtasts import fetch_policy
+from mecsa.observe.mta_sts import fetch_policy
 from mecsa.observe.mx import MxObservation, observe_mx
 from mecsa.probes.https import FailureKind, HttpsObservation
-from mecsa.records.mtasts import StsMode, StsPolicy, looks_like_sts_record, parse_policy, parse_sts_record
+from mecsa.records.mta_sts import StsMode, StsPolicy, looks_like_sts_record, parse_policy, parse_sts_record
 
 PROTOCOL = "mta-sts"
 
