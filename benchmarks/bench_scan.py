@@ -263,15 +263,21 @@ class Connections:
 
 class CountedSMTP(SMTP):
     log: Connections
+    counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.log.active += 1
-        self.log.total += 1
-        self.log.peak = max(self.log.peak, self.log.active)
+        # STARTTLS calls this a second time for the same connection (the TLS transport): count once.
+        if not self.counted:
+            self.counted = True
+            self.log.active += 1
+            self.log.total += 1
+            self.log.peak = max(self.log.peak, self.log.active)
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.log.active -= 1
+        if self.counted:
+            self.counted = False
+            self.log.active -= 1
         super().connection_lost(exc)
 
 
@@ -341,8 +347,12 @@ def serve(n: int, folder: Path, conn: multiprocessing.connection.Connection) -> 
 
         loop.add_reader(conn.fileno(), on_message)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop, SERVER_LIFETIME_S)
+            await asyncio.wait_for(stop, SERVER_LIFETIME_S)  # "logs": the hosts' logs so far, and go on
+        conn.recv()
         conn.send({name: (log.peak, log.total) for name, log in logs.items()})
+        stop = loop.create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop, SERVER_LIFETIME_S)  # "stop"
         for server in (*servers, https):
             server.close()
         await dns_server.stop()
@@ -451,9 +461,8 @@ async def main(args: argparse.Namespace) -> int:
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, joined by now
     sampler.stopped.set()
     sampler.join()
-    parent_end.send("stop")
+    parent_end.send("logs")
     host_logs: dict[str, tuple[int, int]] = await asyncio.to_thread(parent_end.recv)
-    server.join(10)
 
     def cpu(after: Any, before: Any) -> float:
         return float(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -488,6 +497,8 @@ async def main(args: argparse.Namespace) -> int:
               f"{len(differences)} differ ({time.perf_counter() - started:.0f} s)")  # fmt: skip
         for line in differences[:10]:
             print("  " + line)
+    parent_end.send("stop")
+    server.join(10)
     return 0
 
 
