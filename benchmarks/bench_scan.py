@@ -14,7 +14,7 @@ no DMARC; 1 list line in 100 is not a domain. The scan runs with every check, TL
 through the same code path as `mecsa scan` (`mecsa.scan.run.scan`), into a SQLite store.
 
     .venv/bin/python benchmarks/bench_scan.py [-n 1000] [--workers 2] [--concurrency 200]
-                                              [--agree]
+                                              [--agree] [--only CHECK,...]
 
 `--agree` then assesses every domain alone (`mecsa.assess.assess`, no sharing) and compares the
 verdicts and levels. Every domain is a zone of its own, so `-n 10000` is the same zones under new
@@ -388,13 +388,14 @@ class RssSampler(threading.Thread):
             self.peak_kib = max(self.peak_kib, total)
 
 
-def options(ca_file: Path, ports: tuple[int, int, int]) -> AssessOptions:
+def options(ca_file: Path, ports: tuple[int, int, int], only: frozenset[str] = frozenset()) -> AssessOptions:
     return AssessOptions(
         dkim_selectors=("bench",),
         ca_file=str(ca_file),
         smtp_port=ports[1],
         https_port=ports[2],
         smtp_timeout=10.0,
+        only=only,
     )
 
 
@@ -441,7 +442,9 @@ async def main(args: argparse.Namespace) -> int:
             out.write(f"{domain(i)}\n")
             if i % 100 == 99:
                 out.write(f"not a domain {i}\n")
-    assess_options = options(folder / "ca.pem", ports)
+    assess_options = options(
+        folder / "ca.pem", ports, frozenset(args.only.split(",")) if args.only else frozenset()
+    )
     config = ScanConfig(
         options=assess_options, resolvers=(f"127.0.0.1:{ports[0]}",), concurrency=args.concurrency
     )
@@ -470,7 +473,8 @@ async def main(args: argparse.Namespace) -> int:
     c = result.outcome.counters
     parent_cpu, workers_cpu = cpu(self_after, self_before), cpu(children_after, children_before)
     records = {r["domain"]: r for r in map(json.loads, (folder / "out.jsonl").read_text().splitlines())}
-    print(f"\n{args.n} domains, {args.workers} workers, concurrency {args.concurrency}")
+    checks = args.only or "every check, TLS sweep included"
+    print(f"\n{args.n} domains, {args.workers} workers, concurrency {args.concurrency}, {checks}")
     print(f"records: {len(records)} ({c.errors} error records)")
     print(f"wall {wall:.1f} s: {60 * c.done / wall:.0f} domains/min")
     print(
@@ -508,6 +512,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--agree", action="store_true", help="compare with single assessments")
+    parser.add_argument("--only", default="", help="comma-separated checks (default: every check)")
     return parser.parse_args()
 
 
