@@ -195,7 +195,8 @@ def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
         if new_rules and name in _REMOVED_TAGS:
             warn(
                 f"{name}.removed",
-                f"{tag.name}= was removed in RFC 9989; receivers ignore it (RFC 7489 receivers still apply it)",
+                f"{tag.name}= was removed in RFC 9989; receivers ignore it "
+                "(RFC 7489 receivers still apply it)",
                 tag.position,
                 tag.name,
             )
