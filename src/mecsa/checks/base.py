@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.model import CheckResult
 
@@ -32,6 +33,8 @@ class AssessOptions:
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
     check_deadline: float = 120.0
+    # RFC 9989 tree walk (default) or RFC 7489 public suffix list; a profile may name its own
+    dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
 
 
 @dataclass

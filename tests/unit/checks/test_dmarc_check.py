@@ -6,7 +6,8 @@ import inspect
 import re
 
 from mecsa.checks import dmarc
-from mecsa.checks.base import Context
+from mecsa.checks.base import AssessOptions, Context
+from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, Status, VerdictStatus
@@ -23,10 +24,14 @@ async def _run(
     domain: str = "example.test",
     reports: str = "",
     faults: dict[str, Fault] | None = None,
+    method: DiscoveryMethod = DiscoveryMethod.PSL,
+    tld: str = "",
 ) -> tuple[dmarc.DmarcObservation, CheckResult]:
-    zones = {"example.test.": HEAD + body, "reports.example.": HEAD + reports}
+    """Run the check. These first tests pin the RFC 7489 (PSL) behaviour; the RFC 9989 tests
+    further down pass `method=TREEWALK`. The TLD zone answers as a real one would."""
+    zones = {"example.test.": HEAD + body, "reports.example.": HEAD + reports, "test.": HEAD + tld}
     client = await serve_zones(zones, faults=faults)
-    obs = await dmarc.observe(Context(domain, Resolver(client)))
+    obs = await dmarc.observe(Context(domain, Resolver(client), AssessOptions(dmarc_discovery=method)))
     return obs, dmarc.evaluate(obs)
 
 
