@@ -164,9 +164,7 @@ async def alignment_domains(
     discovery's method (RFC 9989 §4.10.2: one tree walk per name); None where unknown."""
     orgs: dict[str, str | None] = {discovery.domain: discovery.organisational_domain}
     wanted = sorted({_bare(n) for n in names if n} - set(orgs))
-    found = await asyncio.gather(
-        *(find_organisational_domain(resolver, n, discovery.method) for n in wanted)
-    )
+    found = await asyncio.gather(*(find_organisational_domain(resolver, n, discovery.method) for n in wanted))
     orgs.update(zip(wanted, found, strict=True))
     return orgs
 
