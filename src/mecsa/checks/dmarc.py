@@ -27,10 +27,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
+from mecsa.checks.base import CheckSpec
 from mecsa.dmarc.discovery import Discovery, DiscoveryMethod, DmarcLookup, discover
 from mecsa.dns.answer import DnsAnswer
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
 from mecsa.orgdomain import NotADomainError, organisational_domain
 from mecsa.records.dmarc import (
     DmarcParse,
@@ -46,6 +47,145 @@ from mecsa.records.dmarc import (
 
 DMARC = "dmarc"
 POLICY = "dmarc_policy"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+LOOKUP_FAILED = FindingKind(
+    "dmarc.lookup_failed",
+    Status.ERROR,
+    DMARC,
+    "the _dmarc TXT lookup failed: the tool could not find out",
+)
+MISSING = FindingKind(
+    "dmarc.missing",
+    Status.FAIL,
+    DMARC,
+    "no DMARC record at the domain or at the names discovery asked",
+    "dmarc.publish",
+)
+MULTIPLE = FindingKind(
+    "dmarc.multiple",
+    Status.FAIL,
+    DMARC,
+    "more than one DMARC record at one name: receivers discard them",
+    "dmarc.one_record",
+)
+SYNTAX = FindingKind(
+    "dmarc.syntax",
+    Status.FAIL,
+    DMARC,
+    "the DMARC record is invalid and receivers discard it",
+    "dmarc.fix_record",
+)
+SYNTAX_WARNING = FindingKind(
+    "dmarc.syntax_warning",
+    Status.WARN,
+    DMARC,
+    "a DMARC tag is wrong, unknown or doubtful: ignored or defaulted",
+    "dmarc.fix_record",
+)
+REMOVED_TAG = FindingKind(
+    "dmarc.removed_tag",
+    Status.WARN,
+    DMARC,
+    "pct, rf or ri: removed in RFC 9989, receivers ignore it",
+    "dmarc.fix_record",
+)
+ORG_FALLBACK = FindingKind(
+    "dmarc.org_fallback",
+    Status.INFO,
+    DMARC,
+    "the record was found at the organisational (or public suffix) domain",
+)
+WALK_INCOMPLETE = FindingKind(
+    "dmarc.walk_incomplete",
+    Status.INFO,
+    DMARC,
+    "a failed lookup above the own record hid the organisational domain",
+)
+DISCOVERY_DIFFERS = FindingKind(
+    "dmarc.discovery_differs",
+    Status.WARN,
+    DMARC,
+    "the RFC 9989 tree walk and the RFC 7489 PSL give different answers",
+)
+PRESENT = FindingKind("dmarc.present", Status.PASS, DMARC, "one valid DMARC record")
+POLICY_LOOKUP_FAILED = FindingKind(
+    "dmarc_policy.lookup_failed",
+    Status.ERROR,
+    POLICY,
+    "the policy is unknown because the DMARC lookup failed",
+)
+NO_RECORD = FindingKind(
+    "dmarc_policy.no_record",
+    Status.FAIL,
+    POLICY,
+    "no usable DMARC record, so no policy",
+    "dmarc.publish",
+)
+NONE = FindingKind(
+    "dmarc_policy.none",
+    Status.FAIL,
+    POLICY,
+    "the applicable policy is none (monitoring only)",
+    "dmarc.policy_reject",
+)
+TESTING = FindingKind(
+    "dmarc_policy.testing",
+    Status.FAIL,
+    POLICY,
+    "t=y: the policy is being tested, receivers apply a weaker one (RFC 9989)",
+    "dmarc.policy_reject",
+)
+NO_REPORTING = FindingKind(
+    "dmarc_policy.no_reporting",
+    Status.FAIL,
+    POLICY,
+    "no rua or ruf report destination",
+    "dmarc.add_rua",
+)
+PCT_PARTIAL = FindingKind(
+    "dmarc_policy.pct_partial",
+    Status.WARN,
+    POLICY,
+    "pct below 100 (RFC 7489): the policy covers part of failing mail",
+    "dmarc.pct_full",
+)
+SP_WEAKER = FindingKind(
+    "dmarc_policy.sp_weaker",
+    Status.WARN,
+    POLICY,
+    "the subdomain policy is weaker than p",
+    "dmarc.policy_reject",
+)
+NP_WEAKER = FindingKind(
+    "dmarc_policy.np_weaker",
+    Status.WARN,
+    POLICY,
+    "the non-existent-subdomain policy is weaker",
+    "dmarc.policy_reject",
+)
+EXTERNAL_AUTHORISED = FindingKind(
+    "dmarc_policy.external_authorised",
+    Status.INFO,
+    POLICY,
+    "an external report destination authorises the domain",
+)
+EXTERNAL_UNAUTHORISED = FindingKind(
+    "dmarc_policy.external_unauthorised",
+    Status.WARN,
+    POLICY,
+    "an external report destination does not authorise the domain",
+    "dmarc.authorise_external",
+)
+EXTERNAL_LOOKUP_FAILED = FindingKind(
+    "dmarc_policy.external_lookup_failed",
+    Status.ERROR,
+    POLICY,
+    "an external destination's authorisation lookup failed",
+)
+ENFORCED = FindingKind("dmarc_policy.enforced", Status.PASS, POLICY, "quarantine or reject, with reporting")
+
 
 __all__ = ["CHECK", "DmarcLookup", "DmarcObservation", "ExternalAuthorisation", "evaluate", "observe"]
 
@@ -192,24 +332,22 @@ def _judge(domain: str, discovery: Discovery, external: tuple[ExternalAuthorisat
 
     def no_policy(why: str) -> _Judgement:
         reason = f"no usable DMARC record, so no policy: {why}"
-        add(Finding("dmarc_policy.no_record", Status.FAIL, POLICY, reason, (), "dmarc.publish"))
+        add(NO_RECORD(reason, ()))
         return result(VerdictStatus.FAIL, why, VerdictStatus.FAIL, reason)
 
     failed = discovery.failure
     if discovery.policy_unknown:
         assert failed is not None
         why = f"could not look up the DMARC record: {failed.answer.describe_failure()}"
-        add(Finding("dmarc.lookup_failed", Status.ERROR, DMARC, why))
-        add(Finding("dmarc_policy.lookup_failed", Status.ERROR, POLICY, why))
+        add(LOOKUP_FAILED(why, ()))
+        add(POLICY_LOOKUP_FAILED(why, ()))
         return result(VerdictStatus.ERROR, why, VerdictStatus.ERROR, why)
     if failed is not None:
         add(
-            Finding(
-                "dmarc.walk_incomplete",
-                Status.INFO,
-                DMARC,
+            WALK_INCOMPLETE(
                 f"the tree walk stopped at {failed.name} ({failed.answer.describe_failure()}): the "
                 f"domain's own record applies, but its organisational domain is unknown (RFC 9989 §4.10.2)",
+                (),
             )
         )
 
@@ -225,12 +363,12 @@ def _judge(domain: str, discovery: Discovery, external: tuple[ExternalAuthorisat
                 f"{len(own.records)} DMARC records at {own.name}: receivers discard them all "
                 f"(RFC 9989 §4.10){fallback}"
             )
-            add(Finding("dmarc.multiple", Status.FAIL, DMARC, why, own.records, "dmarc.one_record"))
+            add(MULTIPLE(why, own.records))
             return no_policy(why)
         parsed = parse_dmarc(own.records[0], rules)
         _syntax_warnings(parsed, add)
         why = "the DMARC record is invalid, so receivers discard it: " + "; ".join(map(str, parsed.errors))
-        add(Finding("dmarc.syntax", Status.FAIL, DMARC, why + fallback, own.records, "dmarc.fix_record"))
+        add(SYNTAX(why + fallback, own.records))
         return no_policy(why)
 
     if found is None:
@@ -240,12 +378,12 @@ def _judge(domain: str, discovery: Discovery, external: tuple[ExternalAuthorisat
                 f"{len(last.records)} DMARC records at {last.name}: receivers then apply "
                 "no DMARC at all (RFC 7489 §6.6.3)"
             )
-            add(Finding("dmarc.multiple", Status.FAIL, DMARC, why, last.records, "dmarc.one_record"))
+            add(MULTIPLE(why, last.records))
             return no_policy(why)
         tried = " and ".join(discovery.names)
         why = f"no DMARC record (no TXT starting with v=DMARC1) at {tried}"
         ignored = tuple(t for lk in discovery.lookups for t in (*lk.other_texts, *_discarded(lk, own)))
-        add(Finding("dmarc.missing", Status.FAIL, DMARC, why, ignored, "dmarc.publish"))
+        add(MISSING(why, ignored))
         return no_policy(why)
 
     evidence = found.records
@@ -257,10 +395,7 @@ def _judge(domain: str, discovery: Discovery, external: tuple[ExternalAuthorisat
         whose = "public suffix domain" if psd else "organisational domain"
         cite = "RFC 9989 §4.10.1" if rules is Rules.RFC9989 else "RFC 7489 §6.6.3"
         add(
-            Finding(
-                "dmarc.org_fallback",
-                Status.INFO,
-                DMARC,
+            ORG_FALLBACK(
                 f"no record at _dmarc.{domain}; the {whose}'s record at _dmarc.{found.domain} "
                 f"applies ({cite})",
                 evidence,
@@ -269,11 +404,11 @@ def _judge(domain: str, discovery: Discovery, external: tuple[ExternalAuthorisat
     _syntax_warnings(parsed, add)
     if parsed.record is None:
         why = "the DMARC record is invalid, so receivers discard it: " + "; ".join(map(str, parsed.errors))
-        add(Finding("dmarc.syntax", Status.FAIL, DMARC, why, evidence, "dmarc.fix_record"))
+        add(SYNTAX(why, evidence))
         return no_policy(why)
 
     why = f"one valid DMARC record at _dmarc.{found.domain}"
-    add(Finding("dmarc.present", Status.PASS, DMARC, why, evidence))
+    add(PRESENT(why, evidence))
     policy_status, policy_why = _evaluate_policy(domain, parsed, found.domain, external, add)
     details.update(_record_json(parsed.record, domain, found.domain, external))
     return result(VerdictStatus.PASS, why, policy_status, policy_why)
@@ -288,9 +423,9 @@ def _syntax_warnings(parsed: DmarcParse, add: Callable[[Finding], None]) -> None
     evidence = (parsed.text,)
     for issue in parsed.warnings:
         if issue.code.endswith(".removed"):
-            add(Finding("dmarc.removed_tag", Status.WARN, DMARC, str(issue), evidence, "dmarc.fix_record"))
+            add(REMOVED_TAG(str(issue), evidence))
         else:
-            add(Finding("dmarc.syntax_warning", Status.WARN, DMARC, str(issue), evidence, "dmarc.fix_record"))
+            add(SYNTAX_WARNING(str(issue), evidence))
 
 
 def _evaluate_policy(
@@ -314,28 +449,24 @@ def _evaluate_policy(
     if applied is Policy.NONE:
         text = f"{label} applies to {domain}: DMARC only monitors, receivers act on nothing"
         problems.append(text)
-        add(Finding("dmarc_policy.none", Status.FAIL, POLICY, text, evidence, "dmarc.policy_reject"))
+        add(NONE(text, evidence))
     elif record.testing:
         text = (
             f"t=y: the owner is testing {label}; receivers apply {weaker(applied).value} instead "
             "(RFC 9989 §4.7), so the policy is not enforced"
         )
         problems.append(text)
-        add(Finding("dmarc_policy.testing", Status.FAIL, POLICY, text, evidence, "dmarc.policy_reject"))
+        add(TESTING(text, evidence))
     if not record.reporting:
         text = "neither rua= nor ruf= (with a usable URI): nobody receives DMARC reports"
         problems.append(text)
-        add(Finding("dmarc_policy.no_reporting", Status.FAIL, POLICY, text, evidence, "dmarc.add_rua"))
+        add(NO_REPORTING(text, evidence))
     if record.rules is Rules.RFC7489 and record.pct < 100 and applied is not Policy.NONE:
         add(
-            Finding(
-                "dmarc_policy.pct_partial",
-                Status.WARN,
-                POLICY,
+            PCT_PARTIAL(
                 f"pct={record.pct}: {applied.value} applies to only {record.pct}% of failing mail; "
                 "the rest gets the next weaker policy (RFC 7489 §6.6.4)",
                 evidence,
-                "dmarc.pct_full",
             )
         )
     if domain == record_domain:
@@ -345,7 +476,7 @@ def _evaluate_policy(
     if problems:
         return VerdictStatus.FAIL, "; ".join(problems)
     text = f"{label} with reports to " + ", ".join(u.uri for u in (*record.rua, *record.ruf))
-    add(Finding("dmarc_policy.enforced", Status.PASS, POLICY, text, evidence))
+    add(ENFORCED(text, evidence))
     return VerdictStatus.PASS, text
 
 
@@ -355,26 +486,18 @@ def _weaker_subpolicies(
     sp, np = record.effective_subdomain_policy, record.effective_nonexistent_policy
     if sp.strength < record.policy.strength:
         add(
-            Finding(
-                "dmarc_policy.sp_weaker",
-                Status.WARN,
-                POLICY,
+            SP_WEAKER(
                 f"sp={sp.value} is weaker than p={record.policy.value}: subdomains are less protected",
                 evidence,
-                "dmarc.policy_reject",
             )
         )
     # np absent falls back to sp (RFC 9989 §4.7; RFC 9091 §4.1), so only an explicit np can be weaker
     if record.nonexistent_policy is not None and np.strength < sp.strength:
         add(
-            Finding(
-                "dmarc_policy.np_weaker",
-                Status.WARN,
-                POLICY,
+            NP_WEAKER(
                 f"np={np.value} is weaker than sp/p={sp.value}: "
                 "spoofing non-existent subdomains is less hindered (RFC 9989 §4.7)",
                 evidence,
-                "dmarc.policy_reject",
             )
         )
 
@@ -382,32 +505,22 @@ def _weaker_subpolicies(
 def _external_finding(ext: ExternalAuthorisation, record_domain: str) -> Finding:
     name = ext.answer.qname
     if ext.answer.failed:
-        return Finding(
-            "dmarc_policy.external_lookup_failed",
-            Status.ERROR,
-            POLICY,
+        return EXTERNAL_LOOKUP_FAILED(
             f"could not check whether {ext.uri.domain} accepts reports for {record_domain}: "
             f"{ext.answer.describe_failure()}",
             (ext.uri.uri,),
-            subject=ext.uri.uri,
+            ext.uri.uri,
         )
     if ext.authorised:
-        return Finding(
-            "dmarc_policy.external_authorised",
-            Status.INFO,
-            POLICY,
+        return EXTERNAL_AUTHORISED(
             f"{ext.uri.domain} accepts DMARC reports for {record_domain} ({name})",
             (ext.uri.uri, *ext.answer.texts()),
-            subject=ext.uri.uri,
+            ext.uri.uri,
         )
-    return Finding(
-        "dmarc_policy.external_unauthorised",
-        Status.WARN,
-        POLICY,
+    return EXTERNAL_UNAUTHORISED(
         f"{ext.uri.uri} is outside {record_domain} and {name} has no v=DMARC1 record: "
         "receivers drop these reports (RFC 9990 §4)",
         (ext.uri.uri,),
-        "dmarc.authorise_external",
         ext.uri.uri,
     )
 
@@ -430,15 +543,7 @@ def _differences(primary: Discovery, other: Discovery) -> tuple[Finding, ...]:
     if not parts:
         return ()
     evidence = tuple(dict.fromkeys(r for lk in (walk_found, psl_found) if lk for r in lk.records))
-    return (
-        Finding(
-            "dmarc.discovery_differs",
-            Status.WARN,
-            DMARC,
-            "RFC 9989 and RFC 7489 receivers disagree: " + "; ".join(parts),
-            evidence,
-        ),
-    )
+    return (DISCOVERY_DIFFERS("RFC 9989 and RFC 7489 receivers disagree: " + "; ".join(parts), evidence),)
 
 
 def _where(lookup: DmarcLookup | None) -> str:
@@ -478,28 +583,28 @@ CHECK = CheckSpec(
     protocols=(DMARC, POLICY),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "dmarc.lookup_failed": "the _dmarc TXT lookup failed: the tool could not find out",
-        "dmarc.missing": "no DMARC record at the domain or at the names discovery asked",
-        "dmarc.multiple": "more than one DMARC record at one name: receivers discard them",
-        "dmarc.syntax": "the DMARC record is invalid and receivers discard it",
-        "dmarc.syntax_warning": "a DMARC tag is wrong, unknown or doubtful: ignored or defaulted",
-        "dmarc.removed_tag": "pct, rf or ri: removed in RFC 9989, receivers ignore it",
-        "dmarc.org_fallback": "the record was found at the organisational (or public suffix) domain",
-        "dmarc.walk_incomplete": "a failed lookup above the own record hid the organisational domain",
-        "dmarc.discovery_differs": "the RFC 9989 tree walk and the RFC 7489 PSL give different answers",
-        "dmarc.present": "one valid DMARC record",
-        "dmarc_policy.lookup_failed": "the policy is unknown because the DMARC lookup failed",
-        "dmarc_policy.no_record": "no usable DMARC record, so no policy",
-        "dmarc_policy.none": "the applicable policy is none (monitoring only)",
-        "dmarc_policy.testing": "t=y: the policy is being tested, receivers apply a weaker one (RFC 9989)",
-        "dmarc_policy.no_reporting": "no rua or ruf report destination",
-        "dmarc_policy.pct_partial": "pct below 100 (RFC 7489): the policy covers part of failing mail",
-        "dmarc_policy.sp_weaker": "the subdomain policy is weaker than p",
-        "dmarc_policy.np_weaker": "the non-existent-subdomain policy is weaker",
-        "dmarc_policy.external_authorised": "an external report destination authorises the domain",
-        "dmarc_policy.external_unauthorised": "an external report destination does not authorise the domain",
-        "dmarc_policy.external_lookup_failed": "an external destination's authorisation lookup failed",
-        "dmarc_policy.enforced": "quarantine or reject, with reporting",
-    },
+    findings=(
+        LOOKUP_FAILED,
+        MISSING,
+        MULTIPLE,
+        SYNTAX,
+        SYNTAX_WARNING,
+        REMOVED_TAG,
+        ORG_FALLBACK,
+        WALK_INCOMPLETE,
+        DISCOVERY_DIFFERS,
+        PRESENT,
+        POLICY_LOOKUP_FAILED,
+        NO_RECORD,
+        NONE,
+        TESTING,
+        NO_REPORTING,
+        PCT_PARTIAL,
+        SP_WEAKER,
+        NP_WEAKER,
+        EXTERNAL_AUTHORISED,
+        EXTERNAL_UNAUTHORISED,
+        EXTERNAL_LOOKUP_FAILED,
+        ENFORCED,
+    ),
 )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
-from mecsa.records.taglist import RecordIssue, Severity, Tag, TagListParse, split_tags
+from mecsa.records.taglist import IssueSeverity, RecordIssue, Tag, TagListParse, split_tags
 
 # RFC 7489 §6.4: dmarc-version = "v" *WSP "=" *WSP %x44.4d.41.52.43.31 ("DMARC1", case-sensitive)
 _VERSION = re.compile(r"[ \t]*[vV][ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
@@ -155,8 +155,8 @@ def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
     """Parse one DMARC record's text (TXT strings already joined) under `rules`; never raises."""
     tags, syntax = split_tags(text, fold_case=True)
     issues = list(syntax)
-    error = _issue(issues, Severity.ERROR)
-    warn = _issue(issues, Severity.WARNING)
+    error = _issue(issues, IssueSeverity.ERROR)
+    warn = _issue(issues, IssueSeverity.WARNING)
     by_name = {t.name.lower(): t for t in tags}
 
     if not tags or tags[0].name.lower() != "v":
@@ -211,12 +211,12 @@ def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
             )
 
     # removed tags are not judged under RFC 9989: their values are kept for the report only
-    legacy = _issue([], Severity.WARNING) if new_rules else warn
+    legacy = _issue([], IssueSeverity.WARNING) if new_rules else warn
     psd, testing = Psd.UNSAID, False
     if new_rules:
         psd = _psd(by_name.get("psd"), warn)
         testing = _testing(by_name.get("t"), warn)
-    if policy is None or any(i.severity is Severity.ERROR for i in issues):
+    if policy is None or any(i.severity is IssueSeverity.ERROR for i in issues):
         return TagListParse(text, None, tuple(issues))
     record = DmarcRecord(
         text,
@@ -267,14 +267,14 @@ def _testing(tag: Tag | None, warn: _Add) -> bool:
 
 
 class _Add:
-    def __init__(self, issues: list[RecordIssue], severity: Severity) -> None:
+    def __init__(self, issues: list[RecordIssue], severity: IssueSeverity) -> None:
         self.issues, self.severity = issues, severity
 
     def __call__(self, code: str, message: str, position: int | None, tag: str | None) -> None:
         self.issues.append(RecordIssue(self.severity, code, message, position, tag))
 
 
-def _issue(issues: list[RecordIssue], severity: Severity) -> _Add:
+def _issue(issues: list[RecordIssue], severity: IssueSeverity) -> _Add:
     return _Add(issues, severity)
 
 
@@ -285,7 +285,7 @@ def _policy(tag: Tag | None, complain: _Add, rules: Rules) -> Policy | None:
         return Policy(tag.value.lower())
     except ValueError:
         consequence = ""
-        if complain.severity is Severity.WARNING and rules is Rules.RFC9989:
+        if complain.severity is IssueSeverity.WARNING and rules is Rules.RFC9989:
             consequence = "; receivers act as if p=none (RFC 9989 §4.10.1)"
         complain(
             f"{tag.name.lower()}.bad",
