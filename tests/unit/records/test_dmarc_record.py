@@ -264,3 +264,18 @@ def test_rfc9989_bad_policy_tag_with_usable_rua_means_p_none_everywhere(bad: str
 def test_rfc9989_bad_policy_without_usable_rua_discards_the_record(bad: str) -> None:
     parsed = parse_dmarc(f"v=DMARC1; {bad}; rua=not-a-uri".replace("; ;", ";"))
     assert parsed.record is None and parsed.errors
+
+
+@pytest.mark.parametrize("policy", ["reject", "quarantine", "none"])
+@pytest.mark.parametrize("rules", [Rules.RFC9989, Rules.RFC7489])
+def test_the_hardening_record_is_clean_under_both_rule_sets(policy: str, rules: Rules) -> None:
+    from mecsa.harden.records import dmarc_record
+
+    text = dmarc_record("example.test", "dmarc_reports@example.test", policy).value
+    assert "pct=" not in text and text.startswith(f"v=DMARC1; p={policy}; sp={policy}; ")
+    parsed = parse_dmarc(text, rules)
+    record = parsed.record
+    # np is RFC 9091's experimental tag under RFC 7489 rules: known here, ignored by plain 7489 receivers
+    assert parsed.issues == () and record is not None
+    assert record.policy is record.effective_subdomain_policy is Policy(policy)
+    assert record.effective_nonexistent_policy is (Policy.NONE if policy == "none" else Policy.REJECT)
