@@ -1,6 +1,6 @@
 """DMARC: record discovery, the record's validity (`dmarc`) and MECSA's policy rule (`dmarc_policy`).
 
-Discovery (`mecsa.dmarc.discovery`) follows `AssessOptions.dmarc_discovery`:
+Discovery (`mecsa.observe.dmarc`) follows `AssessOptions.dmarc_discovery`:
 - `treewalk` (default, RFC 9989 §4.10): the domain's `_dmarc`, then its ancestors up to the TLD
   (at most eight questions), stopping at `psd=y`/`psd=n`; a name with several `v=DMARC1`
   records has them all discarded. The record is judged by RFC 9989's rules.
@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mecsa.checks.base import CheckSpec
-from mecsa.dmarc.discovery import Discovery, DiscoveryMethod, DmarcLookup, discover
 from mecsa.dns.answer import DnsAnswer
 from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
 from mecsa.observe import Context
+from mecsa.observe.dmarc import Discovery, DiscoveryMethod, DmarcLookup, discover
 from mecsa.orgdomain import NotADomainError, organisational_domain
 from mecsa.records.dmarc import (
     DmarcParse,

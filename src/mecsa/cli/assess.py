@@ -23,7 +23,7 @@ from mecsa.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mecsa.dmarc.discovery import DiscoveryMethod
+    from mecsa.observe.dmarc import DiscoveryMethod
 
 
 def register(app: typer.Typer) -> None:
@@ -106,7 +106,7 @@ def _check_profile(name: str) -> None:
 
 def _dmarc_discovery(chosen: str | None, profile: str) -> DiscoveryMethod:
     """`--dmarc-discovery`, else the profile's own method (checks the profile name too)."""
-    from mecsa.dmarc.discovery import DiscoveryMethod
+    from mecsa.observe.dmarc import DiscoveryMethod
     from mecsa.scoring import load_profile
 
     _check_profile(profile)

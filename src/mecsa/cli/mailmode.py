@@ -23,8 +23,8 @@ from mecsa.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mecsa.dmarc.discovery import DiscoveryMethod
     from mecsa.mailmode.receiver import ReceiverSettings
+    from mecsa.observe.dmarc import DiscoveryMethod
 
 DEFAULT_STORE = "mailmode.sqlite3"
 StoreOption = Annotated[
@@ -300,7 +300,7 @@ def zone_command(
 
 
 def _discovery(text: str) -> DiscoveryMethod:
-    from mecsa.dmarc.discovery import DiscoveryMethod
+    from mecsa.observe.dmarc import DiscoveryMethod
 
     try:
         return DiscoveryMethod(text)

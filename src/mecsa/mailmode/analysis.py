@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-from mecsa.dmarc.discovery import Discovery, DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.mailmode.dkimverify import DkimSignatureResult, check_dkim
 from mecsa.mailmode.dmarceval import (
@@ -28,6 +27,7 @@ from mecsa.mailmode.dmarceval import (
     from_domain,
 )
 from mecsa.mailmode.headers import AuthenticationResults, ReceivedHop, read_headers
+from mecsa.observe.dmarc import Discovery, DiscoveryMethod
 from mecsa.spf.evaluator import SpfOutcome, SpfResult, check_host, check_sender, split_sender, valid_domain
 
 

@@ -1,12 +1,12 @@
 """DMARC for one received message: policy discovery, identifier alignment, disposition.
 
 RFC 9989 by default, RFC 7489 on request (`DiscoveryMethod.PSL`, as profile mecsa-st assumes).
-Written here on top of `mecsa.dmarc.discovery` and the project's record parser: authheaders 0.16
+Written here on top of `mecsa.observe.dmarc` and the project's record parser: authheaders 0.16
 gave wrong verdicts (NOTES.md). The rules implemented:
 
 - the RFC5322.From domain must be exactly one address's domain (RFC 9989 §5.3.1, RFC 7489
   §6.6.1), else permerror;
-- discovery is `mecsa.dmarc.discovery`: the DNS tree walk (RFC 9989 §4.10.1) or the From
+- discovery is `mecsa.observe.dmarc`: the DNS tree walk (RFC 9989 §4.10.1) or the From
   domain's `_dmarc` then the PSL organisational domain's (RFC 7489 §6.6.3); a failed lookup
   that leaves the policy open is a temperror, never "no policy";
 - SPF aligns when SPF passed for the MAIL FROM domain (or HELO, for a null sender) and that
@@ -34,11 +34,11 @@ from email.utils import getaddresses
 from enum import StrEnum
 from typing import Any
 
-from mecsa.dmarc.discovery import Discovery, DiscoveryMethod
-from mecsa.dmarc.discovery import discover as discover_policy
-from mecsa.dmarc.discovery import organisational_domain as find_organisational_domain
 from mecsa.dns.resolver import Resolver
 from mecsa.mailmode.dkimverify import DkimResult, DkimSignatureResult
+from mecsa.observe.dmarc import Discovery, DiscoveryMethod
+from mecsa.observe.dmarc import discover as discover_policy
+from mecsa.observe.dmarc import organisational_domain as find_organisational_domain
 from mecsa.orgdomain import NotADomainError, normalise
 from mecsa.records.dmarc import Alignment, DmarcRecord, Policy, Rules, weaker
 from mecsa.spf.evaluator import SpfResult

@@ -38,12 +38,12 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
-from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
 from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
+from mecsa.observe.dmarc import DiscoveryMethod
 
 log = logging.getLogger(__name__)
 

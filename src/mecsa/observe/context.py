@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.observe.cache import CacheKey, ObservationCache
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.probes.smtp import ConnectionLimits
 
 T = TypeVar("T")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from mecsa.checks import dmarc
-from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, FindingKind, Status, VerdictStatus
 from mecsa.observe import AssessOptions, Context
+from mecsa.observe.dmarc import DiscoveryMethod
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from mecsa.checks import dmarc
-from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.model import CheckResult, Status, VerdictStatus
 from mecsa.observe import AssessOptions, Context
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.scoring import load_profile
 from tests.conftest import ServeZones
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.mailmode.analysis import Connection, MessageAnalysis, TlsInfo, analyse_message
 from mecsa.mailmode.dkimverify import DkimResult
 from mecsa.mailmode.dmarceval import DmarcResult
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.records.dmarc import Policy
 from mecsa.spf.evaluator import SpfResult
 from tests.conftest import ServeZones

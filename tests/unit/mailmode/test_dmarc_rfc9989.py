@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mecsa.dmarc.discovery import DiscoveryMethod
 from mecsa.dns.resolver import Resolver
 from mecsa.mailmode.dkimverify import DkimResult, DkimSignatureResult
 from mecsa.mailmode.dmarceval import (
@@ -14,6 +13,7 @@ from mecsa.mailmode.dmarceval import (
     domain_exists,
     evaluate_dmarc,
 )
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.records.dmarc import Policy
 from mecsa.spf.evaluator import SpfResult
 from tests.conftest import ServeZones

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mecsa.dmarc.discovery import (
+from mecsa.dns.resolver import Resolver
+from mecsa.dns.zoneserver import Fault
+from mecsa.observe.dmarc import (
     MAX_WALK_QUERIES,
     DiscoveryMethod,
     discover,
     organisational_domain,
     walk_targets,
 )
-from mecsa.dns.resolver import Resolver
-from mecsa.dns.zoneserver import Fault
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
