@@ -109,6 +109,12 @@ DISCOVERY_DIFFERS = FindingKind(
     DMARC,
     "the RFC 9989 tree walk and the RFC 7489 PSL give different answers",
 )
+DISCOVERY = FindingKind(
+    "dmarc.discovery",
+    Status.INFO,
+    DMARC,
+    "how the policy was looked for: the method, the names asked, the organisational domain",
+)
 PRESENT = FindingKind("dmarc.present", Status.PASS, DMARC, "one valid DMARC record")
 POLICY_LOOKUP_FAILED = FindingKind(
     "dmarc_policy.lookup_failed",
@@ -286,7 +292,7 @@ def evaluate(obs: DmarcObservation) -> CheckResult:
     by_rules = {obs.discovery.rules: primary}
     if obs.other is not None:
         by_rules[obs.other.rules] = _judge(obs.domain, obs.other, ())
-    findings = list(primary.findings)
+    findings = [_discovery_finding(obs.discovery), *primary.findings]
     if obs.other is not None:
         findings.extend(_differences(obs.discovery, obs.other))
     details = primary.details
@@ -303,6 +309,21 @@ def evaluate(obs: DmarcObservation) -> CheckResult:
         ),
         details,
     )
+
+
+_METHOD_NAMES = {
+    DiscoveryMethod.TREEWALK: "RFC 9989 DNS tree walk",
+    DiscoveryMethod.PSL: "RFC 7489 public suffix list",
+}
+
+
+def _discovery_finding(discovery: Discovery) -> Finding:
+    org = discovery.organisational_domain
+    text = (
+        f"{_METHOD_NAMES[discovery.method]}: asked {', '.join(discovery.names)}; organisational domain "
+        + (org if org is not None else "unknown")
+    )
+    return DISCOVERY(text, discovery.names)
 
 
 def _discovery_json(discovery: Discovery) -> dict[str, object]:
@@ -593,6 +614,7 @@ CHECK = CheckSpec(
         ORG_FALLBACK,
         WALK_INCOMPLETE,
         DISCOVERY_DIFFERS,
+        DISCOVERY,
         PRESENT,
         POLICY_LOOKUP_FAILED,
         NO_RECORD,

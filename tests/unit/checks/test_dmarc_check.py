@@ -44,7 +44,11 @@ def _ids(result: CheckResult) -> dict[str, Status]:
 async def test_reject_with_rua_passes_both(serve_zones: ServeZones) -> None:
     obs, result = await _run(serve_zones, GOOD + '_dmarc IN TXT "some other text"\n')
     assert _verdicts(result) == (VerdictStatus.PASS, VerdictStatus.PASS)
-    assert _ids(result) == {"dmarc.present": Status.PASS, "dmarc_policy.enforced": Status.PASS}
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.present": Status.PASS,
+        "dmarc_policy.enforced": Status.PASS,
+    }
     assert len(obs.lookups) == 1 and obs.external == ()
     assert result.details["applied_policy"] == "reject"
     assert result.details["rua"] == ["mailto:dmarc@example.test"]
@@ -60,7 +64,11 @@ async def test_record_split_into_strings_is_joined(serve_zones: ServeZones) -> N
 async def test_missing_record_fails_without_fallback_at_org_domain(serve_zones: ServeZones) -> None:
     obs, result = await _run(serve_zones, "")
     assert _verdicts(result) == (VerdictStatus.FAIL, VerdictStatus.FAIL)
-    assert _ids(result) == {"dmarc.missing": Status.FAIL, "dmarc_policy.no_record": Status.FAIL}
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.missing": Status.FAIL,
+        "dmarc_policy.no_record": Status.FAIL,
+    }
     assert [lk.domain for lk in obs.lookups] == ["example.test"]
 
 
@@ -116,8 +124,12 @@ async def test_weaker_sp_np_and_partial_pct_warn_but_pass(serve_zones: ServeZone
 async def test_servfail_is_error_never_fail(serve_zones: ServeZones) -> None:
     _, result = await _run(serve_zones, GOOD, faults={"_dmarc.example.test": Fault.SERVFAIL})
     assert _verdicts(result) == (VerdictStatus.ERROR, VerdictStatus.ERROR)
-    assert _ids(result) == {"dmarc.lookup_failed": Status.ERROR, "dmarc_policy.lookup_failed": Status.ERROR}
-    assert "SERVFAIL" in result.findings[0].message
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.lookup_failed": Status.ERROR,
+        "dmarc_policy.lookup_failed": Status.ERROR,
+    }
+    assert "SERVFAIL" in next(f for f in result.findings if f.id == "dmarc.lookup_failed").message
 
 
 async def test_timeout_is_error(serve_zones: ServeZones) -> None:

@@ -50,7 +50,15 @@ async def test_the_walk_is_the_default_and_reports_the_names_it_asked(serve_zone
     obs, result, _ = await _run(serve_zones, zones)
     assert obs.method is WALK and obs.other is not None and obs.other.method is PSL
     assert _verdicts(result) == (VerdictStatus.PASS, VerdictStatus.PASS)
-    assert _ids(result) == {"dmarc.present": Status.PASS, "dmarc_policy.enforced": Status.PASS}
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.present": Status.PASS,
+        "dmarc_policy.enforced": Status.PASS,
+    }
+    (stated,) = (f for f in result.findings if f.id == "dmarc.discovery")
+    assert stated.message == (
+        "RFC 9989 DNS tree walk: asked _dmarc.example.test, _dmarc.test; organisational domain example.test"
+    )
     assert result.details["discovery"] == {
         "method": "treewalk",
         "rules": "rfc9989",
