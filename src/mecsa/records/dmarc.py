@@ -210,6 +210,17 @@ def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
                 tag.name,
             )
 
+    ruf = _uris(by_name.get("ruf"), warn)
+    for name, uris in (("rua", rua), ("ruf", ruf)):
+        for uri in uris if new_rules else ():
+            if uri.max_bytes is not None:
+                # RFC 9989 §4.8: obs-dmarc-report-size; reporters ignore it
+                warn(
+                    f"{name}.size_obsolete",
+                    f"{uri.uri}!…: the size limit is obsolete syntax (RFC 9989 §4.8); reporters ignore it",
+                    by_name[name].position,
+                    by_name[name].name,
+                )
     # removed tags are not judged under RFC 9989: their values are kept for the report only
     legacy = _issue([], IssueSeverity.WARNING) if new_rules else warn
     psd, testing = Psd.UNSAID, False
@@ -227,7 +238,7 @@ def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
         aspf=_alignment(by_name.get("aspf"), warn),
         pct=_pct(by_name.get("pct"), legacy),
         rua=rua,
-        ruf=_uris(by_name.get("ruf"), warn),
+        ruf=ruf,
         fo=_fo(by_name.get("fo"), warn),
         rf=_rf(by_name.get("rf"), legacy),
         ri=_ri(by_name.get("ri"), legacy),

@@ -279,3 +279,10 @@ def test_the_hardening_record_is_clean_under_both_rule_sets(policy: str, rules: 
     assert parsed.issues == () and record is not None
     assert record.policy is record.effective_subdomain_policy is Policy(policy)
     assert record.effective_nonexistent_policy is (Policy.NONE if policy == "none" else Policy.REJECT)
+
+
+def test_rfc9989_size_suffix_is_obsolete_but_the_uri_is_kept() -> None:
+    parsed = parse_dmarc("v=DMARC1; p=reject; rua=mailto:a@example.com!10m")
+    assert parsed.record is not None and [u.uri for u in parsed.record.rua] == ["mailto:a@example.com"]
+    assert [i.code for i in parsed.warnings] == ["rua.size_obsolete"]
+    assert parse_dmarc("v=DMARC1; p=reject; rua=mailto:a@example.com!10m", rules=OLD).issues == ()
