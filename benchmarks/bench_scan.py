@@ -339,20 +339,14 @@ def serve(n: int, folder: Path, conn: multiprocessing.connection.Connection) -> 
         assert dns_server._udp is not None
         dns_server._udp.set_protocol(MemoUdp(data, dns_server._udp))
         conn.send((dns_server.port, port, https.sockets[0].getsockname()[1]))
-        stop = loop.create_future()
-
-        def on_message() -> None:
-            if not stop.done():
-                stop.set_result(None)
-
-        loop.add_reader(conn.fileno(), on_message)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop, SERVER_LIFETIME_S)  # "logs": the hosts' logs so far, and go on
-        conn.recv()
-        conn.send({name: (log.peak, log.total) for name, log in logs.items()})
-        stop = loop.create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop, SERVER_LIFETIME_S)  # "stop"
+        # "logs": send the hosts' logs so far and go on serving; "stop": end. (A reader thread, so
+        # that the serving loop never blocks; the server ends by itself after SERVER_LIFETIME_S.)
+        for message in ("logs", "stop"):
+            with contextlib.suppress(TimeoutError):
+                while await asyncio.wait_for(asyncio.to_thread(conn.recv), SERVER_LIFETIME_S) != message:
+                    pass
+            if message == "logs":
+                conn.send({name: (log.peak, log.total) for name, log in logs.items()})
         for server in (*servers, https):
             server.close()
         await dns_server.stop()
@@ -407,7 +401,7 @@ async def agree(
     from mecsa.dns.resolver import DnsClient, Nameserver
     from mecsa.report.json import assessment_to_json
 
-    gate = asyncio.Semaphore(20)
+    gate = asyncio.Semaphore(50)
     differences: list[str] = []
 
     async def one(name: str, record: dict[str, Any]) -> None:
@@ -417,7 +411,8 @@ async def agree(
         mine = {p: v["status"] for p, v in record["protocols"].items()}, record["scores"]
         theirs = {p: v["status"] for p, v in alone["protocols"].items()}, alone["scores"]
         if mine != theirs:
-            differences.append(f"{name}: scan {mine} != alone {theirs}")
+            errors = [f["message"] for f in alone["findings"] if f["status"] == "error"][:1]
+            differences.append(f"{name}: scan {mine} != alone {theirs} {errors}")
 
     await asyncio.gather(*(one(n, r) for n, r in records.items() if "scores" in r))
     return differences
