@@ -9,7 +9,9 @@
   data, compared byte for byte), 1 (SHA-256) and 2 (SHA-512).
 - DANE-EE(3) is matched against the leaf with no name and no date checks (RFC 7672 §3.1.1).
 - DANE-TA(2) is matched against a certificate the server presented above the leaf; the leaf must
-  then chain to it (signatures and dates) and name the MX host or its expansion (§3.1.2, §3.2.2).
+  then chain to it by RFC 5280 §6.1 path validation with it as trust anchor (RFC 6698 §2.1.1, the
+  way OpenSSL does it: see `mecsa.pkix`) and name the MX host or its expansion (§3.1.2, §3.2.2).
+  A web-PKI profile deviation of that chain is a warning (`dane.webpki_deviation`), not a no-match.
 
 Per address: matched / no match / unusable / not secure. The protocol passes on MECSA's 80% share.
 """
@@ -41,10 +43,11 @@ from mecsa.checks.starttls import (
     transport_hosts,
     unreachable_finding,
 )
-from mecsa.checks.x509 import certificate_names, name_matches, parse_chain, verify_chain
+from mecsa.checks.x509 import certificate_names, name_matches, parse_chain
 from mecsa.dns.answer import DnsAnswer, DnssecStatus
 from mecsa.dns.resolver import Resolver
 from mecsa.model import CheckResult, Finding, Status
+from mecsa.pkix import validate_path
 from mecsa.probes.smtp import SmtpObservation
 
 PROTOCOL = "dane"
@@ -215,6 +218,7 @@ class _RecordResult:
     record: Tlsa
     matched: bool
     note: str
+    webpki_deviation: str | None = None  # a DANE-TA match whose chain breaks the web-PKI profile
 
     def to_json(self) -> dict[str, Any]:
         return {"record": str(self.record), "matched": self.matched, "note": self.note}
@@ -223,26 +227,33 @@ class _RecordResult:
 def match_record(
     record: Tlsa, chain: list[x509.Certificate], names: tuple[str, ...], now: dt.datetime
 ) -> _RecordResult:
-    """Match one usable record against a presented chain (leaf first), per RFC 7672 §3.1."""
+    """Match one usable record against a presented chain (leaf first), per RFC 7672 §3.1.
+
+    DANE-TA: the matched certificate is the trust anchor of RFC 5280 §6.1 path validation
+    (RFC 6698 §2.1.1), judged the way OpenSSL does (`mecsa.pkix`); a 2 1 x record matches every
+    presented certificate with that key (a cross-signed intermediate), and any of them may anchor.
+    """
     leaf = chain[0]
     if record.usage == 3:
         hit = record.matches(leaf)
         return _RecordResult(record, hit, "the leaf matches" if hit else "the leaf does not match")
+    failures: list[str] = []
     for ta in chain[1:]:
         if not record.matches(ta):
             continue
-        ok, reason, _ = verify_chain(leaf, chain[1:], (ta,), now)
+        result = validate_path(leaf, chain[1:], (ta,), now)
         issuer = ta.subject.rfc4514_string()
-        if not ok:
-            return _RecordResult(
-                record, False, f"matches {issuer}, but the leaf does not chain to it: {reason}"
-            )
+        if not result.valid:
+            failures.append(f"matches {issuer}, but the leaf does not chain to it: {result.reason}")
+            continue
         dns_names, _ = certificate_names(leaf)
         if not any(name_matches(n, ref) for n in dns_names for ref in names):
             return _RecordResult(
                 record, False, f"matches {issuer}, but the leaf names none of {', '.join(names)}"
             )
-        return _RecordResult(record, True, f"matches trust anchor {issuer}")
+        return _RecordResult(record, True, f"matches trust anchor {issuer}", result.webpki_deviation)
+    if failures:
+        return _RecordResult(record, False, "; ".join(failures))
     return _RecordResult(record, False, "no certificate above the leaf matches")
 
 
@@ -306,6 +317,7 @@ def _address(
                 subject=subject,
             )
         )
+        _webpki_deviation(where, subject, results, add)
         return Status.PASS, "matched", results
     add(
         Finding(
@@ -319,6 +331,27 @@ def _address(
         )
     )
     return Status.FAIL, "no_match", results
+
+
+def _webpki_deviation(
+    where: str, subject: str, results: list[_RecordResult], add: Callable[[Finding], None]
+) -> None:
+    """A warning when every match rests on a chain that breaks the web-PKI profile (never a no-match)."""
+    matched = [r for r in results if r.matched]
+    if not matched or any(r.webpki_deviation is None for r in matched):
+        return
+    add(
+        Finding(
+            "dane.webpki_deviation",
+            Status.WARN,
+            PROTOCOL,
+            f"{where}: the DANE-TA match holds (RFC 5280 path validation, as OpenSSL-based MTAs judge it) "
+            "but the chain breaks the CA/Browser Forum web-PKI profile",
+            tuple(f"{r.record}: {r.webpki_deviation}" for r in matched),
+            "x509.replace",
+            subject,
+        )
+    )
 
 
 def _host_findings(d: DaneHost, state: _HostState, add: Callable[[Finding], None]) -> None:
@@ -443,5 +476,6 @@ CHECK = CheckSpec(
         "dane.match": "the presented chain matches a usable TLSA record",
         "dane.no_match": "no usable TLSA record matches",
         "dane.ta_pinned": "a 2 1 x record pins this issuer",
+        "dane.webpki_deviation": "a DANE-TA match whose chain breaks the web-PKI profile (not a failure)",
     },
 )

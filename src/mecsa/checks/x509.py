@@ -4,11 +4,10 @@ MECSA's x509 passes for a host when its certificate chains to a trusted root, na
 and is within its dates. Trust anchors: the system CA bundle, or `--ca-file PEM` (the lab's CA).
 The per-MX share and the 80% rule are those of `starttls` (see `checks/starttls.py`).
 
-Chain validation uses cryptography's verifier. Its web-PKI profile rejects end-entity certificates
-without an Authority Key Identifier and with other extension details that mail servers commonly
-lack; the end-entity extension policy is relaxed to `permit_all` (CA certificates keep the strict
-web-PKI rules), and the name and the dates are then judged separately here so that each failure
-gets its own finding. OCSP is not queried (no network beyond SMTP here): not done, not claimed.
+Chain validation is RFC 5280 §6.1 path validation, as OpenSSL-based MTAs do it (`mecsa.pkix`):
+a chain that passes it but breaks the CA/Browser Forum web-PKI profile (a non-critical
+basicConstraints, say) is valid, with a `x509.webpki_deviation` warning of its own. The name and
+the dates are judged separately here so that each failure gets its own finding.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
 from mecsa.checks.base import CheckSpec, Context
@@ -43,6 +41,7 @@ from mecsa.checks.starttls import (
     unreachable_finding,
 )
 from mecsa.model import CheckResult, Finding, Status
+from mecsa.pkix import PathValidation, validate_path
 from mecsa.probes.smtp import SmtpObservation
 
 PROTOCOL = "x509"
@@ -125,26 +124,12 @@ def verify_chain(
     anchors: tuple[x509.Certificate, ...],
     when: dt.datetime,
 ) -> tuple[bool, str, tuple[x509.Certificate, ...]]:
-    """Whether `leaf` chains to one of `anchors` at `when`, ignoring the server name.
+    """Whether `leaf` chains to one of `anchors` at `when` (RFC 5280 §6.1, see `mecsa.pkix`).
 
-    Returns (ok, reason, the validated chain). A client verifier is used because it checks no
-    server name (the name is judged separately); the end-entity policy is `permit_all` because
-    the web-PKI profile's demands on leaves (AKI, EKU details) are not MECSA's criteria.
+    Returns (ok, reason, the validated chain); the server name is not checked here.
     """
-    builder = (
-        verification.PolicyBuilder()
-        .store(verification.Store(list(anchors)))
-        .time(when)
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-    )
-    try:
-        verified = builder.build_client_verifier().verify(leaf, intermediates)
-    except verification.VerificationError as exc:
-        return False, str(exc), ()
-    return True, "valid", tuple(verified.chain)
+    result = validate_path(leaf, intermediates, anchors, when)
+    return result.valid, result.reason, result.chain
 
 
 # --- facts about one certificate -------------------------------------------------------------------
@@ -311,14 +296,16 @@ def _judge_chain(
     if judge.anchors.error:
         judge.add(Finding("x509.anchors_error", Status.ERROR, PROTOCOL, judge.anchors.error, subject=subject))
         return None
-    ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, judge.now)
-    if not ok and not _within_dates(leaf, judge.now):
+    path_result = validate_path(leaf, rest, judge.anchors.certificates, judge.now)
+    if not path_result.valid and not _within_dates(leaf, judge.now):
         # Dates have their own finding: ask whether the chain was (or will be) trusted at the nearest
         # moment of the leaf's own validity.
         nearest = min(max(judge.now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
-        ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, nearest)
+        path_result = validate_path(leaf, rest, judge.anchors.certificates, nearest)
+    ok, reason, chain = path_result.valid, path_result.reason, path_result.chain
     if ok:
         path = tuple(c.subject.rfc4514_string() for c in chain)
+        _webpki_deviation(where, subject, path_result, judge)
         judge.add(
             Finding(
                 "x509.chain_valid",
@@ -330,6 +317,18 @@ def _judge_chain(
             )
         )
         return True
+    if path_result.unsupported:
+        judge.add(
+            Finding(
+                "x509.chain_unsupported",
+                Status.ERROR,
+                PROTOCOL,
+                f"{where}: the chain uses an algorithm this tool's verifier cannot judge",
+                (*evidence, reason),
+                subject=subject,
+            )
+        )
+        return None
     if leaf.issuer == leaf.subject and not rest:
         judge.add(
             Finding(
@@ -367,6 +366,23 @@ def _judge_chain(
         )
     )
     return False
+
+
+def _webpki_deviation(where: str, subject: str, result: PathValidation, judge: _Judge) -> None:
+    if result.webpki_deviation is None:
+        return
+    judge.add(
+        Finding(
+            "x509.webpki_deviation",
+            Status.WARN,
+            PROTOCOL,
+            f"{where}: the chain is valid (RFC 5280 path validation, as OpenSSL-based MTAs judge it) "
+            "but breaks the CA/Browser Forum web-PKI profile",
+            (result.webpki_deviation,),
+            "x509.replace",
+            subject,
+        )
+    )
 
 
 def _judge_name(s: SmtpObservation, leaf: x509.Certificate, add: Callable[[Finding], None]) -> bool:
@@ -503,6 +519,8 @@ CHECK = CheckSpec(
         "x509.chain_valid": "the chain leads to a trusted root",
         "x509.chain_untrusted": "the chain does not lead to a trusted root",
         "x509.chain_unknown": "only the leaf was readable; the chain could not be checked",
+        "x509.chain_unsupported": "the chain uses an algorithm the verifier cannot judge: could not find out",
+        "x509.webpki_deviation": "valid under RFC 5280 path validation, but not under the web-PKI profile",
         "x509.self_signed": "the certificate is self-signed",
         "x509.name_match": "the certificate names the MX host (RFC 6125)",
         "x509.name_from_cn": "the name is only in the subject CN",
