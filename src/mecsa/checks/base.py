@@ -32,6 +32,7 @@ class AssessOptions:
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
     check_deadline: float = 120.0
+    revocation: bool = True  # x509 asks the certificate's OCSP responder and CRLs
 
 
 @dataclass

@@ -8,6 +8,12 @@ Chain validation is RFC 5280 §6.1 path validation, as OpenSSL-based MTAs do it 
 a chain that passes it but breaks the CA/Browser Forum web-PKI profile (a non-critical
 basicConstraints, say) is valid, with a `x509.webpki_deviation` warning of its own. The name and
 the dates are judged separately here so that each failure gets its own finding.
+
+Revocation (MECSA's certificate check includes it): the leaf's OCSP responder, then its CRL
+distribution points, over HTTP through the assessment's resolver (`probes/revocation.py`,
+bounded in size and time), judged by `mecsa.revocation`. A revoked certificate fails the host;
+a status that could not be found out is a warning, never a failure. No OCSP stapling: Python's
+ssl module cannot ask for it (see `probes/revocation.py`).
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ import datetime as dt
 import functools
 import ssl
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
@@ -42,7 +49,10 @@ from mecsa.checks.starttls import (
 )
 from mecsa.model import CheckResult, Finding, Status
 from mecsa.pkix import PathValidation, validate_path
+from mecsa.probes.revocation import RevocationObservation, fingerprint, probe_presented_chains
+from mecsa.probes.revocation import make_client as revocation_client
 from mecsa.probes.smtp import SmtpObservation
+from mecsa.revocation import RevocationState, judge_observation, revocation_points
 
 PROTOCOL = "x509"
 EXPIRY_WARNING_DAYS = 14
@@ -181,11 +191,24 @@ class X509Observation:
     transport: TransportObservation
     anchors: TrustAnchors
     checked_at: dt.datetime
+    revocation: tuple[RevocationObservation, ...] = ()
+    revocation_checked: bool = True
 
 
 async def observe(ctx: Context, mx: MxObservation | None = None) -> X509Observation:
     transport = await observe_transport(ctx, mx)
-    return X509Observation(transport, load_anchors(ctx.options.ca_file), dt.datetime.now(dt.UTC))
+    anchors = load_anchors(ctx.options.ca_file)
+    revocation: tuple[RevocationObservation, ...] = ()
+    chains = [s.tls.chain for h in transport.hosts for s in h.sessions if s.tls and s.tls.chain]
+    if ctx.options.revocation and chains:
+
+        async def build() -> httpx.AsyncClient:
+            return revocation_client()
+
+        client = await ctx.shared("probes.revocation.client", build)
+        revocation = await probe_presented_chains(ctx.resolver, client, chains, anchors.certificates)
+    now = dt.datetime.now(dt.UTC)
+    return X509Observation(transport, anchors, now, revocation, ctx.options.revocation)
 
 
 def parse_chain(chain: tuple[bytes, ...]) -> list[x509.Certificate] | str:
@@ -201,6 +224,8 @@ class _Judge:
     anchors: TrustAnchors
     now: dt.datetime
     add: Callable[[Finding], None]
+    revocation: Mapping[str, RevocationObservation] = field(default_factory=dict)
+    revocation_checked: bool = True
 
 
 def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
@@ -279,7 +304,8 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
         "full_chain_seen": s.tls.full_chain,
         "days_left": (leaf.not_valid_after_utc - judge.now).days,
     }
-    if not (name_ok and dates_ok) or chain_ok is False:
+    revoked = _judge_revocation(where, subject, leaf, judge)
+    if not (name_ok and dates_ok) or chain_ok is False or revoked:
         return Status.FAIL, details  # a proven fault fails the host even when the chain is unknown
     return (Status.PASS if chain_ok else Status.ERROR), details
 
@@ -365,6 +391,42 @@ def _judge_chain(
             subject,
         )
     )
+    return False
+
+
+def _judge_revocation(where: str, subject: str, leaf: x509.Certificate, judge: _Judge) -> bool:
+    """Judge the leaf's OCSP/CRL answers (`mecsa.revocation`); True when it is revoked."""
+    seen = judge.revocation.get(fingerprint(leaf))
+    if seen is None:
+        if not revocation_points(leaf).any:
+            why = "the certificate names no OCSP responder and no CRL distribution point"
+            judge.add(
+                Finding(
+                    "x509.revocation_not_published", Status.INFO, PROTOCOL, f"{where}: {why}", subject=subject
+                )
+            )
+        elif not judge.revocation_checked:
+            why = "revocation was not checked (--no-revocation)"
+            judge.add(
+                Finding(
+                    "x509.revocation_not_checked", Status.INFO, PROTOCOL, f"{where}: {why}", subject=subject
+                )
+            )
+        return False  # no issuer found: the chain findings say why
+    verdict = judge_observation(seen, leaf, judge.now)
+    evidence = tuple(a.describe() for a in verdict.answers)
+    deciding = verdict.deciding
+    if verdict.state is RevocationState.REVOKED and deciding is not None:
+        message = f"{where}: the certificate is revoked ({deciding.source}: {deciding.detail})"
+        judge.add(Finding("x509.revoked", Status.FAIL, PROTOCOL, message, evidence, "x509.replace", subject))
+        return True
+    if verdict.state is RevocationState.GOOD and deciding is not None:
+        message = f"{where}: not revoked ({deciding.source}: {deciding.detail})"
+        judge.add(Finding("x509.not_revoked", Status.PASS, PROTOCOL, message, evidence, subject=subject))
+        return False
+    # RFC 6960 §2.2 / RFC 5280 §6.3: no counted answer. Could not find out: a warning, never a failure.
+    message = f"{where}: the revocation status could not be found out"
+    judge.add(Finding("x509.revocation_unknown", Status.WARN, PROTOCOL, message, evidence, subject=subject))
     return False
 
 
@@ -482,7 +544,8 @@ def evaluate(obs: X509Observation) -> CheckResult:
     transport = obs.transport
     findings = preamble_findings(PROTOCOL, "x509", transport.mx)
     findings += host_address_findings(PROTOCOL, "x509", transport.hosts)
-    judge = _Judge(obs.anchors, obs.checked_at, findings.append)
+    revocation = {r.leaf_sha256: r for r in obs.revocation}
+    judge = _Judge(obs.anchors, obs.checked_at, findings.append, revocation, obs.revocation_checked)
     outcomes: dict[str, Status] = {}
     hosts_json = [_host(h, judge, outcomes) for h in transport.hosts]
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "present a valid certificate")
@@ -520,6 +583,11 @@ CHECK = CheckSpec(
         "x509.chain_untrusted": "the chain does not lead to a trusted root",
         "x509.chain_unknown": "only the leaf was readable; the chain could not be checked",
         "x509.chain_unsupported": "the chain uses an algorithm the verifier cannot judge: could not find out",
+        "x509.revoked": "the certificate is revoked (OCSP or CRL)",
+        "x509.not_revoked": "an OCSP responder or a CRL says the certificate is not revoked",
+        "x509.revocation_unknown": "revocation status unknown: source unreachable, unsigned or stale",
+        "x509.revocation_not_published": "the certificate names no OCSP responder and no CRL",
+        "x509.revocation_not_checked": "revocation was not checked (--no-revocation)",
         "x509.webpki_deviation": "valid under RFC 5280 path validation, but not under the web-PKI profile",
         "x509.self_signed": "the certificate is self-signed",
         "x509.name_match": "the certificate names the MX host (RFC 6125)",

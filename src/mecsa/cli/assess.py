@@ -44,6 +44,10 @@ def assess_command(
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
     html: HtmlOption = None,
+    revocation: Annotated[
+        bool,
+        typer.Option("--revocation/--no-revocation", help="Ask the MX certificates' OCSP responders and CRLs."),
+    ] = True,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -66,6 +70,7 @@ def assess_command(
         ca_file=ca_file,
         smtp_timeout=smtp_timeout,
         tls_versions=tls_versions,
+        revocation=revocation,
     )
     client = make_client(resolver, timeout)
     result = run(assess(name, client, options))
