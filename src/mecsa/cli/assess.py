@@ -46,7 +46,9 @@ def assess_command(
     html: HtmlOption = None,
     revocation: Annotated[
         bool,
-        typer.Option("--revocation/--no-revocation", help="Ask the MX certificates' OCSP responders and CRLs."),
+        typer.Option(
+            "--revocation/--no-revocation", help="Ask the MX certificates' OCSP responders and CRLs."
+        ),
     ] = True,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
