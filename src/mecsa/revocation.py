@@ -63,6 +63,16 @@ class RevocationAnswer:
     def describe(self) -> str:
         return f"{self.source} {self.url}: {self.state.value} ({self.detail})"
 
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "source": self.source,
+            "url": self.url,
+            "state": self.state.value,
+            "detail": self.detail,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "reason": self.reason,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class RevocationPoints:
@@ -345,6 +355,9 @@ class RevocationVerdict:
     @property
     def deciding(self) -> RevocationAnswer | None:
         return next((a for a in self.answers if a.state is self.state), None)
+
+    def to_json(self) -> dict[str, object]:
+        return {"state": self.state.value, "answers": [a.to_json() for a in self.answers]}
 
 
 def combine(answers: tuple[RevocationAnswer, ...]) -> RevocationVerdict:

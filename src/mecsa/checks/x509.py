@@ -52,7 +52,7 @@ from mecsa.pkix import PathValidation, validate_path
 from mecsa.probes.revocation import RevocationObservation, fingerprint, probe_presented_chains
 from mecsa.probes.revocation import make_client as revocation_client
 from mecsa.probes.smtp import SmtpObservation
-from mecsa.revocation import RevocationState, judge_observation, revocation_points
+from mecsa.revocation import RevocationState, RevocationVerdict, judge_observation, revocation_points
 
 PROTOCOL = "x509"
 EXPIRY_WARNING_DAYS = 14
@@ -304,7 +304,9 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
         "full_chain_seen": s.tls.full_chain,
         "days_left": (leaf.not_valid_after_utc - judge.now).days,
     }
-    revoked = _judge_revocation(where, subject, leaf, judge)
+    revocation = _judge_revocation(where, subject, leaf, judge)
+    details["revocation"] = revocation.to_json() if revocation else None
+    revoked = revocation is not None and revocation.state is RevocationState.REVOKED
     if not (name_ok and dates_ok) or chain_ok is False or revoked:
         return Status.FAIL, details  # a proven fault fails the host even when the chain is unknown
     return (Status.PASS if chain_ok else Status.ERROR), details
@@ -394,8 +396,10 @@ def _judge_chain(
     return False
 
 
-def _judge_revocation(where: str, subject: str, leaf: x509.Certificate, judge: _Judge) -> bool:
-    """Judge the leaf's OCSP/CRL answers (`mecsa.revocation`); True when it is revoked."""
+def _judge_revocation(
+    where: str, subject: str, leaf: x509.Certificate, judge: _Judge
+) -> RevocationVerdict | None:
+    """Judge the leaf's OCSP/CRL answers (`mecsa.revocation`); None when none were looked up."""
     seen = judge.revocation.get(fingerprint(leaf))
     if seen is None:
         if not revocation_points(leaf).any:
@@ -412,22 +416,22 @@ def _judge_revocation(where: str, subject: str, leaf: x509.Certificate, judge: _
                     "x509.revocation_not_checked", Status.INFO, PROTOCOL, f"{where}: {why}", subject=subject
                 )
             )
-        return False  # no issuer found: the chain findings say why
+        return None  # or no issuer was found: the chain findings say why
     verdict = judge_observation(seen, leaf, judge.now)
     evidence = tuple(a.describe() for a in verdict.answers)
     deciding = verdict.deciding
     if verdict.state is RevocationState.REVOKED and deciding is not None:
         message = f"{where}: the certificate is revoked ({deciding.source}: {deciding.detail})"
         judge.add(Finding("x509.revoked", Status.FAIL, PROTOCOL, message, evidence, "x509.replace", subject))
-        return True
+        return verdict
     if verdict.state is RevocationState.GOOD and deciding is not None:
         message = f"{where}: not revoked ({deciding.source}: {deciding.detail})"
         judge.add(Finding("x509.not_revoked", Status.PASS, PROTOCOL, message, evidence, subject=subject))
-        return False
+        return verdict
     # RFC 6960 §2.2 / RFC 5280 §6.3: no counted answer. Could not find out: a warning, never a failure.
     message = f"{where}: the revocation status could not be found out"
     judge.add(Finding("x509.revocation_unknown", Status.WARN, PROTOCOL, message, evidence, subject=subject))
-    return False
+    return verdict
 
 
 def _webpki_deviation(where: str, subject: str, result: PathValidation, judge: _Judge) -> None:

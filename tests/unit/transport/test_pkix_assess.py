@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mecsa.model import Status, VerdictStatus
 from tests.conftest import ServeZones
-from tests.unit.transport.chains import Shape, ca, leaf
+from tests.unit.transport.chains import Shape, ca, ed25519_key, leaf
 from tests.unit.transport.servers import LoopbackServers, server_context
 from tests.unit.transport.test_transport_checks import MX1, _assess, _ids, _tlsa
 
@@ -43,3 +43,22 @@ async def test_non_critical_basic_constraints_passes_x509_and_dane_ta_with_warni
     assert "dane.no_match" not in dane_ids and "x509.chain_untrusted" not in x509_ids
     warning = next(f for f in a.findings if f.id == "x509.webpki_deviation")
     assert "2.5.29.19" in warning.evidence[0]
+
+
+async def test_an_ed25519_issuer_is_could_not_judge_not_untrusted(
+    serve_zones: ServeZones, servers: LoopbackServers, tmp_path: Path
+) -> None:
+    root = ca("Ed Root", None)
+    issuing = ca("Ed25519 Issuing CA", root, key=ed25519_key())
+    mx = leaf(issuing, MX1)
+    ca_file = tmp_path / "ed-root.pem"
+    ca_file.write_bytes(root.cert.public_bytes(serialization.Encoding.PEM))
+    context = server_context(mx.issued, issuing.cert.public_bytes(serialization.Encoding.PEM), tmp_path)
+    await servers.add_smtpd("127.0.0.2", context)
+    a = await _assess(
+        serve_zones, "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n", servers, str(ca_file), tls_versions=False
+    )
+    ids = _ids(a, "x509")
+    assert ids["x509.chain_unsupported"] == [Status.ERROR]
+    assert "x509.chain_untrusted" not in ids
+    assert a.verdicts["x509"].status is VerdictStatus.ERROR

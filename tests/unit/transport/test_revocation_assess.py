@@ -105,6 +105,12 @@ async def test_ocsp_revoked_fails_x509(
     assert ids["x509.chain_valid"] == [Status.PASS]  # the chain itself is fine: revocation fails it
     revoked = next(f for f in a.findings if f.id == "x509.revoked")
     assert "keyCompromise" in revoked.message and revoked.remediation == "x509.replace"
+    details = next(r for r in a.results if r.check == "x509").details
+    revocation = details["hosts"][0]["addresses"][0]["revocation"]
+    assert revocation["state"] == "revoked"
+    assert (
+        revocation["answers"][0]["source"] == "ocsp" and revocation["answers"][0]["reason"] == "keyCompromise"
+    )
 
 
 async def test_unreachable_responder_falls_back_to_a_crl_that_lists_it(
