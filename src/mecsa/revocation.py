@@ -37,7 +37,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 if TYPE_CHECKING:
-    from mecsa.probes.revocation import RevocationObservation
+    from mecsa.observe.revocation import RevocationObservation
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 

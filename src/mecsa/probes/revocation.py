@@ -1,50 +1,35 @@
-"""Fetch a certificate's revocation status over HTTP: the OCSP responder, then the CRLs.
+"""Plain-HTTP fetches for revocation data (OCSP responses, CRLs): what the server said, nothing judged.
 
-What the wire said, kept as bytes; `mecsa.revocation` judges it. The order follows what an
-OpenSSL-style client does, and keeps a bulk scan polite: each OCSP responder of the AIA is asked
-(HTTP POST, `application/ocsp-request`, RFC 6960 Appendix A.1); the CRL distribution points are
-fetched (HTTP GET) only when no OCSP answer settled the question (`settled`).
-
-OCSP stapling is not used: the stapled response needs the ClientHello to carry the
-status_request extension (RFC 6066 §8), and Python's ssl module, which the SMTP probe uses, can
-neither ask for it nor read the staple; no library on the project's list can (pyOpenSSL could,
-but it is not on the list and has no asyncio streams). So the AIA responder is always asked.
+The observation layer (`mecsa.observe.revocation`) decides what to fetch and `mecsa.revocation`
+judges it. OCSP is an HTTP POST of `application/ocsp-request` (RFC 6960 Appendix A.1), a CRL an
+HTTP GET (RFC 5280 §4.2.1.13).
 
 Like the MTA-STS fetch (`probes/https.py`), each host name is resolved through the assessment's
 resolver, never the system's, and each address is connected to as an IP literal with a `Host`
 header; no redirect is followed; `trust_env=False` keeps proxy variables out of the way.
 
 Bounds, stated: `CONNECT_TIMEOUT_S` for TCP, `READ_TIMEOUT_S` between reads, `ATTEMPT_TIMEOUT_S`
-for one address from connect to the last byte, at most `MAX_ADDRESSES` addresses per URL and
-`MAX_URLS` URLs per kind; an OCSP response may be `MAX_OCSP_BYTES`, a CRL `MAX_CRL_BYTES`.
-The whole status lookup of one certificate is cut at `DEADLINE_S`; what was not fetched by then
-is a failure ("could not find out"), never an answer.
+for one address from connect to the last byte, at most `MAX_ADDRESSES` addresses per URL; the
+caller gives the size limit (`MAX_OCSP_BYTES` for an OCSP response, `MAX_CRL_BYTES` for a CRL).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import time
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 
 from mecsa import __version__
 from mecsa.dns.resolver import Resolver
-from mecsa.revocation import RevocationState, find_issuer, judge_ocsp, ocsp_request, revocation_points
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 5.0
 ATTEMPT_TIMEOUT_S = 10.0
-DEADLINE_S = 25.0
 MAX_ADDRESSES = 2
-MAX_URLS = 3
 MAX_OCSP_BYTES = 64 * 1024
 MAX_CRL_BYTES = 8 * 1024 * 1024
 
@@ -59,18 +44,6 @@ class HttpFetch:
     body: bytes | None = None
     failure: str | None = None
     elapsed_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class RevocationObservation:
-    """What the revocation sources of one certificate said. `issuer` is the DER of its issuer."""
-
-    leaf_sha256: str
-    issuer: bytes
-    ocsp: tuple[HttpFetch, ...] = ()
-    crl: tuple[HttpFetch, ...] = ()
-    not_fetched: tuple[str, ...] = ()
-    failure: str | None = None  # the whole lookup's deadline passed
 
 
 class _TooLarge(Exception):
@@ -176,103 +149,3 @@ async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
             raise _TooLarge(f"the body exceeds the {max_bytes}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def probe_revocation(
-    resolver: Resolver,
-    client: httpx.AsyncClient,
-    leaf: x509.Certificate,
-    issuer: x509.Certificate,
-    *,
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-) -> RevocationObservation:
-    """Ask `leaf`'s OCSP responders, then (unless one settled it) its CRL distribution points."""
-    points = revocation_points(leaf)
-    ocsp: list[HttpFetch] = []
-    crl: list[HttpFetch] = []
-
-    async def run() -> None:
-        if points.ocsp:
-            request = ("application/ocsp-request", ocsp_request(leaf, issuer))
-            ocsp.extend(
-                await asyncio.gather(
-                    *(
-                        fetch_http(resolver, client, url, max_bytes=MAX_OCSP_BYTES, post=request)
-                        for url in points.ocsp[:MAX_URLS]
-                    )
-                )
-            )
-        if not settled(ocsp, leaf, issuer, now()):
-            crl.extend(
-                await asyncio.gather(
-                    *(
-                        fetch_http(resolver, client, url, max_bytes=MAX_CRL_BYTES)
-                        for url in points.crl[:MAX_URLS]
-                    )
-                )
-            )
-
-    failure = None
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            await run()
-    except TimeoutError:
-        failure = f"the revocation lookup did not finish within {DEADLINE_S:g} s"
-    return RevocationObservation(
-        fingerprint(leaf),
-        issuer.public_bytes(serialization.Encoding.DER),
-        tuple(ocsp),
-        tuple(crl),
-        points.not_fetched,
-        failure,
-    )
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    """The SHA-256 fingerprint that keys a certificate's revocation observation."""
-    return cert.fingerprint(hashes.SHA256()).hex()
-
-
-def settled(
-    fetches: list[HttpFetch], leaf: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
-) -> bool:
-    """Whether an OCSP answer already counts as good or revoked (then the CRLs are not fetched)."""
-    for fetch in fetches:
-        if fetch.body is None:
-            continue
-        state = judge_ocsp(fetch.url, fetch.body, leaf, issuer, now).state
-        if state in (RevocationState.GOOD, RevocationState.REVOKED):
-            return True
-    return False
-
-
-async def probe_presented_chains(
-    resolver: Resolver,
-    client: httpx.AsyncClient,
-    chains: list[tuple[bytes, ...]],
-    anchors: tuple[x509.Certificate, ...],
-) -> tuple[RevocationObservation, ...]:
-    """The revocation status of each distinct leaf among `chains` (DER, leaf first), looked up once.
-
-    The issuer is found among the presented certificates and then the trust anchors; a leaf
-    whose issuer is not found (self-signed, broken chain), or that names no http revocation
-    source, is not looked up.
-    """
-    leaves: dict[str, tuple[x509.Certificate, x509.Certificate]] = {}
-    for chain in chains:
-        try:
-            certs = [x509.load_der_x509_certificate(der) for der in chain]
-        except ValueError:
-            continue
-        leaf = certs[0]
-        key = fingerprint(leaf)
-        if key in leaves or not revocation_points(leaf).any:
-            continue
-        issuer = find_issuer(leaf, (*certs[1:], *anchors))
-        if issuer is not None:
-            leaves[key] = (leaf, issuer)
-    return tuple(
-        await asyncio.gather(
-            *(probe_revocation(resolver, client, leaf, issuer) for leaf, issuer in leaves.values())
-        )
-    )

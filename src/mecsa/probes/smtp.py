@@ -37,7 +37,7 @@ DANE evaluators judge it. Every step's result is kept even when a later step fai
 No OCSP staple is asked for: that needs the status_request extension in the ClientHello (RFC 6066
 §8), which Python's ssl module can neither send nor read the answer of, and no library on the
 project's list can do it over asyncio streams. x509 asks the AIA responder instead
-(`probes/revocation.py`).
+(`observe/revocation.py`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mecsa.checks.dane import Tlsa, match_record
-from mecsa.checks.x509 import verify_chain
+from mecsa.certs import Tlsa, match_record, verify_chain
 from mecsa.pkix import validate_path
 from tests.unit.transport.chains import NOW, Node, Shape, ca, cross_sign, ed25519_key, leaf
 

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.model import Assessment, Status, VerdictStatus
+from mecsa.observe import AssessOptions
 from tests.conftest import ServeZones
 from tests.unit.transport.chains import Node
 from tests.unit.transport.revocation_pki import HttpServer, RevokingCa, static
