@@ -10,7 +10,10 @@ RFC 5280 §4.2.1.9 tells a CA to mark basicConstraints critical; §6.1.4 (k) onl
 party to see it present with cA=TRUE. OpenSSL-based MTAs follow §6.1, so a chain with a
 non-critical basicConstraints delivers mail. `RFC5280_CA_POLICY` asks exactly what §6.1 asks:
 
-- basicConstraints present with cA=TRUE, marked critical or not (§6.1.4 (k));
+- basicConstraints present with cA=TRUE, marked critical or not (§6.1.4 (k)); the trust anchor
+  is not a certificate of the path (§6.1.1 (d)): like OpenSSL, an anchor without the extension
+  is taken for a CA when its keyUsage asserts keyCertSign (a DANE-TA anchor, say), by hand
+  (`_trust_anchor`), since cryptography cannot be told so;
 - keyUsage, when present, asserting keyCertSign (§6.1.4 (n));
 - extendedKeyUsage, when present on a CA, listing serverAuth or anyExtendedKeyUsage: not §6.1,
   but OpenSSL's "sslserver" purpose, which every OpenSSL TLS client applies to the whole chain;
@@ -33,14 +36,25 @@ It also refuses RSA CA keys under 2048 bits, as OpenSSL does at security level 2
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 # cryptography's wording when it refuses an algorithm that RFC 5280 itself does not forbid.
 _UNSUPPORTED_MARKERS = ("Forbidden public key algorithm", "Forbidden signature algorithm")
+
+
+def _asserts_key_cert_sign(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    except (x509.ExtensionNotFound, ValueError):
+        return False
 
 
 def _ca_basic_constraints(
@@ -49,6 +63,50 @@ def _ca_basic_constraints(
     # §6.1.4 (k); cryptography itself checks the pathLenConstraint (§6.1.4 (l), (m)).
     if not ext.ca:
         raise ValueError("basicConstraints cA is not TRUE (RFC 5280 §6.1.4 (k))")
+
+
+@functools.lru_cache(maxsize=1)
+def _stand_in_signer() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@functools.lru_cache(maxsize=1024)
+def _trust_anchor(cert: x509.Certificate) -> x509.Certificate:
+    """`cert` as the trust anchor of RFC 5280 §6.1.1 (d): by hand where cryptography cannot say it.
+
+    The anchor is a name and a key, not a certificate of the path, so §6.1.4 (k) does not bind
+    it. cryptography applies its CA policy to anchors too, and will not accept a CA policy that
+    lets basicConstraints be absent. OpenSSL takes an anchor without basicConstraints for a CA
+    when its keyUsage asserts keyCertSign (X509_check_ca). For exactly that case a stand-in is
+    built: the same subject, key, dates and other extensions, with basicConstraints cA=TRUE,
+    signed by a throw-away key (an anchor's own signature is never checked). Any other anchor is
+    used as it is.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a system bundle's odd entry (a negative serial) warns here
+            cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        return cert
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        return cert  # malformed extensions: cryptography will say so
+    if not _asserts_key_cert_sign(cert):
+        return cert
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    for ext in cert.extensions:
+        if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+            builder = builder.add_extension(ext.value, ext.critical)
+    return builder.sign(_stand_in_signer(), hashes.SHA256())
 
 
 def _ca_key_usage(policy: verification.Policy, cert: x509.Certificate, ext: x509.KeyUsage | None) -> None:
@@ -129,9 +187,11 @@ def validate_path(
     """
     if not anchors:
         return PathValidation(False, "no trust anchors")
-    chain, reason = _verify(leaf, intermediates, anchors, when, RFC5280_CA_POLICY)
+    as_anchors = {_trust_anchor(a): a for a in anchors}
+    chain, reason = _verify(leaf, intermediates, tuple(as_anchors), when, RFC5280_CA_POLICY)
     if not chain:
         unsupported = any(marker in reason for marker in _UNSUPPORTED_MARKERS)
         return PathValidation(False, reason, unsupported=unsupported)
     strict, strict_reason = _verify(leaf, intermediates, anchors, when, WEBPKI_CA_POLICY)
+    chain = tuple(as_anchors.get(c, c) for c in chain)  # the anchor as given, not its stand-in
     return PathValidation(True, "valid", chain, None if strict else strict_reason)

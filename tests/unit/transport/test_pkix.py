@@ -126,11 +126,11 @@ def test_a_ca_with_server_auth_eku_only_is_valid() -> None:
     ("shape", "why"),
     [
         (Shape(ca=False, bc_critical=False), "cA"),
-        (Shape(basic_constraints=False), "2.5.29.19"),
+        (Shape(basic_constraints=False, key_usage=False), "2.5.29.19"),
         (Shape(key_cert_sign=False), "keyCertSign"),
         (Shape(eku=(ExtendedKeyUsageOID.CLIENT_AUTH,)), "serverAuth"),
     ],
-    ids=["ca-false", "no-basic-constraints", "no-keycertsign", "eku-client-only"],
+    ids=["ca-false", "no-basic-constraints-nor-key-usage", "no-keycertsign", "eku-client-only"],
 )
 def test_what_rfc5280_and_openssl_refuse_stays_invalid(shape: Shape, why: str) -> None:
     root = ca("Root", None)
@@ -166,3 +166,32 @@ def test_an_algorithm_the_verifier_refuses_is_unsupported_not_invalid() -> None:
     mx = leaf(issuing, MX)
     result = validate_path(mx.cert, [issuing.cert], (root.cert,), NOW)
     assert not result.valid and result.unsupported
+
+
+def test_dane_ta_anchor_without_basic_constraints_but_with_key_cert_sign_matches() -> None:
+    # RFC 5280 §6.1.1 (d): the anchor is a name and a key; OpenSSL takes it for a CA (X509_check_ca).
+    root = ca("Root", None)
+    issuing = ca("Issuing", root, Shape(basic_constraints=False))
+    mx = leaf(issuing, MX)
+    result = match_record(_tlsa(issuing, 1, 1), [mx.cert, issuing.cert], (MX,), NOW)
+    assert result.matched, result.note
+    assert result.webpki_deviation is not None
+    # As an intermediate of the path it still needs the extension (§6.1.4 (k)).
+    assert not validate_path(mx.cert, [issuing.cert], (root.cert,), NOW).valid
+
+
+def test_a_root_anchor_without_basic_constraints_is_valid_and_reported_as_given() -> None:
+    root = ca("Root", None, Shape(basic_constraints=False))
+    issuing = ca("Issuing", root)
+    mx = leaf(issuing, MX)
+    result = validate_path(mx.cert, [issuing.cert], (root.cert,), NOW)
+    assert result.valid and result.webpki_deviation is not None
+    assert result.chain[-1] == root.cert  # the anchor itself, not the stand-in built for the verifier
+    assert match_record(_tlsa(root, 0, 1), [mx.cert, issuing.cert, root.cert], (MX,), NOW).matched
+
+
+def test_an_anchor_without_basic_constraints_or_key_cert_sign_is_refused() -> None:
+    root = ca("Root", None)
+    issuing = ca("Issuing", root, Shape(basic_constraints=False, key_usage=False))
+    mx = leaf(issuing, MX)
+    assert not match_record(_tlsa(issuing, 1, 1), [mx.cert, issuing.cert], (MX,), NOW).matched
