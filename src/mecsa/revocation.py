@@ -277,7 +277,7 @@ def judge_ocsp(
 
 def _revoked_detail(when: dt.datetime | None, reason: str | None) -> str:
     text = f"revoked on {when.isoformat()}" if when else "revoked"
-    return f"{text} ({reason})" if reason else text
+    return f"{text}, reason {reason}" if reason else text
 
 
 def _load_crl(data: bytes) -> x509.CertificateRevocationList:
