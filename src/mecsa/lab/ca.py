@@ -68,7 +68,8 @@ class LabCa:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _DAY)
             .not_valid_after(now + 30 * _DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            # One CA may sit below: the lenient intermediate of the lenient-ca scenarios.
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
             .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(ski, critical=False)
             .sign(self._key, hashes.SHA256())
