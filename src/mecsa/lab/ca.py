@@ -11,7 +11,6 @@ the CRLs and the OCSP responses (`openssl ocsp` with its key, see `mecsa.lab.rev
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mecsa.harden.records import spki_sha256
 
 _DAY = dt.timedelta(days=1)
 
@@ -199,14 +200,6 @@ def _with_revocation(builder: x509.CertificateBuilder, urls: RevocationUrls) -> 
         ]
         builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
     return builder
-
-
-def spki_sha256(cert: x509.Certificate) -> str:
-    """The TLSA 3 1 1 association data: SHA-256 of the certificate's SubjectPublicKeyInfo, in hex."""
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:
