@@ -6,7 +6,9 @@ HTTP GET (RFC 5280 §4.2.1.13).
 
 Like the MTA-STS fetch (`probes/https.py`), each host name is resolved through the assessment's
 resolver, never the system's, and each address is connected to as an IP literal with a `Host`
-header; no redirect is followed; `trust_env=False` keeps proxy variables out of the way.
+header; no redirect is followed; `trust_env=False` keeps proxy variables out of the way. The URL
+is the certificate maker's choice, so link-local, multicast and unspecified addresses are never
+fetched from (a POST to a cloud metadata service at 169.254.169.254 is not ours to send).
 
 Bounds, stated: `CONNECT_TIMEOUT_S` for TCP, `READ_TIMEOUT_S` between reads, `ATTEMPT_TIMEOUT_S`
 for one address from connect to the last byte, at most `MAX_ADDRESSES` addresses per URL; the
@@ -61,18 +63,33 @@ def make_client() -> httpx.AsyncClient:
     )
 
 
+def _never_fetched(address: str) -> bool:
+    """Addresses a certificate's URL must not make us send to: link-local (cloud metadata
+    services live at 169.254.169.254), multicast, unspecified. The URL comes from whoever made
+    the certificate, and the fetch is a POST."""
+    ip = ipaddress.ip_address(address)
+    return ip.is_link_local or ip.is_multicast or ip.is_unspecified
+
+
 async def _addresses(resolver: Resolver, host: str) -> list[str] | str:
     """The addresses to try for `host` (A first, then AAAA), or why there are none."""
     try:
-        return [ipaddress.ip_address(host.strip("[]")).compressed]
+        found = [ipaddress.ip_address(host.strip("[]")).compressed]
     except ValueError:
-        pass
-    a, aaaa = await asyncio.gather(resolver.resolve(host, "A"), resolver.resolve(host, "AAAA"))
-    found = [rd.to_text() for rd in (*a.records, *aaaa.records)]
-    if found:
-        return found[:MAX_ADDRESSES]
-    failed = [d.describe_failure() for d in (a, aaaa) if d.failed]
-    return f"could not look up {host}: {'; '.join(failed)}" if failed else f"{host} has no A or AAAA record"
+        a, aaaa = await asyncio.gather(resolver.resolve(host, "A"), resolver.resolve(host, "AAAA"))
+        found = [rd.to_text() for rd in (*a.records, *aaaa.records)]
+        if not found:
+            failed = [d.describe_failure() for d in (a, aaaa) if d.failed]
+            why = (
+                f"could not look up {host}: {'; '.join(failed)}"
+                if failed
+                else f"{host} has no A or AAAA record"
+            )
+            return why
+    usable = [address for address in found if not _never_fetched(address)]
+    if not usable:
+        return f"{host} resolves only to addresses that are never fetched from ({', '.join(found)})"
+    return usable[:MAX_ADDRESSES]
 
 
 async def fetch_http(

@@ -72,3 +72,14 @@ async def test_a_silent_server_is_bounded_in_time(
         await server.close()
     assert time.monotonic() - started < 2
     assert fetch.body is None and fetch.failure is not None and "within 0.3 s" in fetch.failure
+
+
+async def test_a_link_local_address_is_never_fetched_from(serve_zones: ServeZones) -> None:
+    # Only the address choice is exercised: nothing connects, even if the rule broke.
+    resolver = Resolver(await serve_zones({"example.test.": ZONE + "meta IN A 169.254.169.254\n"}))
+    chosen = await probe._addresses(resolver, "meta.example.test")
+    assert (
+        chosen == "meta.example.test resolves only to addresses that are never fetched from (169.254.169.254)"
+    )
+    assert isinstance(await probe._addresses(resolver, "169.254.169.254"), str)
+    assert await probe._addresses(resolver, "crl.example.test") == ["127.0.0.8"]
