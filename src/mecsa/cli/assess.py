@@ -11,6 +11,7 @@ from mecsa.cli.common import (
     HtmlOption,
     JsonOption,
     ResolverOption,
+    RevocationOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
@@ -44,12 +45,7 @@ def assess_command(
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
     html: HtmlOption = None,
-    revocation: Annotated[
-        bool,
-        typer.Option(
-            "--revocation/--no-revocation", help="Ask the MX certificates' OCSP responders and CRLs."
-        ),
-    ] = True,
+    revocation: RevocationOption = True,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess

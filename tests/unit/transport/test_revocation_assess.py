@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -169,3 +170,48 @@ async def test_a_certificate_without_sources_is_only_noted(
     a = await _run(serve_zones, servers, authority, authority.leaf(MX1), tmp_path)
     assert a.verdicts["x509"].status is VerdictStatus.PASS
     assert _ids(a, "x509")["x509.revocation_not_published"] == [Status.INFO]
+
+
+async def test_the_cli_asks_the_responder_unless_told_not_to(
+    serve_zones: ServeZones, servers: LoopbackServers, http: tuple[HttpServer, HttpServer], tmp_path: Path
+) -> None:
+    import asyncio
+    import json
+    import sys
+
+    responder, _ = http
+    authority = RevokingCa()
+    mx = authority.leaf(MX1, ocsp_urls=(responder.url("ocsp.example.test", "/"),))
+    responder.routes["/"] = static(authority.ocsp_response(mx, ocsp.OCSPCertStatus.REVOKED))
+    pem = serialization.Encoding.PEM
+    await servers.add_smtpd(
+        "127.0.0.2", server_context(mx.issued, authority.issuing.cert.public_bytes(pem), tmp_path)
+    )
+    ca_file = tmp_path / "revocation-root.pem"
+    ca_file.write_bytes(authority.root.cert.public_bytes(pem))
+    client = await serve_zones({"example.test.": ZONE.replace("@ IN MX 10 mx1\n", "")})
+
+    async def starttls(*extra: str) -> dict[str, Any]:
+        args = ["-m", "mecsa", "starttls", f"{MX1}:{servers.port}", "--json", "--ca-file", str(ca_file)]
+        args += [
+            "--resolver",
+            str(client.nameservers[0]),
+            "--smtp-timeout",
+            "0.5",
+            "--no-tls-versions",
+            *extra,
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    skipped = await starttls("--no-revocation")
+    assert responder.requests == []
+    assert "x509.revocation_not_checked" in json.dumps(skipped)
+    asked = await starttls()
+    assert len(responder.requests) == 1
+    assert asked["protocols"]["x509"]["status"] == "fail"
