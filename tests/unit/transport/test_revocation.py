@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 
 from mecsa.revocation import (
@@ -145,3 +146,30 @@ def test_revoked_wins_and_nothing_counted_is_unknown() -> None:
     assert combine((unusable, good)).state is RevocationState.GOOD
     assert combine((unusable,)).state is RevocationState.UNKNOWN
     assert combine(()).state is RevocationState.UNKNOWN
+
+
+def _key(kind: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
+    if kind.startswith("rsa-"):
+        return rsa.generate_private_key(65537, int(kind[4:]))
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP384R1())
+
+
+@pytest.mark.parametrize("kind", ["rsa-2048", "rsa-4096", "ed25519", "p384"])
+def test_the_key_hash_is_that_of_the_bit_string_for_every_key_type(kind: str) -> None:
+    key = _key(kind)
+    root = ca("Root", None)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(root.cert.subject)
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+    )
+    assert isinstance(root.key, ec.EllipticCurvePrivateKey)
+    cert = builder.sign(root.key, hashes.SHA256())
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    assert _key_hash(cert, hashes.SHA1()) == ski.digest
