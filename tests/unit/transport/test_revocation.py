@@ -173,3 +173,13 @@ def test_the_key_hash_is_that_of_the_bit_string_for_every_key_type(kind: str) ->
     cert = builder.sign(root.key, hashes.SHA256())
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     assert _key_hash(cert, hashes.SHA1()) == ski.digest
+
+
+def test_ocsp_and_crl_signed_with_an_rsa_issuer_key() -> None:
+    authority = RevokingCa()
+    authority.issuing = ca("RSA Issuing CA", authority.root, key=rsa.generate_private_key(65537, 2048))  # type: ignore[arg-type]
+    mx = authority.leaf("mx.example.test")
+    issuer = authority.issuing.cert
+    good = authority.ocsp_response(mx, ocsp.OCSPCertStatus.GOOD)
+    assert judge_ocsp(URL, good, mx.cert, issuer, NOW).state is RevocationState.GOOD
+    assert judge_crl(CRL_URL, authority.crl((mx,)), mx.cert, issuer, NOW).state is RevocationState.REVOKED
