@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
@@ -218,10 +218,25 @@ def _responder(
     return "signed by neither the issuer nor a delegated responder it names"
 
 
+# What cryptography raises on bytes it cannot use; bytes from the network must never crash the check.
+_UNREADABLE = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion)
+
+
 def judge_ocsp(
     url: str, der: bytes, leaf: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
 ) -> RevocationAnswer:
     """Judge one OCSP response body for `leaf` (issued by `issuer`) at `now`."""
+    try:
+        return _judge_ocsp(url, der, leaf, issuer, now)
+    except _UNREADABLE as exc:
+        return RevocationAnswer(
+            "ocsp", url, RevocationState.UNUSABLE, f"the response could not be read: {exc}"
+        )
+
+
+def _judge_ocsp(
+    url: str, der: bytes, leaf: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
+) -> RevocationAnswer:
 
     def unusable(why: str) -> RevocationAnswer:
         return RevocationAnswer("ocsp", url, RevocationState.UNUSABLE, why)
@@ -306,6 +321,15 @@ def judge_crl(
     url: str, data: bytes, leaf: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
 ) -> RevocationAnswer:
     """Judge one CRL (DER, or PEM as some servers send it) for `leaf` at `now` (RFC 5280 §6.3)."""
+    try:
+        return _judge_crl(url, data, leaf, issuer, now)
+    except _UNREADABLE as exc:
+        return RevocationAnswer("crl", url, RevocationState.UNUSABLE, f"the CRL could not be read: {exc}")
+
+
+def _judge_crl(
+    url: str, data: bytes, leaf: x509.Certificate, issuer: x509.Certificate, now: dt.datetime
+) -> RevocationAnswer:
 
     def unusable(why: str) -> RevocationAnswer:
         return RevocationAnswer("crl", url, RevocationState.UNUSABLE, why)

@@ -183,3 +183,26 @@ def test_ocsp_and_crl_signed_with_an_rsa_issuer_key() -> None:
     good = authority.ocsp_response(mx, ocsp.OCSPCertStatus.GOOD)
     assert judge_ocsp(URL, good, mx.cert, issuer, NOW).state is RevocationState.GOOD
     assert judge_crl(CRL_URL, authority.crl((mx,)), mx.cert, issuer, NOW).state is RevocationState.REVOKED
+
+
+def test_mangled_responses_and_crls_never_raise(authority: RevokingCa) -> None:
+    import random
+
+    mx = authority.leaf("mx.example.test")
+    issuer = authority.issuing.cert
+    samples = {
+        "ocsp": authority.ocsp_response(mx, ocsp.OCSPCertStatus.REVOKED),
+        "crl": authority.crl((mx,)),
+    }
+    rng = random.Random(12)
+    for kind, good in samples.items():
+        judge = judge_ocsp if kind == "ocsp" else judge_crl
+        for _ in range(300):
+            data = bytearray(good)
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            cut = bytes(data[: rng.randint(1, len(data))]) if rng.random() < 0.3 else bytes(data)
+            answer = judge(URL, cut, mx.cert, issuer, NOW)
+            assert answer.state in RevocationState
+            if answer.state is RevocationState.REVOKED:  # only a signed statement may say so
+                assert kind == "crl" or "revoked" in answer.detail
