@@ -41,6 +41,7 @@ import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
@@ -93,20 +94,23 @@ def _trust_anchor(cert: x509.Certificate) -> x509.Certificate:
         return cert  # malformed extensions: cryptography will say so
     if not _asserts_key_cert_sign(cert):
         return cert
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(cert.subject)
-        .issuer_name(cert.issuer)
-        .public_key(cert.public_key())
-        .serial_number(cert.serial_number)
-        .not_valid_before(cert.not_valid_before_utc)
-        .not_valid_after(cert.not_valid_after_utc)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-    )
-    for ext in cert.extensions:
-        if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
-            builder = builder.add_extension(ext.value, ext.critical)
-    return builder.sign(_stand_in_signer(), hashes.SHA256())
+    try:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(cert.subject)
+            .issuer_name(cert.issuer)
+            .public_key(cert.public_key())
+            .serial_number(cert.serial_number)
+            .not_valid_before(cert.not_valid_before_utc)
+            .not_valid_after(cert.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        )
+        for ext in cert.extensions:
+            if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+                builder = builder.add_extension(ext.value, ext.critical)
+        return builder.sign(_stand_in_signer(), hashes.SHA256())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return cert  # a key or an extension the builder cannot take: the anchor as it is
 
 
 def _ca_key_usage(policy: verification.Policy, cert: x509.Certificate, ext: x509.KeyUsage | None) -> None:
