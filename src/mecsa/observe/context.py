@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from mecsa.dns.resolver import Resolver
 from mecsa.observe.cache import CacheKey, ObservationCache
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.probes.smtp import ConnectionLimits
 
 T = TypeVar("T")
@@ -28,6 +29,8 @@ class AssessOptions:
     skip: frozenset[str] = frozenset()
     check_deadline: float = 120.0
     revocation: bool = True  # x509 asks the certificates' OCSP responders and CRLs
+    # RFC 9989 tree walk (default) or RFC 7489 public suffix list; a profile may name its own
+    dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
 
 
 @dataclass
