@@ -4,8 +4,10 @@ For each distinct leaf the MX hosts presented, once per assessment (once per sca
 leaf's SHA-256 fingerprint): its issuer is found among the presented certificates and then the
 trust anchors; each OCSP responder of its AIA is asked (HTTP POST); the CRL distribution points
 are fetched (HTTP GET) only when no OCSP answer settled the question, which keeps a bulk scan
-from downloading CRLs that add nothing. A leaf without an issuer here (self-signed, broken
-chain), or without an http revocation source, is not looked up.
+from downloading CRLs that add nothing. Each CRL is fetched once per URL and shared by every
+leaf that names it (one CA's CRL serves all its leaves), so a scan downloads and holds it once.
+A leaf without an issuer here (self-signed, broken chain), or without an http revocation
+source, is not looked up.
 
 OCSP stapling is not used: the staple needs the status_request extension in the ClientHello
 (RFC 6066 §8), and Python's ssl module, which the SMTP probe uses, can neither ask for it nor
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -69,10 +72,26 @@ def settled(
     return False
 
 
+CrlFetcher = Callable[[str], Awaitable[HttpFetch]]
+
+
 async def probe_revocation(
-    resolver: Resolver, client: httpx.AsyncClient, leaf: x509.Certificate, issuer: x509.Certificate
+    resolver: Resolver,
+    client: httpx.AsyncClient,
+    leaf: x509.Certificate,
+    issuer: x509.Certificate,
+    fetch_crl: CrlFetcher | None = None,
 ) -> RevocationObservation:
-    """Ask `leaf`'s OCSP responders, then (unless one settled it) its CRL distribution points."""
+    """Ask `leaf`'s OCSP responders, then (unless one settled it) its CRL distribution points.
+
+    `fetch_crl` fetches one CRL URL; `observe_revocation` shares each CRL between the certificates
+    that name it (one CA's CRL serves all its leaves), so it is downloaded and held once.
+    """
+
+    async def direct(url: str) -> HttpFetch:
+        return await fetch_http(resolver, client, url, max_bytes=MAX_CRL_BYTES)
+
+    get_crl = fetch_crl or direct
     points = revocation_points(leaf)
     ocsp: list[HttpFetch] = []
     crl: list[HttpFetch] = []
@@ -87,10 +106,7 @@ async def probe_revocation(
                 )
             )
         if not settled(ocsp, leaf, issuer, dt.datetime.now(dt.UTC)):
-            fetched = [
-                fetch_http(resolver, client, u, max_bytes=MAX_CRL_BYTES) for u in points.crl[:MAX_URLS]
-            ]
-            crl.extend(await asyncio.gather(*fetched))
+            crl.extend(await asyncio.gather(*(get_crl(u) for u in points.crl[:MAX_URLS])))
 
     failure = None
     try:
@@ -129,11 +145,18 @@ async def observe_revocation(
 
     client = await ctx.shared(_CLIENT_KEY, build)
 
+    def fetch_crl(url: str) -> Awaitable[HttpFetch]:
+        return ctx.across(
+            ("crl", url), lambda: fetch_http(ctx.resolver, client, url, max_bytes=MAX_CRL_BYTES)
+        )
+
     def one(
         key: str, leaf: x509.Certificate, issuer: x509.Certificate
     ) -> asyncio.Future[RevocationObservation]:
         return asyncio.ensure_future(
-            ctx.across(("revocation", key), lambda: probe_revocation(ctx.resolver, client, leaf, issuer))
+            ctx.across(
+                ("revocation", key), lambda: probe_revocation(ctx.resolver, client, leaf, issuer, fetch_crl)
+            )
         )
 
     return tuple(await asyncio.gather(*(one(key, leaf, issuer) for key, (leaf, issuer) in leaves.items())))

@@ -215,3 +215,35 @@ async def test_the_cli_asks_the_responder_unless_told_not_to(
     asked = await starttls()
     assert len(responder.requests) == 1
     assert asked["protocols"]["x509"]["status"] == "fail"
+
+
+async def test_two_certificates_naming_one_crl_fetch_it_once(
+    serve_zones: ServeZones, servers: LoopbackServers, http: tuple[HttpServer, HttpServer], tmp_path: Path
+) -> None:
+    _, crls = http
+    authority = RevokingCa()
+    url = crls.url("crl.example.test", "/i.crl")
+    first, second = authority.leaf(MX1, crl_urls=(url,)), authority.leaf(MX1, crl_urls=(url,))
+    crls.routes["/i.crl"] = static(authority.crl((second,)))
+    pem = serialization.Encoding.PEM
+    issuing = authority.issuing.cert.public_bytes(pem)
+    await servers.add_smtpd("127.0.0.2", server_context(first.issued, issuing, tmp_path))
+    await servers.add_smtpd("127.0.0.3", server_context(second.issued, issuing, tmp_path))
+    ca_file = tmp_path / "revocation-root.pem"
+    ca_file.write_bytes(authority.root.cert.public_bytes(pem))
+    zone = ZONE.replace("mx1 IN A 127.0.0.2\n", "mx1 IN A 127.0.0.2\nmx1 IN A 127.0.0.3\n")
+    client = await serve_zones({"example.test.": zone}, secure=["example.test."])
+    options = AssessOptions(
+        smtp_port=servers.port,
+        smtp_timeout=0.5,
+        ca_file=str(ca_file),
+        only=frozenset({"x509"}),
+        tls_versions=False,
+    )
+    a = await assess("example.test", client, options)
+    assert len(crls.requests) == 1
+    assert sorted(s.value for s in _ids(a, "x509")["x509.revoked"] + _ids(a, "x509")["x509.not_revoked"]) == [
+        "fail",
+        "pass",
+    ]
+    assert a.verdicts["x509"].status is VerdictStatus.FAIL  # one address of the host is revoked
