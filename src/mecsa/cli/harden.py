@@ -134,14 +134,26 @@ def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: A
     plan = _plan(settings, root)
     diff = plan.diff()
     typer.echo(diff if diff else "No file would change: the setup is already in place.")
-    for warning in plan.warnings:
-        typer.echo(f"warning: {warning}")
+    _echo_plan_notes(plan)
     if plan.new_selectors:
         typer.echo(f"note: apply generates new DKIM key(s) for {', '.join(sorted(plan.new_selectors))};")
         typer.echo("      the DKIM records below show a sample key: publish the ones apply prints.")
-    typer.echo("\n; DNS records to publish")
-    typer.echo(plan.records().zone_text(), nl=False)
+    _echo_records(plan)
     typer.echo("\n" + unbound.instructions(settings), nl=False)
+
+
+def _echo_plan_notes(plan: Any) -> None:
+    """The plan's warnings and notes: the same lines for `plan` and `apply`."""
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}")
+    for note in plan.notes:
+        typer.echo(f"note: {note}")
+
+
+def _echo_records(plan: Any) -> None:
+    for records in plan.record_sets():
+        typer.echo(f"\n; DNS records to publish for {records.domain}")
+        typer.echo(records.zone_text(), nl=False)
 
 
 @settings_options(*ALL_SETTINGS)
@@ -157,6 +169,7 @@ def apply_command(
 
     settings = _settings(config, **flags)
     plan = _plan(settings, root)
+    _echo_plan_notes(plan)
     try:
         result = apply_plan(plan, reload=reload)
     except ApplyError as exc:
@@ -176,8 +189,7 @@ def apply_command(
         typer.echo(
             "Services were not reloaded: run `postfix reload` and restart opendkim/opendmarc (or --reload)."
         )
-    typer.echo("\n; DNS records to publish")
-    typer.echo(plan.records().zone_text(), nl=False)
+    _echo_records(plan)
     typer.echo("\n" + unbound.instructions(settings), nl=False)
 
 
@@ -196,8 +208,14 @@ def records_command(
     if plan.new_selectors:
         missing = ", ".join(sorted(plan.new_selectors))
         usage_error(f"no DKIM key yet for {missing} under {root}: run `mecsa harden apply` first")
-    records = plan.records()
-    typer.echo(json.dumps(records.to_json(), indent=2) if json_output else records.zone_text().rstrip("\n"))
+    primary, *others = plan.record_sets()
+    if json_output:
+        document = primary.to_json()
+        if others:
+            document["other_domains"] = [r.to_json() for r in others]
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo("\n".join(r.zone_text() for r in (primary, *others)).rstrip("\n"))
 
 
 @settings_options("domain", "mx_host", "ipv4", "ipv6", "cert", "key", "selector", "postmaster")
