@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from mecsa.harden import opendkim, postfix
 from mecsa.harden.conffile import main_cf_values
 from mecsa.harden.files import DesiredFile, MissingFileError, desired_files
 from mecsa.harden.layout import Layout
 from mecsa.harden.postfix_lists import ListSyntaxError
-from mecsa.harden.records import RecordSet, records_for
+from mecsa.harden.records import RecordSet, records_for, spki_sha256
 from mecsa.harden.settings import HardenSettings, certificate_warnings, load_public_key, load_tls
 
 CHECK_TIMEOUT = 60.0
@@ -84,6 +86,7 @@ class Plan:
     directories: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    in_service: x509.Certificate | None = None  # with the Certbot hook: the leaf Postfix serves
 
     @property
     def new_selectors(self) -> frozenset[str]:
@@ -100,12 +103,15 @@ class Plan:
 
     def record_sets(self) -> tuple[RecordSet, ...]:
         """The DNS records to publish, one set per mail domain (DKIM from the keys on disk or about to be)."""
-        tls = load_tls(self.settings)
-        next_key = load_public_key(self.settings.next_key) if self.settings.next_key else None
+        live = load_tls(self.settings).leaf
+        served = self.in_service or live
+        next_key: Any = load_public_key(self.settings.next_key) if self.settings.next_key else None
+        if next_key is None and spki_sha256(live) != spki_sha256(served):
+            next_key = live  # a renewal the hook kept out of service: its TLSA must be published first
         sets = []
         for domain in self.settings.domains:
             public = {s: k.public_key() for (d, s), k in self.dkim_keys.items() if d == domain}
-            sets.append(records_for(self.settings, public, tls.leaf, next_key, domain=domain))
+            sets.append(records_for(self.settings, public, served, next_key, domain=domain))
         return tuple(sets)
 
     def records(self) -> RecordSet:
@@ -195,10 +201,16 @@ def make_plan(settings: HardenSettings, layout: Layout, now: dt.datetime | None 
     except ListSyntaxError as exc:
         raise ApplyError(f"{layout.main_cf}: {exc}") from None
     directories = () if layout.is_system else (str(layout.queue_directory), str(layout.data_directory))
+    warnings: list[str] = []
+    in_service = None
+    if settings.certbot_hook:
+        copy, in_service, copy_warnings = _deployed_copy(settings, layout, now)
+        desired.append(copy)
+        warnings.extend(copy_warnings)
     files = tuple(_file_change(d) for d in desired)
     existing = main_cf_values(_text(str(layout.main_cf)) or "")
     after = main_cf_values(next(f.desired.content for f in files if f.path == Path(layout.main_cf)).decode())
-    warnings = [
+    warnings[:0] = [
         *postfix.milter_warnings(after),
         *certificate_warnings(load_tls(settings).leaf, settings.cert, now),
     ]
@@ -207,7 +219,43 @@ def make_plan(settings: HardenSettings, layout: Layout, now: dt.datetime | None 
         " and warn on every connection)"
         for name, value in postfix.main_cf_removals(existing).items()
     ]
-    return Plan(settings, layout, files, keys, new, directories, tuple(warnings), tuple(notes))
+    return Plan(settings, layout, files, keys, new, directories, tuple(warnings), tuple(notes), in_service)
+
+
+def _deployed_copy(
+    settings: HardenSettings, layout: Layout, now: dt.datetime | None
+) -> tuple[DesiredFile, x509.Certificate, list[str]]:
+    """The key+chain copy Postfix serves, and the leaf in it.
+
+    It is (re)made from the live certificate when there is none yet or when the key is the same
+    (a renewal with --reuse-key cannot break DANE). A copy with another key is the deploy
+    hook's refusal of a renewal: apply keeps it too, and says what to do.
+    """
+    from mecsa.harden.certbot import deployed_pem
+    from mecsa.harden.settings import SettingsError, load_chain
+
+    path = layout.tls_deployed(settings.mx_host)
+    live = load_tls(settings)
+    fresh = DesiredFile(str(path), deployed_pem(live), 0o600, secret=True)
+    current = _read(str(path))
+    if current is None:
+        return fresh, live.leaf, []
+    try:
+        served = load_chain(Path(path))[0]
+    except SettingsError:
+        return fresh, live.leaf, [f"{path} holds no certificate: it is made again from {settings.cert}"]
+    if spki_sha256(served) == spki_sha256(live.leaf):
+        return fresh, live.leaf, []
+    hook = layout.certbot_hook(settings.mx_host)
+    warning = (
+        f"{path} (in service) has another key than {settings.cert}: publish the next-key TLSA below,"
+        f" wait for its TTL, then run RENEWED_LINEAGE={settings.cert.parent} {hook}"
+    )
+    return (
+        DesiredFile(str(path), current, 0o600, secret=True),
+        served,
+        [warning, *certificate_warnings(served, Path(path), now)],
+    )
 
 
 # --- running the services' own checks ------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mecsa.harden import opendkim, opendmarc, policyd_spf, postfix, unbound
+from mecsa.harden import certbot, opendkim, opendmarc, policyd_spf, postfix, unbound
 from mecsa.harden.conffile import main_cf_values, merge_aliases, merge_main_cf, merge_master_cf
 from mecsa.harden.layout import Layout
 from mecsa.harden.settings import HardenSettings
@@ -76,6 +76,11 @@ def desired_files(
         *unbound.files(settings, layout).items(),
     ]
     out = [DesiredFile(path, text.encode("utf-8")) for path, text in texts]
+    if settings.certbot_hook:
+        hook = str(layout.certbot_hook(settings.mx_host))
+        out.append(
+            DesiredFile(hook, certbot.hook_script(settings, layout).encode("utf-8"), certbot.HOOK_MODE)
+        )
     out.extend(
         DesiredFile(path, pem, 0o600, opendkim.USER, secret=True)
         for path, pem in opendkim.key_files(layout, new_dkim_keys).items()

@@ -97,6 +97,13 @@ class Layout:
     def policyd_spf_conf(self) -> PurePosixPath:
         return self.path("/etc/postfix-policyd-spf-python/policyd-spf.conf")
 
+    def tls_deployed(self, mx_host: str) -> PurePosixPath:
+        """The key+chain copy Postfix serves when the Certbot deploy hook guards renewals."""
+        return self.path(f"/etc/postfix/tls/{mx_host}.pem")
+
+    def certbot_hook(self, mx_host: str) -> PurePosixPath:
+        return self.path(f"/etc/letsencrypt/renewal-hooks/deploy/mecsa-dane-{mx_host}")
+
     @property
     def unbound_conf(self) -> PurePosixPath:
         return self.path("/etc/unbound/unbound.conf.d/mecsa-dane.conf")

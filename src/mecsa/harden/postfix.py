@@ -111,7 +111,12 @@ def recipient_restrictions(existing: str) -> str:
 
 def main_cf_settings(settings: HardenSettings, layout: Layout, existing: Mapping[str, str]) -> dict[str, str]:
     """The main.cf parameters to set, in order, given the `existing` effective values."""
-    chain = f"{settings.key}, {settings.cert}"
+    # with the Certbot hook, Postfix serves the copy the hook replaces only when DANE stays valid
+    chain = (
+        str(layout.tls_deployed(settings.mx_host))
+        if settings.certbot_hook
+        else f"{settings.key}, {settings.cert}"
+    )
     wanted: dict[str, str] = {}
     if not layout.is_system:
         # a configuration under another root gets its own queue and data, as a separate instance
