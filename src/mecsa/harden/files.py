@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mecsa.harden import certbot, opendkim, opendmarc, policyd_spf, postfix, unbound
+from mecsa.harden import certbot, mtasts_web, opendkim, opendmarc, policyd_spf, postfix, unbound
 from mecsa.harden.conffile import main_cf_values, merge_aliases, merge_main_cf, merge_master_cf
 from mecsa.harden.layout import Layout
 from mecsa.harden.settings import HardenSettings
@@ -74,6 +74,7 @@ def desired_files(
         (str(layout.opendmarc_default), opendmarc.default_file(current(layout.opendmarc_default))),
         (str(layout.policyd_spf_conf), policyd_spf.policyd_spf_conf(settings)),
         *unbound.files(settings, layout).items(),
+        *mtasts_web.files(settings, layout).items(),
     ]
     out = [DesiredFile(path, text.encode("utf-8")) for path, text in texts]
     if settings.certbot_hook:

@@ -97,6 +97,13 @@ class Layout:
     def policyd_spf_conf(self) -> PurePosixPath:
         return self.path("/etc/postfix-policyd-spf-python/policyd-spf.conf")
 
+    def mta_sts_webroot(self, domain: str) -> PurePosixPath:
+        """The web root whose `.well-known/mta-sts.txt` is `domain`'s MTA-STS policy."""
+        return self.path(f"/var/www/mta-sts/{domain}")
+
+    def nginx_site(self, domain: str) -> PurePosixPath:
+        return self.path(f"/etc/nginx/sites-available/mta-sts.{domain}.conf")
+
     def tls_deployed(self, mx_host: str) -> PurePosixPath:
         """The key+chain copy Postfix serves when the Certbot deploy hook guards renewals."""
         return self.path(f"/etc/postfix/tls/{mx_host}.pem")

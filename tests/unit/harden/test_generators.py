@@ -46,6 +46,8 @@ def test_every_generated_file_matches_its_golden_file(settings: HardenSettings) 
         "/etc/unbound/unbound.conf.d/mecsa-dane.conf",
         "/etc/opendkim/keys/example.test/s202611.private",
         "/etc/opendkim/keys/example.test/s202611-ed25519.private",
+        "/var/www/mta-sts/example.test/.well-known/mta-sts.txt",
+        "/etc/nginx/sites-available/mta-sts.example.test.conf",
     }
     assert set(files) == expected
     for path, content in files.items():
