@@ -95,6 +95,7 @@ def register(app: typer.Typer) -> None:
     group.command("records")(records_command)
     group.command("dkim-rotate")(dkim_rotate_command)
     group.command("tlsa-next")(tlsa_next_command)
+    group.command("zone")(zone_command)
     app.add_typer(group)
 
 
@@ -273,3 +274,61 @@ def tlsa_next_command(
         "At renewal, have the new certificate issued for this key (e.g. certbot --csr, or --reuse-key\n"
         "after installing it), wait at least the TTL after publishing, then set next_key in the settings."
     )
+
+
+@settings_options(*ALL_SETTINGS)
+def zone_command(
+    config: ConfigOpt = None,
+    root: RootOpt = Path("/"),
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write knot.conf and the zone files, check them, make the key.")
+    ] = False,
+    **flags: Any,
+) -> None:
+    """Host the domain's own zone in Knot DNS, signed automatically; print the DS for the registrar."""
+    from mecsa.harden import zone
+    from mecsa.harden.apply import ApplyError
+    from mecsa.harden.zone_apply import apply_zone, ds_records, make_zone_plan
+
+    settings = _settings(config, **flags)
+    plan = _plan(settings, root)
+    if plan.new_selectors:
+        missing = ", ".join(sorted(plan.new_selectors))
+        usage_error(f"no DKIM key yet for {missing} under {root}: run `mecsa harden apply` first")
+    try:
+        zplan = make_zone_plan(settings, plan.layout, plan.record_sets())
+    except ApplyError as exc:
+        usage_error(str(exc))  # a file that is not ours to write: the user must decide
+    try:
+        result = apply_zone(zplan) if apply else None
+    except ApplyError as exc:
+        typer.echo(f"mecsa: error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    ds = result.ds if result is not None else ds_records(zplan)
+    if result is not None:
+        if not result.written:
+            typer.echo("Nothing changed: the zone files are already in place.")
+        for path in result.written:
+            backup = result.backups.get(path)
+            typer.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else " (new)"))
+        for check in result.checks:
+            state = "skipped" if check.skipped else "ok"
+            typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
+        for domain in result.new_keys:
+            typer.echo(f"made the signing key of {domain} (ECDSA P-256, one combined key)")
+        typer.echo("Start or reload Knot: knotc reload (or systemctl restart knot).")
+    else:
+        for change in zplan.files:
+            typer.echo(f"# --- {change.path}" + ("" if change.changed else " (unchanged)"))
+            typer.echo(change.desired.content.decode(), nl=False)
+        typer.echo("Write them, check them and make the signing key with --apply.")
+    for domain in settings.domains:
+        lines = ds.get(domain, ())
+        if lines:
+            typer.echo("\n" + zone.registrar_steps(domain, lines), nl=False)
+        else:
+            typer.echo(f"\n; {domain}: no signing key yet: the DS appears once --apply has made it.")
+    if zplan.elsewhere:
+        typer.echo("\n; These records belong to zones served elsewhere: publish them there.")
+        for record in zplan.elsewhere:
+            typer.echo(record.zone_line())

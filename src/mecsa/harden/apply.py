@@ -420,21 +420,54 @@ def apply_plan(
     pending = plan.pending
     if not pending:
         return ApplyResult((), {}, ())  # the caller says "nothing changed", once
+    notes: list[str] = []
+    written, backups = write_checked(
+        pending, lambda paths: run_checks(plan, paths, runner), now=now, notes=notes
+    )
+    outcomes = written.outcomes
+    notes.extend(_rebuild_aliases(plan, list(written.changes), runner))
+    if reload:
+        notes.extend(_reload(plan, runner))
+    return ApplyResult(tuple(str(c.path) for c in written.changes), backups, outcomes, tuple(notes))
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The files `write_checked` wrote and the checks they passed."""
+
+    changes: tuple[FileChange, ...]
+    outcomes: tuple[CheckOutcome, ...]
+
+
+def write_checked(
+    pending: Sequence[FileChange],
+    check: Callable[[set[str]], list[CheckOutcome]],
+    *,
+    now: dt.datetime | None = None,
+    notes: list[str] | None = None,
+) -> tuple[Written, dict[str, str]]:
+    """Write each change (backup first, atomically), run `check(paths written)`, and on a failed
+    check or any error put every file back byte for byte (ApplyError). Returns what was written
+    and the backups (path -> backup path)."""
     stamp = (now or dt.datetime.now()).strftime("%Y%m%dT%H%M%S")
     backups: dict[str, str] = {}
     written: list[FileChange] = []
-    notes: list[str] = []
     try:
         for change in pending:
             if change.old is not None:
                 backups[str(change.path)] = str(_backup(change.path, stamp))
             owner = _owner_for(change)
-            if change.old is None and change.desired.owner is not None and owner is None:
+            if (
+                change.old is None
+                and change.desired.owner is not None
+                and owner is None
+                and notes is not None
+            ):
                 notes.append(f"{change.path}: could not give it to user {change.desired.owner}; chown it")
             written.append(change)
             write_atomically(change.path, change.desired.content, change.mode, owner)
             _secure_key_directory(change, owner)
-        outcomes = run_checks(plan, {str(c.path) for c in written}, runner)
+        outcomes = check({str(c.path) for c in written})
     except BaseException:
         _restore(written, backups)
         raise
@@ -443,10 +476,17 @@ def apply_plan(
         _restore(written, backups)
         reasons = "; ".join(f"{o.name}: {o.output or 'exit status non-zero'}" for o in failed)
         raise ApplyError(f"configuration check failed, every file was put back: {reasons}")
-    notes.extend(_rebuild_aliases(plan, written, runner))
-    if reload:
-        notes.extend(_reload(plan, runner))
-    return ApplyResult(tuple(str(c.path) for c in written), backups, tuple(outcomes), tuple(notes))
+    return Written(tuple(written), tuple(outcomes)), backups
+
+
+def file_change(desired: DesiredFile) -> FileChange:
+    """A desired file beside its current bytes, mode and owner."""
+    return _file_change(desired)
+
+
+def read_text(path: str) -> str | None:
+    """The current text of `path` (None when it does not exist)."""
+    return _text(path)
 
 
 def _owner_for(change: FileChange) -> tuple[int, int] | None:

@@ -29,6 +29,8 @@ postmaster (required)    target of the postmaster alias: a local user or a mail 
 dmarc_reports_to         target of the dmarc_reports alias; default the postmaster target
 resolver                 ``unbound`` (write a local validating resolver config, default) or
                          ``existing`` (a validating resolver runs already: instructions only)
+zone_nameservers         NS names of the zones `mecsa harden zone` writes; default ``ns1.<domain>``,
+                         at the MX's addresses (this host serves its own zone)
 mta_sts_web              write the MTA-STS policy file and an nginx block serving it; true
 certbot_hook             Postfix serves a copy of the certificate that a Certbot deploy hook
                          replaces only when the renewed key matches a published TLSA; default
@@ -102,6 +104,7 @@ class HardenSettings:
     extra_domains: tuple[str, ...] = ()
     certbot_hook: bool = False
     mta_sts_web: bool = True
+    zone_nameservers: tuple[str, ...] = ()
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -184,6 +187,10 @@ def settings_from_mapping(raw: Mapping[str, Any], today: dt.date | None = None) 
         dmarc_reports_to=_alias_target(raw.get("dmarc_reports_to") or postmaster, "dmarc_reports_to"),
         resolver=_choice(raw.get("resolver", "unbound"), RESOLVER_MODES, "resolver"),
         extra_domains=extra_domains,
+        zone_nameservers=tuple(
+            _domain(n, "zone_nameservers")
+            for n in _strings(raw.get("zone_nameservers", ()), "zone_nameservers")
+        ),
         mta_sts_web=_bool(raw.get("mta_sts_web", True), "mta_sts_web"),
         certbot_hook=_bool(raw.get("certbot_hook", "/letsencrypt/live/" in str(cert)), "certbot_hook"),
     )
