@@ -282,7 +282,7 @@ def scalar_text(value: Any) -> str:
     return str(value)
 
 
-# --- the compact per-address table: the detail keys of checks/{mx,starttls,x509,dane,mtasts}.py ---
+# --- the compact per-address table: the detail keys of checks/{mx,starttls,x509,dane,mta_sts}.py ---
 
 DASH = "—"
 DANE_LABELS: Mapping[str, str] = {
