@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import hashlib
 import os
 import shutil
@@ -31,45 +32,19 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from mecsa.certs import Tlsa, match_record, tlsa_records
 from mecsa.harden.settings import SettingsError, TlsMaterial, check_tls_pair, load_chain
 
 REFUSED = 1
 USAGE = 2
 
 
-@dataclass(frozen=True, slots=True)
-class PublishedTlsa:
-    """One TLSA record: usage, selector, matching type and data (RFC 6698 §2.1)."""
-
-    usage: int
-    selector: int
-    mtype: int
-    data: bytes
-
-
-def _selected(cert: x509.Certificate, selector: int) -> bytes:
-    if selector == 0:
-        return cert.public_bytes(Encoding.DER)
-    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
-def _matches(record: PublishedTlsa, cert: x509.Certificate) -> bool:
-    if record.selector not in (0, 1):
-        return False
-    content = _selected(cert, record.selector)
-    digest = {0: content, 1: hashlib.sha256(content).digest(), 2: hashlib.sha512(content).digest()}
-    return digest.get(record.mtype) == record.data
-
-
-def chain_matches(
-    records: Sequence[PublishedTlsa], chain: Sequence[x509.Certificate]
-) -> PublishedTlsa | None:
-    """The first record the chain satisfies: an end-entity usage (1, 3) by the leaf, a trust-anchor
-    usage (0, 2) by an issuer certificate in the chain (RFC 7672 §3.1); None when none does."""
+def chain_matches(records: Sequence[Tlsa], chain: list[x509.Certificate], mx_host: str) -> Tlsa | None:
+    """The first usable record (DANE-EE by the leaf, DANE-TA by an issuer, RFC 7672 §3.1) the chain
+    satisfies; None when none does."""
+    now = dt.datetime.now(dt.UTC)
     for record in records:
-        if record.usage in (1, 3) and _matches(record, chain[0]):
-            return record
-        if record.usage in (0, 2) and any(_matches(record, c) for c in chain[1:]):
+        if record.unusable_because is None and match_record(record, chain, (mx_host,), now).matched:
             return record
     return None
 
@@ -83,7 +58,7 @@ def tlsa_311_line(mx_host: str, leaf: x509.Certificate) -> str:
 class TlsaLookup:
     """The published TLSA set, or why it could not be learnt (`error`)."""
 
-    records: tuple[PublishedTlsa, ...] = ()
+    records: tuple[Tlsa, ...] = ()
     error: str | None = None
 
 
@@ -100,17 +75,14 @@ def lookup_tlsa(mx_host: str, resolvers: Sequence[str]) -> TlsaLookup:
         answer = await Resolver(client).resolve(f"_25._tcp.{mx_host}", "TLSA")
         if answer.rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
             return TlsaLookup(error=f"{answer.rcode.value}{f' ({answer.detail})' if answer.detail else ''}")
-        found = tuple(
-            PublishedTlsa(int(r.usage), int(r.selector), int(r.mtype), bytes(r.cert))  # type: ignore[attr-defined]
-            for r in answer.records
-        )
-        return TlsaLookup(found)
+        return TlsaLookup(tlsa_records(answer))
 
     return asyncio.run(ask())
 
 
 def _same_key(a: x509.Certificate, b: x509.Certificate) -> bool:
-    return _selected(a, 1) == _selected(b, 1)
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return a.public_key().public_bytes(*spki) == b.public_key().public_bytes(*spki)
 
 
 def install(deployed: Path, content: bytes) -> None:
@@ -180,13 +152,10 @@ def _decide(args: argparse.Namespace, tls: TlsMaterial) -> int:
         if not lookup.records:
             reason = f"no TLSA published for _25._tcp.{args.mx_host}: DANE is not in use"
         else:
-            match = chain_matches(lookup.records, tls.chain)
+            match = chain_matches(lookup.records, list(tls.chain), args.mx_host)
             if match is None:
                 return _refuse(args, leaf, "its new key matches none of the published TLSA records")
-            reason = (
-                f"its key matches the published TLSA {match.usage} {match.selector} {match.mtype}"
-                f" {match.data.hex()[:16]}..."
-            )
+            reason = f"its key matches the published TLSA {str(match)[:24]}..."
     install(args.deployed, deployed_pem(tls))
     print(f"mecsa renewal hook: installed the renewed certificate into {args.deployed}: {reason}")
     print(f"mecsa renewal hook: {reload_postfix(args.postfix_dir)}")
