@@ -187,3 +187,19 @@ def test_another_lineage_is_left_alone(setup: Setup, dns_with_current_and_next: 
     done = _run_hook(setup, dns_with_current_and_next, lineage=other)
     assert done.returncode == 0 and "nothing to do" in done.stdout
     assert setup.deployed.read_bytes() == before
+
+
+def test_a_renewal_whose_issuer_a_dane_ta_record_names_is_installed(setup: Setup) -> None:
+    from mecsa.lab.ca import LabCa
+
+    ca = LabCa()
+    issued = ca.issue([MX])
+    (setup.lineage / "fullchain.pem").write_bytes(issued.chain_pem)
+    (setup.lineage / "privkey.pem").write_bytes(issued.key_pem)
+    ca_spki = tlsa_311(MX, ca.certificate).value.split()[-1]
+    zone = _zone() + f"_25._tcp.{MX}. 3600 IN TLSA 2 1 1 {ca_spki}\n"
+    with ThreadedZoneServer(ZoneData.from_texts({"example.test.": zone})) as server:
+        done = _run_hook(setup, server.address)
+    assert done.returncode == 0, done.stderr
+    assert "its key matches the published TLSA 2 1 1" in done.stdout
+    assert len(x509.load_pem_x509_certificates(setup.deployed.read_bytes())) == 2  # leaf and CA
