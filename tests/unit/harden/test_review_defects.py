@@ -283,3 +283,49 @@ def test_apply_with_nothing_to_change_says_so_once(tmp_path: Path, monkeypatch: 
 def test_without_domain_the_first_of_domains_is_the_primary() -> None:
     raw = {k: v for k, v in base_settings(domains=["a.test", "b.test"]).items() if k != "domain"}
     assert settings_from_mapping(raw).domains == ("a.test", "b.test")
+
+
+REAL_POSTFIX = pytest.mark.skipif(
+    shutil.which("postconf") is None or shutil.which("opendkim") is None or os.geteuid() != 0,
+    reason="needs the real postfix and opendkim packages and root",
+)
+
+
+@REAL_POSTFIX
+def test_postfix_and_opendkim_read_the_merged_files_as_intended(tmp_path: Path) -> None:
+    """The real checks pass on Debian's files with another domain's key, a group and a reference."""
+    import subprocess
+
+    milters = (
+        "smtpd_milters = { inet:127.0.0.1:11332, connect_timeout=5s }\nnon_smtpd_milters = $smtpd_milters\n"
+    )
+    layout = _seed(tmp_path, (FIXTURES / "debian-main.cf").read_text() + DEBIAN_TLS + milters)
+    other_key = Path(layout.dkim_key("other.test", "mail"))
+    other_key.parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "dkim-rsa.pem", other_key)
+    other_key.chmod(0o600)
+    Path(layout.opendkim_dir, "KeyTable").write_text(
+        f"mail._domainkey.other.test other.test:mail:{other_key}\n"
+    )
+    Path(layout.opendkim_dir, "SigningTable").write_text("*@other.test mail._domainkey.other.test\n")
+    if Path("/etc/opendkim.conf").exists():
+        shutil.copy("/etc/opendkim.conf", layout.opendkim_conf)  # Debian's own, as installed here
+    with Path(layout.opendkim_conf).open("a") as conf:
+        conf.write("LogWhy\t\t\tyes\n")
+    result = apply_plan(make_plan(make_settings(), layout))
+    assert all(c.ok for c in result.checks), result.checks
+    assert {c.name for c in result.checks if not c.skipped} >= {"postfix", "opendkim"}
+
+    def postconf(*args: str) -> str:
+        done = subprocess.run(
+            ["postconf", "-c", str(layout.postfix_dir), *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    expanded = postconf("-xh", "non_smtpd_milters")  # Postfix's own reading, references expanded
+    assert (
+        expanded == "{ inet:127.0.0.1:11332, connect_timeout=5s }, inet:127.0.0.1:8891, inet:127.0.0.1:8893"
+    )
+    assert postconf("-n", "smtpd_tls_cert_file", "smtpd_tls_key_file") == ""  # the legacy pair is gone
+    conf = Path(layout.opendkim_conf).read_text()
+    assert "LogWhy\t\t\tyes\n" in conf
