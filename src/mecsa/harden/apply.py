@@ -51,8 +51,18 @@ class FileChange:
 
     @property
     def mode(self) -> int:
-        """The mode to write: an existing file keeps its own (main.cf may be 0640 on purpose)."""
-        return self.desired.mode if self.old_mode is None else self.old_mode
+        """The mode to write: an existing file keeps its own (main.cf may be 0640 on purpose), a secret
+        gets the one it must have."""
+        return self.desired.mode if self.old_mode is None or self.desired.secret else self.old_mode
+
+    @property
+    def access_wrong(self) -> bool:
+        """A private key its daemon cannot read, or others can: mode or owner not the wanted ones."""
+        if not self.desired.secret or self.old is None:
+            return False
+        wanted = _owner_ids(self.desired.owner)
+        owner_wrong = wanted is not None and self.old_owner is not None and self.old_owner[0] != wanted[0]
+        return self.old_mode != self.desired.mode or owner_wrong
 
     @property
     def path(self) -> Path:
@@ -60,14 +70,18 @@ class FileChange:
 
     @property
     def changed(self) -> bool:
-        return self.old != self.desired.content
+        return self.old != self.desired.content or self.access_wrong
 
     def diff(self) -> str:
         """A unified diff of the change ('' when none); secrets are named, never shown."""
         if not self.changed:
             return ""
         if self.desired.secret:
-            return f"--- /dev/null\n+++ {self.path}\n+ (new private key, mode 0600, not shown)\n"
+            if self.old is None:
+                return f"--- /dev/null\n+++ {self.path}\n+ (new private key, mode 0600, not shown)\n"
+            owner = f" and owner {self.desired.owner}" if self.desired.owner else ""
+            fixed = f"private key kept, now mode {self.desired.mode:04o}{owner}"
+            return f"--- {self.path}\n+++ {self.path}\n+ ({fixed}, not shown)\n"
         before = (self.old or b"").decode("utf-8", "replace").splitlines(keepends=True)
         after = self.desired.content.decode("utf-8").splitlines(keepends=True)
         old_name = str(self.path) if self.old is not None else "/dev/null"
@@ -154,6 +168,24 @@ def _dkim_keys(settings: HardenSettings, layout: Layout) -> tuple[DkimKeys, froz
     return keys, frozenset(new)
 
 
+def _existing_keys(
+    settings: HardenSettings, layout: Layout, new: frozenset[tuple[str, str]]
+) -> list[DesiredFile]:
+    """The DKIM keys already there, byte for byte, with the mode and owner they must have.
+
+    A key made by hand as root (opendkim-genkey, a copy) is unreadable for OpenDKIM, which then
+    answers every outgoing message with a temporary failure; apply gives it to `opendkim`, 0600.
+    """
+    out = []
+    for domain in settings.domains:
+        for selector in settings.selectors:
+            path = str(layout.dkim_key(domain, selector))
+            pem = _read(path)
+            if (domain, selector) not in new and pem is not None:
+                out.append(DesiredFile(path, pem, 0o600, opendkim.USER, secret=True))
+    return out
+
+
 def _file_change(desired: DesiredFile) -> FileChange:
     try:
         info = Path(desired.path).stat()
@@ -200,6 +232,7 @@ def make_plan(settings: HardenSettings, layout: Layout, now: dt.datetime | None 
         raise ApplyError(str(exc)) from None
     except ListSyntaxError as exc:
         raise ApplyError(f"{layout.main_cf}: {exc}") from None
+    desired.extend(_existing_keys(settings, layout, new))
     directories = () if layout.is_system else (str(layout.queue_directory), str(layout.data_directory))
     warnings: list[str] = []
     in_service = None
@@ -490,8 +523,9 @@ def read_text(path: str) -> str | None:
 
 
 def _owner_for(change: FileChange) -> tuple[int, int] | None:
-    """An existing file keeps its owner and group (e.g. root:postfix); a new one gets the desired user."""
-    if change.old_owner is not None:
+    """An existing file keeps its owner and group (e.g. root:postfix); a new one, and a private key,
+    get the desired user (OpenDKIM runs as `opendkim` and must read its key)."""
+    if change.old_owner is not None and not (change.desired.secret and change.desired.owner):
         return change.old_owner if os.geteuid() == 0 else None
     return _owner_ids(change.desired.owner)
 

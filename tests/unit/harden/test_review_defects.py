@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pwd
 import shutil
 import stat
 from collections.abc import Sequence
@@ -120,6 +121,23 @@ def test_the_mode_and_owner_of_existing_files_are_kept(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         assert info.st_gid == 7
     assert stat.S_IMODE(Path(layout.opendkim_conf).stat().st_mode) == 0o644  # a new file: the default
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_an_existing_dkim_key_opendkim_cannot_read_is_given_to_it_byte_for_byte(tmp_path: Path) -> None:
+    # found by the lab: a key made as root left OpenDKIM failing every outgoing message with 4.7.1
+    layout = _seed(tmp_path)
+    key = Path(layout.dkim_key("example.test", "s202611"))
+    key.parent.mkdir(parents=True)
+    key.write_bytes((FIXTURES / "dkim-rsa.pem").read_bytes())
+    key.chmod(0o644)
+    plan = make_plan(make_settings(), layout)
+    assert "(private key kept, now mode 0600 and owner opendkim, not shown)" in plan.diff()
+    apply_plan(plan, runner=_passing)
+    info = key.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == pwd.getpwnam("opendkim").pw_uid
+    assert key.read_bytes() == (FIXTURES / "dkim-rsa.pem").read_bytes()
+    assert make_plan(make_settings(), layout).pending == ()
 
 
 # --- absolute paths, the legacy pair ---------------------------------------------------------------
@@ -310,8 +328,8 @@ def test_postfix_and_opendkim_read_the_merged_files_as_intended(tmp_path: Path) 
     Path(layout.opendkim_dir, "SigningTable").write_text("*@other.test mail._domainkey.other.test\n")
     if Path("/etc/opendkim.conf").exists():
         shutil.copy("/etc/opendkim.conf", layout.opendkim_conf)  # Debian's own, as installed here
-    with Path(layout.opendkim_conf).open("a") as conf:
-        conf.write("LogWhy\t\t\tyes\n")
+    with Path(layout.opendkim_conf).open("a") as handle:
+        handle.write("LogWhy\t\t\tyes\n")
     result = apply_plan(make_plan(make_settings(), layout))
     assert all(c.ok for c in result.checks), result.checks
     assert {c.name for c in result.checks if not c.skipped} >= {"postfix", "opendkim"}
