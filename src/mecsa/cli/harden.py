@@ -186,6 +186,13 @@ def apply_command(
         typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
     for note in result.notes:
         typer.echo(f"note: {note}")
+    if settings.certbot_hook:
+        layout = plan.layout
+        typer.echo(
+            f"Certbot: Postfix serves {layout.tls_deployed(settings.mx_host)}; the deploy hook"
+            f" {layout.certbot_hook(settings.mx_host)} installs a renewal only when its key"
+            " matches a published TLSA."
+        )
     if result.changed and not reload:
         typer.echo(
             "Services were not reloaded: run `postfix reload` and restart opendkim/opendmarc (or --reload)."

@@ -347,3 +347,24 @@ def test_postfix_and_opendkim_read_the_merged_files_as_intended(tmp_path: Path) 
     assert postconf("-n", "smtpd_tls_cert_file", "smtpd_tls_key_file") == ""  # the legacy pair is gone
     conf = Path(layout.opendkim_conf).read_text()
     assert "LogWhy\t\t\tyes\n" in conf
+
+
+def test_records_json_lists_every_domain_of_a_toml_with_domains(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _seed(root)
+    config = tmp_path / "h.toml"
+    config.write_text(
+        'domains = ["example.test", "second.test"]\nmx_host = "mx.example.test"\nipv4 = "127.0.0.25"\n'
+        f'cert = "{FIXTURES / "tls-cert.pem"}"\nkey = "{FIXTURES / "tls-key.pem"}"\n'
+        'postmaster = "root"\nselector = "s202611"\n'
+    )
+    assert _cli("harden", "apply", "--config", str(config), "--root", str(root))[0] == 0
+    code, out, err = _cli("harden", "records", "--config", str(config), "--root", str(root), "--json")
+    assert code == 0, err
+    import json
+
+    data = json.loads(out)
+    assert data["domain"] == "example.test"
+    (second,) = data["other_domains"]
+    names = {(r["name"], r["type"]) for r in second["records"]}
+    assert ("second.test", "MX") in names and ("s202611._domainkey.second.test", "TXT") in names
