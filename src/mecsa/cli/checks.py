@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,11 +21,19 @@ def checks_command(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="The catalogue as Markdown (docs/findings.md).")
     ] = False,
+    schema: Annotated[
+        bool,
+        typer.Option(
+            "--schema", help="The JSON schema of `assess --json`, its protocol list from the registry."
+        ),
+    ] = False,
 ) -> None:
     """List every check, the MECSA protocols it owns and the finding ids it can report."""
     from mecsa.checks.registry import CHECKS
 
-    if json_output:
+    if schema:
+        typer.echo(json.dumps(derived_schema(), indent=2, ensure_ascii=False))
+    elif json_output:
         typer.echo(json.dumps(catalogue(), indent=2, ensure_ascii=False))
     elif markdown:
         typer.echo(catalogue_markdown(), nl=False)
@@ -92,3 +100,19 @@ def catalogue_markdown() -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def derived_schema() -> dict[str, object]:
+    """The committed JSON schema with its protocol list derived from the registry.
+
+    The committed file (src/mecsa/report/assessment.schema.json) must equal this; a test checks it.
+    Regenerate with: `mecsa checks --schema > src/mecsa/report/assessment.schema.json`.
+    """
+    from importlib.resources import files
+
+    from mecsa.checks.registry import schema_lists
+
+    text = files("mecsa.report").joinpath("assessment.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    schema["$defs"]["protocol"]["enum"] = list(schema_lists()["protocols"])
+    return schema
