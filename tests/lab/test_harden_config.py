@@ -96,7 +96,7 @@ def test_mail_in_is_verified_spf_dkim_and_dmarc_over_dane(full_lab: Path) -> Non
     from mecsa.lab.mailflow import send
     from mecsa.lab.runner import load_state
 
-    delivery = send(load_state(full_lab), f"bob@{DOMAIN}")
+    delivery = send(load_state(full_lab), f"bob@{DOMAIN}")[f"bob@{DOMAIN}"]
     assert delivery.status == "sent", delivery.sender_log
     assert delivery.verified_tls
     assert delivery.results() == {"dkim": "pass", "spf": "pass", "dmarc": "pass"}
@@ -169,7 +169,8 @@ s.quit()
 def test_the_hardened_mx_is_no_open_relay(full_lab: Path) -> None:
     import sys
 
-    from mecsa.lab.runner import SENDER_NODE, load_state, run_in
+    from mecsa.lab.plan import SENDER_NODE
+    from mecsa.lab.runner import load_state, run_in
 
     state = load_state(full_lab)
     host = _host(state, DOMAIN)

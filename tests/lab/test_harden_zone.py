@@ -104,7 +104,8 @@ def _hand_over(lab: Path, ds: str, ns_address: str) -> None:
 
 
 def _dig(lab: Path, *args: str) -> str:
-    from mecsa.lab.runner import CLIENT_NODE, load_state, run_in
+    from mecsa.lab.plan import CLIENT_NODE
+    from mecsa.lab.runner import load_state, run_in
 
     done = run_in(
         load_state(lab), CLIENT_NODE, ["dig", "+time=5", "+tries=2", *args], capture=True, timeout=60
@@ -150,7 +151,8 @@ def test_a_zone_from_harden_zone_validates_under_a_parent_holding_its_ds(lab: Pa
     assert dns.dnssec.make_ds(f"{DOMAIN}.", dnskeys[0], "SHA256").digest.hex() == printed
 
     from mecsa.cli.lab import assess_argv
-    from mecsa.lab.runner import CLIENT_NODE, run_in
+    from mecsa.lab.plan import CLIENT_NODE
+    from mecsa.lab.runner import run_in
 
     argv = assess_argv(state.data, DOMAIN, ["--json", "--timeout", "5"])
     done = run_in(state, CLIENT_NODE, argv, capture=True, timeout=180)
