@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import hashlib
 import os
 import shutil
@@ -32,19 +31,46 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mecsa.certs import Tlsa, match_record, tlsa_records
 from mecsa.harden.settings import SettingsError, TlsMaterial, check_tls_pair, load_chain
 
 REFUSED = 1
 USAGE = 2
 
 
-def chain_matches(records: Sequence[Tlsa], chain: list[x509.Certificate], mx_host: str) -> Tlsa | None:
-    """The first usable record (DANE-EE by the leaf, DANE-TA by an issuer, RFC 7672 §3.1) the chain
-    satisfies; None when none does."""
-    now = dt.datetime.now(dt.UTC)
+@dataclass(frozen=True, slots=True)
+class Tlsa:
+    """One published TLSA record (RFC 6698 §2.1).
+
+    The layer table keeps `harden` beside `mecsa.certs`, so the hook carries the few lines of
+    matching it needs; it only asks "would this key still match", never judges a live chain.
+    """
+
+    usage: int
+    selector: int
+    mtype: int
+    data: bytes
+
+    def __str__(self) -> str:
+        return f"{self.usage} {self.selector} {self.mtype} {self.data.hex()}"
+
+    def matches(self, cert: x509.Certificate) -> bool:
+        if self.selector == 0:
+            content = cert.public_bytes(Encoding.DER)
+        elif self.selector == 1:
+            content = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        else:
+            return False
+        digests = {0: content, 1: hashlib.sha256(content).digest(), 2: hashlib.sha512(content).digest()}
+        return digests.get(self.mtype) == self.data
+
+
+def chain_matches(records: Sequence[Tlsa], chain: list[x509.Certificate]) -> Tlsa | None:
+    """The first record the renewed chain satisfies: DANE-EE (3) by the leaf, DANE-TA (2) by an
+    issuer in the chain (RFC 7672 §3.1; PKIX usages 0 and 1 are unusable for SMTP); else None."""
     for record in records:
-        if record.unusable_because is None and match_record(record, chain, (mx_host,), now).matched:
+        if record.usage == 3 and record.matches(chain[0]):
+            return record
+        if record.usage == 2 and any(record.matches(c) for c in chain[1:]):
             return record
     return None
 
@@ -75,7 +101,12 @@ def lookup_tlsa(mx_host: str, resolvers: Sequence[str]) -> TlsaLookup:
         answer = await Resolver(client).resolve(f"_25._tcp.{mx_host}", "TLSA")
         if answer.rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
             return TlsaLookup(error=f"{answer.rcode.value}{f' ({answer.detail})' if answer.detail else ''}")
-        return TlsaLookup(tlsa_records(answer))
+        return TlsaLookup(
+            tuple(
+                Tlsa(int(r.usage), int(r.selector), int(r.mtype), bytes(r.cert))  # type: ignore[attr-defined]
+                for r in answer.records
+            )
+        )
 
     return asyncio.run(ask())
 
@@ -152,7 +183,7 @@ def _decide(args: argparse.Namespace, tls: TlsMaterial) -> int:
         if not lookup.records:
             reason = f"no TLSA published for _25._tcp.{args.mx_host}: DANE is not in use"
         else:
-            match = chain_matches(lookup.records, list(tls.chain), args.mx_host)
+            match = chain_matches(lookup.records, list(tls.chain))
             if match is None:
                 return _refuse(args, leaf, "its new key matches none of the published TLSA records")
             reason = f"its key matches the published TLSA {str(match)[:24]}..."
