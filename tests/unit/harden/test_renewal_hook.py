@@ -111,6 +111,10 @@ def test_apply_installs_an_executable_hook_and_postfix_serves_the_deployed_copy(
     assert f"smtpd_tls_chain_files = {setup.deployed}\n" in main
     script = setup.hook.read_text()
     assert script.startswith("#!/bin/sh\n") and f"--lineage {setup.lineage} " in script
+    settings = make_settings(
+        cert=str(setup.lineage / "fullchain.pem"), key=str(setup.lineage / "privkey.pem")
+    )
+    assert make_plan(settings, setup.layout).pending == ()  # a second apply changes nothing
 
 
 def test_a_renewal_with_the_same_key_is_installed(setup: Setup, dns_with_current_and_next: str) -> None:
