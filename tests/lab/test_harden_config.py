@@ -189,3 +189,32 @@ def test_the_hardened_mx_is_no_open_relay(full_lab: Path) -> None:
         # 454 from Debian's and Postfix's default defer_unauth_destination, 554 from reject_unauth_destination
         assert code in ("454", "554") and "Relay access denied" in text, replies
     assert replies[f"bob@{DOMAIN}"][0] == "250", replies  # its own domain it does accept
+
+
+def test_the_renewal_hook_reloads_a_running_postfix(full_lab: Path, tmp_path: Path) -> None:
+    """A renewal with the key in service (`--reuse-key`): installed, and the running MX reloaded."""
+    import shutil
+    import sys
+
+    from mecsa.lab.runner import load_state, run_in
+
+    state = load_state(full_lab)
+    host = _host(state, DOMAIN)
+    root = full_lab / "hosts" / host["hostname"]
+    lineage = tmp_path / "live" / host["hostname"]
+    lineage.mkdir(parents=True)
+    shutil.copy(root / "tls/chain.pem", lineage / "fullchain.pem")
+    shutil.copy(root / "tls/key.pem", lineage / "privkey.pem")
+    deployed = tmp_path / "deployed.pem"
+    deployed.write_bytes((root / "tls/key.pem").read_bytes() + (root / "tls/chain.pem").read_bytes())
+    # as Certbot runs it on the MX itself (Postfix there listens on the MX's address)
+    argv = [
+        "env", f"RENEWED_LINEAGE={lineage}", f"RENEWED_DOMAINS={host['hostname']}",
+        sys.executable, "-m", "mecsa.harden.renewal", "--mx-host", host["hostname"],
+        "--lineage", str(lineage), "--deployed", str(deployed), "--postfix-dir", str(root / "etc/postfix"),
+    ]  # fmt: skip
+    done = run_in(state, host["node"], argv, capture=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "the same key as the certificate in service" in done.stdout
+    assert "postfix reload: done" in done.stdout
+    _wait_for(full_lab / "logs" / f"{host['hostname']}.postfix.log", r"reload -- version")

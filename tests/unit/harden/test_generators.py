@@ -68,7 +68,7 @@ def test_the_key_files_are_0600_and_owned_by_opendkim(settings: HardenSettings) 
 
 def test_main_cf_keeps_every_unmanaged_line_of_the_debian_file(settings: HardenSettings) -> None:
     main = _files(settings, DEBIAN)["/etc/postfix/main.cf"].decode()
-    managed = ("myhostname", "alias_maps", "alias_database", "mydestination", "mynetworks")
+    managed: tuple[str, ...] = ("myhostname", "alias_maps", "alias_database", "mydestination", "mynetworks")
     managed += (
         "smtpd_tls_cert_file",
         "smtpd_tls_key_file",
