@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from mecsa.cli import app
 from mecsa.harden.apply import ApplyError, Plan, apply_plan, make_plan, run_command
 from mecsa.harden.layout import Layout
+from mecsa.harden.opendkim import key_pem
 from mecsa.harden.zone import DEBIAN_SAMPLE, knot_conf, owns_conf
 from mecsa.harden.zone_apply import apply_zone, ds_records, make_zone_plan
 
-from .conftest import FIXTURES, check_golden, make_settings
+from .conftest import FIXTURES, check_golden, fixed_dkim_keys, make_settings
 
 KNOT_TOOLS = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("knotc", "kzonecheck", "keymgr")),
@@ -34,6 +35,10 @@ def _hardened(root: Path, **changes: object) -> tuple[Layout, Plan]:
     shutil.copy(FIXTURES / "debian-main.cf", root / "etc/postfix/main.cf")
     shutil.copy(FIXTURES / "debian-master.cf", root / "etc/postfix/master.cf")
     layout = Layout.under(root)
+    for (domain, selector), key in fixed_dkim_keys().items():  # fixed keys: the zone is a golden file
+        path = Path(layout.dkim_key(domain, selector))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(key_pem(key))
     settings = make_settings(next_key=str(FIXTURES / "tls-next-key.pem"), **changes)
     plan = make_plan(settings, layout)
     apply_plan(plan, runner=_passing)
@@ -65,6 +70,7 @@ def test_the_zone_holds_every_record_of_the_setup(tmp_path: Path) -> None:
         assert (owner, rtype) in have, (owner, rtype)
     tlsa = zone.get_rdataset("_25._tcp.mx.example.test.", "TLSA")
     assert tlsa is not None and len(tlsa) == 2  # the current key and the pre-published next one
+    check_golden("etc__knot__zones__example.test.zone", text)
 
 
 def test_knot_conf_signs_with_ecdsa_p256_one_key_rolled_by_policy(tmp_path: Path) -> None:
