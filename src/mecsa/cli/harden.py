@@ -99,12 +99,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group)
 
 
-def _settings(config: Path | None, **flags: Any) -> HardenSettings:
+def _settings(config: Path | None, root: Path | None = None, **flags: Any) -> HardenSettings:
     from mecsa.harden.settings import SettingsError, load_settings
 
     overrides = {name: (str(v) if isinstance(v, Path) else v) for name, v in flags.items()}
     try:
-        return load_settings(config, overrides)
+        return load_settings(config, overrides, root=root)
     except SettingsError as exc:
         usage_error(str(exc))
 
@@ -131,7 +131,7 @@ def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: A
     """Show what apply would change (a unified diff) and the DNS records to publish."""
     from mecsa.harden import unbound
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     diff = plan.diff()
     typer.echo(diff if diff else "No file would change: the setup is already in place.")
@@ -168,7 +168,7 @@ def apply_command(
     from mecsa.harden import unbound
     from mecsa.harden.apply import ApplyError, apply_plan
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     _echo_plan_notes(plan)
     try:
@@ -211,7 +211,7 @@ def records_command(
     """Print the DNS records alone: zone-file lines, or JSON with --json."""
     import json
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     if plan.new_selectors:
         missing = ", ".join(sorted(plan.new_selectors))
@@ -238,7 +238,7 @@ def dkim_rotate_command(
     from mecsa.harden.records import DEFAULT_TTL, dkim_txt
     from mecsa.harden.settings import SettingsError, parse_selector
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     try:
         chosen = parse_selector(new_selector)
         made = rotate_dkim(settings, _layout(root), chosen)
@@ -268,7 +268,7 @@ def tlsa_next_command(
     from mecsa.harden.records import tlsa_311
     from mecsa.harden.settings import SettingsError, load_tls
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, None, **flags)
     try:
         made = next_tls_key(settings, out)
         current = load_tls(settings).leaf
@@ -297,7 +297,7 @@ def zone_command(
     from mecsa.harden.apply import ApplyError
     from mecsa.harden.zone_apply import apply_zone, ds_records, make_zone_plan
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     if plan.new_selectors:
         missing = ", ".join(sorted(plan.new_selectors))

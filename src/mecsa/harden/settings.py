@@ -14,7 +14,8 @@ ipv4, ipv6               the MX's public addresses (a string or a list; at least
 cert, key (required)     PEM certificate chain (leaf first) and its private key, as Postfix will
                          read them; the key must match the leaf certificate, and the certificate
                          must be valid now. Relative paths are made absolute (against the
-                         current directory): Postfix runs elsewhere and would not find them
+                         current directory): Postfix runs elsewhere and would not find them;
+                         under a --root, a system path that exists only there is taken from it
 next_key                 PEM key (or certificate) for the next TLS key: its TLSA is pre-published
 selector                 DKIM selector; default ``s<YYYYMM>`` of today, e.g. ``s202611``
 dkim_ed25519             also sign with an Ed25519 key (selector ``<selector>-ed25519``); false
@@ -126,9 +127,15 @@ CERT_WARN_DAYS = 21  # Certbot renews at 30 days left: under 21, renewal has bee
 
 
 def load_settings(
-    config: Path | None, overrides: Mapping[str, Any] | None = None, today: dt.date | None = None
+    config: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    today: dt.date | None = None,
+    root: Path | None = None,
 ) -> HardenSettings:
-    """Read `config` (TOML), apply `overrides` (CLI flags; None values ignored) and validate."""
+    """Read `config` (TOML), apply `overrides` (CLI flags; None values ignored) and validate.
+
+    With `root` (the --root of a staged copy of the system), an absolute TLS path that exists
+    only under the root is taken from there."""
     raw: dict[str, Any] = {}
     if config is not None:
         try:
@@ -138,10 +145,12 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{config} is not valid TOML: {exc}") from None
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None and v != [] and v != ()})
-    return settings_from_mapping(raw, today)
+    return settings_from_mapping(raw, today, root)
 
 
-def settings_from_mapping(raw: Mapping[str, Any], today: dt.date | None = None) -> HardenSettings:
+def settings_from_mapping(
+    raw: Mapping[str, Any], today: dt.date | None = None, root: Path | None = None
+) -> HardenSettings:
     """Validate a flat mapping (the TOML table) into `HardenSettings`; SettingsError on the first problem."""
     unknown = sorted(set(raw) - _KNOWN)
     if unknown:
@@ -159,9 +168,9 @@ def settings_from_mapping(raw: Mapping[str, Any], today: dt.date | None = None) 
     ipv6 = tuple(_address(a, 6) for a in _strings(raw.get("ipv6", ()), "ipv6"))
     if not ipv4 and not ipv6:
         raise SettingsError("give the MX's public address: ipv4 and/or ipv6")
-    cert, key = _absolute(raw["cert"], "cert"), _absolute(raw["key"], "key")
+    cert, key = _absolute(raw["cert"], "cert", root), _absolute(raw["key"], "key", root)
     check_tls_pair(cert, key, mx_host)
-    next_key = _absolute(raw["next_key"], "next_key") if raw.get("next_key") else None
+    next_key = _absolute(raw["next_key"], "next_key", root) if raw.get("next_key") else None
     if next_key is not None:
         load_public_key(next_key)
     dmarc_rua = _email(raw.get("dmarc_rua") or f"dmarc_reports@{domain}", "dmarc_rua")
@@ -216,10 +225,17 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _absolute(value: Any, name: str) -> Path:
+def _absolute(value: Any, name: str, root: Path | None = None) -> Path:
+    """An absolute path: a relative one against the current directory (Postfix runs in its queue
+    directory and would not find `pki/x.pem`); under a staged `root`, a system path found only there."""
     # abspath, not resolve(): Certbot's live/ names are symlinks that renewal re-points, and
     # Postfix must keep reading through them
-    return Path(os.path.abspath(_string(value, name)))  # noqa: PTH100
+    path = Path(os.path.abspath(_string(value, name)))  # noqa: PTH100
+    if root is not None and not path.exists():
+        staged = Path(os.path.abspath(root)) / path.relative_to(path.anchor)  # noqa: PTH100
+        if staged.exists():
+            return staged
+    return path
 
 
 def _bool(value: Any, name: str) -> bool:

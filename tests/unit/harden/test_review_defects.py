@@ -368,3 +368,19 @@ def test_records_json_lists_every_domain_of_a_toml_with_domains(tmp_path: Path) 
     (second,) = data["other_domains"]
     names = {(r["name"], r["type"]) for r in second["records"]}
     assert ("second.test", "MX") in names and ("s202611._domainkey.second.test", "TXT") in names
+
+
+def test_under_a_staged_root_a_system_cert_path_found_only_there_is_used(tmp_path: Path) -> None:
+    root = tmp_path / "staged"
+    live = root / "etc/letsencrypt/live/mx.example.test"
+    live.mkdir(parents=True)
+    shutil.copy(FIXTURES / "tls-cert.pem", live / "fullchain.pem")
+    shutil.copy(FIXTURES / "tls-key.pem", live / "privkey.pem")
+    raw = base_settings(
+        cert="/etc/letsencrypt/live/mx.example.test/fullchain.pem",
+        key="/etc/letsencrypt/live/mx.example.test/privkey.pem",
+    )
+    settings = settings_from_mapping(raw, root=root)
+    assert settings.cert == live / "fullchain.pem" and settings.key == live / "privkey.pem"
+    with pytest.raises(SettingsError, match="cert: cannot read /etc/letsencrypt/live/"):
+        settings_from_mapping(raw)  # without the root it is the system's path, which is not there
