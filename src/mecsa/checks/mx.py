@@ -8,12 +8,14 @@ transport checks through `mecsa.observe.mx.observe_mx`, which runs once per asse
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import Rcode
-from mecsa.model import CheckResult, Finding, FindingKind, JsonValue, Status
-from mecsa.observe.mx import MxHost, MxObservation, observe_mx
+from mecsa.model import CheckResult, Finding, FindingKind, Status
+
+# MxFacts lives beside the observation it wraps, so that mecsa.fixes (below the checks) can read it.
+from mecsa.observe.mx import MxFacts as MxFacts
+from mecsa.observe.mx import MxObservation, observe_mx
 
 PROTOCOL = "mx"
 
@@ -114,39 +116,6 @@ def _evaluate_hosts(obs: MxObservation, add: Callable[[Finding], None]) -> None:
             )
         else:
             add(HOST_NO_ADDRESS(f"MX host {host.name} has no A or AAAA record", subject=host.name))
-
-
-@dataclass(frozen=True, slots=True)
-class MxFacts:
-    """The MX set as the reports and fixes read it: the hosts in preference order, with addresses."""
-
-    observation: MxObservation
-
-    @property
-    def hosts(self) -> tuple[MxHost, ...]:
-        return self.observation.hosts
-
-    def host(self, name: str) -> MxHost | None:
-        return next((h for h in self.observation.hosts if h.name == name), None)
-
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        """Every MX host's addresses, in MX order, without repeats."""
-        return tuple(dict.fromkeys(a for h in self.observation.hosts for a in h.addresses))
-
-    def to_json(self) -> dict[str, JsonValue]:
-        obs = self.observation
-        return {"hosts": [_host_json(h) for h in obs.hosts], "null_mx": obs.null_mx, "implicit": obs.implicit}
-
-
-def _host_json(host: MxHost) -> dict[str, JsonValue]:
-    return {
-        "name": host.name,
-        "preference": host.preference,
-        "addresses": list(host.addresses),
-        "cname_chain": list(host.cname_chain),
-        "dnssec": {"A": host.a.dnssec.value, "AAAA": host.aaaa.dnssec.value},
-    }
 
 
 CHECK = CheckSpec(
