@@ -1,4 +1,4 @@
-"""Golden files for the terminal, JSON and HTML reports of fixed assessments.
+"""Golden files for the terminal, JSON and HTML reports of real assessments (see samples.py).
 
 Regenerate after a deliberate change with `MECSA_UPDATE_GOLDEN=1 pytest tests/unit/report`, then
 read the diff before committing it.
@@ -18,7 +18,7 @@ from mecsa.report.html import render_html
 from mecsa.report.json import assessment_to_json, render_json
 from mecsa.report.text import render_text
 from mecsa.scoring import score_assessment
-from tests.unit.report.samples import SAMPLES, TODAY, hardened, hostile, neglected
+from tests.unit.report.samples import SAMPLES, TODAY, hardened, hostile, neglected, normalise
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MECSA_UPDATE_GOLDEN") == "1"
@@ -39,12 +39,12 @@ CASES = [
 
 @pytest.mark.parametrize(("sample", "profile", "ext"), CASES)
 def test_output_matches_golden_file(sample: str, profile: str, ext: str) -> None:
-    rendered = RENDERERS[ext](SAMPLES[sample](), profile)
+    rendered = normalise(RENDERERS[ext](SAMPLES[sample](), profile))
     path = GOLDEN / f"{sample}.{profile}.{ext}"
     if UPDATE:
-        path.write_text(rendered, encoding="utf-8")
+        path.write_bytes(rendered.encode("utf-8"))  # bytes: a hostile \r must survive the round trip
     assert path.exists(), f"missing golden file {path.name}: run with MECSA_UPDATE_GOLDEN=1"
-    assert rendered == path.read_text(encoding="utf-8")
+    assert rendered == path.read_bytes().decode("utf-8")
 
 
 def test_json_keeps_the_contract_and_adds_profile_and_scores() -> None:
