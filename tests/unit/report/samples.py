@@ -199,7 +199,8 @@ async def _neglected() -> Assessment:
 async def _hostile_smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """An MX host that puts markup and terminal controls in its banner and EHLO lines."""
     banner = f"220 {HOSTILE_SCRIPT}{ESC_CLEAR} ESMTP {BIDI}gnitset\r\n"
-    ehlo = f"250-evil.test {HOSTILE_IMG}\r\n250-X-{OSC_TITLE}{ESC_CLEAR}\r\n250 SIZE 1000\r\n"
+    # the first EHLO line is only a greeting (RFC 5321 §4.1.1.1); the extension lines are kept
+    ehlo = f"250-evil.test\r\n250-X-{HOSTILE_IMG}\r\n250-X-{OSC_TITLE}{ESC_CLEAR}\r\n250 SIZE 1000\r\n"
     with contextlib.suppress(ConnectionError, OSError):
         writer.write(banner.encode())
         while line := await reader.readline():
