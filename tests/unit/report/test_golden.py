@@ -156,10 +156,8 @@ def test_html_is_self_contained_and_escapes_everything() -> None:
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page
     assert "<img" not in page
     # the SMTP banner and EHLO lines reached the folded details, as text
-    assert (
-        "<td>&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;\x1b[2J ESMTP \u202egnitset</td>"
-        in page
-    )
+    (banner,) = [line for line in page.splitlines() if "smtp.banner.lines</th>" in line]
+    assert "<td>&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in banner
     assert "<td>X-&lt;img src=x onerror=&#34;document.title=&#39;pwned-img&#39;&#34;&gt;, X-" in page
     assert page.count("<script") == 1
     for external in ('src="http', "src='http", 'href="http', "<link", "@import", "url("):
