@@ -72,10 +72,13 @@ class FixContext:
         return self.mx_hosts or (f"mail.{self.domain}",)
 
     def hosts(self) -> tuple[str, ...]:
-        """The MX host the finding is about, or every MX host."""
-        subject = self.finding.subject
-        if subject and subject in self.mx_hosts:
-            return (subject,)
+        """The MX host the finding is about, or every MX host.
+
+        A per-MX finding's subject is the host name; a per-address one's is "HOST ADDRESS".
+        """
+        host = (self.finding.subject or "").partition(" ")[0]
+        if host and host in self.mx_hosts:
+            return (host,)
         return self.mx_or_default
 
     def found(self, prefix: str) -> str | None:
