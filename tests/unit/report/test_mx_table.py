@@ -32,6 +32,7 @@ async def _build() -> Assessment:
             context.minimum_version = ssl.TLSVersion.TLSv1
             context.maximum_version = ssl.TLSVersion.TLSv1_2
         await lab.smtp.add_smtpd("127.0.0.10", context)  # nothing listens at 127.0.0.11
+        not_presented = lab.leaf("other.t.test", MX_KEY_SEED)  # the server presents another key
         policy = b"version: STSv1\r\nmode: enforce\r\nmx: *.t.test\r\nmax_age: 604800\r\n"
         await lab.policy_host("127.0.0.12", "mta-sts.t.test", policy)
         zone = HEAD + "\n".join(
@@ -40,7 +41,7 @@ async def _build() -> Assessment:
                 "mx1 IN A 127.0.0.10",
                 "mx1 IN A 127.0.0.11",
                 "mta-sts IN A 127.0.0.12",
-                f"_{lab.smtp.port}._tcp.mx1 IN TLSA 3 1 1 {lab.leaf('other.t.test', MX_KEY_SEED).spki_sha256()}",
+                f"_{lab.smtp.port}._tcp.mx1 IN TLSA 3 1 1 {not_presented.spki_sha256()}",
                 '_mta-sts IN TXT "v=STSv1; id=1;"',
                 "",
             )
