@@ -13,9 +13,12 @@ from mecsa.report.view import build_view
 from tests.unit.report.samples import HOSTILE_IMG, HOSTILE_SCRIPT, TODAY, hostile, neglected
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed"
+    ),
+    pytest.mark.slow,
+]
 
 
 def _chromium(profile_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
