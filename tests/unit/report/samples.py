@@ -21,9 +21,10 @@ import datetime as dt
 import functools
 import re
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -128,9 +129,8 @@ class SampleLab:
             https_port=self.https_port,
         )
         found = await assess(domain, client, options)
-        VOLATILE[str(self.directory)] = "<tmp>"
         ports = {server.port: "<dns-port>", self.smtp.port: "<smtp-port>", self.https_port: "<https-port>"}
-        VOLATILE.update({str(port): shown for port, shown in ports.items() if port})
+        VOLATILE[domain] = {str(self.directory): "<tmp>"} | {str(p): shown for p, shown in ports.items() if p}
         resolver = {**found.resolver, "nameservers": [RESOLVER_SHOWN], "queries": 0}
         return replace(found, resolver=resolver, duration_s=1.25)
 
@@ -242,8 +242,9 @@ async def _hostile() -> Assessment:
         return await lab.assess("evil.test", zone, secure=True, selectors=(DKIM_SELECTOR,))
 
 
-# Real value -> placeholder, filled in as samples are built (ports, the CA file's directory).
-VOLATILE: dict[str, str] = {}
+# Per sample (by domain): real value -> placeholder, filled in as it is built (ports, the CA file's
+# directory).
+VOLATILE: dict[str, dict[str, str]] = {}
 
 # What changes from run to run although the sample does not, in the order they are replaced.
 _PATTERNS = (
@@ -254,24 +255,24 @@ _PATTERNS = (
 )
 
 
-def normalise(text: str) -> str:
-    """The rendered `text` with the values that change between runs replaced by <placeholders>.
+def normalise(text: str, sample: Assessment) -> str:
+    """The rendered `text` of `sample` with the values that change between runs as <placeholders>.
 
     Known values (ephemeral ports, the temporary directory) are replaced where they stand as whole
     words; then timestamps (certificate dates, check times), certificate serials and session times.
     Everything else in the goldens is what the real run produced.
     """
-    for real, shown in sorted(VOLATILE.items(), key=lambda kv: -len(kv[0])):
+    for real, shown in sorted(VOLATILE[sample.domain].items(), key=lambda kv: -len(kv[0])):
         text = re.sub(rf"(?<![0-9A-Za-z.]){re.escape(real)}(?![0-9A-Za-z])", shown, text)
     for pattern, shown in _PATTERNS:
         text = pattern.sub(shown, text)
     return text
 
 
-def run_sample(build: Callable[[], Awaitable[Assessment]]) -> Assessment:
-    # In a thread of its own, so a sample can be built from inside a running event loop too.
+def run_sample(build: Callable[[], Coroutine[Any, Any, Assessment]]) -> Assessment:
+    """Build a sample on an event loop of its own (in a thread, so a running loop does not matter)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, build()).result()  # type: ignore[arg-type]
+        return pool.submit(lambda: asyncio.run(build())).result()
 
 
 @functools.cache

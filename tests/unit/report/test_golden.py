@@ -51,7 +51,8 @@ CASES = [
 
 @pytest.mark.parametrize(("sample", "profile", "ext"), CASES)
 def test_output_matches_golden_file(sample: str, profile: str, ext: str) -> None:
-    rendered = normalise(RENDERERS[ext](SAMPLES[sample](), profile))
+    assessment = SAMPLES[sample]()
+    rendered = normalise(RENDERERS[ext](assessment, profile), assessment)
     path = GOLDEN / f"{sample}.{profile}.{ext}"
     if UPDATE:
         path.write_bytes(rendered.encode("utf-8"))  # bytes: a hostile \r must survive the round trip

@@ -94,7 +94,7 @@ def test_text_is_compact_and_states_the_share_once() -> None:
 
 
 def test_html_folds_the_full_detail_under_the_compact_table() -> None:
-    page = normalise(render_html(_assessment(), today=TODAY))
+    page = normalise(render_html(_assessment(), today=TODAY), _assessment())
     table, folded = page.split("<summary>All details</summary>")
     assert "<td>name_mismatch, expired; cn.t.test; -11 days left</td>" in table
     assert "<td>offered; TLSv1.2; ECDHE-ECDSA-AES128-SHA</td>" in table
