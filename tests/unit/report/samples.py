@@ -6,10 +6,13 @@ aiosmtpd without STARTTLS, or a raw server that says hostile things) and, for MT
 HTTPS policy host; then it runs `mecsa.assess.assess` on it, as `mecsa assess` would.
 
 What cannot be fixed in advance (ephemeral ports, the temporary directory of the CA file, dates of
-certificates made today, serial numbers, signatures) stays real in the `Assessment`; `normalise` below
-replaces it in the rendered text, so that the golden files are stable. What can be pinned is pinned:
-the duration and the resolver's description (`dataclasses.replace`), and the server keys (derived from
-fixed numbers, so their TLSA digests are the same in every run).
+certificates made today, their serial numbers, session times) stays real in the `Assessment`;
+`normalise` below replaces it in the rendered text, so that the golden files are stable. What can be
+pinned is pinned, so the goldens show real values there: the duration and the resolver's description
+(`dataclasses.replace`); the server keys, derived from fixed numbers, so their TLSA digests are the
+same in every run; the DKIM key (the demo's fixed public key) and its dated selector (s202611); the
+days left (a leaf is made one day before the run, valid 90 days); and the date the fixes are written
+for (`TODAY`).
 """
 
 from __future__ import annotations
