@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mecsa.checks.registry import finding_kinds
 from mecsa.model import Assessment
 from mecsa.report.html import render_html
 from mecsa.report.json import assessment_to_json, render_json
@@ -164,3 +165,11 @@ def test_html_is_self_contained_and_escapes_everything() -> None:
     for external in ('src="http', "src='http", 'href="http', "<link", "@import", "url("):
         assert external not in page
     assert "<svg" in page and "<details" in page and 'class="copy"' in page
+
+
+def test_the_samples_emit_only_declared_findings() -> None:
+    # Real runs, so the catalogue is checked against what the checks emit here too (36 kinds).
+    declared = {(k.id, k.status, k.protocol, k.remedy) for k in finding_kinds()}
+    emitted = {(f.id, f.status, f.protocol, f.remediation) for s in SAMPLES.values() for f in s().findings}
+    assert len(emitted) > 30
+    assert emitted - declared == set()
