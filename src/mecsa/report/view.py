@@ -17,7 +17,6 @@ from typing import Any
 
 from mecsa.checks.dane import AddressDane, DaneFacts
 from mecsa.checks.mta_sts import MtaStsVerdictFacts
-from mecsa.checks.mx import MxFacts
 from mecsa.checks.registry import remedies
 from mecsa.checks.starttls import AddressTls, StarttlsFacts
 from mecsa.checks.x509 import AddressCertificate, X509Facts
@@ -31,6 +30,7 @@ from mecsa.model import (
     Status,
     VerdictStatus,
 )
+from mecsa.observe.mx import MxFacts
 from mecsa.scoring import AREA_TITLES, AREAS, Profile, Score, load_profile, score_assessment, stars
 
 HOST_LIST_KEYS = ("hosts", "mx")
