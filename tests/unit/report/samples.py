@@ -119,8 +119,11 @@ class SampleLab:
         faults: Mapping[str, Fault] | None = None,
     ) -> Assessment:
         """Serve `zone` (signed, on a validating resolver, when `secure`) and assess `domain` through it."""
-        signed = [f"{domain}."] if secure else []
-        data = ZoneData.from_texts({f"{domain}.": zone}, secure=signed, validating=secure, faults=faults)
+        # The TLD zone answers as a real one would (NXDOMAIN for _dmarc.test: the DMARC tree walk
+        # asks it), rather than the server's REFUSED for names outside its zones.
+        zones = {f"{domain}.": zone, "test.": HEAD}
+        signed = list(zones) if secure else []
+        data = ZoneData.from_texts(zones, secure=signed, validating=secure, faults=faults)
         server = await ZoneServer(data).start()
         self.stack.push_async_callback(server.stop)
         client = DnsClient([Nameserver("127.0.0.1", server.port)], timeout=1.0, attempts=2)
