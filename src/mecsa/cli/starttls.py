@@ -143,6 +143,7 @@ def render_results(host: str, port: int, results: tuple[CheckResult, ...]) -> st
     from mecsa.checks.dane import DaneFacts
     from mecsa.checks.starttls import StarttlsFacts
     from mecsa.checks.x509 import X509Facts
+    from mecsa.report.text import clean
 
     lines = [f"{host} port {port}"]
     tls = _facts(results, StarttlsFacts)
@@ -159,7 +160,9 @@ def render_results(host: str, port: int, results: tuple[CheckResult, ...]) -> st
     lines += [f"  [{f.status.value}] {f.message}" for r in results for f in r.findings]
     lines.append("verdicts:")
     lines += [f"  {v.protocol}: {v.status.value}: {v.reason}" for r in results for v in r.verdicts]
-    return "\n".join(lines)
+    # Banners, EHLO lines, certificate names and messages quoting them come from the server:
+    # control and bidi characters are shown escaped, never sent to the terminal.
+    return "\n".join(clean(line) for line in lines)
 
 
 def _facts(results: tuple[CheckResult, ...], kind: type[FactsT]) -> FactsT | None:

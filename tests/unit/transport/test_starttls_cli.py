@@ -95,6 +95,31 @@ async def test_probe_server_by_name_shows_every_address_from_the_typed_facts(
     )
 
 
+async def _hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write("220 mx\x1b[2J ESMTP \u202eevil\r\n".encode())
+    while line := await reader.readline():
+        if line.upper().startswith(b"EHLO"):
+            writer.write(b"250-mx.example.test\r\n250 X-\x1b]0;pwned\x07\r\n")
+        elif line.upper().startswith(b"QUIT"):
+            writer.write(b"221 bye\r\n")
+            await writer.drain()
+            break
+        await writer.drain()
+    writer.close()
+
+
+async def test_server_text_is_escaped_before_the_terminal(
+    serve_zones: ServeZones, servers: LoopbackServers, ca_file: str
+) -> None:
+    await servers.add_raw("127.0.0.2", _hostile)
+    client = await serve_zones({"example.test.": HEAD})
+    options = AssessOptions(smtp_port=servers.port, smtp_timeout=0.5, ca_file=ca_file, tls_versions=False)
+    text = render_results("127.0.0.2", servers.port, await probe_server("127.0.0.2", client, options))
+    assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+    assert "    banner: 220 mx\\x1b[2J ESMTP \\u202eevil" in text.splitlines()
+    assert "    EHLO: X-\\x1b]0;pwned\\x07" in text.splitlines()
+
+
 async def test_cli_subprocess_prints_json(
     serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
 ) -> None:
