@@ -31,43 +31,19 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from mecsa.certs import Tlsa
 from mecsa.harden.settings import SettingsError, TlsMaterial, check_tls_pair, load_chain
 
 REFUSED = 1
 USAGE = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Tlsa:
-    """One published TLSA record (RFC 6698 §2.1).
-
-    The layer table keeps `harden` beside `mecsa.certs`, so the hook carries the few lines of
-    matching it needs; it only asks "would this key still match", never judges a live chain.
-    """
-
-    usage: int
-    selector: int
-    mtype: int
-    data: bytes
-
-    def __str__(self) -> str:
-        return f"{self.usage} {self.selector} {self.mtype} {self.data.hex()}"
-
-    def matches(self, cert: x509.Certificate) -> bool:
-        if self.selector == 0:
-            content = cert.public_bytes(Encoding.DER)
-        elif self.selector == 1:
-            content = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        else:
-            return False
-        digests = {0: content, 1: hashlib.sha256(content).digest(), 2: hashlib.sha512(content).digest()}
-        return digests.get(self.mtype) == self.data
-
-
 def chain_matches(records: Sequence[Tlsa], chain: list[x509.Certificate]) -> Tlsa | None:
     """The first record the renewed chain satisfies: DANE-EE (3) by the leaf, DANE-TA (2) by an
     issuer in the chain (RFC 7672 §3.1; PKIX usages 0 and 1 are unusable for SMTP); else None."""
     for record in records:
+        if record.unusable_because is not None:  # an unknown selector or matching type never matches
+            continue
         if record.usage == 3 and record.matches(chain[0]):
             return record
         if record.usage == 2 and any(record.matches(c) for c in chain[1:]):
