@@ -32,6 +32,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, AnyStr
@@ -41,6 +42,7 @@ from aiosmtpd.smtp import SMTP
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
 from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
+from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt, ConnectionLog
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
 from mecsa.observe.dmarc import DiscoveryMethod
@@ -71,6 +73,8 @@ class ReceiverSettings:
     analyse: bool = True
     assess_sender: bool = True
     max_analyses: int = 8
+    # record every connection (peer, EHLO, STARTTLS, SNI, verbs): the trap's positive evidence
+    record_connections: bool = True
     # how DMARC finds policies and organisational domains: RFC 9989 tree walk or RFC 7489 PSL
     dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
     assess_options: AssessOptions = field(default_factory=AssessOptions)
@@ -86,19 +90,36 @@ class _Refuse(asyncio.Protocol):
 
 
 class _BoundedSMTP(SMTP):
-    """aiosmtpd's SMTP with a whole-session deadline, a close callback, and enhanced 552 codes."""
+    """aiosmtpd's SMTP with a whole-session deadline, a close callback, enhanced 552 codes, and a
+    log of the connection (`mecsa.mailmode.connections`): the verbs, STARTTLS, the SNI, the
+    recipients, whether mail was delivered."""
 
-    def __init__(self, handler: Any, on_close: Callable[[], None], session_timeout: float, **kw: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        on_close: Callable[[ConnectionLog | None], None],
+        session_timeout: float,
+        sni: Callable[[Any], str | None],
+        **kw: Any,
+    ) -> None:
         super().__init__(handler, **kw)
         self._on_close = on_close
         self._session_timeout = session_timeout
         self._deadline: asyncio.TimerHandle | None = None
+        self._sni_of = sni
+        self.log: ConnectionLog | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self._deadline is None  # STARTTLS calls this again with the TLS transport
         super().connection_made(transport)
         if first:
             self._deadline = self.loop.call_later(self._session_timeout, self._expire)
+            peer = transport.get_extra_info("peername") or ("", 0)
+            local = transport.get_extra_info("sockname") or ("", 0)
+            self.log = ConnectionLog(str(peer[0]), str(local[0]))
+        elif self.log is not None and self.session is not None:
+            tls = _tls_info(self.session)
+            self.log.tls_version = tls.version if tls else None
 
     def _expire(self) -> None:
         if self.transport is not None:
@@ -107,16 +128,61 @@ class _BoundedSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        if self.log is not None and self.log.starttls and self.log.sni is None:
+            # the handshake may have ended in an alert: the SNI was still seen by the callback
+            self.log.sni = self._sni_of(getattr(self._tls_protocol, "_sslobj", None))
         try:
             super().connection_lost(error)
         finally:
-            self._on_close()
+            self._on_close(self.log)
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
             await super().push(_REPLY_REWRITES.get(status, status))
         else:
             await super().push(status)
+
+    def _verb(self, verb: str) -> None:
+        if self.log is not None:
+            self.log.command(verb)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._verb("HELO")
+        if self.log is not None:
+            self.log.ehlo = hostname[:255]
+        await super().smtp_HELO(hostname)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._verb("EHLO")
+        if self.log is not None:
+            self.log.ehlo = hostname[:255]
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        self._verb("STARTTLS")
+        if self.log is not None:
+            self.log.starttls = True
+        await super().smtp_STARTTLS(arg)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._verb("MAIL")
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        self._verb("RCPT")
+        await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._verb("DATA")
+        await super().smtp_DATA(arg)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        self._verb("RSET")
+        await super().smtp_RSET(arg)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self._verb("QUIT")
+        await super().smtp_QUIT(arg)
 
 
 def _tls_info(session: Any) -> TlsInfo | None:
@@ -147,6 +213,10 @@ class Receiver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_analyses)
         self._assessed: set[tuple[str, str]] = set()
+        # SNI per TLS object, filled by the context's sni_callback (the names senders asked for)
+        self._sni: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        if tls_context is not None:
+            tls_context.sni_callback = self._remember_sni
 
     @property
     def port(self) -> int:
@@ -163,6 +233,7 @@ class Receiver:
             self,
             self._closed,
             s.session_timeout,
+            self._sni_of,
             data_size_limit=s.max_size,
             hostname=s.banner_name or f"mx.{s.domain}",
             ident="mecsa mail-mode receiver",
@@ -170,8 +241,32 @@ class Receiver:
             timeout=s.idle_timeout,
         )
 
-    def _closed(self) -> None:
+    def _closed(self, log: ConnectionLog | None) -> None:
         self.active -= 1
+        if log is None or not self.settings.record_connections:
+            return
+        attempt = log.close()
+        task = asyncio.ensure_future(self._store_connection(attempt))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _store_connection(self, attempt: ConnectionAttempt) -> None:
+        try:
+            await self.store.add(CONNECTIONS_TOKEN, "connection", attempt.to_json())
+        except Exception:  # a lost connection record weakens evidence; it must not stop the receiver
+            log.exception("could not store a connection record")
+
+    def _remember_sni(self, ssl_object: Any, server_name: str | None, context: Any) -> None:
+        if server_name:
+            self._sni[ssl_object] = server_name.lower()
+
+    def _sni_of(self, ssl_object: Any) -> str | None:
+        if ssl_object is None:
+            return None
+        try:
+            return self._sni.get(ssl_object)
+        except TypeError:  # not weak-referenceable
+            return None
 
     async def start(self) -> Receiver:
         loop = asyncio.get_running_loop()
@@ -207,6 +302,8 @@ class Receiver:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        if isinstance(server, _BoundedSMTP) and server.log is not None:
+            server.log.recipients.append(recipient.address)
         return "250 2.1.5 Recipient ok"
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
@@ -239,6 +336,8 @@ class Receiver:
             task = asyncio.ensure_future(self._process(tokens, ids, raw, connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if isinstance(server, _BoundedSMTP) and server.log is not None:
+            server.log.delivered = True
         return f"250 2.0.0 Stored for report {' '.join(tokens)}"
 
     # --- after the 250 ---------------------------------------------------------------------------

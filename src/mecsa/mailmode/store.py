@@ -134,5 +134,8 @@ def _count(db: sqlite3.Connection, kind: str | None) -> int:
 
 
 def _tokens(db: sqlite3.Connection) -> list[str]:
-    rows = db.execute("SELECT token FROM entries GROUP BY token ORDER BY MAX(id) DESC")
+    # the connection log's key is not a report token (mecsa.mailmode.connections)
+    rows = db.execute(
+        "SELECT token FROM entries WHERE token != '-connections-' GROUP BY token ORDER BY MAX(id) DESC"
+    )
     return [r[0] for r in rows]
