@@ -15,10 +15,13 @@ provider deliver to all three:
 Verdicts, per trap, with their evidence:
 
 - mail for the trap arrived (at any time) -> "does not enforce";
-- the control arrived, the reply was addressed to the trap, and the trap stayed empty for the
-  whole window after the control's arrival -> "enforces" (an enforcing sender keeps deferring);
-- otherwise -> "unknown yet" (no control yet, the window is still open, or the reply did not
-  name the trap, so the sender was never asked to deliver there).
+- DANE: the control arrived, the reply named the trap, and the receiver's connection log shows
+  the sender at the trap's MX starting TLS and quitting without MAIL -> "enforces" (positive
+  evidence: it saw the certificate and refused it), at once, without waiting for the window;
+- MTA-STS: the trap stayed empty for the whole window after the control's arrival, and the
+  sender never connected to the trap's MX -> "enforces" (an enforcing sender never connects);
+- otherwise -> "unknown yet" (no control yet, the window is still open, the reply did not name
+  the trap, or the trap stayed empty without the evidence above), with what is still pending.
 
 The lab provides the real servers; this module provides the zone records and the judgement.
 """
@@ -43,6 +46,7 @@ from mecsa.harden.records import (
     tlsa_311,
 )
 from mecsa.mailmode.addresses import DANE_TRAP_LABEL, STS_TRAP_LABEL, AddressKind
+from mecsa.mailmode.connections import ConnectionAttempt, aimed_at
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -94,12 +98,16 @@ class Arrival:
 
 @dataclass(frozen=True, slots=True)
 class EnforcementResult:
-    """The verdict on one trap, its human label, and the evidence behind it."""
+    """The verdict on one trap, its human label, the evidence behind it, and the window's state:
+    how long it has been open and what is still pending."""
 
     trap: Trap
     verdict: Enforcement
     reason: str
     evidence: tuple[str, ...] = ()
+    elapsed: dt.timedelta | None = None  # since the control arrived
+    window: dt.timedelta | None = None
+    pending: str | None = None
 
     @property
     def label(self) -> str:
@@ -117,13 +125,33 @@ class EnforcementResult:
             "label": self.label,
             "reason": self.reason,
             "evidence": list(self.evidence),
+            "elapsed_minutes": round(self.elapsed.total_seconds() / 60, 1) if self.elapsed else None,
+            "window_minutes": round(self.window.total_seconds() / 60, 1) if self.window else None,
+            "pending": self.pending,
         }
 
 
+def trap_host(trap: Trap, domain: str) -> str:
+    """The trap's MX host name under test domain `domain`."""
+    return f"mx.{trap.label}.{domain}"
+
+
 def judge(
-    trap: Trap, arrivals: Sequence[Arrival], now: dt.datetime, window: dt.timedelta
+    trap: Trap,
+    arrivals: Sequence[Arrival],
+    now: dt.datetime,
+    window: dt.timedelta,
+    connections: Sequence[ConnectionAttempt] = (),
+    trap_addresses: frozenset[str] = frozenset(),
 ) -> EnforcementResult:
-    """The verdict on one trap from every arrival of one token (pure)."""
+    """The verdict on one trap from every arrival of one token and the receiver's connection log (pure).
+
+    DANE: "enforces" needs positive evidence, a connection from the sender to the trap's MX that
+    started TLS (so the sender saw the trap's certificate) and ended without a MAIL command (RFC
+    7672 §2.2: an unauthenticated server gets no mail). Absence alone could be any failure.
+    MTA-STS: an enforcing sender never connects to an MX its policy excludes (RFC 8461 §4.1), so
+    absence over the window, with no connection to the trap's MX, is the evidence.
+    """
     caught = [a for a in arrivals if a.kind is trap.kind]
     if caught:
         evidence = tuple(a.describe() for a in caught)
@@ -136,26 +164,59 @@ def judge(
     controls = sorted((a for a in arrivals if a.kind is AddressKind.CONTROL), key=lambda a: a.received_at)
     if not controls:
         why = "no mail from the sender has reached the control address yet"
-        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why)
+        return EnforcementResult(
+            trap, Enforcement.UNKNOWN_YET, why, pending="the reply to the control address"
+        )
     asked = [c for c in controls if any(_is_trap_address(r, trap) for r in c.header_recipients)]
     if not asked:
         why = f"the mail that arrived did not name the {trap.protocol_name} trap: the sender was never asked"
         return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, tuple(c.describe() for c in controls))
     first = asked[0]
     ends = first.received_at + window
-    evidence = (
-        f"control: {first.describe()}",
-        f"trap addressed in To/Cc; nothing arrived by {now:%H:%M:%S}Z",
-    )
+    elapsed = max(now - first.received_at, dt.timedelta(0))
+    host = trap_host(trap, first.recipient.rpartition("@")[2].lower())
+    peers = {c.peer_ip for c in controls}
+    tried = [
+        c
+        for c in connections
+        if c.peer_ip in peers
+        and aimed_at(c, host, trap_addresses)
+        and c.started_at >= first.received_at - window
+    ]
+    control = f"control: {first.describe()}"
+    attempts = tuple(c.describe() for c in tried)
+    aborted = [c for c in tried if c.aborted_after_tls]
+    if trap is Trap.DANE and aborted:
+        why = (
+            f"the sender connected to the DANE trap's MX {host}, started TLS, saw a certificate that "
+            "matches none of its TLSA records, and quit without sending: it enforces DANE"
+        )
+        return EnforcementResult(trap, Enforcement.ENFORCES, why, (control, *attempts), elapsed, window)
+    base = (control, *attempts, f"trap addressed in To/Cc; nothing arrived by {now:%H:%M:%S}Z")
     if now < ends:
         why = f"waiting: the control arrived; the trap stays open until {ends:%Y-%m-%d %H:%M:%S}Z"
-        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, evidence)
+        pending = (
+            f"{trap.protocol_name} trap: {int((ends - now).total_seconds() // 60)} min of the window left"
+        )
+        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, base, elapsed, window, pending)
     minutes = int(window.total_seconds() // 60)
+    if trap is Trap.DANE:
+        why = (
+            f"no mail in {minutes} min, but no connection that aborted after TLS either: the sender may "
+            "enforce DANE or may have failed for another reason (it was not seen at the trap's MX)"
+        )
+        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, base, elapsed, window)
+    if tried:
+        why = (
+            f"the sender connected to the MTA-STS trap's MX {host} although its policy excludes it, "
+            "and delivered nothing: a failure for another reason, not MTA-STS enforcement"
+        )
+        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, base, elapsed, window)
     why = (
-        f"the control arrived and the {trap.protocol_name} trap received nothing in {minutes} min: "
-        f"the sender refuses to deliver where {trap.protocol_name} cannot be satisfied"
+        f"the control arrived and the MTA-STS trap received nothing in {minutes} min, and the sender "
+        f"never connected to its MX {host}: it refuses an MX that the policy does not list"
     )
-    return EnforcementResult(trap, Enforcement.ENFORCES, why, evidence)
+    return EnforcementResult(trap, Enforcement.ENFORCES, why, base, elapsed, window)
 
 
 def _is_trap_address(address: str, trap: Trap) -> bool:

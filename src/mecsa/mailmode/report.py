@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mecsa.mailmode.addresses import AddressKind
+from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt
 from mecsa.mailmode.enforcement import DEFAULT_WINDOW, Trap, arrivals_from_deliveries, judge
+from mecsa.mailmode.grade import facts_from_report, provider_grade
 from mecsa.mailmode.store import MailStore, StoredEntry
 
 REPORT_VERSION = 1
@@ -21,9 +23,16 @@ _GRADED_KINDS = frozenset({AddressKind.CONTROL.value, AddressKind.FIXED.value})
 
 
 def build_report(
-    token: str, entries: Sequence[StoredEntry], now: dt.datetime, window: dt.timedelta = DEFAULT_WINDOW
+    token: str,
+    entries: Sequence[StoredEntry],
+    now: dt.datetime,
+    window: dt.timedelta = DEFAULT_WINDOW,
+    connections: Sequence[ConnectionAttempt] = (),
 ) -> dict[str, Any]:
-    """The report of `token` as JSON-able data (pure: `now` decides the enforcement windows)."""
+    """The report of `token` as JSON-able data (pure: `now` decides the enforcement windows).
+
+    `connections`: the receiver's connection log (the DANE trap's positive evidence).
+    """
     deliveries = [e for e in entries if e.kind == "delivery"]
     analyses = {e.data["delivery"]: e.data for e in entries if e.kind == "analysis"}
     messages = []
@@ -44,11 +53,12 @@ def build_report(
         if m["outbound"] and any(r["kind"] in _GRADED_KINDS for r in m.get("recipients", []))
     ]
     arrivals = arrivals_from_deliveries(d.data for d in deliveries)
-    enforcement = [judge(trap, arrivals, now, window).to_json() for trap in Trap]
+    enforcement = [judge(trap, arrivals, now, window, connections).to_json() for trap in Trap]
     last = {
         kind: next((e.data for e in reversed(entries) if e.kind == kind), None)
         for kind in ("probe", "assessment")
     }
+    provider = _provider(last["probe"], last["assessment"], graded, enforcement)
     return {
         "report_version": REPORT_VERSION,
         "token": token,
@@ -60,7 +70,31 @@ def build_report(
         "messages": messages,
         "sender_assessment": last["assessment"],
         "errors": [e.data for e in entries if e.kind == "error"],
+        "provider": provider,
     }
+
+
+def _provider(
+    probe: dict[str, Any] | None,
+    assessment: dict[str, Any] | None,
+    graded: Sequence[dict[str, Any]],
+    enforcement: Sequence[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The provider grade, once there is a domain to grade (from the probe or a message)."""
+    domain = (assessment or {}).get("domain")
+    if domain is None and probe:
+        domain = str(probe["recipient"]).rpartition("@")[2].lower()
+    if domain is None and graded:
+        domain = graded[0]["outbound"]["domain"]
+    if not domain:
+        return None
+    analyses = [(m["id"], m["analysis"]) for m in graded if m.get("analysis")]
+    facts = facts_from_report(domain, (assessment or {}).get("assessment"), analyses, enforcement)
+    grade = provider_grade(facts)
+    grade["assessed"] = assessment is not None
+    if assessment is None:
+        grade["note"] = f"{domain} has not been assessed in domain mode yet: the inbound side is empty"
+    return grade
 
 
 async def load_report(
@@ -70,7 +104,8 @@ async def load_report(
     entries = await store.entries(token)
     if not entries:
         return None
-    return build_report(token, entries, now or dt.datetime.now(dt.UTC), window)
+    log = [ConnectionAttempt.from_json(e.data) for e in await store.entries(CONNECTIONS_TOKEN)]
+    return build_report(token, entries, now or dt.datetime.now(dt.UTC), window, log)
 
 
 def render_text(report: dict[str, Any]) -> str:
