@@ -34,14 +34,20 @@ import logging
 import ssl
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
-from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
+from mecsa.mailmode.analysis import (
+    Connection,
+    MessageAnalysis,
+    TlsInfo,
+    analyse_message,
+    header_recipients,
+)
 from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt, ConnectionLog
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
@@ -367,9 +373,11 @@ class Receiver:
         for token, delivery in zip(tokens, ids, strict=True):
             await self.store.add(token, "analysis", {"delivery": delivery, **data})
         if self.settings.assess_sender and domain:
-            await self._assess(tokens, domain, client)
+            await self._assess(tokens, domain, client, verified_selectors(analysis, domain))
 
-    async def _assess(self, tokens: list[str], domain: str, client: DnsClient) -> None:
+    async def _assess(
+        self, tokens: list[str], domain: str, client: DnsClient, selectors: tuple[str, ...] = ()
+    ) -> None:
         from mecsa.assess import assess
         from mecsa.report.json import assessment_to_json
 
@@ -377,7 +385,10 @@ class Receiver:
         if not todo:
             return
         self._assessed.update((t, domain) for t in todo)
-        assessment = await assess(domain, client, self.settings.assess_options)
+        options = self.settings.assess_options
+        # the selector that just verified is one the domain uses: ask for it, besides the usual list
+        given = tuple(dict.fromkeys((*options.dkim_selectors, *selectors)))
+        assessment = await assess(domain, client, replace(options, dkim_selectors=given))
         data = assessment_to_json(assessment)
         for token in todo:
             await self.store.add(token, "assessment", {"domain": domain, "assessment": data})
@@ -386,6 +397,17 @@ class Receiver:
         if self.client is None:
             self.client = DnsClient()
         return self.client
+
+
+def verified_selectors(analysis: MessageAnalysis, domain: str) -> tuple[str, ...]:
+    """The selectors of the message's verified DKIM signatures for `domain` (d= equal to it)."""
+    return tuple(
+        dict.fromkeys(
+            s.selector.lower()
+            for s in analysis.dkim
+            if s.result.value == "pass" and s.selector and (s.domain or "").lower() == domain
+        )
+    )
 
 
 def _recipient_json(r: Recipient) -> dict[str, Any]:

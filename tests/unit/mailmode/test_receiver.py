@@ -202,3 +202,31 @@ async def test_sender_domain_is_assessed_once_per_token(
     (assessed,) = [e for e in await receiver.store.entries(TOKEN) if e.kind == "assessment"]
     assert assessed.data["domain"] == "sender.test"
     assert assessed.data["assessment"]["domain"] == "sender.test"
+
+
+async def test_sender_domain_assessment_asks_for_the_selector_that_just_verified(
+    start_receiver: StartReceiver, serve_zones: ServeZones
+) -> None:
+    """Selector `lab` is in no built-in list: the domain assessment finds the key only because the
+    reply's verified signature named it (no "no key under the selectors tried")."""
+    from tests.unit.mailmode.signing import HEAD, key_line, rsa_record
+
+    all_zones = zones()
+    # only selector `lab`: the built-in list (s1, default, ...) finds nothing here
+    all_zones["sender.test."] = HEAD + key_line("lab", rsa_record("good"))
+    receiver = await start_receiver(
+        await serve_zones(all_zones),
+        assess_sender=True,
+        assess_options=AssessOptions(only=frozenset({"dkim"})),
+    )
+    smtp = await _client(receiver)
+    await smtp.sendmail(
+        "bounce@sender.test", [f"{TOKEN}@{DOMAIN}"], sign_rsa(message(), "lab", "sender.test", "good")
+    )
+    await smtp.quit()
+    await receiver.drain()
+    (analysed,) = [e for e in await receiver.store.entries(TOKEN) if e.kind == "analysis"]
+    assert [(s["s"], s["result"]) for s in analysed.data["analysis"]["dkim"]] == [("lab", "pass")]
+    (assessed,) = [e for e in await receiver.store.entries(TOKEN) if e.kind == "assessment"]
+    dkim = assessed.data["assessment"]["protocols"]["dkim"]
+    assert dkim["status"] == "pass", dkim
