@@ -243,7 +243,7 @@ def _pkix(session: SmtpObservation, host: str, ca_file: str | None) -> tuple[boo
     return True, f"chains to {anchors.source} and names {host}"
 
 
-async def _deliver(
+async def deliver(
     host: str,
     address: str,
     port: int,
@@ -323,7 +323,7 @@ async def run_probe(
             )
             dane, delivery = await asyncio.gather(
                 _dane(resolver, host, port, session),
-                _deliver(host.name, address, port, sender, recipient, raw, smtp_timeout, ehlo)
+                deliver(host.name, address, port, sender, recipient, raw, smtp_timeout, ehlo)
                 if session.reachable
                 else _none(),
             )

@@ -30,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import email.policy
 import logging
 import ssl
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, AnyStr
 
@@ -48,6 +49,7 @@ from mecsa.mailmode.analysis import (
     analyse_message,
     header_recipients,
 )
+from mecsa.mailmode.autoreply import AutoReplyLimiter, AutoReplySettings
 from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt, ConnectionLog
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
@@ -81,6 +83,8 @@ class ReceiverSettings:
     max_analyses: int = 8
     # record every connection (peer, EHLO, STARTTLS, SNI, verbs): the trap's positive evidence
     record_connections: bool = True
+    # answer the first message of a new token with where to read the report (None: never)
+    autoreply: AutoReplySettings | None = None
     # how DMARC finds policies and organisational domains: RFC 9989 tree walk or RFC 7489 PSL
     dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
     assess_options: AssessOptions = field(default_factory=AssessOptions)
@@ -221,6 +225,10 @@ class Receiver:
         self._assessed: set[tuple[str, str]] = set()
         # SNI per TLS object, filled by the context's sni_callback (the names senders asked for)
         self._sni: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        auto = settings.autoreply
+        self._limiter = AutoReplyLimiter(
+            auto.min_interval if auto else dt.timedelta(hours=1), auto.max_per_hour if auto else 0
+        )
         if tls_context is not None:
             tls_context.sni_callback = self._remember_sni
 
@@ -251,10 +259,45 @@ class Receiver:
         self.active -= 1
         if log is None or not self.settings.record_connections:
             return
-        attempt = log.close()
-        task = asyncio.ensure_future(self._store_connection(attempt))
+        self._background(self._store_connection(log.close()))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _autoreply(self, tokens: list[str], mail_from: str, raw: bytes) -> None:
+        """Tell the sender where to read the report (rules: `mecsa.mailmode.autoreply`)."""
+        from email.parser import BytesHeaderParser
+
+        from mecsa.mailmode.autoreply import autoreply_message, decide, send_autoreply
+
+        settings = self.settings.autoreply
+        assert settings is not None
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        now = dt.datetime.now(dt.UTC)
+        decision = decide(mail_from, headers)
+        if decision.reply:
+            decision = self._limiter.allow(mail_from, now)
+        for token in tokens:
+            entry: dict[str, Any] = {"recipient": mail_from, "decision": decision.reason}
+            if decision.reply:
+                reply = autoreply_message(
+                    mail_from,
+                    token,
+                    settings,
+                    now,
+                    in_reply_to=headers.get("Message-ID"),
+                    subject=" ".join(str(headers.get("Subject") or "").split())[:200] or None,
+                )
+                try:
+                    entry |= await send_autoreply(mail_from, reply, self._client(), settings)
+                except Exception as exc:  # a failed reply is recorded; the message itself is safe
+                    entry |= {"sent": False, "reason": f"{type(exc).__name__}: {exc}"}
+            else:
+                entry["sent"] = False
+            with contextlib.suppress(Exception):
+                await self.store.add(token, "autoreply", entry)
 
     async def _store_connection(self, attempt: ConnectionAttempt) -> None:
         try:
@@ -334,6 +377,7 @@ class Receiver:
             "size": len(raw),
         }
         try:
+            new = [t for t in tokens if not await self.store.has(t)]
             ids = [await self.store.add(token, "delivery", record, raw) for token in tokens]
         except Exception as exc:  # the disk, the database: the sender must retry, not lose the mail
             log.exception("could not store a message")
@@ -342,6 +386,9 @@ class Receiver:
             task = asyncio.ensure_future(self._process(tokens, ids, raw, connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        graded = any(r.kind in (AddressKind.CONTROL, AddressKind.FIXED) for r in recipients)
+        if self.settings.autoreply is not None and new and graded:
+            self._background(self._autoreply(new, mail_from, raw))
         if isinstance(server, _BoundedSMTP) and server.log is not None:
             server.log.delivered = True
         return f"250 2.0.0 Stored for report {' '.join(tokens)}"

@@ -87,6 +87,11 @@ class MailStore:
             for r in rows
         ]
 
+    async def has(self, token: str) -> bool:
+        """True when `token` has at least one entry."""
+        found: bool = await self._run(_has, token)
+        return found
+
     async def count(self, kind: str | None = None) -> int:
         """How many entries (of one kind) the store holds."""
         found: int = await self._run(_count, kind)
@@ -125,6 +130,10 @@ def _select(db: sqlite3.Connection, token: str, with_raw: bool) -> list[tuple[An
     raw = "raw" if with_raw else "NULL"
     query = f"SELECT id, token, kind, created_at, data, {raw} FROM entries WHERE token = ? ORDER BY id"
     return list(db.execute(query, (token,)))
+
+
+def _has(db: sqlite3.Connection, token: str) -> bool:
+    return db.execute("SELECT 1 FROM entries WHERE token = ? LIMIT 1", (token,)).fetchone() is not None
 
 
 def _count(db: sqlite3.Connection, kind: str | None) -> int:
