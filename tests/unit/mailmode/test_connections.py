@@ -10,7 +10,7 @@ import aiosmtplib
 from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt, aimed_at
 from mecsa.probes.smtp import probe_context
 from tests.unit.mailmode.certs import write_self_signed
-from tests.unit.mailmode.test_receiver import DOMAIN, TOKEN, StartReceiver, start_receiver  # noqa: F401
+from tests.unit.mailmode.conftest import DOMAIN, TOKEN, StartReceiver
 
 TRAP_MX = f"mx.dane-trap.{DOMAIN}"
 

@@ -27,7 +27,8 @@ async def test_probe_refused_at_rcpt_records_code_enhanced_status_and_plain_word
     assert (delivery.code, delivery.enhanced_status, delivery.stage) == (550, "5.1.1", "RCPT")
     assert delivery.reply == "No such user here"
     assert delivery.explanation == (
-        "the provider's server refused the probe for good at RCPT because of the address (550 No such user here)"
+        "the provider's server refused the probe for good at RCPT because of the address "
+        "(550 No such user here)"
     )
     data = attempt.to_json()["delivery"]
     assert data["code"] == 550 and data["enhanced_status"] == "5.1.1" and "refused" in data["explanation"]

@@ -5,50 +5,18 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 
-from mecsa.dns.resolver import DnsClient
-from mecsa.mailmode.receiver import Receiver, ReceiverSettings, server_tls_context
-from mecsa.mailmode.store import MailStore
+from mecsa.mailmode.receiver import Receiver, server_tls_context
 from mecsa.observe import AssessOptions
 from tests.conftest import ServeZones
 from tests.unit.mailmode.certs import write_self_signed
+from tests.unit.mailmode.conftest import DOMAIN, TOKEN, StartReceiver
 from tests.unit.mailmode.signing import message, sign_rsa
 from tests.unit.mailmode.zones import zones
-
-DOMAIN = "receiver.test"
-TOKEN = "abcdefgh12345678"
-StartReceiver = Callable[..., Awaitable[Receiver]]
-
-
-@pytest.fixture
-async def start_receiver(tmp_path: Path, serve_zones: ServeZones) -> AsyncIterator[StartReceiver]:
-    # serve_zones is requested here so that the DNS server outlives the receivers' background work
-    running: list[Receiver] = []
-
-    async def start(
-        client: DnsClient | None = None, tls: ssl.SSLContext | None = None, **settings: object
-    ) -> Receiver:
-        store = await MailStore.open(tmp_path / "store.sqlite3")
-        opts = {
-            "domain": DOMAIN,
-            "port": 0,
-            "analyse": client is not None,
-            "assess_sender": False,
-            **settings,
-        }
-        receiver = await Receiver(ReceiverSettings(**opts), store, client, tls).start()  # type: ignore[arg-type]
-        running.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in running:
-        await receiver.stop()
-        await receiver.store.close()
 
 
 async def _client(receiver: Receiver) -> aiosmtplib.SMTP:
