@@ -9,7 +9,9 @@
   data, compared byte for byte), 1 (SHA-256) and 2 (SHA-512).
 - DANE-EE(3) is matched against the leaf with no name and no date checks (RFC 7672 §3.1.1).
 - DANE-TA(2) is matched against a certificate the server presented above the leaf; the leaf must
-  then chain to it (signatures and dates) and name the MX host or its expansion (§3.1.2, §3.2.2).
+  then chain to it by RFC 5280 §6.1 path validation with it as trust anchor (RFC 6698 §2.1.1, the
+  way OpenSSL does it: see `mecsa.pkix`) and name the MX host or its expansion (§3.1.2, §3.2.2).
+  A web-PKI profile deviation of that chain is a warning (`dane.webpki_deviation`), not a no-match.
 
 Per address: matched / no match / unusable / not secure. The protocol passes on MECSA's 80% share.
 """
@@ -83,6 +85,12 @@ NO_TLS = _kind("no_tls", Status.FAIL, "TLSA published but no TLS session", "star
 MATCH = _kind("match", Status.PASS, "the presented chain matches a usable TLSA record")
 NO_MATCH = _kind("no_match", Status.FAIL, "no usable TLSA record matches", "dane.publish")
 TA_PINNED = _kind("ta_pinned", Status.INFO, "a 2 1 x record pins this issuer", "dane.rollover")
+WEBPKI_DEVIATION = _kind(
+    "webpki_deviation",
+    Status.WARN,
+    "a DANE-TA match whose chain breaks the web-PKI profile (not a failure)",
+    "x509.replace",
+)
 
 # The finding for each reason DANE cannot apply to a host (`mecsa.certs.dane_applicability`).
 PROBLEM_KINDS: dict[DaneProblem, FindingKind] = {
@@ -174,6 +182,7 @@ def _address(
     evidence = tuple(f"{r.record}: {r.note}" for r in results)
     if any(r.matched for r in results):
         add(MATCH(f"{where}: the certificate matches a TLSA record", evidence, subject))
+        _webpki_deviation(where, subject, results, add)
         return Status.PASS, "matched", results
     add(
         NO_MATCH(
@@ -183,6 +192,23 @@ def _address(
         )
     )
     return Status.FAIL, "no_match", results
+
+
+def _webpki_deviation(
+    where: str, subject: str, results: list[TlsaMatch], add: Callable[[Finding], None]
+) -> None:
+    """A warning when every match rests on a chain that breaks the web-PKI profile (never a no-match)."""
+    matched = [r for r in results if r.matched]
+    if not matched or any(r.webpki_deviation is None for r in matched):
+        return
+    add(
+        WEBPKI_DEVIATION(
+            f"{where}: the DANE-TA match holds (RFC 5280 path validation, as OpenSSL-based MTAs judge it) "
+            "but the chain breaks the CA/Browser Forum web-PKI profile",
+            tuple(f"{r.record}: {r.webpki_deviation}" for r in matched),
+            subject,
+        )
+    )
 
 
 def _host_findings(d: DaneHost, state: DaneApplicability, add: Callable[[Finding], None]) -> None:
@@ -280,5 +306,6 @@ CHECK = CheckSpec(
         MATCH,
         NO_MATCH,
         TA_PINNED,
+        WEBPKI_DEVIATION,
     ),
 )

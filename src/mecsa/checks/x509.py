@@ -4,18 +4,23 @@ MECSA's x509 passes for a host when its certificate chains to a trusted root, na
 and is within its dates. Trust anchors: the system CA bundle, or `--ca-file PEM` (the lab's CA).
 The per-MX share and the 80% rule are those of `starttls` (see `checks/permx.py`).
 
-Chain validation uses cryptography's verifier. Its web-PKI profile rejects end-entity certificates
-without an Authority Key Identifier and with other extension details that mail servers commonly
-lack; the end-entity extension policy is relaxed to `permit_all` (CA certificates keep the strict
-web-PKI rules), and the name and the dates are then judged separately here so that each failure
-gets its own finding. OCSP is not queried (no network beyond SMTP here): not done, not claimed.
+Chain validation is RFC 5280 §6.1 path validation, as OpenSSL-based MTAs do it (`mecsa.pkix`):
+a chain that passes it but breaks the CA/Browser Forum web-PKI profile (a non-critical
+basicConstraints, say) is valid, with a `x509.webpki_deviation` warning of its own. The name and
+the dates are judged separately here so that each failure gets its own finding.
+
+Revocation (MECSA's certificate check includes it): the leaf's OCSP responder, then its CRL
+distribution points, over HTTP through the assessment's resolver (`observe/revocation.py`,
+bounded in size and time), judged by `mecsa.revocation`. A revoked certificate fails the host;
+a status that could not be found out is a warning, never a failure. No OCSP stapling: Python's
+ssl module cannot ask for it (see `observe/revocation.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
@@ -29,7 +34,6 @@ from mecsa.certs import (
     name_matches,
     parse_chain,
     signature_description,
-    verify_chain,
 )
 from mecsa.checks.base import CheckSpec
 from mecsa.checks.permx import (
@@ -44,8 +48,11 @@ from mecsa.checks.permx import (
 from mecsa.model import CheckResult, Finding, FindingKind, Status
 from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation
+from mecsa.observe.revocation import RevocationObservation, fingerprint, observe_revocation
 from mecsa.observe.transport import HostSessions, TransportObservation, observe_transport
+from mecsa.pkix import PathValidation, validate_path
 from mecsa.probes.smtp import SmtpObservation
+from mecsa.revocation import RevocationState, RevocationVerdict, judge_observation, revocation_points
 
 PROTOCOL = "x509"
 
@@ -96,6 +103,43 @@ WEAK_KEY = FindingKind(
 WEAK_SIGNATURE = FindingKind(
     "x509.weak_signature", Status.WARN, PROTOCOL, "MD5 or SHA-1 signature", "x509.replace"
 )
+CHAIN_UNSUPPORTED = FindingKind(
+    "x509.chain_unsupported",
+    Status.ERROR,
+    PROTOCOL,
+    "the chain uses an algorithm the verifier cannot judge: could not find out",
+)
+WEBPKI_DEVIATION = FindingKind(
+    "x509.webpki_deviation",
+    Status.WARN,
+    PROTOCOL,
+    "valid under RFC 5280 path validation, but not under the web-PKI profile",
+    "x509.replace",
+)
+REVOKED = FindingKind(
+    "x509.revoked", Status.FAIL, PROTOCOL, "the certificate is revoked (OCSP or CRL)", "x509.replace"
+)
+NOT_REVOKED = FindingKind(
+    "x509.not_revoked",
+    Status.PASS,
+    PROTOCOL,
+    "an OCSP responder or a CRL says the certificate is not revoked",
+)
+REVOCATION_UNKNOWN = FindingKind(
+    "x509.revocation_unknown",
+    Status.WARN,
+    PROTOCOL,
+    "revocation status unknown: source unreachable, unsigned or stale",
+)
+REVOCATION_NOT_PUBLISHED = FindingKind(
+    "x509.revocation_not_published",
+    Status.INFO,
+    PROTOCOL,
+    "the certificate names no OCSP responder and no CRL",
+)
+REVOCATION_NOT_CHECKED = FindingKind(
+    "x509.revocation_not_checked", Status.INFO, PROTOCOL, "revocation was not checked (--no-revocation)"
+)
 
 EXPIRY_WARNING_DAYS = 14
 
@@ -108,11 +152,19 @@ class X509Observation:
     transport: TransportObservation
     anchors: TrustAnchors
     checked_at: dt.datetime
+    revocation: tuple[RevocationObservation, ...] = ()
+    revocation_checked: bool = True
 
 
 async def observe(ctx: Context, mx: MxObservation | None = None) -> X509Observation:
     transport = await observe_transport(ctx, mx)
-    return X509Observation(transport, load_anchors(ctx.options.ca_file), dt.datetime.now(dt.UTC))
+    anchors = load_anchors(ctx.options.ca_file)
+    revocation: tuple[RevocationObservation, ...] = ()
+    if ctx.options.revocation:
+        chains = [s.tls.chain for h in transport.hosts for s in h.sessions if s.tls and s.tls.chain]
+        revocation = await observe_revocation(ctx, chains, anchors.certificates)
+    now = dt.datetime.now(dt.UTC)
+    return X509Observation(transport, anchors, now, revocation, ctx.options.revocation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +172,8 @@ class _Judge:
     anchors: TrustAnchors
     now: dt.datetime
     add: Callable[[Finding], None]
+    revocation: Mapping[str, RevocationObservation] = field(default_factory=dict)
+    revocation_checked: bool = True
 
 
 def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
@@ -166,7 +220,10 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
         "full_chain_seen": s.tls.full_chain,
         "days_left": (leaf.not_valid_after_utc - judge.now).days,
     }
-    if not (name_ok and dates_ok) or chain_ok is False:
+    revocation = _judge_revocation(where, subject, leaf, judge)
+    details["revocation"] = revocation.to_json() if revocation else None
+    revoked = revocation is not None and revocation.state is RevocationState.REVOKED
+    if not (name_ok and dates_ok) or chain_ok is False or revoked:
         return Status.FAIL, details  # a proven fault fails the host even when the chain is unknown
     return (Status.PASS if chain_ok else Status.ERROR), details
 
@@ -183,18 +240,29 @@ def _judge_chain(
     if judge.anchors.error:
         judge.add(ANCHORS_ERROR(judge.anchors.error, subject=subject))
         return None
-    ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, judge.now)
-    if not ok and not _within_dates(leaf, judge.now):
+    result = validate_path(leaf, rest, judge.anchors.certificates, judge.now)
+    if not result.valid and not _within_dates(leaf, judge.now):
         # Dates have their own finding: ask whether the chain was (or will be) trusted at the nearest
         # moment of the leaf's own validity.
         nearest = min(max(judge.now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
-        ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, nearest)
-    if ok:
-        path = tuple(c.subject.rfc4514_string() for c in chain)
+        result = validate_path(leaf, rest, judge.anchors.certificates, nearest)
+    reason = result.reason
+    if result.valid:
+        path = tuple(c.subject.rfc4514_string() for c in result.chain)
         judge.add(
             CHAIN_VALID(f"{where}: the chain is trusted (anchors: {judge.anchors.source})", path, subject)
         )
+        _webpki_deviation(where, subject, result, judge)
         return True
+    if result.unsupported:
+        judge.add(
+            CHAIN_UNSUPPORTED(
+                f"{where}: the chain uses an algorithm this tool's verifier cannot judge",
+                (*evidence, reason),
+                subject,
+            )
+        )
+        return None
     if leaf.issuer == leaf.subject and not rest:
         judge.add(SELF_SIGNED(f"{where}: the certificate is self-signed", evidence, subject))
         return False
@@ -215,6 +283,54 @@ def _judge_chain(
         )
     )
     return False
+
+
+def _webpki_deviation(where: str, subject: str, result: PathValidation, judge: _Judge) -> None:
+    if result.webpki_deviation is None:
+        return
+    judge.add(
+        WEBPKI_DEVIATION(
+            f"{where}: the chain is valid (RFC 5280 path validation, as OpenSSL-based MTAs judge it) "
+            "but breaks the CA/Browser Forum web-PKI profile",
+            (result.webpki_deviation,),
+            subject,
+        )
+    )
+
+
+def _judge_revocation(
+    where: str, subject: str, leaf: x509.Certificate, judge: _Judge
+) -> RevocationVerdict | None:
+    """Judge the leaf's OCSP/CRL answers (`mecsa.revocation`); None when none were looked up."""
+    seen = judge.revocation.get(fingerprint(leaf))
+    if seen is None:
+        if not revocation_points(leaf).any:
+            why = "the certificate names no OCSP responder and no CRL distribution point"
+            judge.add(REVOCATION_NOT_PUBLISHED(f"{where}: {why}", subject=subject))
+        elif not judge.revocation_checked:
+            judge.add(REVOCATION_NOT_CHECKED(f"{where}: revocation was not checked", subject=subject))
+        return None  # or no issuer was found: the chain findings say why
+    verdict = judge_observation(seen, leaf, judge.now)
+    evidence = tuple(a.describe() for a in verdict.answers)
+    deciding = verdict.deciding
+    if verdict.state is RevocationState.REVOKED and deciding is not None:
+        judge.add(
+            REVOKED(
+                f"{where}: the certificate is revoked ({deciding.source}: {deciding.detail})",
+                evidence,
+                subject,
+            )
+        )
+    elif verdict.state is RevocationState.GOOD and deciding is not None:
+        judge.add(
+            NOT_REVOKED(f"{where}: not revoked ({deciding.source}: {deciding.detail})", evidence, subject)
+        )
+    else:
+        # RFC 6960 §2.2, RFC 5280 §6.3: no answer that counts. Could not find out: a warning, never a failure.
+        judge.add(
+            REVOCATION_UNKNOWN(f"{where}: the revocation status could not be found out", evidence, subject)
+        )
+    return verdict
 
 
 def _judge_name(s: SmtpObservation, leaf: x509.Certificate, add: Callable[[Finding], None]) -> bool:
@@ -272,7 +388,8 @@ def evaluate(obs: X509Observation) -> CheckResult:
     transport = obs.transport
     findings = preamble_findings(TRANSPORT, transport.mx)
     findings += host_address_findings(TRANSPORT, transport.hosts)
-    judge = _Judge(obs.anchors, obs.checked_at, findings.append)
+    revocation = {r.leaf_sha256: r for r in obs.revocation}
+    judge = _Judge(obs.anchors, obs.checked_at, findings.append, revocation, obs.revocation_checked)
     outcomes: dict[str, Status] = {}
     hosts_json = [_host(h, judge, outcomes) for h in transport.hosts]
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "present a valid certificate")
@@ -319,5 +436,12 @@ CHECK = CheckSpec(
         NOT_YET_VALID,
         WEAK_KEY,
         WEAK_SIGNATURE,
+        CHAIN_UNSUPPORTED,
+        WEBPKI_DEVIATION,
+        REVOKED,
+        NOT_REVOKED,
+        REVOCATION_UNKNOWN,
+        REVOCATION_NOT_PUBLISHED,
+        REVOCATION_NOT_CHECKED,
     ),
 )

@@ -14,6 +14,7 @@ from mecsa.cli.common import (
     CaFileOption,
     JsonOption,
     ResolverOption,
+    RevocationOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
@@ -42,6 +43,7 @@ def starttls_command(
     tls_versions: TlsVersionsOption = True,
     smtp_timeout: SmtpTimeoutOption = 10.0,
     timeout: TimeoutOption = 2.0,
+    revocation: RevocationOption = True,
 ) -> None:
     """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
     from mecsa.observe import AssessOptions
@@ -49,7 +51,11 @@ def starttls_command(
     host, port = split_target(target)
     input_file("--ca-file", ca_file)
     options = AssessOptions(
-        ca_file=ca_file, smtp_timeout=smtp_timeout, tls_versions=tls_versions, smtp_port=port
+        ca_file=ca_file,
+        smtp_timeout=smtp_timeout,
+        tls_versions=tls_versions,
+        smtp_port=port,
+        revocation=revocation,
     )
     client = make_client(resolver, timeout)
     results = run(probe_server(host, client, options))
