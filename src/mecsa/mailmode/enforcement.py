@@ -38,6 +38,7 @@ from mecsa.harden.records import (
     DnsRecord,
     MtaSts,
     address_records,
+    dkim_txt,
     dmarc_record,
     mta_sts_records,
     mx_record,
@@ -50,6 +51,7 @@ from mecsa.mailmode.connections import ConnectionAttempt, aimed_at
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 DEFAULT_WINDOW = dt.timedelta(minutes=30)
 STS_TRAP_MAX_AGE = 86400
@@ -257,6 +259,9 @@ class ReceiverZone:
     trap_ipv4: tuple[str, ...] | None = None
     trap_ipv6: tuple[str, ...] | None = None
     policy_ipv4: tuple[str, ...] | None = None  # the HTTPS host serving the MTA-STS trap policy
+    # where the probe and the auto-replies leave from, when not the receiver's own addresses
+    probe_ipv4: tuple[str, ...] = ()
+    probe_ipv6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +286,16 @@ def mismatching_tlsa(mx_host: str, certificate: x509.Certificate, port: int = 25
     )
 
 
-def receiver_zone_records(zone: ReceiverZone, certificate: x509.Certificate) -> ReceiverRecords:
+def receiver_zone_records(
+    zone: ReceiverZone, certificate: x509.Certificate, dkim: tuple[str, PublicKeyTypes] | None = None
+) -> ReceiverRecords:
     """Every record of the receiver's test domain: the control MX (with a matching TLSA), SPF and
-    DMARC for the probe's From domain, the DANE trap and the MTA-STS trap."""
+    DMARC for the probe's From domain, the DKIM key that signs the probe and the auto-replies
+    (`dkim`: selector and public key), the DANE trap and the MTA-STS trap.
+
+    The probe is accepted anywhere when it passes DMARC: SPF lists every address it leaves from
+    (the receiver's and `probe_ipv4`/`probe_ipv6`), and its DKIM signature has d= the test domain.
+    """
     d = zone.domain
     trap4 = zone.trap_ipv4 if zone.trap_ipv4 is not None else zone.ipv4
     trap6 = zone.trap_ipv6 if zone.trap_ipv6 is not None else zone.ipv6
@@ -291,13 +303,16 @@ def receiver_zone_records(zone: ReceiverZone, certificate: x509.Certificate) -> 
     sts_domain = f"{STS_TRAP_LABEL}.{d}"
     sts_mx = f"mx.{sts_domain}"
     sts = mta_sts_records(sts_domain, (f"not-the-mx.{sts_domain}",), "enforce", STS_TRAP_MAX_AGE)
-    spf_terms = [f"ip4:{a}" for a in zone.ipv4] + [f"ip6:{a}" for a in zone.ipv6]
+    senders4 = tuple(dict.fromkeys((*zone.ipv4, *zone.probe_ipv4)))
+    senders6 = tuple(dict.fromkeys((*zone.ipv6, *zone.probe_ipv6)))
+    spf_terms = [f"ip4:{a}" for a in senders4] + [f"ip6:{a}" for a in senders6]
     records = [
         mx_record(d, mx),
         *address_records(mx, zone.ipv4, zone.ipv6),
         tlsa_311(mx, certificate),
         spf_record(d, spf_terms),
         dmarc_record(d, f"postmaster@{d}", "reject"),
+        *((dkim_txt(dkim[0], d, dkim[1]),) if dkim else ()),
         mx_record(f"{DANE_TRAP_LABEL}.{d}", dane_mx),
         *address_records(dane_mx, trap4, trap6),
         mismatching_tlsa(dane_mx, certificate),

@@ -40,6 +40,7 @@ from mecsa.certs import (
 )
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, control_address, trap_address
+from mecsa.mailmode.signing import DkimSigner
 from mecsa.observe import Context
 from mecsa.observe.mx import MxHost, observe_mx
 from mecsa.observe.tlsa import lookup_tlsa
@@ -302,8 +303,13 @@ async def run_probe(
     smtp_timeout: float = 10.0,
     ca_file: str | None = None,
     ehlo_name: str | None = None,
+    signer: DkimSigner | None = None,
 ) -> ProbeResult:
-    """Send the probe mail to `recipient`'s MX hosts in preference order until one takes it."""
+    """Send the probe mail to `recipient`'s MX hosts in preference order until one takes it.
+
+    With `signer` (d= the test domain) the probe is DKIM-signed and DMARC-aligned; sent from an
+    address in the test domain's SPF, it is then accepted by receivers that enforce DMARC.
+    """
     now = dt.datetime.now(dt.UTC)
     sender = control_address(token, test_domain)
     domain = recipient.rpartition("@")[2].lower().rstrip(".")
@@ -314,6 +320,8 @@ async def run_probe(
     if not mx.receives_mail:
         return ProbeResult(token, recipient, sender, f"{domain} has no usable MX host", (), now)
     raw = probe_message(recipient, token, test_domain, now)
+    if signer is not None:
+        raw = signer.sign(raw)
     ehlo = ehlo_name or f"mx.{test_domain}"
     attempts: list[HostAttempt] = []
     for host in mx.hosts:
