@@ -426,6 +426,8 @@ class Receiver:
         self, tokens: list[str], domain: str, client: DnsClient, selectors: tuple[str, ...] = ()
     ) -> None:
         from mecsa.assess import assess
+        from mecsa.checks.registry import remedies
+        from mecsa.fixes import fixes_for
         from mecsa.report.json import assessment_to_json
 
         todo = [t for t in tokens if (t, domain) not in self._assessed]
@@ -437,8 +439,10 @@ class Receiver:
         given = tuple(dict.fromkeys((*options.dkim_selectors, *selectors)))
         assessment = await assess(domain, client, replace(options, dkim_selectors=given))
         data = assessment_to_json(assessment)
+        fixes = [f.to_json() for f in fixes_for(assessment, builders=remedies())]
         for token in todo:
-            await self.store.add(token, "assessment", {"domain": domain, "assessment": data})
+            entry = {"domain": domain, "assessment": data, "fixes": fixes, "dkim_selectors": list(selectors)}
+            await self.store.add(token, "assessment", entry)
 
     def _client(self) -> DnsClient:
         if self.client is None:
