@@ -72,9 +72,12 @@ def _report(directory: Path, token: str, *, trapped: bool = True) -> dict[str, A
 
     def ready(report: dict[str, Any]) -> bool:
         dane = next(e for e in report["enforcement"] if e["trap"] == "dane")
-        return report["outbound"] is not None and (not trapped or dane["verdict"] != "unknown_yet")
+        assessed = report["sender_assessment"] is not None  # the inbound side of the provider grade
+        return (
+            report["outbound"] is not None and assessed and (not trapped or dane["verdict"] != "unknown_yet")
+        )
 
-    return wait_report(store_file(directory), token, ready, window=WINDOW)
+    return wait_report(store_file(directory), token, ready, window=WINDOW, timeout=60)
 
 
 def _enforcement(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -85,6 +88,30 @@ def _control_analysis(report: dict[str, Any]) -> dict[str, Any]:
     [control] = [m for m in report["messages"] if m["recipients"][0]["kind"] == "control"]
     analysis: dict[str, Any] = control["analysis"]
     return analysis
+
+
+def _mecsa_st_reference(report: dict[str, Any]) -> dict[str, int]:
+    """MECSA's combination of this report's evidence, by the unit tests' independent reimplementation."""
+    from mecsa.mailmode.grade import hosts_from_assessment, records_from_assessment
+    from tests.unit.mailmode.test_grade import _reference
+
+    protocols = report["sender_assessment"]["assessment"]["protocols"]
+    hosts = [
+        {"tls12": h.starttls, "cert": h.certificate, "dane": h.dane, "sts": h.mta_sts}
+        for h in hosts_from_assessment(protocols)
+    ]
+    outs = [
+        {
+            "tls": m["analysis"]["connection"]["tls"] is not None,
+            "spf": m["analysis"]["spf"]["mailfrom"]["result"] == "pass",
+            "dkim": any(s["result"] == "pass" for s in m["analysis"]["dkim"]),
+        }
+        for m in report["messages"]
+        if m["analysis"] and m["recipients"][0]["kind"] == "control"
+    ]
+    counted = records_from_assessment(protocols)["mecsa-st"].supported
+    dns = {p: p in counted for p in ("spf", "spf_policy", "dmarc", "dmarc_policy", "dnssec")}
+    return _reference(hosts, outs, dns)
 
 
 def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_spf(
@@ -115,9 +142,19 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
     traps = _enforcement(report)
     assert traps["dane"]["label"] == "enforces DANE", traps["dane"]
     assert [m for m in report["messages"] if m["recipients"][0]["kind"] == "dane_trap"] == []
+    # the positive evidence: Postfix connected to the trap's MX, saw its certificate, and quit
+    assert any("SNI mx.dane-trap." in x and "quit without sending" in x for x in traps["dane"]["evidence"])
     # Postfix has no MTA-STS of its own: the MTA-STS trap (no TLSA, so DANE does not apply) catches it
     assert sent[f"sts-trap.{d}"].status == "sent"
     assert traps["mta-sts"]["label"] == "does not enforce MTA-STS"
+    # the provider grade: sender.test's MX is hardened too (TLSA, MTA-STS, lab CA), so both sides pass
+    provider = report["provider"]
+    assert provider["domain"] == hardened.domain and provider["assessed"], provider
+    assert report["sender_assessment"]["assessment"]["protocols"]["dkim"]["status"] == "pass"
+    assert report["sender_assessment"]["dkim_selectors"] == ["lab"]
+    mecsa = provider["profiles"]["mecsa"]
+    assert mecsa["levels"] == {"confidentiality": 10, "phishing": 10, "integrity": 10}, mecsa
+    assert provider["profiles"]["mecsa-st"]["levels"] == _mecsa_st_reference(report), provider
 
     # the same verdicts through `mecsa mailmode report`, as a user reads them
     store, minutes = str(store_file(mailmode_lab)), str(WINDOW.total_seconds() / 60)
@@ -143,6 +180,10 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
     report = _report(mailmode_lab, token)
     dane = _enforcement(report)["dane"]
     assert dane["label"] == "does not enforce DANE", dane
+    graded = report["provider"]["profiles"]["mecsa"]
+    assert graded["levels"]["confidentiality"] < 10, graded
+    assert not graded["protocols"]["dane"]["counted"]
+    assert "does not enforce DANE" in graded["protocols"]["dane"]["why"]
     assert len(dane["evidence"]) == 1
     assert f"@dane-trap.{d} " in dane["evidence"][0]
     assert f"from {may.host} [{may.address}]" in dane["evidence"][0]
@@ -159,6 +200,9 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
     assert spf["reason"].endswith("matched -all"), spf  # the record lists another address only
     assert report["messages"][0]["connection"]["peer_ip"] == not_in_spf.address
     assert _enforcement(report)["dane"]["verdict"] == "unknown_yet"  # never asked to use the trap
+    spf_grade = report["provider"]["profiles"]["mecsa"]["protocols"]["spf"]
+    assert not spf_grade["counted"] and "0 of 1 message(s) passed SPF" in spf_grade["why"]
+    assert report["provider"]["profiles"]["mecsa"]["levels"]["phishing"] < 10
 
     # the receiver really listened in the lab, on its own address
     assert (

@@ -143,6 +143,7 @@ def serve_command(
         str | None,
         typer.Option("--report-url", help="The report's web address in the auto-reply, with {token}."),
     ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored.
 
@@ -152,6 +153,7 @@ def serve_command(
     """
     from mecsa.mailmode.autoreply import AutoReplySettings
     from mecsa.mailmode.receiver import ReceiverSettings
+    from mecsa.observe import AssessOptions
 
     test_domain = domain_argument(domain)
     host, port = parse_listen(listen)
@@ -161,6 +163,7 @@ def serve_command(
     input_file("--tls-key", tls_key)
     if report_url is not None and "{token}" not in report_url:
         usage_error(f"--report-url {report_url!r} must contain {{token}}")
+    input_file("--ca-file", ca_file)
     signer = _signer(test_domain, dkim_key, dkim_selector)
     auto = AutoReplySettings(signer, report_url) if signer is not None and autoreply else None
     settings = ReceiverSettings(
@@ -172,6 +175,7 @@ def serve_command(
         assess_sender=assess_sender,
         dmarc_discovery=_discovery(dmarc_discovery),
         autoreply=auto,
+        assess_options=AssessOptions(ca_file=ca_file),
     )
     client = make_client(resolver, timeout)
     try:
