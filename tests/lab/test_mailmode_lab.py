@@ -45,15 +45,17 @@ def mailmode_lab() -> Iterator[Path]:
     assert netns.list_namespaces(namespace_prefix(directory) + "-") == []
 
 
-def _reply(directory: Path, role: str, *, traps: bool = True) -> tuple[str, dict[str, Any]]:
-    """Mail from the sender of `role` to a new token's control address (Cc the traps when asked);
-    return the token and the sender Postfix's outcome per recipient."""
+def _reply(
+    directory: Path, role: str, *, traps: bool = True, token: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Mail from the sender of `role` to a token's control address (a new token unless given; Cc
+    the traps when asked); return the token and the sender Postfix's outcome per recipient."""
     from mecsa.lab.mailflow import send
     from mecsa.lab.plan import RECEIVER_DOMAIN, SENDERS
     from mecsa.lab.runner import load_state
     from mecsa.mailmode.addresses import new_token
 
-    token = new_token()
+    token = token or new_token()
     cc = [f"{token}@dane-trap.{RECEIVER_DOMAIN}", f"{token}@sts-trap.{RECEIVER_DOMAIN}"]
     outcomes = send(
         load_state(directory),
@@ -226,3 +228,39 @@ def test_mta_sts_trap_policy_is_served_and_excludes_the_trap_mx(mailmode_lab: Pa
     assert [line for line in policy if line.startswith("mx:")] == [
         f"mx: not-the-mx.sts-trap.{RECEIVER_DOMAIN}"
     ]
+
+
+def test_probe_to_the_hardened_mx_then_the_reply_grade_both_sides(mailmode_lab: Path) -> None:
+    """The whole loop from the terminal: the probe lands at sender.test's hardened MX (TLS 1.3, a
+    valid certificate, DANE matched), the provider replies with the traps in Cc, and the report
+    grades both sides: 10/10/10 under mecsa and MECSA's combination under mecsa-st."""
+    from mecsa.lab.plan import RECEIVER_DOMAIN, RECEIVER_NODE, RESOLVER_IP, SENDERS, store_file
+    from mecsa.lab.runner import load_state, run_in
+    from mecsa.mailmode.addresses import new_token
+
+    state = load_state(mailmode_lab)
+    hardened = SENDERS["hardened"]
+    token = new_token()
+    argv = [
+        sys.executable, "-m", "mecsa", "mailmode", "probe", hardened.from_address,
+        "--from", f"{token}@{RECEIVER_DOMAIN}", "--resolver", RESOLVER_IP,
+        "--ca-file", str(state.data["ca_file"]), "--store", str(store_file(mailmode_lab)), "--json",
+    ]  # fmt: skip
+    done = run_in(state, RECEIVER_NODE, argv, capture=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["delivered"] is True, probe
+    (attempt,) = probe["attempts"]
+    assert attempt["host"] == hardened.host and attempt["session"]["tls"]["version"] in MODERN_TLS
+    assert attempt["pkix"]["valid"] is True and attempt["dane"]["status"] == "matched"
+    assert attempt["delivery"]["explanation"] == "the provider's server accepted the probe"
+    _, sent = _reply(mailmode_lab, "hardened", token=token)
+    assert sent[RECEIVER_DOMAIN].status == "sent"
+    report = _report(mailmode_lab, token)
+    assert report["inbound"]["recipient"] == hardened.from_address
+    provider = report["provider"]
+    assert provider["messages"] == 1 and provider["inbound_hosts"] == 1
+    assert provider["profiles"]["mecsa"]["levels"] == {"confidentiality": 10, "phishing": 10, "integrity": 10}
+    assert provider["profiles"]["mecsa-st"]["levels"] == _mecsa_st_reference(report)
+    evidence = {p: g["evidence"] for p, g in provider["profiles"]["mecsa-st"]["protocols"].items()}
+    assert (evidence["starttls"], evidence["dkim"], evidence["x509"]) == ("both", "outbound", "inbound")

@@ -127,8 +127,8 @@ class EnforcementResult:
             "label": self.label,
             "reason": self.reason,
             "evidence": list(self.evidence),
-            "elapsed_minutes": round(self.elapsed.total_seconds() / 60, 1) if self.elapsed else None,
-            "window_minutes": round(self.window.total_seconds() / 60, 1) if self.window else None,
+            "elapsed_minutes": round(self.elapsed.total_seconds() / 60, 2) if self.elapsed else None,
+            "window_minutes": round(self.window.total_seconds() / 60, 2) if self.window else None,
             "pending": self.pending,
         }
 

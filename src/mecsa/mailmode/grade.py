@@ -238,8 +238,9 @@ def mecsa_grade(facts: ProviderFacts) -> ProfileGrade:
             )
         else:
             grades.append(ProtocolGrade(p, side_in, Evidence.INBOUND, in_text))
-    counted = frozenset(g.protocol for g in grades if g.counted)
     profile = load_profile("mecsa")
+    counted = profile.effective(g.protocol for g in grades if g.counted)
+    grades = [_prerequisite(g, counted, profile.prerequisites) for g in grades]
     if facts.mta_sts_trap == "does_not_enforce":
         # reported, not scored: see profiles/README.md (MTA-STS enforcement when sending)
         pending_note = "the MTA-STS trap caught the provider's mail: reported, not scored"
@@ -254,9 +255,19 @@ def mecsa_grade(facts: ProviderFacts) -> ProfileGrade:
     )
 
 
+def _prerequisite(
+    grade: ProtocolGrade, effective: frozenset[str], prerequisites: Mapping[str, frozenset[str]]
+) -> ProtocolGrade:
+    """A protocol whose prerequisite is not counted does not count either (x509 needs starttls)."""
+    if not grade.counted or grade.protocol in effective:
+        return grade
+    needs = ", ".join(sorted(prerequisites.get(grade.protocol, frozenset()) - effective))
+    return ProtocolGrade(grade.protocol, False, grade.evidence, f"{grade.why}; not counted without {needs}")
+
+
 def _dane_outbound(verdict: str | None, pending: list[str]) -> tuple[bool, str]:
     if verdict == "enforces":
-        return True, "the provider enforces DANE (the DANE trap got nothing)"
+        return True, "the provider enforces DANE (it quit at the DANE trap's MX after seeing its certificate)"
     if verdict == "does_not_enforce":
         return False, "the provider does not enforce DANE (it delivered to the DANE trap)"
     pending.append("DANE enforcement not known yet (the DANE trap's window is open, or it was not in Cc)")

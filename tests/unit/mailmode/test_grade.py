@@ -199,3 +199,10 @@ def test_mecsa_provider_grade_is_monotonic_in_each_piece_of_evidence() -> None:
         better_msgs = tuple(OutboundMessage(m.id, "TLSv1.3", True, True, True) for m in facts.messages)
         improved = ProviderFacts(facts.domain, facts.hosts, facts.records, better_msgs, "enforces")
         assert all(mecsa_grade(improved).levels[a] >= base[a] for a in base)
+
+
+def test_mecsa_does_not_count_spf_policy_when_the_messages_fail_spf() -> None:
+    grade = mecsa_grade(_hardened("enforces", spf_pass=False))
+    policy = {g.protocol: g for g in grade.protocols}["spf_policy"]
+    assert not policy.counted and policy.why.endswith("not counted without spf")
+    assert "spf_policy" not in grade.supported
