@@ -3,6 +3,7 @@ assessment, the provider grade under both profiles, and the pages (text and HTML
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import aiosmtplib
@@ -48,3 +49,31 @@ async def test_provider_report_grades_both_sides_and_says_which_evidence_counted
                  'id="enforcement"', "★", "☆", "Inbound: how your provider receives mail"):  # fmt: skip
         assert part in page, part
     assert "<b>evil</b>" not in page and "&lt;b&gt;evil&lt;/b&gt;" in page
+    assert ">True<" not in page and ">False<" not in page  # the old page printed Python booleans
+
+
+async def test_the_text_report_shows_the_probe_certificate_and_what_the_delivery_did(
+    start_receiver: StartReceiver, tmp_path: Path
+) -> None:
+    from mecsa.mailmode.report import build_report
+
+    receiver = await start_receiver()
+    said = "the provider's server refused the probe for good at RCPT (550 No such user here)"
+    tls = {"version": "TLSv1.3", "cipher": "X"}
+    attempt = {
+        "host": "mx.user.test",
+        "session": {"address": "127.0.0.1", "starttls_offered": True, "tls": tls},
+        "dane": {"status": "no_tlsa", "reason": "no TLSA record", "records": []},
+        "pkix": {"valid": False, "reason": "self-signed certificate"},
+        "delivery": {"accepted": False, "code": 550, "reply": "No such user here", "explanation": said},
+    }
+    probe = {"recipient": "bob@user.test", "delivered": False, "mx_error": None, "attempts": [attempt]}
+    await receiver.store.add(TOKEN, "probe", probe)
+    report = build_report(TOKEN, await receiver.store.entries(TOKEN), dt.datetime.now(dt.UTC))
+    text = render_text(report)
+    assert "to bob@user.test: NOT delivered" in text
+    assert "certificate: NOT valid (self-signed certificate)" in text
+    assert (
+        "delivery: the provider's server refused the probe for good at RCPT (550 No such user here)" in text
+    )
+    assert "code: None" not in text
