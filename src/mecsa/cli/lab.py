@@ -235,13 +235,16 @@ def send_command(
     except LabError as exc:
         _fail(str(exc))
     delivery = deliveries[recipient]
-    typer.echo(f"message {delivery.message_id} from {SENDERS[roles[sender]].from_address}")
-    for rcpt, d in deliveries.items():
-        typer.echo(f"  to {rcpt}: {d.status} ({d.detail})")
-        typer.echo(f"    DANE-verified TLS: {'yes' if d.verified_tls else 'no'}")
-        if d.maildir_file is not None:
-            typer.echo(f"    delivered to {d.maildir_file}")
-            for method, result in sorted(d.results().items()):
-                typer.echo(f"    {method}: {result}")
+    # the first lines keep their shape (scripts read them); Cc'd traps follow, one line each
+    typer.echo(f"message {delivery.message_id} to {recipient}: {delivery.status} ({delivery.detail})")
+    typer.echo(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")
+    if delivery.maildir_file is not None:
+        typer.echo(f"  delivered to {delivery.maildir_file}")
+        for method, result in sorted(delivery.results().items()):
+            typer.echo(f"  {method}: {result}")
+    for rcpt in cc:
+        d = deliveries[rcpt]
+        verified = "yes" if d.verified_tls else "no"
+        typer.echo(f"  cc {rcpt}: {d.status} ({d.detail}); DANE-verified TLS: {verified}")
     if delivery.status != "sent":
         raise typer.Exit(1)
