@@ -106,8 +106,14 @@ async def load_report(
     entries = await store.entries(token)
     if not entries:
         return None
-    log = [ConnectionAttempt.from_json(e.data) for e in await store.entries(CONNECTIONS_TOKEN)]
+    log = await connection_log(store, entries[0].created_at - window)
     return build_report(token, entries, now or dt.datetime.now(dt.UTC), window, log)
+
+
+async def connection_log(store: MailStore, since: dt.datetime) -> list[ConnectionAttempt]:
+    """The receiver's connections since `since`: only those can be evidence for a token whose
+    first entry is younger (the judge also looks back at most one window)."""
+    return [ConnectionAttempt.from_json(e.data) for e in await store.entries(CONNECTIONS_TOKEN, since=since)]
 
 
 def render_text(report: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from mecsa.dns.resolver import DnsClient
 from mecsa.mailmode.addresses import AddressKind, control_address, new_token, trap_address
 from mecsa.mailmode.enforcement import DEFAULT_WINDOW
-from mecsa.mailmode.report import build_report, load_report, render_html
+from mecsa.mailmode.report import build_report, connection_log, load_report, render_html
 from mecsa.mailmode.signing import DkimSigner
 from mecsa.mailmode.store import MailStore
 
@@ -161,12 +161,10 @@ class MailModeService:
 
     async def state(self, token: str, now: dt.datetime | None = None) -> LiveState | None:
         """The live state of `token`, or None when the store knows nothing of it."""
-        from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt
-
         entries = await self.store.entries(token)
         if not entries:
             return None
-        log = [ConnectionAttempt.from_json(e.data) for e in await self.store.entries(CONNECTIONS_TOKEN)]
+        log = await connection_log(self.store, entries[0].created_at - self.window)
         report = build_report(token, entries, now or dt.datetime.now(dt.UTC), self.window, log)
         return live_state(
             token, report, entries_kinds=[e.kind for e in entries], reply_to=self.reply_to(token)

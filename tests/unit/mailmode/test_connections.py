@@ -65,3 +65,20 @@ async def test_a_delivery_is_recorded_as_delivered_with_its_recipients(start_rec
     assert attempt.commands[:4] == ("EHLO", "MAIL", "RCPT", "DATA")
     assert attempt.sni is None and not aimed_at(attempt, TRAP_MX)
     assert aimed_at(attempt, TRAP_MX, frozenset({"127.0.0.1"}))
+
+
+async def test_the_store_reads_connections_since_a_time_only(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from mecsa.mailmode.store import MailStore
+
+    store = await MailStore.open(tmp_path / "s.sqlite3")
+    try:
+        await store.add(CONNECTIONS_TOKEN, "connection", {"n": 1})
+        middle = dt.datetime.now(dt.UTC)
+        await asyncio.sleep(0.01)
+        await store.add(CONNECTIONS_TOKEN, "connection", {"n": 2})
+        assert [e.data["n"] for e in await store.entries(CONNECTIONS_TOKEN)] == [1, 2]
+        assert [e.data["n"] for e in await store.entries(CONNECTIONS_TOKEN, since=middle)] == [2]
+    finally:
+        await store.close()
