@@ -17,9 +17,9 @@ HEAVY = ("dns", "cryptography", "httpx", "publicsuffixlist", "dkim", "jinja2")
 _CHILD = """
 import json, sys
 sys.argv = ["mecsa", *json.loads(sys.argv[1])]
-from mecsa.cli import main
+from mecsa.cli import app
 try:
-    main()
+    app()
 except SystemExit:
     pass
 sys.stderr.write("IMPORTED " + json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)) + "\\n")
