@@ -18,9 +18,11 @@ from enum import StrEnum
 from typing import cast
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.node
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -118,14 +120,18 @@ def answer(data: ZoneData, query: dns.message.Message) -> dns.message.Message | 
         return response
     bogus = fault in (Fault.BOGUS, Fault.BOGUS_NO_EDE)
     secure = data.validating and not bogus and not query.flags & dns.flags.CD
-    _fill(data, response, qname, rdtype)
+    _fill(data, response, qname, rdtype, bool(query.ednsflags & dns.flags.DO))
     if secure and all(data.is_secure(rrset.name) for rrset in response.answer) and data.is_secure(qname):
         response.flags |= dns.flags.AD
     return response
 
 
 def _fill(
-    data: ZoneData, response: dns.message.Message, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
+    data: ZoneData,
+    response: dns.message.Message,
+    qname: dns.name.Name,
+    rdtype: dns.rdatatype.RdataType,
+    dnssec_ok: bool = False,
 ) -> None:
     if qname == dns.name.root and rdtype == dns.rdatatype.SOA and data.zone_for(qname) is None:
         rrset = dns.rrset.from_text(".", 86400, "IN", "SOA", ". . 1 1800 900 604800 86400")
@@ -133,24 +139,87 @@ def _fill(
         return
     current = qname
     for _ in range(16):
-        zone = data.zone_for(current)
+        # RFC 4035 §3.1.4.1: the DS RRset lives on the parent side of a zone cut.
+        zone = data.zone_for(
+            current.parent()
+            if rdtype == dns.rdatatype.DS and current in data.zones and current != dns.name.root
+            else current
+        )
         if zone is None:
             response.set_rcode(dns.rcode.REFUSED if not response.answer else dns.rcode.NOERROR)
             return
         node = zone.get_node(current)
+        owner = current
         if node is None:
             exists = any(n.is_subdomain(current) for n in zone.nodes)
-            response.set_rcode(dns.rcode.NOERROR if exists else dns.rcode.NXDOMAIN)
-            return
+            wildcard = None if exists else _wildcard_node(zone, current)
+            if wildcard is None:
+                response.set_rcode(dns.rcode.NOERROR if exists else dns.rcode.NXDOMAIN)
+                _deny(zone, response, dnssec_ok)
+                return
+            owner, node = wildcard
         found = node.get_rdataset(dns.rdataclass.IN, rdtype)
         if found is not None:
             response.answer.append(dns.rrset.from_rdata_list(current, found.ttl, list(found)))
+            _add_rrsig(response.answer, node, current, rdtype, dnssec_ok)
+            if owner != current:
+                _deny(zone, response, dnssec_ok, soa=False)  # RFC 4035 §3.1.3.3: prove the name absent
             return
         cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
         if cname is None or rdtype == dns.rdatatype.CNAME:
+            _deny(zone, response, dnssec_ok)
             return
         response.answer.append(dns.rrset.from_rdata_list(current, cname.ttl, list(cname)))
+        _add_rrsig(response.answer, node, current, dns.rdatatype.CNAME, dnssec_ok)
         current = cname[0].target
+
+
+def _wildcard_node(zone: dns.zone.Zone, name: dns.name.Name) -> tuple[dns.name.Name, dns.node.Node] | None:
+    """The wildcard that synthesises `name` (RFC 4592 §3.3.1): `*.` at the closest encloser."""
+    encloser = name.parent()
+    origin = cast(dns.name.Name, zone.origin)
+    while encloser.is_subdomain(origin):
+        if zone.get_node(encloser) is not None or any(
+            n.is_subdomain(encloser) for n in zone.nodes if n != origin
+        ):
+            node = zone.get_node(dns.name.Name((b"*",)).concatenate(encloser))
+            return (encloser, node) if node is not None else None
+        if encloser == origin:
+            return None
+        encloser = encloser.parent()
+    return None
+
+
+def _add_rrsig(
+    section: list[dns.rrset.RRset],
+    node: dns.node.Node,
+    owner: dns.name.Name,
+    covers: dns.rdatatype.RdataType,
+    dnssec_ok: bool,
+) -> None:
+    if not dnssec_ok:
+        return
+    sigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, covers)
+    if sigs is not None:
+        section.append(dns.rrset.from_rdata_list(owner, sigs.ttl, list(sigs)))
+
+
+def _deny(zone: dns.zone.Zone, response: dns.message.Message, dnssec_ok: bool, *, soa: bool = True) -> None:
+    """The authority section of a negative (or wildcard) answer: SOA, and with DO every NSEC/NSEC3
+    of the zone with its RRSIG. More than a server needs to send, which a validator must cope with."""
+    origin = cast(dns.name.Name, zone.origin)
+    apex = zone.get_node(origin)
+    if soa and apex is not None and (found := apex.get_rdataset(dns.rdataclass.IN, dns.rdatatype.SOA)):
+        response.authority.append(dns.rrset.from_rdata_list(origin, found.ttl, list(found)))
+        _add_rrsig(response.authority, apex, origin, dns.rdatatype.SOA, dnssec_ok)
+    if not dnssec_ok:
+        return
+    for name, node in zone.nodes.items():
+        for kind in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+            records = node.get_rdataset(dns.rdataclass.IN, kind)
+            if records is not None:
+                response.authority.append(dns.rrset.from_rdata_list(name, records.ttl, list(records)))
+                _add_rrsig(response.authority, node, name, kind, dnssec_ok)
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -173,7 +242,15 @@ class _Udp(asyncio.DatagramProtocol):
         if q is not None and self.data.fault_for(q.name, q.rdtype) is Fault.TRUNCATE:
             reply.answer.clear()
             reply.flags |= dns.flags.TC
-        self.transport.sendto(reply.to_wire(), addr)
+        try:
+            wire = reply.to_wire()
+        except dns.exception.TooBig:
+            # Over the asker's UDP size (DNSSEC denials are large): truncate, as a server must.
+            for section in (reply.answer, reply.authority, reply.additional):
+                section.clear()
+            reply.flags |= dns.flags.TC
+            wire = reply.to_wire()
+        self.transport.sendto(wire, addr)
 
 
 class ZoneServer:
@@ -224,7 +301,7 @@ class ZoneServer:
                 reply = answer(self.data, query)
                 if reply is None:
                     continue
-                wire = reply.to_wire()
+                wire = reply.to_wire(max_size=65535)
                 writer.write(struct.pack("!H", len(wire)) + wire)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):

@@ -47,7 +47,10 @@ class TrustAnchors:
 def parse_anchors(text: str, source: str) -> TrustAnchors:
     """DS/DNSKEY lines (absolute owners) to anchors; anything else is an error."""
     try:
-        zone = dns.zone.from_text(text, origin=dns.name.root, relativize=False, check_origin=False)
+        # Trust anchor files (Unbound, keymgr) often carry no TTL: give one.
+        zone = dns.zone.from_text(
+            "$TTL 0\n" + text, origin=dns.name.root, relativize=False, check_origin=False
+        )
     except (dns.exception.DNSException, ValueError) as exc:
         raise TrustAnchorError(f"trust anchor {source}: {exc}") from None
     found: dict[dns.name.Name, list[dns.rdtypes.ANY.DS.DS]] = {}

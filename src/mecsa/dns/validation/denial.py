@@ -74,7 +74,7 @@ def _nsecs(rrsets: Sequence[dns.rrset.RRset]) -> list[tuple[dns.name.Name, dns.r
 
 
 def _common_ancestor(a: dns.name.Name, b: dns.name.Name) -> dns.name.Name:
-    _, common, _ = a.fullcompare(b)
+    _, _, common = a.fullcompare(b)  # (relation, order, labels in common)
     return a.split(common)[1] if common < len(a) else a
 
 
