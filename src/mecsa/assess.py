@@ -31,6 +31,7 @@ async def assess(domain: str, client: DnsClient, options: AssessOptions | None =
         **client.describe(),
         "validates_dnssec": validating,
         "queries": ctx.resolver.queries_sent,
+        "validation_queries": ctx.resolver.validation_queries,
     }
     return Assessment(
         domain, __version__, tuple(results), resolver_info, round(time.monotonic() - started, 3)

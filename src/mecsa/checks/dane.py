@@ -190,7 +190,7 @@ def _host_state(d: DaneHost) -> _HostState:
     if not records:
         return _HostState((Status.FAIL, "dane.no_tlsa", f"no TLSA records at {owner}"), (), ())
     if answer.dnssec is DnssecStatus.INDETERMINATE:
-        why = f"{owner} TLSA: the resolver does not validate DNSSEC, so usability is unknown"
+        why = f"{owner} TLSA: DNSSEC status unknown ({answer.dnssec_link}), so usability is unknown"
         return _HostState((Status.ERROR, "dane.dnssec_unknown", why), (), records)
     if answer.dnssec is not DnssecStatus.SECURE:
         why = f"TLSA records at {owner} are not DNSSEC-secure ({answer.dnssec.value}): DANE does not apply"

@@ -3,9 +3,11 @@
 The subjects are the domain's MX RRset, each MX host's A and AAAA, the SPF TXT (the TXT RRset at
 the domain), `_dmarc.<domain>` TXT and each MX host's TLSA (the very names the dane check asks:
 `_25._tcp`, after secure CNAME expansion). A negative answer counts by its own status: a secure
-NXDOMAIN for `_dmarc` is secure. The status comes from the resolver (the AD bit, EDE, the CD
-retry); a resolver that does not validate makes the verdict `error`, never `fail`, because then
-nothing can be said.
+NXDOMAIN for `_dmarc` is secure. The status comes from our own chain walk (`--dnssec-mode own`),
+from the resolver (the AD bit, EDE, the CD retry: `resolver`), or from both, the stricter winning
+(`both`, the default). Each subject's details name the link that decided it and the chain of
+zones. In `resolver` mode a resolver that does not validate makes the verdict `error`, never
+`fail`, because then nothing can be said.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class DnssecSubject:
 @dataclass(frozen=True, slots=True)
 class DnssecObservation:
     domain: str
-    resolver_validates: bool
+    resolver_validates: bool  # True when DNSSEC can be judged: we validate, or the resolver does
     subjects: tuple[DnssecSubject, ...]
+    mode: str = "resolver"
 
 
 SubjectSource = Callable[[Context], Awaitable[tuple[DnssecSubject, ...]]]
@@ -89,8 +92,9 @@ SUBJECT_SOURCES: tuple[SubjectSource, ...] = (_mx_subjects, _spf_subjects, _dmar
 
 async def observe(ctx: Context) -> DnssecObservation:
     groups = await asyncio.gather(*(source(ctx) for source in SUBJECT_SOURCES))
-    validates = await ctx.resolver.client.validates()  # learnt once per client, usually already
-    return DnssecObservation(ctx.domain, validates, tuple(s for group in groups for s in group))
+    validates = await ctx.resolver.validates()  # learnt once per client, usually already
+    subjects = tuple(s for group in groups for s in group)
+    return DnssecObservation(ctx.domain, validates, subjects, ctx.resolver.client.dnssec_mode.value)
 
 
 def evaluate(obs: DnssecObservation) -> CheckResult:
@@ -127,7 +131,7 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
                 Status.FAIL,
                 PROTOCOL,
                 "not signed (insecure): " + _names(insecure),
-                tuple(s.describe() for s in insecure),
+                tuple(_with_link(s) for s in insecure),
                 "dnssec.sign_zone",
             )
         )
@@ -148,10 +152,11 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
                 Status.ERROR,
                 PROTOCOL,
                 "DNSSEC status unknown for " + _names(unknown),
-                tuple(s.describe() for s in unknown),
+                tuple(_with_link(s) for s in unknown),
             )
         )
-    if not findings and obs.subjects:
+    findings.extend(_validation_findings(obs.subjects))
+    if not [f for f in findings if f.status is not Status.WARN] and obs.subjects:
         findings.append(
             Finding(
                 "dnssec.secure",
@@ -163,16 +168,9 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
         )
     details = {
         "resolver_validates": obs.resolver_validates,
-        "subjects": [
-            {
-                "label": s.label,
-                "name": s.answer.qname,
-                "type": s.answer.rdtype,
-                "rcode": s.answer.rcode.value,
-                "dnssec": s.state,
-            }
-            for s in obs.subjects
-        ],
+        "dnssec_mode": obs.mode,
+        "subjects": [_subject_details(s) for s in obs.subjects],
+        "chains": _chain_diagrams(obs.subjects),
     }
     return CheckResult("dnssec", tuple(findings), (_verdict(findings),), details)
 
@@ -183,16 +181,91 @@ def _verdict(findings: list[Finding]) -> ProtocolVerdict:
         hits = [f for f in findings if f.status is status]
         if hits:
             return ProtocolVerdict(PROTOCOL, verdict, "; ".join(f.message for f in hits))
-    if findings and findings[0].status is Status.PASS:
-        return ProtocolVerdict(PROTOCOL, VerdictStatus.PASS, findings[0].message)
+    passed = [f for f in findings if f.status is Status.PASS]
+    if passed:  # warnings (a weak algorithm, a disagreement settled as secure) do not undo a pass
+        return ProtocolVerdict(PROTOCOL, VerdictStatus.PASS, passed[0].message)
     return ProtocolVerdict(PROTOCOL, VerdictStatus.ERROR, "nothing was looked up")
+
+
+def _validation_findings(subjects: tuple[DnssecSubject, ...]) -> list[Finding]:
+    """Our own walk's extra word: a disagreement with the resolver, weak algorithms on the chain."""
+    out: list[Finding] = []
+    disagree = [s for s in subjects if s.answer.disagreement]
+    if disagree:
+        out.append(
+            Finding(
+                "dnssec.resolver_disagrees",
+                Status.WARN,
+                PROTOCOL,
+                "our DNSSEC validation and the resolver's AD bit disagree for "
+                + _names(disagree)
+                + "; the stricter verdict counts",
+                tuple(f"{s.describe()}: {s.answer.disagreement}" for s in disagree),
+            )
+        )
+    notes = {n.text: n for s in subjects if s.answer.validation for n in s.answer.validation.notes}
+    for level, status in (("fail", Status.FAIL), ("warn", Status.WARN)):
+        texts = sorted(t for t, n in notes.items() if n.level == level)
+        if texts:
+            zones = ", ".join(sorted({notes[t].zone for t in texts}))
+            out.append(
+                Finding(
+                    "dnssec.weak_algorithm",
+                    status,
+                    PROTOCOL,
+                    f"weak DNSSEC algorithm or key on the chain of trust ({zones})",
+                    tuple(texts),
+                    "dnssec.fix_algorithm",
+                )
+            )
+    return out
+
+
+def _subject_details(s: DnssecSubject) -> dict[str, object]:
+    out: dict[str, object] = {
+        "label": s.label,
+        "name": s.answer.qname,
+        "type": s.answer.rdtype,
+        "rcode": s.answer.rcode.value,
+        "dnssec": s.state,
+    }
+    if s.answer.validation is not None:  # our own walk ran: name the link and the chain
+        out["link"] = s.answer.dnssec_link
+        out["chain"] = list(s.answer.validation.chain)
+    if s.answer.resolver_dnssec is not None:
+        out["resolver_dnssec"] = s.answer.resolver_dnssec.value
+    return out
+
+
+def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
+    """One small diagram per distinct chain, `. → test. → top.test. ✔ (MX, SPF TXT)`, weakest first."""
+    marks = {"secure": "✔", "insecure": "○", "bogus": "✘", "indeterminate": "?", "error": "?"}
+    groups: dict[str, list[str]] = {}
+    for s in subjects:
+        v = s.answer.validation
+        if v is None:
+            continue
+        head = " → ".join(v.chain) if v.chain else "(no secure chain)"
+        tail = "" if s.state == "secure" else f": {v.link}"
+        groups.setdefault(f"{head} {marks.get(s.state, '?')}{tail}", []).append(s.label)
+    return [
+        f"{key} ({', '.join(labels)})" for key, labels in sorted(groups.items(), key=lambda kv: "✔" in kv[0])
+    ]
 
 
 def _names(subjects: list[DnssecSubject]) -> str:
     return ", ".join(s.label for s in subjects)
 
 
+def _with_link(subject: DnssecSubject) -> str:
+    if subject.answer.validation is None:
+        return subject.describe()
+    return f"{subject.describe()}: {subject.answer.dnssec_link}"
+
+
 def _bogus_evidence(subject: DnssecSubject) -> str:
+    if subject.answer.validation is not None and subject.answer.validation.status is DnssecStatus.BOGUS:
+        return f"{subject.describe()}: {subject.answer.validation.link}"
     ede = "; ".join(f"EDE {code}: {text}" if text else f"EDE {code}" for code, text in subject.answer.ede)
     return subject.describe() + (f" ({ede})" if ede else " (data returned only with checking disabled)")
 
@@ -209,6 +282,8 @@ CHECK = CheckSpec(
         "dnssec.insecure": "some answer is not signed",
         "dnssec.resolver_not_validating": "the resolver does not validate: DNSSEC cannot be judged",
         "dnssec.lookup_failed": "a lookup failed: the tool could not find out",
-        "dnssec.indeterminate": "the resolver gave no DNSSEC status for some answer",
+        "dnssec.indeterminate": "no DNSSEC status could be learnt for some answer",
+        "dnssec.resolver_disagrees": "our chain walk and the resolver's AD bit disagree (--dnssec-mode both)",
+        "dnssec.weak_algorithm": "a zone on the chain signs with a deprecated algorithm or short RSA key",
     },
 )

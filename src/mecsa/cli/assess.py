@@ -8,12 +8,14 @@ import typer
 
 from mecsa.cli.common import (
     CaFileOption,
+    DnssecModeOption,
     HtmlOption,
     JsonOption,
     ResolverOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
+    TrustAnchorOption,
     domain_argument,
     input_file,
     make_client,
@@ -44,6 +46,8 @@ def assess_command(
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
     html: HtmlOption = None,
+    dnssec_mode: DnssecModeOption = "both",
+    trust_anchor: TrustAnchorOption = None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -67,7 +71,7 @@ def assess_command(
         smtp_timeout=smtp_timeout,
         tls_versions=tls_versions,
     )
-    client = make_client(resolver, timeout)
+    client = make_client(resolver, timeout, dnssec_mode, trust_anchor)
     result = run(assess(name, client, options))
     if html is not None:
         from mecsa.report.html import render_html

@@ -350,7 +350,7 @@ class Resolver:
             server,
             detail,
             verdict,
-            resolver_status,
+            resolver_status if verdict is not None else None,  # kept for `both` mode's comparison
         )
 
     async def _own_verdict(

@@ -147,7 +147,8 @@ def build_view(assessment: Assessment, profile: str = "mecsa", today: dt.date | 
         for p in (*PROTOCOLS, *(p for p in verdicts if p not in PROTOCOLS))
     )
     notes: list[str] = []
-    if assessment.resolver.get("validates_dnssec") is False:
+    own_validation = assessment.resolver.get("dnssec_mode", "resolver") != "resolver"
+    if assessment.resolver.get("validates_dnssec") is False and not own_validation:
         notes.append(
             "the resolver does not validate DNSSEC: DNSSEC results are indeterminate "
             "(use --resolver with a validating resolver)"
