@@ -21,6 +21,8 @@ LEAF = (
     + f"*._tcp.mx2 IN TLSA {TLSA}\n"
     + "alias IN CNAME mx1\n"
     + '@ IN TXT "v=spf1 -all"\n'
+    + "@ IN MX 10 mx1\n"
+    + '_dmarc IN TXT "v=DMARC1; p=reject"\n'
 )
 KEYS: dict[str, Key] = {}
 
