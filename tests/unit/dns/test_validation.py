@@ -15,10 +15,10 @@ import pytest
 from mecsa.dns import zoneserver
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
 from mecsa.dns.resolver import Resolver
+from mecsa.dns.signing import NOW, Signing, new_key
 from mecsa.dns.validation.anchors import TrustAnchorError, iana_root_anchors, load_anchor_file
 from mecsa.dns.validation.verdict import DnssecMode
 from tests.conftest import ServeZones
-from tests.unit.dns.signing import NOW, Signing, new_key
 from tests.unit.dns.world import World, client_for, key
 
 SECURE_TOP = "secure (chain . → test. → top.test.)"
@@ -379,3 +379,23 @@ def test_anchor_file_takes_dnskey_lines_and_refuses_junk(tmp_path: Path) -> None
         load_anchor_file(bad)
     with pytest.raises(TrustAnchorError, match=r"(?i)no such file"):
         load_anchor_file(tmp_path / "missing")
+
+
+async def test_chain_walk_adds_about_one_round_trip_not_one_per_zone_cut(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delay = 0.2
+    real = zoneserver._Udp.datagram_received
+
+    def late(self: zoneserver._Udp, wire: bytes, addr: tuple[str, int]) -> None:
+        asyncio.get_running_loop().call_later(delay, real, self, wire, addr)
+
+    monkeypatch.setattr(zoneserver._Udp, "datagram_received", late)
+    resolver = Resolver(await client_for(serve_zones, World()))
+    started = asyncio.get_running_loop().time()
+    answer = await resolver.resolve("mx1.top.test", "A")
+    elapsed = asyncio.get_running_loop().time() - started
+    assert answer.dnssec is DnssecStatus.SECURE
+    # The answer (1 round trip), then DS/DNSKEY of top.test., test. and . all at once (1 more);
+    # walking one zone cut at a time would take 4 round trips.
+    assert 2 * delay <= elapsed < 3 * delay

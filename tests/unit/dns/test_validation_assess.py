@@ -11,11 +11,11 @@ import jsonschema
 
 from mecsa.assess import assess
 from mecsa.checks.base import AssessOptions
+from mecsa.dns.signing import Signing, new_key
 from mecsa.dns.validation.verdict import DnssecMode
 from mecsa.model import Assessment, Status, VerdictStatus
 from mecsa.report.json import render_json
 from tests.conftest import ServeZones
-from tests.unit.dns.signing import Signing, new_key
 from tests.unit.dns.world import World, client_for
 
 # Nothing listens on 127.0.0.25:25 here: the SMTP side fails fast; the TLSA side is what counts.

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mecsa.dns.resolver import DnsClient
+from mecsa.dns.signing import Key, Signing, new_key, sign_zone
 from mecsa.dns.validation.anchors import TrustAnchors, parse_anchors
 from mecsa.dns.validation.verdict import DnssecMode
 from tests.conftest import ServeZones
-from tests.unit.dns.signing import Key, Signing, new_key, sign_zone
 
 TLSA = "3 1 1 " + "ab" * 32
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"

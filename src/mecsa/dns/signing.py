@@ -1,4 +1,5 @@
-"""A small zone signer for the tests: keys, RRSIGs, NSEC or NSEC3 chains, all made with dns.dnssec.
+"""A small zone signer for tests and benchmarks: keys, RRSIGs, NSEC or NSEC3 chains, all made
+with dns.dnssec. Not for production zones (use Knot or ldns-signzone).
 
 Written out in full rather than with `dns.dnssec.sign_zone` so that each test can break exactly one
 link: an expired signature, an NSEC3 opt-out span, a high iteration count, a missing DNSKEY.
@@ -23,7 +24,6 @@ import dns.rdtypes.ANY.DS
 import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from dns.rdtypes.ANY.NSEC import Bitmap
 
 from mecsa.dns.validation.denial import nsec3_hash
 
@@ -179,6 +179,3 @@ def _nsec3_chain(
 
 def _b32(digest: bytes) -> bytes:
     return base64.b32hexencode(digest).rstrip(b"=").lower()
-
-
-__all__ = ["Bitmap", "Key", "Signing", "new_key", "sign_zone"]
