@@ -29,6 +29,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
+from mecsa.dns.validation.denial import Nsec3Record, nsec3_hash, nsec_covers
+
 
 class Fault(StrEnum):
     SERVFAIL = "servfail"
@@ -155,7 +157,7 @@ def _fill(
             wildcard = None if exists else _wildcard_node(zone, current)
             if wildcard is None:
                 response.set_rcode(dns.rcode.NOERROR if exists else dns.rcode.NXDOMAIN)
-                _deny(zone, response, dnssec_ok)
+                _deny(zone, response, dnssec_ok, current)
                 return
             owner, node = wildcard
         found = node.get_rdataset(dns.rdataclass.IN, rdtype)
@@ -163,11 +165,13 @@ def _fill(
             response.answer.append(dns.rrset.from_rdata_list(current, found.ttl, list(found)))
             _add_rrsig(response.answer, node, current, rdtype, dnssec_ok)
             if owner != current:
-                _deny(zone, response, dnssec_ok, soa=False)  # RFC 4035 §3.1.3.3: prove the name absent
+                _deny(
+                    zone, response, dnssec_ok, current, soa=False
+                )  # RFC 4035 §3.1.3.3: prove the name absent
             return
         cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
         if cname is None or rdtype == dns.rdatatype.CNAME:
-            _deny(zone, response, dnssec_ok)
+            _deny(zone, response, dnssec_ok, current)
             return
         response.answer.append(dns.rrset.from_rdata_list(current, cname.ttl, list(cname)))
         _add_rrsig(response.answer, node, current, dns.rdatatype.CNAME, dnssec_ok)
@@ -204,9 +208,17 @@ def _add_rrsig(
         section.append(dns.rrset.from_rdata_list(owner, sigs.ttl, list(sigs)))
 
 
-def _deny(zone: dns.zone.Zone, response: dns.message.Message, dnssec_ok: bool, *, soa: bool = True) -> None:
-    """The authority section of a negative (or wildcard) answer: SOA, and with DO every NSEC/NSEC3
-    of the zone with its RRSIG. More than a server needs to send, which a validator must cope with."""
+def _deny(
+    zone: dns.zone.Zone,
+    response: dns.message.Message,
+    dnssec_ok: bool,
+    qname: dns.name.Name,
+    *,
+    soa: bool = True,
+) -> None:
+    """The authority section of a negative (or wildcard) answer: SOA, and with DO the NSEC/NSEC3
+    records (with RRSIGs) that match or cover the name, its ancestors and their wildcards, which
+    is what RFC 4035 §3.1.3 and RFC 5155 §7.2 proofs draw on."""
     origin = cast(dns.name.Name, zone.origin)
     apex = zone.get_node(origin)
     if soa and apex is not None and (found := apex.get_rdataset(dns.rdataclass.IN, dns.rdatatype.SOA)):
@@ -214,12 +226,38 @@ def _deny(zone: dns.zone.Zone, response: dns.message.Message, dnssec_ok: bool, *
         _add_rrsig(response.authority, apex, origin, dns.rdatatype.SOA, dnssec_ok)
     if not dnssec_ok:
         return
-    for name, node in zone.nodes.items():
-        for kind in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
-            records = node.get_rdataset(dns.rdataclass.IN, kind)
-            if records is not None:
-                response.authority.append(dns.rrset.from_rdata_list(name, records.ttl, list(records)))
-                _add_rrsig(response.authority, node, name, kind, dnssec_ok)
+    targets: list[dns.name.Name] = []
+    name = qname
+    while name.is_subdomain(origin):
+        targets.extend((name, dns.name.Name((b"*",)).concatenate(name)))
+        if name == origin:
+            break
+        name = name.parent()
+    hashed: dict[tuple[bytes, int], list[bytes]] = {}
+    for owner, node in zone.nodes.items():
+        nsec = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC)
+        if nsec is not None and any(t == owner or nsec_covers(owner, nsec[0].next, t) for t in targets):
+            _add_denial(response, node, owner, dns.rdatatype.NSEC)
+        nsec3 = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC3)
+        if nsec3 is not None:
+            rd = nsec3[0]
+            key = (rd.salt, rd.iterations)
+            if key not in hashed:
+                hashed[key] = [nsec3_hash(t, rd.salt, rd.iterations) for t in targets]
+            record = Nsec3Record.of(owner, rd)
+            if record is not None and any(
+                record.owner_hash == digest or record.covers(digest) for digest in hashed[key]
+            ):
+                _add_denial(response, node, owner, dns.rdatatype.NSEC3)
+
+
+def _add_denial(
+    response: dns.message.Message, node: dns.node.Node, owner: dns.name.Name, kind: dns.rdatatype.RdataType
+) -> None:
+    records = node.get_rdataset(dns.rdataclass.IN, kind)
+    if records is not None:
+        response.authority.append(dns.rrset.from_rdata_list(owner, records.ttl, list(records)))
+        _add_rrsig(response.authority, node, owner, kind, True)
 
 
 class _Udp(asyncio.DatagramProtocol):

@@ -62,7 +62,7 @@ def _next_closer(qname: dns.name.Name, encloser: dns.name.Name) -> dns.name.Name
 # ---- NSEC (RFC 4035 §5.4, RFC 4034 §6.1 canonical order) -------------------------------------
 
 
-def _nsec_covers(owner: dns.name.Name, nxt: dns.name.Name, name: dns.name.Name) -> bool:
+def nsec_covers(owner: dns.name.Name, nxt: dns.name.Name, name: dns.name.Name) -> bool:
     """`owner < name < next` in canonical order; the last NSEC wraps to the apex."""
     if owner < nxt:
         return bool(owner < name < nxt)
@@ -94,7 +94,7 @@ def nsec_nodata(
             return Denial(True, "NSEC")
     # Wildcard NODATA (RFC 4035 §5.4): qname is covered, and the wildcard that would match lacks the type.
     for owner, rd in records:
-        if _nsec_covers(owner, rd.next, qname):
+        if nsec_covers(owner, rd.next, qname):
             encloser = _closest_encloser_nsec(qname, owner, rd.next)
             wildcard = _wildcard_at(encloser)
             for w_owner, w_rd in records:
@@ -113,7 +113,7 @@ def _closest_encloser_nsec(qname: dns.name.Name, owner: dns.name.Name, nxt: dns.
 def nsec_nxdomain(qname: dns.name.Name, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name) -> Denial:
     """The name does not exist: an NSEC covers it and one covers the wildcard at its closest encloser."""
     records = _nsecs(rrsets)
-    covering = [(o, rd) for o, rd in records if _nsec_covers(o, rd.next, qname)]
+    covering = [(o, rd) for o, rd in records if nsec_covers(o, rd.next, qname)]
     if not covering:
         return Denial(False, "NSEC", f"no NSEC covers {qname}")
     owner, rd = covering[0]
@@ -123,14 +123,14 @@ def nsec_nxdomain(qname: dns.name.Name, rrsets: Sequence[dns.rrset.RRset], zone:
     wildcard = _wildcard_at(encloser)
     if any(o == wildcard for o, _ in records):
         return Denial(False, "NSEC", f"the wildcard {wildcard} exists, so {qname} should have matched it")
-    if not any(_nsec_covers(o, r.next, wildcard) for o, r in records):
+    if not any(nsec_covers(o, r.next, wildcard) for o, r in records):
         return Denial(False, "NSEC", f"no NSEC proves the wildcard {wildcard} absent")
     return Denial(True, "NSEC")
 
 
 def nsec_no_exact_match(qname: dns.name.Name, rrsets: Sequence[dns.rrset.RRset]) -> Denial:
     """For a wildcard-expanded answer: an NSEC proves `qname` itself does not exist (RFC 4035 §5.3.4)."""
-    if any(_nsec_covers(o, rd.next, qname) for o, rd in _nsecs(rrsets)):
+    if any(nsec_covers(o, rd.next, qname) for o, rd in _nsecs(rrsets)):
         return Denial(True, "NSEC")
     return Denial(False, "NSEC", f"no NSEC proves that {qname} does not exist")
 
@@ -148,9 +148,19 @@ def nsec3_hash(name: dns.name.Name, salt: bytes, iterations: int) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Nsec3:
+class Nsec3Record:
+    """One NSEC3 record with its owner's hash decoded (RFC 5155 §3: base32hex, RFC 4648 §7)."""
+
     owner_hash: bytes
     rd: dns.rdtypes.ANY.NSEC3.NSEC3
+
+    @classmethod
+    def of(cls, owner: dns.name.Name, rd: dns.rdtypes.ANY.NSEC3.NSEC3) -> Nsec3Record | None:
+        label = owner.labels[0].decode("ascii", errors="replace").upper()
+        try:
+            return cls(base64.b32hexdecode(label + "=" * (-len(label) % 8)), rd)
+        except ValueError:
+            return None
 
     def covers(self, digest: bytes) -> bool:
         if self.owner_hash < self.rd.next:
@@ -163,16 +173,14 @@ class Nsec3Set:
 
     def __init__(self, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name) -> None:
         self.zone = zone
-        self.records: list[_Nsec3] = []
+        self.records: list[Nsec3Record] = []
         for rrset in rrsets:
             if rrset.rdtype != dns.rdatatype.NSEC3 or rrset.name.parent() != zone:
                 continue
-            label = rrset.name.labels[0].decode("ascii").upper()
-            try:
-                owner_hash = base64.b32hexdecode(label + "=" * (-len(label) % 8))
-            except ValueError:
-                continue
-            self.records.extend(_Nsec3(owner_hash, rd) for rd in rrset)
+            for rd in rrset:
+                record = Nsec3Record.of(rrset.name, rd)
+                if record is not None:
+                    self.records.append(record)
         first = self.records[0].rd if self.records else None
         self.iterations = first.iterations if first else 0
         self.salt: bytes = (first.salt or b"") if first else b""
@@ -184,19 +192,19 @@ class Nsec3Set:
     def _hash(self, name: dns.name.Name) -> bytes:
         return nsec3_hash(name, self.salt, self.iterations)
 
-    def matching(self, name: dns.name.Name) -> _Nsec3 | None:
+    def matching(self, name: dns.name.Name) -> Nsec3Record | None:
         digest = self._hash(name)
         return next((r for r in self.records if r.owner_hash == digest and self._same(r)), None)
 
-    def covering(self, name: dns.name.Name) -> _Nsec3 | None:
+    def covering(self, name: dns.name.Name) -> Nsec3Record | None:
         digest = self._hash(name)
         return next((r for r in self.records if r.covers(digest) and self._same(r)), None)
 
-    def _same(self, record: _Nsec3) -> bool:
+    def _same(self, record: Nsec3Record) -> bool:
         # RFC 5155 §8.2: only records with the zone's parameters take part in a proof.
         return record.rd.iterations == self.iterations and record.rd.salt == self.salt
 
-    def closest_encloser(self, qname: dns.name.Name) -> tuple[dns.name.Name, _Nsec3] | None:
+    def closest_encloser(self, qname: dns.name.Name) -> tuple[dns.name.Name, Nsec3Record] | None:
         """RFC 5155 §8.3: the deepest existing ancestor, with the NSEC3 covering the next closer name."""
         candidate = qname
         while len(candidate) > len(self.zone):

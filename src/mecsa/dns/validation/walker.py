@@ -108,6 +108,8 @@ class ChainValidator:
         self._now = now
         self._trust: dict[dns.name.Name, asyncio.Task[ZoneTrust]] = {}
         self._prefetching: set[asyncio.Task[Fetched]] = set()
+        # The same SOA and NSEC RRsets come back in many negative answers: verify each once.
+        self._verified: dict[tuple[object, ...], str] = {}
         self._zone_of: dict[dns.name.Name, asyncio.Task[tuple[dns.name.Name | None, str]]] = {}
 
     # ---- answers ------------------------------------------------------------------------------
@@ -408,6 +410,24 @@ class ChainValidator:
         self, rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
     ) -> str:
         """'' when one RRSIG by the zone verifies the RRset (RFC 4035 §5.3), else what is wrong."""
+        # Keyed on the data and the signatures, never on the signatures alone (they could be replayed
+        # over other data); the clock is not in the key, as one assessment lasts minutes at most.
+        key = (
+            trust.zone,
+            rrset.name,
+            rrset.rdtype,
+            frozenset(rd.to_digestable() for rd in rrset),
+            tuple(sig.to_digestable() for sig in sigs),
+        )
+        known = self._verified.get(key)
+        if known is None:
+            known = self._verify_now(rrset, sigs, trust)
+            self._verified[key] = known
+        return known
+
+    def _verify_now(
+        self, rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
+    ) -> str:
         what = f"{owner_text(rrset.name)} {dns.rdatatype.to_text(rrset.rdtype)}"
         assert trust.keys is not None
         now = self._now()
