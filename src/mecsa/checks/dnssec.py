@@ -16,13 +16,49 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
-from mecsa.checks.dane import lookup_tlsa
-from mecsa.checks.mx import observe_mx
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer, DnssecStatus
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
+from mecsa.observe.mx import observe_mx
+from mecsa.observe.tlsa import lookup_tlsa
 
 PROTOCOL = "dnssec"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+SECURE = FindingKind("dnssec.secure", Status.PASS, PROTOCOL, "every answer that counts is DNSSEC-validated")
+BOGUS = FindingKind(
+    "dnssec.bogus", Status.FAIL, PROTOCOL, "DNSSEC validation fails for some answer", "dnssec.fix_signatures"
+)
+INSECURE = FindingKind(
+    "dnssec.insecure", Status.FAIL, PROTOCOL, "some answer is not signed", "dnssec.sign_zone"
+)
+RESOLVER_NOT_VALIDATING = FindingKind(
+    "dnssec.resolver_not_validating",
+    Status.ERROR,
+    PROTOCOL,
+    "the resolver does not validate: DNSSEC cannot be judged",
+)
+LOOKUP_FAILED = FindingKind(
+    "dnssec.lookup_failed", Status.ERROR, PROTOCOL, "a lookup failed: the tool could not find out"
+)
+INDETERMINATE = FindingKind(
+    "dnssec.indeterminate", Status.ERROR, PROTOCOL, "no DNSSEC status could be learnt for some answer"
+)
+RESOLVER_DISAGREES = FindingKind(
+    "dnssec.resolver_disagrees",
+    Status.WARN,
+    PROTOCOL,
+    "our chain walk and the resolver's AD bit disagree (--dnssec-mode both); the stricter counts",
+)
+WEAK_ALGORITHM = FindingKind(
+    "dnssec.weak_algorithm",
+    Status.WARN,
+    PROTOCOL,
+    "a zone on the chain uses a deprecated algorithm, a SHA-1 DS or a short RSA key (RFC 8624, RFC 9905)",
+    "dnssec.fix_algorithm",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,63 +141,38 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
     findings: list[Finding] = []
     if bogus := by_state.get("bogus"):
         findings.append(
-            Finding(
-                "dnssec.bogus",
-                Status.FAIL,
-                PROTOCOL,
+            BOGUS(
                 "DNSSEC validation fails (bogus) for " + _names(bogus),
                 tuple(_bogus_evidence(s) for s in bogus),
-                "dnssec.fix_signatures",
             )
         )
     if not obs.resolver_validates:
         findings.append(
-            Finding(
-                "dnssec.resolver_not_validating",
-                Status.ERROR,
-                PROTOCOL,
+            RESOLVER_NOT_VALIDATING(
                 "the resolver does not validate DNSSEC (no AD bit on the signed root), so DNSSEC "
-                "cannot be judged; use a validating resolver (--resolver)",
+                "cannot be judged; use a validating resolver (--resolver)"
             )
         )
     elif insecure := by_state.get("insecure"):
         findings.append(
-            Finding(
-                "dnssec.insecure",
-                Status.FAIL,
-                PROTOCOL,
-                "not signed (insecure): " + _names(insecure),
-                tuple(_with_link(s) for s in insecure),
-                "dnssec.sign_zone",
-            )
+            INSECURE("not signed (insecure): " + _names(insecure), tuple(_with_link(s) for s in insecure))
         )
     if failed := by_state.get("error"):
         findings.append(
-            Finding(
-                "dnssec.lookup_failed",
-                Status.ERROR,
-                PROTOCOL,
-                "could not look up " + _names(failed),
-                tuple(s.answer.describe_failure() for s in failed),
+            LOOKUP_FAILED(
+                "could not look up " + _names(failed), tuple(s.answer.describe_failure() for s in failed)
             )
         )
     if obs.resolver_validates and (unknown := by_state.get("indeterminate")):
         findings.append(
-            Finding(
-                "dnssec.indeterminate",
-                Status.ERROR,
-                PROTOCOL,
-                "DNSSEC status unknown for " + _names(unknown),
-                tuple(_with_link(s) for s in unknown),
+            INDETERMINATE(
+                "DNSSEC status unknown for " + _names(unknown), tuple(_with_link(s) for s in unknown)
             )
         )
     findings.extend(_validation_findings(obs.subjects))
-    if not [f for f in findings if f.status is not Status.WARN] and obs.subjects:
+    if all(f.status is Status.WARN for f in findings) and obs.subjects:
         findings.append(
-            Finding(
-                "dnssec.secure",
-                Status.PASS,
-                PROTOCOL,
+            SECURE(
                 f"all {len(obs.subjects)} answers are DNSSEC-validated (secure)",
                 tuple(s.describe() for s in obs.subjects),
             )
@@ -190,34 +201,19 @@ def _verdict(findings: list[Finding]) -> ProtocolVerdict:
 def _validation_findings(subjects: tuple[DnssecSubject, ...]) -> list[Finding]:
     """Our own walk's extra word: a disagreement with the resolver, weak algorithms on the chain."""
     out: list[Finding] = []
-    disagree = [s for s in subjects if s.answer.disagreement]
-    if disagree:
+    if disagree := [s for s in subjects if s.answer.disagreement]:
         out.append(
-            Finding(
-                "dnssec.resolver_disagrees",
-                Status.WARN,
-                PROTOCOL,
-                "our DNSSEC validation and the resolver's AD bit disagree for "
-                + _names(disagree)
-                + "; the stricter verdict counts",
+            RESOLVER_DISAGREES(
+                "our DNSSEC validation and the resolver's AD bit disagree for " + _names(disagree),
                 tuple(f"{s.describe()}: {s.answer.disagreement}" for s in disagree),
             )
         )
     notes = {n.text: n for s in subjects if s.answer.validation for n in s.answer.validation.notes}
-    for level, status in (("fail", Status.FAIL), ("warn", Status.WARN)):
-        texts = sorted(t for t, n in notes.items() if n.level == level)
-        if texts:
-            zones = ", ".join(sorted({notes[t].zone for t in texts}))
-            out.append(
-                Finding(
-                    "dnssec.weak_algorithm",
-                    status,
-                    PROTOCOL,
-                    f"weak DNSSEC algorithm or key on the chain of trust ({zones})",
-                    tuple(texts),
-                    "dnssec.fix_algorithm",
-                )
-            )
+    if notes:
+        zones = ", ".join(sorted({n.zone for n in notes.values()}))
+        out.append(
+            WEAK_ALGORITHM(f"weak DNSSEC algorithm or key on the chain of trust ({zones})", sorted(notes))
+        )
     return out
 
 
@@ -239,7 +235,7 @@ def _subject_details(s: DnssecSubject) -> dict[str, object]:
 
 def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
     """One small diagram per distinct chain, `. → test. → top.test. ✔ (MX, SPF TXT)`, weakest first."""
-    marks = {"secure": "✔", "insecure": "○", "bogus": "✘", "indeterminate": "?", "error": "?"}
+    marks = {"secure": "✔", "insecure": "○", "bogus": "✘"}
     groups: dict[str, list[str]] = {}
     for s in subjects:
         v = s.answer.validation
@@ -248,19 +244,18 @@ def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
         head = " → ".join(v.chain) if v.chain else "(no secure chain)"
         tail = "" if s.state == "secure" else f": {v.link}"
         groups.setdefault(f"{head} {marks.get(s.state, '?')}{tail}", []).append(s.label)
-    return [
-        f"{key} ({', '.join(labels)})" for key, labels in sorted(groups.items(), key=lambda kv: "✔" in kv[0])
-    ]
-
-
-def _names(subjects: list[DnssecSubject]) -> str:
-    return ", ".join(s.label for s in subjects)
+    ordered = sorted(groups.items(), key=lambda kv: "✔" in kv[0])
+    return [f"{key} ({', '.join(labels)})" for key, labels in ordered]
 
 
 def _with_link(subject: DnssecSubject) -> str:
     if subject.answer.validation is None:
         return subject.describe()
     return f"{subject.describe()}: {subject.answer.dnssec_link}"
+
+
+def _names(subjects: list[DnssecSubject]) -> str:
+    return ", ".join(s.label for s in subjects)
 
 
 def _bogus_evidence(subject: DnssecSubject) -> str:
@@ -276,14 +271,14 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "dnssec.secure": "every answer that counts is DNSSEC-validated",
-        "dnssec.bogus": "DNSSEC validation fails for some answer",
-        "dnssec.insecure": "some answer is not signed",
-        "dnssec.resolver_not_validating": "the resolver does not validate: DNSSEC cannot be judged",
-        "dnssec.lookup_failed": "a lookup failed: the tool could not find out",
-        "dnssec.indeterminate": "no DNSSEC status could be learnt for some answer",
-        "dnssec.resolver_disagrees": "our chain walk and the resolver's AD bit disagree (--dnssec-mode both)",
-        "dnssec.weak_algorithm": "a zone on the chain signs with a deprecated algorithm or short RSA key",
-    },
+    findings=(
+        SECURE,
+        BOGUS,
+        INSECURE,
+        RESOLVER_NOT_VALIDATING,
+        LOOKUP_FAILED,
+        INDETERMINATE,
+        RESOLVER_DISAGREES,
+        WEAK_ALGORITHM,
+    ),
 )

@@ -10,10 +10,10 @@ from typing import Any
 import jsonschema
 
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.signing import Signing, new_key
 from mecsa.dns.validation.verdict import DnssecMode
 from mecsa.model import Assessment, Status, VerdictStatus
+from mecsa.observe import AssessOptions
 from mecsa.report.json import render_json
 from tests.conftest import ServeZones
 from tests.unit.dns.world import World, client_for
