@@ -255,7 +255,7 @@ class Resolver:
     def __init__(self, client: DnsClient) -> None:
         self.client = client
         self._cache: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
-        self._fetched: dict[tuple[dns.name.Name, int], asyncio.Task[Fetched]] = {}
+        self._checked_off: dict[tuple[dns.name.Name, int], asyncio.Task[_Reply]] = {}
         self.validator: ChainValidator | None = None
         if client.dnssec_mode is not DnssecMode.RESOLVER:
             self.validator = ChainValidator(self._fetch_checked_off, client.trust_anchors)
@@ -266,24 +266,26 @@ class Resolver:
 
     @property
     def validation_queries(self) -> int:
-        """Questions asked (DO=1, CD=1) only for our own chain walk: DS, DNSKEY, SOA, CD retries."""
-        return len(self._fetched)
+        """Questions asked with checking disabled (DO=1, CD=1): `own` mode's answers, the chain walk's
+        DS, DNSKEY and SOA, and the retry that tells a bogus answer from a broken server."""
+        return len(self._checked_off)
 
     async def validates(self) -> bool:
         """Whether DNSSEC can be judged at all: we validate ourselves, or the resolver does."""
         return self.validator is not None or await self.client.validates()
 
-    async def _fetch_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Fetched:
-        """One reply with checking disabled (CD=1), asked once per assessment: what the chain walk reads."""
+    async def _ask_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Reply:
+        """One reply with checking disabled (CD=1), asked once per assessment: what the chain walk
+        reads, what `own` mode answers from, and the bogus-or-broken retry of `resolver` mode."""
         key = (name, int(rdtype))
-        task = self._fetched.get(key)
+        task = self._checked_off.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._ask_checked_off(name, rdtype))
-            self._fetched[key] = task
+            task = asyncio.ensure_future(self.client.ask(name, rdtype, cd=True))
+            self._checked_off[key] = task
         return await asyncio.shield(task)
 
-    async def _ask_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Fetched:
-        reply = await self.client.ask(name, rdtype, cd=True)
+    async def _fetch_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Fetched:
+        reply = await self._ask_checked_off(name, rdtype)
         if reply.message is not None and reply.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
             return Fetched(reply.message)
         what = f"{name.to_text()} {dns.rdatatype.to_text(rdtype)}"
@@ -307,16 +309,8 @@ class Resolver:
 
     async def _lookup(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> DnsAnswer:
         own_only = self.client.dnssec_mode is DnssecMode.OWN
-        if own_only:
-            # The resolver's judgement is not wanted: ask with checking off, as the chain walk does.
-            fetched = await self._fetch_checked_off(qname, qtype)
-            reply = (
-                _Reply(fetched.message, _RCODES.get(fetched.message.rcode(), Rcode.OTHER), None)
-                if fetched.message is not None
-                else await self.client.ask(qname, qtype, cd=True)
-            )
-        else:
-            reply = await self.client.ask(qname, qtype)
+        # In own mode the resolver's judgement is not wanted: ask with checking off, as the walk does.
+        reply = await (self._ask_checked_off(qname, qtype) if own_only else self.client.ask(qname, qtype))
         name_text = qname.to_text(omit_final_dot=True) or "."
         type_text = dns.rdatatype.to_text(qtype)
         server = str(reply.server) if reply.server else None
@@ -383,7 +377,7 @@ class Resolver:
                 return DnssecStatus.BOGUS
             if await self.client.validates():
                 # Equivalent evidence without EDE: the data is there when validation is switched off.
-                unchecked = await self.client.ask(qname, qtype, cd=True)
+                unchecked = await self._ask_checked_off(qname, qtype)
                 if unchecked.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
                     return DnssecStatus.BOGUS
             return DnssecStatus.INDETERMINATE
