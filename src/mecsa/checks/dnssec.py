@@ -142,7 +142,7 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
     if bogus := by_state.get("bogus"):
         findings.append(
             BOGUS(
-                "DNSSEC validation fails (bogus) for " + _names(bogus),
+                "DNSSEC validation fails (bogus) for " + _names(bogus) + _links(bogus),
                 tuple(_bogus_evidence(s) for s in bogus),
             )
         )
@@ -155,7 +155,10 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
         )
     elif insecure := by_state.get("insecure"):
         findings.append(
-            INSECURE("not signed (insecure): " + _names(insecure), tuple(_with_link(s) for s in insecure))
+            INSECURE(
+                "not signed (insecure): " + _names(insecure) + _links(insecure),
+                tuple(_with_link(s) for s in insecure),
+            )
         )
     if failed := by_state.get("error"):
         findings.append(
@@ -246,6 +249,12 @@ def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
         groups.setdefault(f"{head} {marks.get(s.state, '?')}{tail}", []).append(s.label)
     ordered = sorted(groups.items(), key=lambda kv: "✔" in kv[0])
     return [f"{key} ({', '.join(labels)})" for key, labels in ordered]
+
+
+def _links(subjects: list[DnssecSubject]) -> str:
+    """The distinct named links of our own walk, for the message: why, not only what."""
+    links = list(dict.fromkeys(s.answer.validation.link for s in subjects if s.answer.validation))
+    return f" ({'; '.join(links)})" if links else ""
 
 
 def _with_link(subject: DnssecSubject) -> str:

@@ -71,6 +71,10 @@ async def test_expired_tlsa_signature_fails_dane_and_dnssec_with_the_link(serve_
     (evidence,) = bogus.evidence
     assert evidence.startswith("MX host mx1.top.test TLSA: _25._tcp.mx1.top.test TLSA: bogus: RRSIG over ")
     assert "expired" in evidence
+    assert bogus.message.startswith(
+        "DNSSEC validation fails (bogus) for MX host mx1.top.test TLSA "
+        "(bogus: RRSIG over _25._tcp.mx1.top.test TLSA expired 20"
+    )
     assert _findings(result, "dane")["dane.tlsa_bogus"] is Status.FAIL
 
 
@@ -79,6 +83,7 @@ async def test_insecure_domain_fails_dnssec_naming_the_missing_ds(serve_zones: S
     assert result.verdicts["dnssec"].status is VerdictStatus.FAIL
     insecure = next(f for f in result.findings if f.id == "dnssec.insecure")
     assert "MX: weak.test MX: insecure (no DS for weak.test at test., proven by NSEC)" in insecure.evidence
+    assert insecure.message.endswith("(insecure (no DS for weak.test at test., proven by NSEC))")
     assert _findings(result, "dane").get("dane.dnssec_unknown") is None
 
 
