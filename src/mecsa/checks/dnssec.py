@@ -84,9 +84,15 @@ class DnssecSubject:
 @dataclass(frozen=True, slots=True)
 class DnssecObservation:
     domain: str
-    resolver_validates: bool  # True when DNSSEC can be judged: we validate, or the resolver does
+    resolver_validates: bool  # the resolver's AD bit on the signed root
     subjects: tuple[DnssecSubject, ...]
     mode: str = "resolver"
+    own_validation: bool = False  # mecsa walked the chain itself (--dnssec-mode own or both)
+
+    @property
+    def judgeable(self) -> bool:
+        """Whether anyone could judge DNSSEC: the resolver, or our own chain walk."""
+        return self.resolver_validates or self.own_validation
 
 
 SubjectSource = Callable[[Context], Awaitable[tuple[DnssecSubject, ...]]]
@@ -128,9 +134,10 @@ SUBJECT_SOURCES: tuple[SubjectSource, ...] = (_mx_subjects, _spf_subjects, _dmar
 
 async def observe(ctx: Context) -> DnssecObservation:
     groups = await asyncio.gather(*(source(ctx) for source in SUBJECT_SOURCES))
-    validates = await ctx.resolver.validates()  # learnt once per client, usually already
+    validates = await ctx.resolver.client.validates()  # learnt once per client, usually already
     subjects = tuple(s for group in groups for s in group)
-    return DnssecObservation(ctx.domain, validates, subjects, ctx.resolver.client.dnssec_mode.value)
+    own = ctx.resolver.validator is not None
+    return DnssecObservation(ctx.domain, validates, subjects, ctx.resolver.client.dnssec_mode.value, own)
 
 
 def evaluate(obs: DnssecObservation) -> CheckResult:
@@ -146,7 +153,7 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
                 tuple(_bogus_evidence(s) for s in bogus),
             )
         )
-    if not obs.resolver_validates:
+    if not obs.judgeable:
         findings.append(
             RESOLVER_NOT_VALIDATING(
                 "the resolver does not validate DNSSEC (no AD bit on the signed root), so DNSSEC "
@@ -166,7 +173,7 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
                 "could not look up " + _names(failed), tuple(s.answer.describe_failure() for s in failed)
             )
         )
-    if obs.resolver_validates and (unknown := by_state.get("indeterminate")):
+    if obs.judgeable and (unknown := by_state.get("indeterminate")):
         findings.append(
             INDETERMINATE(
                 "DNSSEC status unknown for " + _names(unknown), tuple(_with_link(s) for s in unknown)
@@ -183,6 +190,7 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
     details = {
         "resolver_validates": obs.resolver_validates,
         "dnssec_mode": obs.mode,
+        "own_validation": obs.own_validation,
         "subjects": [_subject_details(s) for s in obs.subjects],
         "chains": _chain_diagrams(obs.subjects),
     }

@@ -64,6 +64,30 @@ class AreaView:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainDiagram:
+    """One chain of trust as the HTML report draws it: zones from the anchor down, how it ended."""
+
+    zones: tuple[str, ...]
+    status: str  # secure | insecure | bogus | indeterminate | error
+    link: str
+    labels: str  # the answers that share this chain and outcome
+
+
+def dnssec_chains(details: Mapping[str, Any]) -> tuple[ChainDiagram, ...]:
+    """The dnssec check's subjects grouped by chain and outcome (only when mecsa walked the chain)."""
+    groups: dict[tuple[tuple[str, ...], str, str], list[str]] = {}
+    subjects = details.get("subjects")
+    for subject in subjects if isinstance(subjects, list) else ():
+        if not isinstance(subject, Mapping) or "link" not in subject:
+            continue
+        chain = tuple(str(z) for z in subject.get("chain") or ())
+        status = str(subject.get("dnssec", ""))
+        link = "" if status == "secure" else str(subject["link"])
+        groups.setdefault((chain, status, link), []).append(str(subject.get("label", "")))
+    return tuple(ChainDiagram(c, s, link, ", ".join(labels)) for (c, s, link), labels in groups.items())
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolView:
     """One protocol's line: status, mark, reason, whether the profile counted it, and its evidence."""
 
@@ -75,6 +99,7 @@ class ProtocolView:
     count_note: str
     findings: tuple[Finding, ...]
     details: tuple[tuple[str, str], ...]
+    chains: tuple[ChainDiagram, ...] = ()
 
     @property
     def mark(self) -> str:
@@ -191,6 +216,7 @@ def _protocol_view(
         _count_note(verdict, counted, score, profile),
         findings,
         tuple(rows),
+        dnssec_chains(check_details) if protocol == "dnssec" else (),
     )
 
 

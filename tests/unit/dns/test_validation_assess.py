@@ -107,3 +107,17 @@ async def test_weak_algorithm_is_a_warning_that_keeps_the_pass(serve_zones: Serv
     weak = next(f for f in result.findings if f.id == "dnssec.weak_algorithm")
     assert weak.remediation == "dnssec.fix_algorithm"
     _document(result)
+
+
+async def test_html_report_draws_each_chain(serve_zones: ServeZones) -> None:
+    from mecsa.report.html import render_html
+
+    world = World(signing={"top.test.": Signing(expired={("_25._tcp.mx1.top.test.", "TLSA")})})
+    page = render_html(await _assess(serve_zones, world))
+    secure = (
+        '<div class="chain secure"><span class="zone">.</span><span class="arrow">→</span>'
+        '<span class="zone">test.</span><span class="arrow">→</span><span class="zone">top.test.</span>'
+    )
+    assert secure in page
+    assert '<div class="chain bogus"><span class="zone none">no secure chain</span>' in page
+    assert "✘ bogus: RRSIG over _25._tcp.mx1.top.test TLSA expired 20" in page
