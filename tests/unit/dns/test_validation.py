@@ -399,3 +399,26 @@ async def test_chain_walk_adds_about_one_round_trip_not_one_per_zone_cut(
     # The answer (1 round trip), then DS/DNSKEY of top.test., test. and . all at once (1 more);
     # walking one zone cut at a time would take 4 round trips.
     assert 2 * delay <= elapsed < 3 * delay
+
+
+async def test_a_resolver_that_strips_dnssec_records_makes_it_indeterminate_not_bogus(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = zoneserver.answer
+
+    def stripping(data: zoneserver.ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+        reply = real(data, query)
+        if reply is not None:
+            for section in (reply.answer, reply.authority):
+                section[:] = [r for r in section if r.rdtype not in (dns.rdatatype.RRSIG, dns.rdatatype.NSEC)]
+        return reply
+
+    monkeypatch.setattr(zoneserver, "answer", stripping)
+    answer = await _resolve(serve_zones, World(), "mx1.top.test", "A")
+    assert answer.dnssec is DnssecStatus.INDETERMINATE
+    assert answer.validation is not None
+    assert answer.validation.link == (
+        "indeterminate (the resolver passes no signed DNSKEY for the trust anchor .: "
+        "it does not pass DNSSEC records)"
+    )
+    assert [rd.to_text() for rd in answer.records] == ["127.0.0.25"]  # the data is still handed on

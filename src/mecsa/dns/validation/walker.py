@@ -390,8 +390,14 @@ class ChainValidator:
         if reply.message is None:
             return _unknown(zone, f"could not fetch DNSKEY for {zone_text(zone)}: {reply.failure}")
         keys = reply.message.get_rrset(reply.message.answer, zone, IN, dns.rdatatype.DNSKEY)
-        if keys is None:
-            return _bogus_zone(zone, f"no DNSKEY at the trust anchor {zone_text(zone)}")
+        if keys is None or not _rrsigs(reply.message, reply.message.answer, keys):
+            # An anchored zone's DNSKEY always comes signed: without it, the resolver strips DNSSEC
+            # records (or answers DNSKEY wrongly), and then nothing can be said, not "bogus".
+            return _unknown(
+                zone,
+                f"the resolver passes no signed DNSKEY for the trust anchor {zone_text(zone)}: "
+                "it does not pass DNSSEC records",
+            )
         matched = _keys_matching(zone, list(anchor), keys)
         if not matched:
             tags = ", ".join(str(ds.key_tag) for ds in anchor)
