@@ -10,6 +10,7 @@ the real thing is in the lab.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import struct
 import threading
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from mecsa.dns.validation.denial import Nsec3Record, nsec3_hash, nsec_covers
+from mecsa.dns.validation.denial import Nsec3Record, nsec3_hash
 
 
 class Fault(StrEnum):
@@ -233,22 +234,51 @@ def _deny(
         if name == origin:
             break
         name = name.parent()
-    hashed: dict[tuple[bytes, int], list[bytes]] = {}
+    index = _denial_index(zone)
+    chosen: set[tuple[dns.name.Name, dns.rdatatype.RdataType]] = set()
+    for target in targets:
+        if index.nsec_owners:
+            # The NSEC at or before the name in canonical order matches or covers it (wrapping).
+            at = bisect.bisect_right(index.nsec_owners, target) - 1
+            chosen.add((index.nsec_owners[at], dns.rdatatype.NSEC))
+        for (salt, iterations), (hashes, owners) in index.nsec3.items():
+            at = bisect.bisect_right(hashes, nsec3_hash(target, salt, iterations)) - 1
+            chosen.add((owners[at], dns.rdatatype.NSEC3))
+    for owner, kind in sorted(chosen):
+        node = zone.get_node(owner)
+        if node is not None:
+            _add_denial(response, node, owner, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class _DenialIndex:
+    nsec_owners: list[dns.name.Name]  # canonical order (dns.name comparison is RFC 4034 §6.1)
+    # (salt, iterations) -> the sorted owner hashes and, in the same order, the owner names
+    nsec3: dict[tuple[bytes, int], tuple[list[bytes], list[dns.name.Name]]]
+
+
+_INDEXES: dict[int, tuple[dns.zone.Zone, _DenialIndex]] = {}
+
+
+def _denial_index(zone: dns.zone.Zone) -> _DenialIndex:
+    """The zone's NSEC owners and NSEC3 hashes, sorted once (zones here are not changed once served)."""
+    cached = _INDEXES.get(id(zone))
+    if cached is not None and cached[0] is zone:
+        return cached[1]
+    owners: list[dns.name.Name] = []
+    hashed: dict[tuple[bytes, int], list[tuple[bytes, dns.name.Name]]] = {}
     for owner, node in zone.nodes.items():
-        nsec = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC)
-        if nsec is not None and any(t == owner or nsec_covers(owner, nsec[0].next, t) for t in targets):
-            _add_denial(response, node, owner, dns.rdatatype.NSEC)
+        if node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC) is not None:
+            owners.append(owner)
         nsec3 = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC3)
-        if nsec3 is not None:
-            rd = nsec3[0]
-            key = (rd.salt, rd.iterations)
-            if key not in hashed:
-                hashed[key] = [nsec3_hash(t, rd.salt, rd.iterations) for t in targets]
-            record = Nsec3Record.of(owner, rd)
-            if record is not None and any(
-                record.owner_hash == digest or record.covers(digest) for digest in hashed[key]
-            ):
-                _add_denial(response, node, owner, dns.rdatatype.NSEC3)
+        if nsec3 is not None and (record := Nsec3Record.of(owner, nsec3[0])) is not None:
+            hashed.setdefault((record.rd.salt or b"", record.rd.iterations), []).append(
+                (record.owner_hash, owner)
+            )
+    chains = {k: ([h for h, _ in sorted(v)], [o for _, o in sorted(v)]) for k, v in hashed.items()}
+    index = _DenialIndex(sorted(owners), chains)
+    _INDEXES[id(zone)] = (zone, index)
+    return index
 
 
 def _add_denial(
