@@ -9,7 +9,11 @@ from typing import Any
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
+import dns.zone
 import pytest
 
 from mecsa.dns import zoneserver
@@ -422,3 +426,52 @@ async def test_a_resolver_that_strips_dnssec_records_makes_it_indeterminate_not_
         "it does not pass DNSSEC records)"
     )
     assert [rd.to_text() for rd in answer.records] == ["127.0.0.25"]  # the data is still handed on
+
+
+@pytest.mark.parametrize(("zone", "how"), [("top.test", "NSEC"), ("n3.test", "NSEC3")])
+async def test_stripped_signatures_with_a_forged_apex_are_bogus_not_insecure(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch, zone: str, how: str
+) -> None:
+    """A downgrade: strip the RRSIG, claim the name is an unsigned zone's apex; the parent's NSEC
+    at that name (no DS, but no NS either) must not pass for an insecure delegation."""
+    real = zoneserver.answer
+    host = dns.name.from_text(f"mx1.{zone}")
+
+    def forging(data: zoneserver.ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+        reply = real(data, query)
+        question = query.question[0]
+        if reply is None or question.name != host:
+            return reply
+        reply.answer = [r for r in reply.answer if r.rdtype != dns.rdatatype.RRSIG]
+        if question.rdtype == dns.rdatatype.SOA:
+            reply.set_rcode(dns.rcode.NOERROR)
+            reply.authority.clear()
+            reply.answer.append(
+                dns.rrset.from_text(host, 300, "IN", "SOA", f"ns.{zone}. h.{zone}. 1 300 300 300 300")
+            )
+        return reply
+
+    monkeypatch.setattr(zoneserver, "answer", forging)
+    answer = await _resolve(serve_zones, World(), f"mx1.{zone}", "A")
+    assert answer.dnssec is DnssecStatus.BOGUS, answer.validation
+    assert answer.validation is not None
+    assert answer.validation.link == (
+        f"bogus: no DS for mx1.{zone} at {zone}., and mx1.{zone}. is no delegation in {zone}. "
+        + ("(its NSEC has no NS bit)" if how == "NSEC" else "(NSEC3 without NS bit)")
+    )
+
+
+async def test_parent_side_nsec_cannot_deny_names_below_a_delegation(serve_zones: ServeZones) -> None:
+    # weak.test is delegated (unsigned) from test.: test. must not be able to deny x.weak.test.
+    from mecsa.dns.validation.denial import nsec_nxdomain
+
+    world_zones = World().zones()
+    tld = dns.zone.from_text(world_zones["test."], origin="test.", relativize=False, check_origin=False)
+    nsecs = []
+    for name, node in tld.nodes.items():
+        found = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC)
+        if found is not None:
+            nsecs.append(dns.rrset.from_rdata_list(name, 300, list(found)))
+    proof = nsec_nxdomain(dns.name.from_text("x.weak.test."), nsecs, dns.name.from_text("test."))
+    assert not proof.proven
+    assert proof.detail == "weak.test. is a delegation: its parent cannot deny x.weak.test."

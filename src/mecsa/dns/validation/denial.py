@@ -50,6 +50,11 @@ def _type(rdtype: int) -> str:
     return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
 
 
+def _is_cut(types: frozenset[int]) -> bool:
+    """An owner with NS and without SOA: the parent's side of a delegation (RFC 6840 §4.1)."""
+    return dns.rdatatype.NS in types and dns.rdatatype.SOA not in types
+
+
 def _wildcard_at(encloser: dns.name.Name) -> dns.name.Name:
     return WILDCARD.concatenate(encloser)
 
@@ -91,6 +96,12 @@ def nsec_nodata(
             if qtype == dns.rdatatype.DS and dns.rdatatype.SOA in types and qname != zone:
                 # RFC 6840 §4.4: a child apex NSEC cannot deny the parent's DS.
                 return Denial(False, "NSEC", f"the NSEC at {qname} is the child's, not the parent's")
+            if qtype == dns.rdatatype.DS and not _is_cut(types):
+                # RFC 4035 §5.2: only an NSEC at a delegation (NS bit) proves an unsigned child;
+                # without this, stripped signatures plus a forged SOA would pass as "insecure".
+                return Denial(False, "NSEC", f"{qname} is no delegation in {zone} (its NSEC has no NS bit)")
+            if qtype != dns.rdatatype.DS and qname != zone and _is_cut(types):
+                return Denial(False, "NSEC", f"the NSEC at {qname} is the parent's side of a delegation")
             return Denial(True, "NSEC")
     # Wildcard NODATA (RFC 4035 §5.4): qname is covered, and the wildcard that would match lacks the type.
     for owner, rd in records:
@@ -113,6 +124,10 @@ def _closest_encloser_nsec(qname: dns.name.Name, owner: dns.name.Name, nxt: dns.
 def nsec_nxdomain(qname: dns.name.Name, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name) -> Denial:
     """The name does not exist: an NSEC covers it and one covers the wildcard at its closest encloser."""
     records = _nsecs(rrsets)
+    for owner, rd in records:
+        if owner != zone and qname.is_subdomain(owner) and _is_cut(bitmap_types(rd)):
+            # RFC 6840 §4.1: names below a delegation are the child's; the parent cannot deny them.
+            return Denial(False, "NSEC", f"{owner} is a delegation: its parent cannot deny {qname}")
     covering = [(o, rd) for o, rd in records if nsec_covers(o, rd.next, qname)]
     if not covering:
         return Denial(False, "NSEC", f"no NSEC covers {qname}")
@@ -209,7 +224,10 @@ class Nsec3Set:
         candidate = qname
         while len(candidate) > len(self.zone):
             candidate = candidate.parent()
-            if self.matching(candidate) is not None:
+            match = self.matching(candidate)
+            if match is not None:
+                if candidate != self.zone and _is_cut(bitmap_types(match.rd)):
+                    return None  # RFC 5155 §8.3: a delegation cannot be the closest encloser
                 cover = self.covering(_next_closer(qname, candidate))
                 return (candidate, cover) if cover is not None else None
         return None
@@ -220,6 +238,13 @@ class Nsec3Set:
             types = bitmap_types(match.rd)
             if qtype in types or dns.rdatatype.CNAME in types:
                 return Denial(False, "NSEC3", f"the NSEC3 for {qname} lists {_type(qtype)}")
+            if qtype == dns.rdatatype.DS and not _is_cut(types):
+                # RFC 5155 §8.6: the matching NSEC3 must have the NS bit set and SOA clear.
+                return Denial(
+                    False, "NSEC3", f"{qname} is no delegation in {self.zone} (NSEC3 without NS bit)"
+                )
+            if qtype != dns.rdatatype.DS and qname != self.zone and _is_cut(types):
+                return Denial(False, "NSEC3", f"the NSEC3 for {qname} is the parent's side of a delegation")
             return Denial(True, "NSEC3")
         proof = self.closest_encloser(qname)
         if proof is not None:
