@@ -475,3 +475,39 @@ async def test_parent_side_nsec_cannot_deny_names_below_a_delegation(serve_zones
     proof = nsec_nxdomain(dns.name.from_text("x.weak.test."), nsecs, dns.name.from_text("test."))
     assert not proof.proven
     assert proof.detail == "weak.test. is a delegation: its parent cannot deny x.weak.test."
+
+
+async def test_a_denial_from_an_unrelated_zone_proves_nothing(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NXDOMAIN for nope.n3.test carrying top.test.'s SOA and NSECs: top.test.'s last NSEC wraps
+    round and "covers" every name before its apex, but it cannot speak for another zone."""
+    real = zoneserver.answer
+    target = dns.name.from_text("nope.n3.test.")
+
+    def borrowing(data: zoneserver.ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+        question = query.question[0]
+        if question.name != target:
+            return real(data, query)
+        borrowed = dns.message.make_query("nope.top.test.", question.rdtype, want_dnssec=True)
+        borrowed.flags = query.flags
+        reply = real(data, borrowed)
+        assert reply is not None
+        reply.id = query.id
+        reply.question = query.question
+        zone = data.zones[dns.name.from_text("top.test.")]
+        for name, node in zone.nodes.items():  # every NSEC, the wrap-around one included
+            for rdataset in node.rdatasets:
+                wanted = dns.rdatatype.NSEC in (rdataset.rdtype, rdataset.covers)
+                if wanted and name != dns.name.from_text("top.test."):
+                    reply.authority.append(dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset)))
+        return reply
+
+    monkeypatch.setattr(zoneserver, "answer", borrowing)
+    answer = await _resolve(serve_zones, World(), "nope.n3.test", "A")
+    assert answer.dnssec is DnssecStatus.BOGUS, answer.validation
+    assert answer.validation is not None
+    assert (
+        answer.validation.link
+        == "bogus: NXDOMAIN for nope.n3.test comes with the SOA of top.test., not of a zone above it"
+    )

@@ -87,6 +87,8 @@ def nsec_nodata(
     qname: dns.name.Name, qtype: int, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name
 ) -> Denial:
     """The name exists without the type: an NSEC at `qname` (or a wildcard's) lacking it and CNAME."""
+    if not qname.is_subdomain(zone):
+        return Denial(False, "NSEC", f"{qname} is not in {zone}")
     records = _nsecs(rrsets)
     for owner, rd in records:
         if owner == qname:
@@ -123,6 +125,8 @@ def _closest_encloser_nsec(qname: dns.name.Name, owner: dns.name.Name, nxt: dns.
 
 def nsec_nxdomain(qname: dns.name.Name, rrsets: Sequence[dns.rrset.RRset], zone: dns.name.Name) -> Denial:
     """The name does not exist: an NSEC covers it and one covers the wildcard at its closest encloser."""
+    if not qname.is_subdomain(zone):
+        return Denial(False, "NSEC", f"{qname} is not in {zone}")
     records = _nsecs(rrsets)
     for owner, rd in records:
         if owner != zone and qname.is_subdomain(owner) and _is_cut(bitmap_types(rd)):
@@ -233,6 +237,8 @@ class Nsec3Set:
         return None
 
     def nodata(self, qname: dns.name.Name, qtype: int) -> Denial:
+        if not qname.is_subdomain(self.zone):
+            return Denial(False, "NSEC3", f"{qname} is not in {self.zone}")
         match = self.matching(qname)
         if match is not None:
             types = bitmap_types(match.rd)
@@ -261,6 +267,8 @@ class Nsec3Set:
 
     def nxdomain(self, qname: dns.name.Name) -> Denial:
         """RFC 5155 §8.4: closest encloser proof plus an NSEC3 covering the wildcard at it."""
+        if not qname.is_subdomain(self.zone):
+            return Denial(False, "NSEC3", f"{qname} is not in {self.zone}")
         if self.matching(qname) is not None:
             return Denial(False, "NSEC3", f"an NSEC3 says {qname} exists")
         proof = self.closest_encloser(qname)

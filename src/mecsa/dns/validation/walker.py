@@ -192,6 +192,9 @@ class ChainValidator:
         soa = next((r for r in message.authority if r.rdtype == dns.rdatatype.SOA), None)
         if soa is None or not _rrsigs(message, message.authority, soa):
             return await self._unsigned(name, f"{what} comes without signed SOA")
+        if not name.is_subdomain(soa.name):
+            # Another zone's NSEC chain "covers" outside names by wrapping round: it proves nothing.
+            return _bogus(f"{what} comes with the SOA of {zone_text(soa.name)}, not of a zone above it")
         trust = await self.trust(soa.name)
         if trust.status is not DnssecStatus.SECURE:
             return trust.verdict()
