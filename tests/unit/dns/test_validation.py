@@ -511,3 +511,30 @@ async def test_a_denial_from_an_unrelated_zone_proves_nothing(
         answer.validation.link
         == "bogus: NXDOMAIN for nope.n3.test comes with the SOA of top.test., not of a zone above it"
     )
+
+
+async def test_a_forged_rrsig_cannot_hide_a_wildcard_expansion(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = zoneserver.answer
+
+    def forging(data: zoneserver.ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+        reply = real(data, query)
+        if reply is None or query.question[0].rdtype != dns.rdatatype.TLSA:
+            return reply
+        reply.authority.clear()  # no proof that the name itself does not exist
+        sigs = next(r for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG)
+        good = sigs[0]
+        forged = good.replace(labels=len(sigs.name) - 1, signature=b"\x00" * len(good.signature))
+        reply.answer[reply.answer.index(sigs)] = dns.rrset.from_rdata_list(
+            sigs.name, sigs.ttl, [forged, good]
+        )
+        return reply
+
+    monkeypatch.setattr(zoneserver, "answer", forging)
+    answer = await _resolve(serve_zones, World(), "_25._tcp.mx2.top.test", "TLSA")
+    assert answer.dnssec is DnssecStatus.BOGUS, answer.validation
+    assert (
+        answer.validation is not None
+        and "is expanded from the wildcard *._tcp.mx2.top.test." in answer.validation.link
+    )

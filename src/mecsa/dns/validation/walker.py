@@ -109,7 +109,7 @@ class ChainValidator:
         self._trust: dict[dns.name.Name, asyncio.Task[ZoneTrust]] = {}
         self._prefetching: set[asyncio.Task[Fetched]] = set()
         # The same SOA and NSEC RRsets come back in many negative answers: verify each once.
-        self._verified: dict[tuple[object, ...], str] = {}
+        self._verified: dict[tuple[object, ...], tuple[str, int]] = {}  # -> (error, labels of the good RRSIG)
         self._zone_of: dict[dns.name.Name, asyncio.Task[tuple[dns.name.Name | None, str]]] = {}
 
     # ---- answers ------------------------------------------------------------------------------
@@ -158,10 +158,11 @@ class ChainValidator:
         error = self._verify(rrset, sigs, trust)
         if error:
             return _bogus(error)
-        used = next(s for s in sigs if s.signer == signer)
-        if used.labels < len(rrset.name) - 1:
+        # The labels of the signature that verified, not of any other (a forged one could hide a wildcard).
+        labels = self._verified_labels(rrset, sigs, trust)
+        if labels < len(rrset.name) - 1:
             # RFC 4035 §5.3.4: a wildcard expansion is secure only with proof that the name itself is absent.
-            encloser = rrset.name.split(used.labels + 1)[1]
+            encloser = rrset.name.split(labels + 1)[1]
             denial = self._denial_records(message, trust)
             if isinstance(denial, ChainVerdict):
                 return denial
@@ -421,22 +422,24 @@ class ChainValidator:
         """'' when one RRSIG by the zone verifies the RRset (RFC 4035 §5.3), else what is wrong."""
         # Keyed on the data and the signatures, never on the signatures alone (they could be replayed
         # over other data); the clock is not in the key, as one assessment lasts minutes at most.
-        key = (
-            trust.zone,
-            rrset.name,
-            rrset.rdtype,
-            frozenset(rd.to_digestable() for rd in rrset),
-            tuple(sig.to_digestable() for sig in sigs),
-        )
+        key = _memo_key(rrset, sigs, trust)
         known = self._verified.get(key)
         if known is None:
             known = self._verify_now(rrset, sigs, trust)
             self._verified[key] = known
-        return known
+        return known[0]
+
+    def _verified_labels(
+        self, rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
+    ) -> int:
+        """The labels field of the RRSIG that verified `rrset` (after `_verify` said yes)."""
+        self._verify(rrset, sigs, trust)
+        key = _memo_key(rrset, sigs, trust)
+        return self._verified[key][1]
 
     def _verify_now(
         self, rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
-    ) -> str:
+    ) -> tuple[str, int]:
         what = f"{owner_text(rrset.name)} {dns.rdatatype.to_text(rrset.rdtype)}"
         assert trust.keys is not None
         now = self._now()
@@ -459,13 +462,13 @@ class ChainValidator:
                 continue
             try:
                 dns.dnssec.validate_rrsig(rrset, sig, {trust.zone: trust.keys}, now=now, policy=_ALLOW_ALL)
-                return ""
+                return "", sig.labels
             except dns.exception.UnsupportedAlgorithm:
                 algorithm = algorithm_name(sig.algorithm)
                 errors.append(f"RRSIG over {what} uses {algorithm}, which cannot be checked")
             except dns.exception.ValidationFailure as exc:
                 errors.append(f"RRSIG over {what} (key tag {sig.key_tag}) does not verify: {exc}")
-        return errors[0] if errors else f"no RRSIG by {zone_text(trust.zone)} over {what}"
+        return (errors[0] if errors else f"no RRSIG by {zone_text(trust.zone)} over {what}"), 0
 
     def _denial_records(
         self, message: dns.message.Message, trust: ZoneTrust
@@ -519,6 +522,18 @@ class ChainValidator:
         text = f"NSEC3 at {zone} uses {nsec3.iterations} extra iterations; RFC 9276 §3.1 says 0"
         note = StrengthNote(zone, "warn", text)
         return (*trust.notes, note)
+
+
+def _memo_key(
+    rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
+) -> tuple[object, ...]:
+    return (
+        trust.zone,
+        rrset.name,
+        rrset.rdtype,
+        frozenset(rd.to_digestable() for rd in rrset),
+        tuple(sig.to_digestable() for sig in sigs),
+    )
 
 
 def _signer(
