@@ -41,6 +41,7 @@ LAYERS = {
     "netns": RUNNER,
     "runner": RUNNER,
     "mailflow": RUNNER,
+    "dnssec_chain": RUNNER,  # its own namespace, Knot and Unbounds; imports no other lab module
 }
 
 
