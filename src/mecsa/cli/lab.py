@@ -170,7 +170,10 @@ def assess_command(
 
 
 def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list[str]:
-    """`python -m mecsa assess` with the lab's resolver, CA, trust anchor, DKIM selector, unless in `extra`."""
+    """`python -m mecsa assess` with the lab's resolver, CA, trust anchor and DKIM selector.
+
+    Each is left out when `extra` gives it.
+    """
     import inspect
 
     from mecsa.cli.assess import assess_command as plain_assess
