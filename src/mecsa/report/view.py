@@ -179,6 +179,11 @@ def build_view(assessment: Assessment, profile: str = "mecsa", today: dt.date | 
             "the resolver does not validate DNSSEC: DNSSEC results are indeterminate "
             "(use --resolver with a validating resolver)"
         )
+    elif own_validation and assessment.resolver.get("validates_dnssec") is False:
+        anchor = assessment.resolver.get("trust_anchor", "the built-in root anchors")
+        notes.append(
+            f"the resolver does not validate DNSSEC: mecsa walked the chain of trust itself, from {anchor}"
+        )
     return ReportView(
         domain=assessment.domain,
         mecsa_version=assessment.mecsa_version,

@@ -121,3 +121,12 @@ async def test_html_report_draws_each_chain(serve_zones: ServeZones) -> None:
     assert secure in page
     assert '<div class="chain bogus"><span class="zone none">no secure chain</span>' in page
     assert "✘ bogus: RRSIG over _25._tcp.mx1.top.test TLSA expired 20" in page
+
+
+async def test_report_notes_who_judged_dnssec(serve_zones: ServeZones) -> None:
+    from mecsa.report.view import build_view
+
+    notes = build_view(await _assess(serve_zones, World())).notes
+    assert notes == (
+        "the resolver does not validate DNSSEC: mecsa walked the chain of trust itself, from test root",
+    )
