@@ -39,14 +39,6 @@ class ChainVerdict:
     chain: tuple[str, ...] = ()
     notes: tuple[StrengthNote, ...] = ()
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "status": self.status.value,
-            "link": self.link,
-            "chain": list(self.chain),
-            "notes": [{"zone": n.zone, "level": n.level, "text": n.text} for n in self.notes],
-        }
-
 
 def secure_link(chain: tuple[str, ...]) -> str:
     return "secure (chain " + " → ".join(chain) + ")"
