@@ -54,8 +54,8 @@ import mecsa.probes.tls as tls_probe
 from mecsa.assess import assess
 from mecsa.dns.resolver import DnsClient, Nameserver
 from mecsa.dns.signing import new_key, sign_zone
-from mecsa.dns.validation import DnssecMode, TrustAnchors
-from mecsa.dns.validation.anchors import parse_anchors
+from mecsa.dns.validation.anchors import TrustAnchors, parse_anchors
+from mecsa.dns.validation.verdict import DnssecMode
 from mecsa.dns.zoneserver import ZoneData, ZoneServer, _Udp
 from mecsa.observe import AssessOptions
 from mecsa.probes.smtp import PER_ADDRESS_CONNECTIONS, ConnectionLimits, SmtpObservation, probe_smtp

@@ -66,7 +66,8 @@ def make_client(
     trust_anchor: str | None = None,
 ) -> DnsClient:
     from mecsa.dns.resolver import DnsClient, ResolverConfigError, parse_nameserver
-    from mecsa.dns.validation import DnssecMode, TrustAnchorError, load_anchor_file
+    from mecsa.dns.validation.anchors import TrustAnchorError, load_anchor_file
+    from mecsa.dns.validation.verdict import DnssecMode
 
     modes = [m.value for m in DnssecMode]
     if dnssec_mode not in modes:

@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dns.asyncquery
 import dns.edns
@@ -31,9 +32,11 @@ import dns.rdatatype
 import dns.rrset
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
-from mecsa.dns.validation.anchors import TrustAnchors, iana_root_anchors
 from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, combine
-from mecsa.dns.validation.walker import ChainValidator, Fetched
+
+if TYPE_CHECKING:  # loaded only when a resolver validates (dns.dnssec costs ~25 ms to import)
+    from mecsa.dns.validation.anchors import TrustAnchors
+    from mecsa.dns.validation.walker import ChainValidator, Fetched
 
 # EDE codes (RFC 8914 §4) that mean DNSSEC validation failed: 1-2 unsupported algorithms are
 # treated as insecure by validators, so only the real failures count as bogus.
@@ -198,6 +201,8 @@ class DnsClient:
     @property
     def trust_anchors(self) -> TrustAnchors:
         if self._trust_anchors is None:
+            from mecsa.dns.validation.anchors import iana_root_anchors
+
             self._trust_anchors = iana_root_anchors()
         return self._trust_anchors
 
@@ -258,6 +263,8 @@ class Resolver:
         self._checked_off: dict[tuple[dns.name.Name, int], asyncio.Task[_Reply]] = {}
         self.validator: ChainValidator | None = None
         if client.dnssec_mode is not DnssecMode.RESOLVER:
+            from mecsa.dns.validation.walker import ChainValidator
+
             self.validator = ChainValidator(self._fetch_checked_off, client.trust_anchors)
 
     @property
@@ -285,6 +292,8 @@ class Resolver:
         return await asyncio.shield(task)
 
     async def _fetch_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Fetched:
+        from mecsa.dns.validation.walker import Fetched
+
         reply = await self._ask_checked_off(name, rdtype)
         if reply.message is not None and reply.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
             return Fetched(reply.message)

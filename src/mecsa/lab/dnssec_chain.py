@@ -482,7 +482,8 @@ async def _probe(workdir: Path) -> list[dict[str, object]]:
     from mecsa.assess import assess
     from mecsa.dns.answer import DnsAnswer
     from mecsa.dns.resolver import DnsClient, Nameserver, Resolver
-    from mecsa.dns.validation import DnssecMode, load_anchor_file
+    from mecsa.dns.validation.anchors import load_anchor_file
+    from mecsa.dns.validation.verdict import DnssecMode
     from mecsa.observe import AssessOptions
 
     meta = json.loads((workdir / "lab.json").read_text(encoding="utf-8"))

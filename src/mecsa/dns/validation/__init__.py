@@ -1,18 +1,6 @@
-"""Our own DNSSEC validation: trust anchors, the chain walk, denial proofs and algorithm strength."""
+"""Our own DNSSEC validation: trust anchors (`anchors`), the chain walk (`walker`), denial proofs
+(`denial`), algorithm strength (`strength`) and the verdict with its named link (`verdict`).
 
-from mecsa.dns.validation.anchors import TrustAnchorError, TrustAnchors, iana_root_anchors, load_anchor_file
-from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, StrengthNote, combine
-from mecsa.dns.validation.walker import ChainValidator, Fetched
-
-__all__ = [
-    "ChainValidator",
-    "ChainVerdict",
-    "DnssecMode",
-    "Fetched",
-    "StrengthNote",
-    "TrustAnchorError",
-    "TrustAnchors",
-    "combine",
-    "iana_root_anchors",
-    "load_anchor_file",
-]
+Nothing is re-exported here, so that importing `verdict` (the resolver does, for every command)
+does not load dns.dnssec and the walker: they are loaded when a resolver validates.
+"""
