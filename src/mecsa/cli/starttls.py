@@ -12,11 +12,13 @@ import typer
 
 from mecsa.cli.common import (
     CaFileOption,
+    DnssecModeOption,
     JsonOption,
     ResolverOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
+    TrustAnchorOption,
     input_file,
     make_client,
     run,
@@ -42,6 +44,8 @@ def starttls_command(
     tls_versions: TlsVersionsOption = True,
     smtp_timeout: SmtpTimeoutOption = 10.0,
     timeout: TimeoutOption = 2.0,
+    dnssec_mode: DnssecModeOption = "both",
+    trust_anchor: TrustAnchorOption = None,
 ) -> None:
     """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
     from mecsa.observe import AssessOptions
@@ -51,7 +55,7 @@ def starttls_command(
     options = AssessOptions(
         ca_file=ca_file, smtp_timeout=smtp_timeout, tls_versions=tls_versions, smtp_port=port
     )
-    client = make_client(resolver, timeout)
+    client = make_client(resolver, timeout, dnssec_mode, trust_anchor)
     results = run(probe_server(host, client, options))
     if json_output:
         import json
