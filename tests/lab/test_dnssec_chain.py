@@ -57,6 +57,7 @@ def test_assessment_verdicts_follow_the_chain(rows: dict[str, dict[str, Any]]) -
     assert rows["healthy"]["assess_dnssec"] == "pass"
     assert rows["wildcard-tlsa"]["assess_dnssec"] == "pass"
     assert rows["rsasha1"]["assess_dnssec"] == "pass"  # secure, with a warning
+    assert rows["ds-sha1-only"]["assess_dnssec"] == "pass"  # secure, with a warning
     assert "dane.tlsa_bogus" in rows["expired-rrsig"]["assess_dane_findings"]
     assert "dane.not_secure" in rows["insecure-delegation"]["assess_dane_findings"]
     for case in (
@@ -65,6 +66,9 @@ def test_assessment_verdicts_follow_the_chain(rows: dict[str, dict[str, Any]]) -
         "ds-other-algorithm",
         "missing-dnskey",
         "insecure-delegation",
+        "stripped-rrsig",
+        "not-yet-valid",
+        "ds-unknown-algorithm",
     ):
         assert rows[case]["assess_dnssec"] == "fail", case
 
@@ -74,6 +78,8 @@ def test_weak_algorithm_and_iterations_are_noted(rows: dict[str, dict[str, Any]]
     assert any("signs with RSASHA1 (5)" in n and "RFC 9905" in n for n in notes), notes
     assert any("is RSA of 1024 bits, under 2048" in n for n in notes), notes
     assert rows["healthy"]["own_notes"] == []
+    (sha1_ds,) = rows["ds-sha1-only"]["own_notes"]
+    assert "uses a SHA-1 digest" in sha1_ds
 
 
 def test_the_chain_walk_costs_a_handful_of_questions(rows: dict[str, dict[str, Any]]) -> None:

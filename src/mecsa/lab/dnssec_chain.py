@@ -145,6 +145,52 @@ CASES: tuple[ChainCase, ...] = (
         "secure (chain . → test. → wild.test.; expanded from *._tcp.mx1.wild.test., proven by NSEC)",
         "the TLSA comes from *._tcp.mx1.wild.test",
     ),
+    ChainCase(
+        "stripped-rrsig",
+        "stripped.test",
+        "mx1.stripped.test",
+        "A",
+        "bogus",
+        "bogus: no RRSIG over mx1.stripped.test A, though stripped.test. is signed "
+        "(chain . → test. → stripped.test.)",
+        "a signed zone with one RRset's signature removed (what a stripping middlebox does)",
+    ),
+    ChainCase(
+        "not-yet-valid",
+        "future.test",
+        "mx1.future.test",
+        "A",
+        "bogus",
+        "bogus: RRSIG over future.test DNSKEY is not valid before ",
+        "the whole zone signed with an inception 3 days ahead (beyond the 24 h skew validators allow)",
+    ),
+    ChainCase(
+        "ds-sha1-only",
+        "dssha1.test",
+        "mx1.dssha1.test",
+        "A",
+        "secure",
+        "secure (chain . → test. → dssha1.test.)",
+        "the only DS has a SHA-1 digest: validates, but dnssec.weak_algorithm warns (RFC 8624 §3.3)",
+    ),
+    ChainCase(
+        "ds-unknown-algorithm",
+        "privalg.test",
+        "mx1.privalg.test",
+        "A",
+        "insecure",
+        "insecure (DS at test. for privalg.test. lists only PRIVATEDNS (253)",
+        "the only DS is for algorithm 253 (private): no validator can use it; the child counts as unsigned",
+    ),
+    ChainCase(
+        "cname-into-unsigned",
+        "good.test",
+        "alias.good.test",
+        "A",
+        "insecure",
+        "insecure (no DS for weak.test at test., proven by NSEC)",
+        "a signed CNAME in good.test pointing at a name in the unsigned weak.test",
+    ),
 )
 
 
@@ -224,6 +270,16 @@ def _without(signed: str, owner: str, rdtype: str) -> str:
     return zone.to_text(relativize=False)
 
 
+def _without_rrsig(signed: str, owner: str, rdtype: str) -> str:
+    """`signed` with the RRSIG over (owner, rdtype) removed, the data kept."""
+    import dns.rdatatype
+    import dns.zone
+
+    zone = dns.zone.from_text(signed, origin=owner.split(".", 1)[1], relativize=False, check_origin=False)
+    zone.delete_rdataset(owner, dns.rdatatype.RRSIG, dns.rdatatype.from_text(rdtype))
+    return zone.to_text(relativize=False)
+
+
 @dataclass
 class Built:
     zones: dict[str, str] = field(default_factory=dict)  # zone ("" for the root) -> zone file text
@@ -257,7 +313,7 @@ def build_zones(workdir: Path, knot_ds: dict[str, list[str]], now: float | None 
         ds[zone] = [key.ds]
         return key
 
-    plain("good.test", _leaf("good.test"))
+    plain("good.test", _leaf("good.test", extra="alias CNAME mx1.weak.test.\n"))
     key = _keygen(workdir, "expired.test")
     fresh = _sign(workdir, "expired.test", _leaf("expired.test"), key)
     stale = _sign(workdir, "expired.test", _leaf("expired.test"), key, past)
@@ -284,6 +340,19 @@ def build_zones(workdir: Path, knot_ds: dict[str, list[str]], now: float | None 
     built.zones["nokey.test"] = _without(built.zones["nokey.test"], "nokey.test.", "DNSKEY")
     built.tags["missing-dnskey"] = key.tag
     plain("wild.test", _leaf("wild.test", wildcard=True))
+    key = plain("stripped.test", _leaf("stripped.test"))
+    built.zones["stripped.test"] = _without_rrsig(built.zones["stripped.test"], "mx1.stripped.test.", "A")
+    ahead = [
+        "-i",
+        time.strftime("%Y%m%d%H%M%S", time.gmtime(stamp + 3 * DAY)),
+        "-e",
+        time.strftime("%Y%m%d%H%M%S", time.gmtime(stamp + 30 * DAY)),
+    ]
+    plain("future.test", _leaf("future.test"), ahead)
+    key = plain("dssha1.test", _leaf("dssha1.test"))
+    ds["dssha1.test"] = [_run(["ldns-key2ds", "-n", "-1", f"{key.base}.key"], cwd=workdir).strip()]
+    plain("privalg.test", _leaf("privalg.test"))
+    ds["privalg.test"] = [f"privalg.test. 300 IN DS 4711 253 2 {'ab' * 32}"]
 
     children = [z for z in built.zones if z.count(".") == 1]
     tld = _head("test") + "".join(

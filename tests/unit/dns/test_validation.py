@@ -538,3 +538,24 @@ async def test_a_forged_rrsig_cannot_hide_a_wildcard_expansion(
         answer.validation is not None
         and "is expanded from the wildcard *._tcp.mx2.top.test." in answer.validation.link
     )
+
+
+@pytest.mark.parametrize(
+    ("inception", "expiration", "expect"),
+    [
+        (NOW + 1800, NOW + 30 * 86400, DnssecStatus.SECURE),  # 30 min ahead: inside the 24 h skew
+        (NOW - 30 * 86400, NOW - 1800, DnssecStatus.SECURE),  # expired 30 min ago: inside it too
+        (NOW + 3 * 86400, NOW + 30 * 86400, DnssecStatus.BOGUS),  # 3 days ahead: beyond it
+        (
+            NOW - 86400 - 10800,
+            NOW - 10800,
+            DnssecStatus.BOGUS,
+        ),  # a 1-day window allows 2.4 h; 3 h is too late
+    ],
+)
+async def test_signature_times_allow_the_skew_validators_allow(
+    serve_zones: ServeZones, inception: int, expiration: int, expect: DnssecStatus
+) -> None:
+    world = World(signing={"top.test.": Signing(inception=inception, expiration=expiration)})
+    answer = await _resolve(serve_zones, world, "mx1.top.test", "A")
+    assert answer.dnssec is expect, answer.validation

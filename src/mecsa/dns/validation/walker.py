@@ -224,7 +224,7 @@ class ChainValidator:
             return ChainVerdict(DnssecStatus.INDETERMINATE, f"indeterminate ({what}; {why})")
         trust = await self.trust(zone)
         if trust.status is DnssecStatus.SECURE:
-            return _bogus(f"{what}, though {zone_text(zone)} is signed ({secure_link(trust.chain)})")
+            return _bogus(f"{what}, though {zone_text(zone)} is signed (chain {' → '.join(trust.chain)})")
         return trust.verdict()
 
     # ---- zones --------------------------------------------------------------------------------
@@ -447,12 +447,16 @@ class ChainValidator:
         for sig in sigs:
             if sig.signer != trust.zone or sig.type_covered != rrset.rdtype:
                 continue
-            if sig.expiration < now:
+            # RFC 4035 §5.3.1 validity window, with the clock skew validators allow (Unbound: 10% of
+            # the window, at least 1 h, at most 24 h; val-sig-skew-min/max), so that we agree with them.
+            skew = min(max((sig.expiration - sig.inception) // 10, 3600), 86400)
+            if sig.expiration + skew < now:
                 errors.append(f"RRSIG over {what} expired {_when(sig.expiration)}")
                 continue
-            if sig.inception > now:
+            if sig.inception - skew > now:
                 errors.append(f"RRSIG over {what} is not valid before {_when(sig.inception)}")
                 continue
+            inside = min(max(now, sig.inception), sig.expiration)  # the skew is granted: check the maths
             keys = [k for k in trust.keys if _key_is(k, sig.key_tag, sig.algorithm)]
             if not keys:
                 errors.append(
@@ -461,7 +465,7 @@ class ChainValidator:
                 )
                 continue
             try:
-                dns.dnssec.validate_rrsig(rrset, sig, {trust.zone: trust.keys}, now=now, policy=_ALLOW_ALL)
+                dns.dnssec.validate_rrsig(rrset, sig, {trust.zone: trust.keys}, now=inside, policy=_ALLOW_ALL)
                 return "", sig.labels
             except dns.exception.UnsupportedAlgorithm:
                 algorithm = algorithm_name(sig.algorithm)
