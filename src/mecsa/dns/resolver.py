@@ -327,8 +327,12 @@ class Resolver:
         if message is None:
             return DnsAnswer(name_text, type_text, reply.rcode, server=server, detail=reply.detail)
         ede = _ede(message)
-        resolver_status = None if own_only else await self._dnssec_status(qname, qtype, reply, ede)
-        verdict = await self._own_verdict(qname, qtype, reply)
+        if own_only:
+            resolver_status, verdict = None, await self._own_verdict(qname, qtype, reply)
+        else:  # both at once: neither waits for the other's round trips
+            resolver_status, verdict = await asyncio.gather(
+                self._dnssec_status(qname, qtype, reply, ede), self._own_verdict(qname, qtype, reply)
+            )
         status = combine(verdict, resolver_status or DnssecStatus.INDETERMINATE)
         rcode, detail = reply.rcode, reply.detail
         records: tuple[dns.rdata.Rdata, ...] = ()
