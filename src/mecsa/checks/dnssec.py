@@ -253,7 +253,7 @@ def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
         if v is None:
             continue
         head = " → ".join(v.chain) if v.chain else "(no secure chain)"
-        tail = "" if s.state == "secure" else f": {v.link}"
+        tail = "" if s.state == "secure" else f": {s.answer.dnssec_link}"
         groups.setdefault(f"{head} {marks.get(s.state, '?')}{tail}", []).append(s.label)
     ordered = sorted(groups.items(), key=lambda kv: "✔" in kv[0])
     return [f"{key} ({', '.join(labels)})" for key, labels in ordered]
@@ -261,7 +261,8 @@ def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
 
 def _links(subjects: list[DnssecSubject]) -> str:
     """The distinct named links of our own walk, for the message: why, not only what."""
-    links = list(dict.fromkeys(s.answer.validation.link for s in subjects if s.answer.validation))
+    # dnssec_link: our link when our verdict is the one that counts, else the resolver's word.
+    links = list(dict.fromkeys(s.answer.dnssec_link for s in subjects if s.answer.validation))
     return f" ({'; '.join(links)})" if links else ""
 
 

@@ -130,3 +130,28 @@ async def test_report_notes_who_judged_dnssec(serve_zones: ServeZones) -> None:
     assert notes == (
         "the resolver does not validate DNSSEC: mecsa walked the chain of trust itself, from test root",
     )
+
+
+async def test_both_mode_resolver_bogus_while_we_say_secure_quotes_the_resolver(
+    serve_zones: ServeZones,
+) -> None:
+    from mecsa.dns.resolver import DnsClient
+    from mecsa.dns.zoneserver import Fault
+
+    world = World()
+    plain = await serve_zones(
+        world.zones(),
+        validating=True,
+        secure=(".", "test.", "top.test."),
+        faults={"top.test/MX": Fault.BOGUS},
+    )
+    client = DnsClient(
+        plain.nameservers, timeout=1.0, attempts=1, dnssec_mode=DnssecMode.BOTH, trust_anchors=world.anchors()
+    )
+    result = await assess("top.test", client, OPTIONS)
+    bogus = next(f for f in result.findings if f.id == "dnssec.bogus")
+    assert bogus.message == "DNSSEC validation fails (bogus) for MX (bogus (the resolver's verdict))"
+    disagree = next(f for f in result.findings if f.id == "dnssec.resolver_disagrees")
+    assert disagree.evidence == (
+        "MX: top.test MX: we say secure (chain . → test. → top.test.); the resolver says bogus",
+    )
