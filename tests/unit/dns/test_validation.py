@@ -559,3 +559,38 @@ async def test_signature_times_allow_the_skew_validators_allow(
     world = World(signing={"top.test.": Signing(inception=inception, expiration=expiration)})
     answer = await _resolve(serve_zones, world, "mx1.top.test", "A")
     assert answer.dnssec is expect, answer.validation
+
+
+async def test_a_cname_synthesised_from_a_signed_dname_is_secure(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = zoneserver.answer
+    qname = dns.name.from_text("mx1.old.top.test.")
+
+    def with_dname(data: zoneserver.ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+        if query.question[0].name != qname:
+            return real(data, query)
+        target = dns.message.make_query("mx1.top.test.", query.question[0].rdtype, want_dnssec=True)
+        target.flags = query.flags
+        reply = real(data, target)
+        assert reply is not None
+        reply.id, reply.question = query.id, query.question
+        zone = data.zones[dns.name.from_text("top.test.")]
+        owner = dns.name.from_text("old.top.test.")
+        node = zone.nodes[owner]
+        dname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.DNAME)
+        sig = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, dns.rdatatype.DNAME)
+        assert dname is not None and sig is not None
+        synthesised = dns.rrset.from_text(qname, 300, "IN", "CNAME", "mx1.top.test.")  # unsigned, as served
+        reply.answer[:0] = [
+            dns.rrset.from_rdata_list(owner, dname.ttl, list(dname)),
+            dns.rrset.from_rdata_list(owner, sig.ttl, list(sig)),
+            synthesised,
+        ]
+        return reply
+
+    monkeypatch.setattr(zoneserver, "answer", with_dname)
+    world = World(extra={"top.test.": "old IN DNAME top.test.\n"})
+    answer = await _resolve(serve_zones, world, "mx1.old.top.test", "A")
+    assert answer.dnssec is DnssecStatus.SECURE, answer.validation
+    assert [rd.to_text() for rd in answer.records] == ["127.0.0.25"]

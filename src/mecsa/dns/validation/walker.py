@@ -136,7 +136,8 @@ class ChainValidator:
                 cname = message.get_rrset(message.answer, current, IN, dns.rdatatype.CNAME)
             if cname is None:
                 break
-            positive.append(cname)
+            # RFC 6672 §5.3.3: a CNAME synthesised from a DNAME comes unsigned; the DNAME is what counts.
+            positive.append(_dname_behind(message, current, cname) or cname)
             current = cname[0].target
         parts: list[Awaitable[ChainVerdict]] = [self._positive(r, message) for r in positive]
         if final is None:
@@ -526,6 +527,21 @@ class ChainValidator:
         text = f"NSEC3 at {zone} uses {nsec3.iterations} extra iterations; RFC 9276 §3.1 says 0"
         note = StrengthNote(zone, "warn", text)
         return (*trust.notes, note)
+
+
+def _dname_behind(
+    message: dns.message.Message, owner: dns.name.Name, cname: dns.rrset.RRset
+) -> dns.rrset.RRset | None:
+    """The DNAME in the answer that synthesised this unsigned CNAME, if one did."""
+    if _rrsigs(message, message.answer, cname):
+        return None
+    for rrset in message.answer:
+        if rrset.rdtype != dns.rdatatype.DNAME or owner == rrset.name or not owner.is_subdomain(rrset.name):
+            continue
+        prefix = owner.relativize(rrset.name)
+        if prefix.concatenate(rrset[0].target) == cname[0].target:
+            return rrset
+    return None
 
 
 def _memo_key(
