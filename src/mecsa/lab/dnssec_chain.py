@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +37,10 @@ from typing import Any
 AUTH = "127.0.0.2"
 VALIDATING = "127.0.0.3"
 PLAIN = "127.0.0.4"
+# With --delay: a second namespace for the client, joined to the servers' by a delaying link.
+LINK_SERVER = "10.77.0.1"
+LINK_CLIENT = "10.77.0.2"
+LINK_PLAIN_PORT = 5353  # both Unbounds on the link address: the plain one on another port
 NS_NAME = "ns.lab."
 TLSA_DATA = "3 1 1 " + "5c" * 32
 DAY = 86400
@@ -404,11 +409,13 @@ def knot_conf(workdir: Path, zones: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def unbound_conf(workdir: Path, address: str, *, validating: bool) -> str:
+def unbound_conf(workdir: Path, address: str, *, validating: bool, link: bool = False) -> str:
     tag = "validating" if validating else "plain"
     lines = [
         "server:",
         f"  interface: {address}",
+        *([f"  interface: {LINK_SERVER}@{53 if validating else LINK_PLAIN_PORT}"] if link else []),
+        *(["  access-control: 10.77.0.0/24 allow"] if link else []),
         "  port: 53",
         "  do-ip6: no",
         '  username: ""',
@@ -438,10 +445,15 @@ class ChainLab:
     workdir: Path
     built: Built
     pids: list[int] = field(default_factory=list)
+    client_namespace: str | None = None  # with a delay: where the probe runs
 
 
-def up(workdir: Path) -> ChainLab:
-    """Sign the zones, make the namespace, start Knot and both Unbounds."""
+def up(workdir: Path, delay: float = 0.0) -> ChainLab:
+    """Sign the zones, make the namespace, start Knot and both Unbounds.
+
+    With `delay` (seconds per round trip), the probe runs in a second namespace that reaches the
+    Unbounds only through `mecsa.lab.delay`'s relay, which holds every frame delay/2 each way.
+    """
     if os.geteuid() != 0:
         raise ChainLabError("the DNSSEC chain lab needs root (a network namespace of its own)")
     for program in ("knotd", "keymgr", "unbound", "ldns-signzone", "ldns-keygen", "ldns-key2ds", "ip"):
@@ -479,13 +491,16 @@ def up(workdir: Path) -> ChainLab:
     (workdir / "root.ds").write_text(built.root_ds + "\n", encoding="utf-8")
     for address, validating in ((VALIDATING, True), (PLAIN, False)):
         tag = "validating" if validating else "plain"
-        text = unbound_conf(workdir, address, validating=validating)
+        text = unbound_conf(workdir, address, validating=validating, link=delay > 0)
         (workdir / f"unbound-{tag}.conf").write_text(text, encoding="utf-8")
-    namespace = f"mecsa-dnssec-{os.getpid()}"
+    # One per lab directory, so that two labs of one process (the tests) do not collide.
+    namespace = "mecsa-dnssec-" + hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:10]
     _run(["ip", "netns", "add", namespace])
     lab = ChainLab(namespace, workdir, built)
     try:
         _run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"])
+        if delay > 0:
+            _start_link(lab, delay)
         for argv in (
             ["knotd", "-c", str(workdir / "knot.conf")],
             ["unbound", "-d", "-c", str(workdir / "unbound-validating.conf")],
@@ -505,11 +520,39 @@ def up(workdir: Path) -> ChainLab:
                 "tags": built.tags,
                 "root_ds": built.root_ds,
                 "zones": list(built.zones),
+                "link": delay > 0,
             }
         ),
         encoding="utf-8",
     )
     return lab
+
+
+def _start_link(lab: ChainLab, delay: float) -> None:
+    """The client namespace and the two halves of the delaying link (python -m mecsa.lab.delay)."""
+    import socket
+
+    client = f"{lab.namespace}-cli"
+    _run(["ip", "netns", "add", client])
+    lab.client_namespace = client
+    _run(["ip", "netns", "exec", client, "ip", "link", "set", "lo", "up"])
+    server_end, client_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    halves = ((lab.namespace, server_end, "dly0", LINK_SERVER), (client, client_end, "dly1", LINK_CLIENT))
+    started = []
+    for namespace, end, name, address in halves:
+        argv = [sys.executable, "-m", "mecsa.lab.delay", "--fd", str(end.fileno()), "--name", name]
+        argv += ["--address", f"{address}/24", "--delay", str(delay / 2)]
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, *argv], pass_fds=(end.fileno(),), stdout=subprocess.PIPE
+        )
+        lab.pids.append(proc.pid)
+        started.append(proc)
+    server_end.close()
+    client_end.close()
+    for proc in started:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"ready":
+            raise ChainLabError("the delaying link did not come up")
 
 
 def down(lab: ChainLab, *, keep_files: bool = False) -> None:
@@ -534,7 +577,9 @@ def down(lab: ChainLab, *, keep_files: bool = False) -> None:
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    subprocess.run(["ip", "netns", "del", lab.namespace], capture_output=True, check=False)
+    for namespace in (lab.namespace, lab.client_namespace):
+        if namespace:
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
     if not keep_files:
         shutil.rmtree(lab.workdir, ignore_errors=True)
 
@@ -547,6 +592,13 @@ def probe(workdir: Path) -> list[dict[str, object]]:
     return asyncio.run(_probe(workdir))
 
 
+def _servers(link: bool) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(validating, plain) Unbound addresses as the probe reaches them."""
+    if link:
+        return (LINK_SERVER, 53), (LINK_SERVER, LINK_PLAIN_PORT)
+    return (VALIDATING, 53), (PLAIN, 53)
+
+
 async def _probe(workdir: Path) -> list[dict[str, object]]:
     from mecsa.assess import assess
     from mecsa.dns.answer import DnsAnswer
@@ -557,7 +609,8 @@ async def _probe(workdir: Path) -> list[dict[str, object]]:
 
     meta = json.loads((workdir / "lab.json").read_text(encoding="utf-8"))
     anchors = load_anchor_file(workdir / "root.ds")
-    await _wait_ready(meta["zones"])
+    validating, plain = _servers(bool(meta.get("link")))
+    await _wait_ready(meta["zones"], validating, plain, bool(meta.get("link")))
 
     class CountingClient(DnsClient):
         """Counts the questions that really go out (cache hits never reach `ask`)."""
@@ -568,19 +621,19 @@ async def _probe(workdir: Path) -> list[dict[str, object]]:
             self.sent += 1
             return await super().ask(name, rdtype, cd=cd)
 
-    def client(address: str, mode: DnssecMode) -> CountingClient:
+    def client(server: tuple[str, int], mode: DnssecMode) -> CountingClient:
         return CountingClient(
-            [Nameserver(address)], timeout=2.0, attempts=2, dnssec_mode=mode, trust_anchors=anchors
+            [Nameserver(*server)], timeout=2.0, attempts=2, dnssec_mode=mode, trust_anchors=anchors
         )
 
     modes = (
-        ("resolver", VALIDATING, DnssecMode.RESOLVER),
-        ("both", VALIDATING, DnssecMode.BOTH),
-        ("own", PLAIN, DnssecMode.OWN),
+        ("resolver", validating, DnssecMode.RESOLVER),
+        ("both", validating, DnssecMode.BOTH),
+        ("own", plain, DnssecMode.OWN),
     )
     rows: list[dict[str, object]] = []
     for case in CASES:
-        unbound = await _unbound_verdict(case.qname, case.qtype)
+        unbound = await _unbound_verdict(case.qname, case.qtype, validating)
         timings: dict[str, float] = {}
         answers: dict[str, DnsAnswer] = {}
         counts: dict[str, int] = {}
@@ -592,15 +645,24 @@ async def _probe(workdir: Path) -> list[dict[str, object]]:
                 answers[label] = await resolver.resolve(case.qname, case.qtype)
                 timings[label] = round((time.perf_counter() - started) * 1000, 1)
                 counts[label] = asker.sent
-        # A whole assessment in own mode through the plain forwarder: DNSSEC and DANE get a verdict.
+        # Whole assessments (mx, dnssec, dane), timed per mode; the own-mode one, through the plain
+        # forwarder, is checked answer by answer against Unbound below.
         only = AssessOptions(only=frozenset({"mx", "dnssec", "dane"}), smtp_timeout=1.0, tls_versions=False)
-        assessed = await assess(case.zone, client(PLAIN, DnssecMode.OWN), only)
+        assess_ms: dict[str, float] = {}
+        assess_questions: dict[str, int] = {}
+        for _warm_up in range(2):  # timed the second time, the Unbounds' caches warm, as above
+            for label, server, mode in modes:
+                asker = client(server, mode)
+                started = time.perf_counter()
+                assessed = await assess(case.zone, asker, only)
+                assess_ms[label] = round((time.perf_counter() - started) * 1000, 1)
+                assess_questions[label] = asker.sent
         details = next(r.details for r in assessed.results if r.check == "dnssec")
         subjects = details.get("subjects", [])
         assert isinstance(subjects, list)
         differ = []
         for subject in subjects:
-            theirs = await _unbound_verdict(str(subject["name"]), str(subject["type"]))
+            theirs = await _unbound_verdict(str(subject["name"]), str(subject["type"]), validating)
             if theirs != subject["dnssec"]:
                 differ.append(
                     f"{subject['name']} {subject['type']}: ours {subject['link']}; Unbound {theirs}"
@@ -627,35 +689,44 @@ async def _probe(workdir: Path) -> list[dict[str, object]]:
                 "assess_dane_findings": sorted({f.id for f in assessed.findings if f.protocol == "dane"}),
                 "assess_subjects": len(subjects),
                 "assess_disagreements": differ,
+                "assess_ms": assess_ms,
+                "assess_questions": assess_questions,
             }
         )
     return rows
 
 
-async def _wait_ready(zones: Sequence[str]) -> None:
-    """Until Knot serves every zone (signed ones once signed) and both Unbounds answer."""
+async def _wait_ready(
+    zones: Sequence[str], validating: tuple[str, int], plain: tuple[str, int], link: bool
+) -> None:
+    """Until Knot serves every zone (signed ones once signed) and both Unbounds answer.
+
+    Across the link Knot is out of reach: each zone's SOA is then asked through the plain Unbound,
+    which answers NOERROR once Knot serves the zone.
+    """
     import dns.asyncquery
     import dns.exception
     import dns.message
     import dns.rcode
 
     deadline = time.monotonic() + 15
-    checks = [(AUTH, f"{z}." if z else ".") for z in zones] + [(VALIDATING, "."), (PLAIN, ".")]
-    for address, zone in checks:
+    auth = plain if link else (AUTH, 53)  # the plain one: bogus zones SERVFAIL at the validating one
+    checks = [(auth, f"{z}." if z else ".") for z in zones] + [(validating, "."), (plain, ".")]
+    for (address, port), zone in checks:
         while True:
             try:
                 query = dns.message.make_query(zone, "SOA", want_dnssec=True)
-                reply = await dns.asyncquery.udp(query, address, timeout=0.5)
+                reply = await dns.asyncquery.udp(query, address, timeout=0.5, port=port)
                 if reply.rcode() == dns.rcode.NOERROR:
                     break
                 raise OSError("not yet")
             except (dns.exception.Timeout, OSError):
                 if time.monotonic() > deadline:
-                    raise ChainLabError(f"no DNS server answered at {address}") from None
+                    raise ChainLabError(f"no DNS server answered {zone} SOA at {address}:{port}") from None
                 await asyncio.sleep(0.1)
 
 
-async def _unbound_verdict(qname: str, qtype: str) -> str:
+async def _unbound_verdict(qname: str, qtype: str, server: tuple[str, int]) -> str:
     """The validating Unbound's word: AD is secure, SERVFAIL is bogus, an answer without AD insecure."""
     import dns.asyncquery
     import dns.flags
@@ -663,7 +734,7 @@ async def _unbound_verdict(qname: str, qtype: str) -> str:
     import dns.rcode
 
     query = dns.message.make_query(qname, qtype, want_dnssec=True)
-    response = await dns.asyncquery.udp(query, VALIDATING, timeout=3.0)
+    response = await dns.asyncquery.udp(query, server[0], timeout=3.0, port=server[1])
     if response.rcode() == dns.rcode.SERVFAIL:
         return "bogus"
     if response.flags & dns.flags.AD:
@@ -683,19 +754,22 @@ def agrees(row: dict[str, object]) -> bool:
 def table(rows: Sequence[dict[str, object]]) -> str:
     """Markdown: one row per case, Unbound's verdict, ours (own and both) and our named link."""
     out = [
-        "| case | Unbound | ours (own / both) | our named link | own vs resolver mode |",
-        "|---|---|---|---|---|",
+        "| case | Unbound | ours (own / both) | our named link | one answer: own / both / resolver | "
+        "assessment (mx, dnssec, dane): own / both / resolver |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         ms = row["ms"]
         questions = row["questions"]
         assert isinstance(ms, dict) and isinstance(questions, dict)
-        cost = (
-            f"{ms['own']:.0f} ms / {ms['resolver']:.0f} ms, "
-            f"{questions['own']} / {questions['resolver']} questions"
-        )
+        whole_ms, whole_q = row["assess_ms"], row["assess_questions"]
+        assert isinstance(whole_ms, dict) and isinstance(whole_q, dict)
+        cost = " / ".join(f"{ms[m]:.0f} ms, {questions[m]} q" for m in ("own", "both", "resolver"))
+        whole = " / ".join(f"{whole_ms[m]:.0f} ms, {whole_q[m]} q" for m in ("own", "both", "resolver"))
         verdicts = f"{row['own']} / {row['both']}"
-        out.append(f"| {row['case']} | {row['unbound']} | {verdicts} | {row['own_link']} | {cost} |")
+        out.append(
+            f"| {row['case']} | {row['unbound']} | {verdicts} | {row['own_link']} | {cost} | {whole} |"
+        )
     return "\n".join(out)
 
 
@@ -707,11 +781,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(f"/run/mecsa-dnssec-lab-{os.getpid()}"))
     parser.add_argument("--keep", action="store_true", help="keep the zones, configs and logs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds per round trip between the probe and the Unbounds"
+    )
     args = parser.parse_args(argv)
     if args.command == "probe":
         print(json.dumps(probe(args.dir)))
         return 0
-    lab = up(args.dir)
+    lab = up(args.dir, args.delay)
     try:
         rows = run_probe(lab)
     finally:
@@ -722,7 +799,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_probe(lab: ChainLab) -> list[dict[str, object]]:
     """The probe in a Python inside the lab's namespace (the only place its servers are reachable)."""
-    argv = ["ip", "netns", "exec", lab.namespace, sys.executable, "-m", "mecsa.lab.dnssec_chain"]
+    where = lab.client_namespace or lab.namespace
+    argv = ["ip", "netns", "exec", where, sys.executable, "-m", "mecsa.lab.dnssec_chain"]
     out = _run([*argv, "probe", "--dir", str(lab.workdir)])
     rows: list[dict[str, object]] = json.loads(out)
     return rows

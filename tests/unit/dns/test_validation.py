@@ -594,3 +594,24 @@ async def test_a_cname_synthesised_from_a_signed_dname_is_secure(
     answer = await _resolve(serve_zones, world, "mx1.old.top.test", "A")
     assert answer.dnssec is DnssecStatus.SECURE, answer.validation
     assert [rd.to_text() for rd in answer.records] == ["127.0.0.25"]
+
+
+async def test_below_a_proven_insecure_delegation_no_zone_is_looked_for(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    real = zoneserver.answer
+
+    def counting(data: zoneserver.ZoneData, query: dns.message.Message) -> dns.message.Message | None:
+        q = query.question[0]
+        asked.append(f"{q.name} {dns.rdatatype.to_text(q.rdtype)}")
+        return real(data, query)
+
+    monkeypatch.setattr(zoneserver, "answer", counting)
+    resolver = Resolver(await client_for(serve_zones, World()))
+    first = await resolver.resolve("mx1.weak.test", "A")
+    then = await resolver.resolve("_25._tcp.mx1.weak.test", "TLSA")
+    assert first.dnssec is then.dnssec is DnssecStatus.INSECURE
+    assert then.validation is not None
+    assert then.validation.link == "insecure (no DS for weak.test at test., proven by NSEC)"
+    assert "_25._tcp.mx1.weak.test. SOA" not in asked  # weak.test. was already settled

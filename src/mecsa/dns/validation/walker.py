@@ -220,6 +220,13 @@ class ChainValidator:
 
     async def _unsigned(self, name: dns.name.Name, what: str) -> ChainVerdict:
         """Data without signatures: insecure if its zone is provably unsigned, else bogus."""
+        known = self._settled_above(name)
+        if known is not None:
+            return known.verdict()
+        # The zone is not known yet (an SOA question finds it): ask the DS and DNSKEY of the name and
+        # its ancestors meanwhile, so the proof costs one round trip, not two. At most two wasted
+        # questions when the name is no apex.
+        self._prefetch_ancestors(name)
         zone, why = await self.zone_of(name)
         if zone is None:
             return ChainVerdict(DnssecStatus.INDETERMINATE, f"indeterminate ({what}; {why})")
@@ -229,6 +236,22 @@ class ChainValidator:
         return trust.verdict()
 
     # ---- zones --------------------------------------------------------------------------------
+
+    def _settled_above(self, name: dns.name.Name) -> ZoneTrust | None:
+        """An ancestor already proven insecure or bogus: all below it is the same (RFC 4035 §4.3),
+        unless a trust anchor sits lower. Saves the SOA question that would find the name's zone."""
+        anchor = self.anchors.closest(name)
+        ancestor = name
+        while True:
+            task = self._trust.get(ancestor)
+            if task is not None and task.done() and not task.cancelled():
+                trust = task.result()
+                settled = trust.status in (DnssecStatus.INSECURE, DnssecStatus.BOGUS)
+                if settled and (anchor is None or ancestor.is_subdomain(anchor)):
+                    return trust
+            if ancestor == dns.name.root:
+                return None
+            ancestor = ancestor.parent()
 
     async def trust(self, zone: dns.name.Name) -> ZoneTrust:
         """The trust of one zone, worked out once (concurrent askers share the work)."""
