@@ -327,7 +327,10 @@ class Resolver:
         if message is None:
             return DnsAnswer(name_text, type_text, reply.rcode, server=server, detail=reply.detail)
         ede = _ede(message)
-        if own_only:
+        verdict: ChainVerdict | None
+        if self.validator is None:  # resolver mode: the bulk-scan path, kept as lean as before
+            resolver_status, verdict = await self._dnssec_status(qname, qtype, reply, ede), None
+        elif own_only:
             resolver_status, verdict = None, await self._own_verdict(qname, qtype, reply)
         else:  # both at once: neither waits for the other's round trips
             resolver_status, verdict = await asyncio.gather(
