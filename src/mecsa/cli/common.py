@@ -48,6 +48,10 @@ TrustAnchorOption = Annotated[
         help="File of DS or DNSKEY lines to start the chain from (default: IANA's root KSKs).",
     ),
 ]
+RevocationOption = Annotated[
+    bool,
+    typer.Option("--revocation/--no-revocation", help="Ask the certificates' OCSP responders and CRLs."),
+]
 HtmlOption = Annotated[
     Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
 ]
