@@ -577,6 +577,9 @@ def down(lab: ChainLab, *, keep_files: bool = False) -> None:
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            # Reap it before the files go: a dying knotd still writes its key database.
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
     for namespace in (lab.namespace, lab.client_namespace):
         if namespace:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
