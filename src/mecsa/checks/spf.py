@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mecsa.checks.base import CheckSpec, Context
 from mecsa.model import CheckResult, Finding, Status, verdict_from_findings
-from mecsa.spf.audit import AuditIssue, IssueKind, SpfAudit, audit_spf
+from mecsa.spf.audit import AuditIssue, IssueKind, Severity, SpfAudit, audit_spf
 
 SPF = "spf"
 POLICY = "spf_policy"
@@ -92,6 +92,18 @@ def _policy_finding(audit: SpfAudit) -> Finding:
                 (),
                 "spf.publish",
             )
+        stop = next((i for i in audit.issues if i.severity is Severity.PERMERROR), None)
+        if audit.root.status == "ok" and stop is not None:
+            # The record is fine, but evaluation for an unlisted sender ends in permerror before its 'all'.
+            return Finding(
+                "spf_policy.invalid",
+                Status.FAIL,
+                POLICY,
+                "senders not listed never reach the 'all' term (their evaluation ends in permerror): "
+                + stop.message,
+                evidence,
+                _ISSUE_FINDINGS[stop.kind][2],
+            )
         return Finding(
             "spf_policy.invalid",
             Status.FAIL,
@@ -152,7 +164,8 @@ CHECK = CheckSpec(
         "spf_policy.neutral_all": "the applicable all term is ?all",
         "spf_policy.no_all": "no all term applies (neutral by default)",
         "spf_policy.missing": "no SPF record, so no policy",
-        "spf_policy.invalid": "the record carrying the policy is invalid",
+        "spf_policy.invalid": "the record carrying the policy is invalid, or a non-listed sender's "
+        "evaluation ends in permerror before the 'all' term",
         "spf_policy.lookup_failed": "a lookup on the way to the applicable all term failed",
     },
 )
