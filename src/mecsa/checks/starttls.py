@@ -472,7 +472,7 @@ CHECK = CheckSpec(
         "starttls.not_offered": "EHLO does not list STARTTLS",
         "starttls.refused": "STARTTLS is listed but the command is refused",
         "starttls.handshake_failed": "STARTTLS is listed but the TLS handshake fails",
-        "starttls.handshake_error": "the session broke off during TLS (timeout): could not find out",
+        "starttls.handshake_error": "the session broke off during TLS (timeout, hang-up): could not find out",
         "starttls.old_version": "the handshake negotiated TLS 1.0/1.1: MECSA does not count it",
         "starttls.ok": "STARTTLS with TLS 1.2 or 1.3",
         "starttls.requiretls": "REQUIRETLS is offered after STARTTLS",

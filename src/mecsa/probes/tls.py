@@ -108,7 +108,9 @@ def trial_context(version: str | None, ciphers: str) -> ssl.SSLContext | None:
 def _judge(label: str, session: SmtpObservation) -> TlsTrial:
     if session.tls is not None:
         return TlsTrial(label, Outcome.ACCEPTED, session.tls.version, session.tls.cipher)
-    if session.failed_stage is Stage.TLS and session.failure is Failure.HANDSHAKE:
+    # The main session already showed this server completes a handshake; hanging up on a ClientHello
+    # that offers only this version or class is how some stacks refuse it, so it counts as refused.
+    if session.failed_stage is Stage.TLS and session.failure in (Failure.HANDSHAKE, Failure.CLOSED):
         return TlsTrial(label, Outcome.REFUSED, reason=session.reason)
     if session.reachable and not session.starttls_offered:
         return TlsTrial(label, Outcome.ERROR, reason="STARTTLS was not offered in this session")
@@ -130,8 +132,9 @@ async def _trial(
             label, Outcome.NOT_TESTED, reason=f"the local OpenSSL ({ssl.OPENSSL_VERSION}) cannot offer it"
         )
     session = await probe_smtp(
-        host, address, port, timeouts=timeouts, limits=limits, tls_context=context, ehlo_after_tls=False
-    )
+        host, address, port, timeouts=timeouts, limits=limits, tls_context=context, ehlo_after_tls=False,
+        retry_hangup=False,
+    )  # fmt: skip
     return _judge(label, session)
 
 

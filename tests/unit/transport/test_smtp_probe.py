@@ -14,6 +14,7 @@ from mecsa.probes.smtp import ConnectionLimits, Failure, SmtpTimeouts, Stage, pr
 from tests.unit.transport.pki import Pki
 from tests.unit.transport.servers import (
     LoopbackServers,
+    ResetsTls,
     broken_tls,
     garbage,
     long_line,
@@ -57,6 +58,32 @@ async def test_offered_but_broken_handshake_is_not_the_same_as_not_offered(serve
     assert obs.starttls is not None and obs.starttls.code == 220
     assert obs.failed_stage is Stage.TLS and obs.failure is Failure.HANDSHAKE
     assert obs.extensions == ("SIZE 1000", "STARTTLS")  # earlier steps are kept
+
+
+async def test_reset_during_the_handshake_is_retried_once_then_a_hangup_with_a_reason(
+    servers: LoopbackServers,
+) -> None:
+    server = ResetsTls()
+    await servers.add_raw("127.0.0.2", server)
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert server.connections == 2  # one retry on a fresh connection
+    assert obs.failed_stage is Stage.TLS and obs.failure is Failure.CLOSED
+    assert obs.reason is not None and "hung up during the TLS handshake" in obs.reason
+    assert "retry" in obs.reason
+    assert not obs.reason.rstrip().endswith(":")
+
+
+async def test_a_tls_refusal_is_not_retried(servers: LoopbackServers) -> None:
+    connections = 0
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await broken_tls(reader, writer)
+
+    await servers.add_raw("127.0.0.2", counted)
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert (obs.failure, connections) == (Failure.HANDSHAKE, 1)
 
 
 async def _multiline(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
