@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 from mecsa import __version__
 from mecsa.checks.base import AssessOptions, CheckSpec, Context
+from mecsa.deadline import check_deadline
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.model import Assessment, CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
 
@@ -16,11 +18,15 @@ async def assess(domain: str, client: DnsClient, options: AssessOptions | None =
     """Assess `domain` (already normalised to its A-label form).
 
     Checks run concurrently; a check that crashes or overruns its deadline becomes an `error`
-    finding for its protocols and never sinks the others.
+    finding for its protocols and never sinks the others. Unless the options set one, the
+    deadline is derived from the DNS and SMTP timeouts (`mecsa.deadline`).
     """
     from mecsa.checks.registry import CHECKS
 
     opts = options or AssessOptions()
+    if opts.check_deadline is None:
+        deadline = check_deadline(client.timeout, client.attempts, opts.smtp_timeout)
+        opts = replace(opts, check_deadline=deadline)
     ctx = Context(domain, Resolver(client), opts)
     selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
     started = time.monotonic()

@@ -25,7 +25,9 @@ that session (sending its 221) when the next one connects.
 With the default S = 10 s: connect 10 s, banner 20 s, command 10 s, TLS 10 s, session 50 s.
 The TLS sweep (`probes/tls.py`: 4 versions + 5 weak-cipher classes, each its own session) runs
 only after a successful main session and is bounded as a whole by one more session deadline (5 × S),
-so one address costs at most 10 × S (100 s by default, inside the 120 s check deadline).
+and a session the server hung up on during the TLS handshake is tried once more (another 5 × S),
+so one address costs at most 15 × S (150 s by default), which the check deadline allows for
+(`mecsa.deadline`).
 
 Bounds besides time: a reply line may be at most `MAX_LINE` octets (RFC 5321 §4.5.3.1.5 allows 512;
 we allow more but never buffer an endless line) and a reply at most `MAX_REPLY_LINES` lines.
