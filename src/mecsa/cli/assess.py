@@ -14,8 +14,8 @@ from mecsa.cli.common import (
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
+    ca_bundle_file,
     domain_argument,
-    input_file,
     make_client,
     output_file,
     run,
@@ -57,7 +57,7 @@ def assess_command(
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
     _check_profile(profile)
     selectors = tuple(_selector(s) for s in dkim_selector or ())
-    input_file("--ca-file", ca_file)
+    ca_bundle_file("--ca-file", ca_file)
     output_file("--html", html)
     options = AssessOptions(
         dkim_selectors=selectors,

@@ -85,3 +85,28 @@ def output_file(option: str, path: Path | None) -> Path | None:
     if path is not None and (path.is_dir() or not path.parent.is_dir()):
         usage_error(f"{option} {path}: not a file in an existing directory")
     return path
+
+
+def ca_bundle_file(option: str, path: str | None) -> str | None:
+    """`path` when it is a readable PEM bundle with at least one certificate, else a usage error.
+
+    Checked at start-up with both readers that will use it (OpenSSL for the MTA-STS fetch,
+    cryptography for x509): a broken bundle would otherwise surface later as "no MX host could
+    be reached" or an SSLError in the middle of the report.
+    """
+    if input_file(option, path) is None:
+        return None
+    assert path is not None
+    import ssl
+
+    from cryptography import x509
+
+    why = f"{option} {path}: not a PEM certificate bundle"
+    try:
+        ssl.create_default_context(cafile=path)
+        certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    except (ssl.SSLError, ValueError, OSError):
+        usage_error(why)
+    if not certificates:
+        usage_error(why)
+    return path

@@ -14,6 +14,7 @@ from mecsa.cli.common import (
     ResolverOption,
     SmtpTimeoutOption,
     TimeoutOption,
+    ca_bundle_file,
     domain_argument,
     input_file,
     make_client,
@@ -175,7 +176,7 @@ def probe_command(
     if "@" not in address:
         usage_error(f"{address!r} is not an address")
     domain_argument(address.rpartition("@")[2])
-    input_file("--ca-file", ca_file)
+    ca_bundle_file("--ca-file", ca_file)
     client = make_client(resolver, timeout)
 
     async def go() -> dict[str, Any]:

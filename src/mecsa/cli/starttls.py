@@ -17,7 +17,7 @@ from mecsa.cli.common import (
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
-    input_file,
+    ca_bundle_file,
     make_client,
     run,
     usage_error,
@@ -47,7 +47,7 @@ def starttls_command(
     from mecsa.checks.base import AssessOptions
 
     host, port = split_target(target)
-    input_file("--ca-file", ca_file)
+    ca_bundle_file("--ca-file", ca_file)
     options = AssessOptions(
         ca_file=ca_file, smtp_timeout=smtp_timeout, tls_versions=tls_versions, smtp_port=port
     )
