@@ -97,16 +97,25 @@ def ca_bundle_file(option: str, path: str | None) -> str | None:
     if input_file(option, path) is None:
         return None
     assert path is not None
+    import contextlib
     import ssl
+    import warnings
 
     from cryptography import x509
 
     why = f"{option} {path}: not a PEM certificate bundle"
     try:
         ssl.create_default_context(cafile=path)
-        certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
+        text = Path(path).read_bytes()
     except (ssl.SSLError, ValueError, OSError):
         usage_error(why)
-    if not certificates:
-        usage_error(why)
-    return path
+    # One certificate at a time, as x509 reads it: one odd entry in a system bundle (a negative
+    # serial, say) does not make the bundle unusable.
+    end = b"-----END CERTIFICATE-----"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in text.split(end)[:-1]:
+            with contextlib.suppress(ValueError):
+                x509.load_pem_x509_certificate(block + end)
+                return path
+    usage_error(why)
