@@ -41,6 +41,43 @@ def escape_untrusted(text: str, *, keep: str = "") -> str:
     )
 
 
+def html_value(value: object) -> object:
+    """jinja2's `finalize` for the HTML reports: each inserted string escaped here, before HTML escaping.
+
+    Autoescape handles markup; a U+202E in a DNS record would still reorder what the reader sees,
+    and an ESC would reach a terminal that shows the file. Newlines and tabs stay: in the reports'
+    <pre> blocks they are layout. Markup (the reports' own constants) passes unchanged.
+    """
+    import markupsafe
+
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return escape_untrusted(value, keep="\n\t")
+    return value
+
+
+def json_text(document: str) -> str:
+    """JSON text (from `json.dumps(..., ensure_ascii=False)`) with those characters as \\u escapes.
+
+    json.dumps escapes only U+0000-U+001F; DEL, the C1 controls (8-bit CSI) and bidi characters
+    would reach the terminal raw. Outside strings JSON text is ASCII, so every such character is
+    inside a string, where `\\uXXXX` (a surrogate pair above U+FFFF) means the same character:
+    the parsed document is unchanged.
+    """
+    if document.isascii() and "\x7f" not in document:
+        return document  # DEL is ASCII but a control: json.dumps leaves it raw
+    out = []
+    for c in document:
+        # Below U+0020 json.dumps has escaped every one inside strings: the rest is indentation.
+        if c < " " or unicodedata.category(c) not in _ESCAPED_CATEGORIES:
+            out.append(c)
+        elif ord(c) > 0xFFFF:
+            high, low = divmod(ord(c) - 0x10000, 0x400)
+            out.append(f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+        else:
+            out.append(f"\\u{ord(c):04x}")
+    return "".join(out)
+
+
 def escape_lines(lines: list[str] | tuple[str, ...]) -> str:
     """Lines for a terminal, each escaped on its own (an embedded newline cannot start a line)."""
     return "\n".join(escape_untrusted(line) for line in lines)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from mecsa.untrusted import escape_lines, escape_untrusted
+from mecsa.untrusted import escape_lines, escape_untrusted, json_text
 from tests.unit.hostile import ESCAPED, HOSTILE, raw_controls
 
 
@@ -43,6 +45,18 @@ def test_keep_spares_only_the_named_characters() -> None:
 
 def test_escape_lines_never_lets_a_value_start_a_line() -> None:
     assert (
-        escape_lines(["result: fail", "reason: x\nresult: pass"])
-        == "result: fail\nreason: x\\nresult: pass"
+        escape_lines(["result: fail", "reason: x\nresult: pass"]) == "result: fail\nreason: x\\nresult: pass"
     )
+
+
+def test_json_text_escapes_inside_strings_and_keeps_the_data() -> None:
+    data = {"banner": HOSTILE, "idn": "bücher → 日本", "tag": "\U000e0001"}
+    text = json_text(json.dumps(data, indent=2, ensure_ascii=False))
+    assert raw_controls(text) == []
+    assert text.startswith('{\n  "banner": "')
+    assert "bücher → 日本" in text and "\\u202e" in text and "\\udb40\\udc01" in text
+    assert json.loads(text) == data
+
+
+def test_json_text_escapes_del_in_an_ascii_document() -> None:
+    assert json_text(json.dumps({"a": "x\x7fy"})) == '{"a": "x\\u007fy"}'

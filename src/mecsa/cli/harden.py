@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from mecsa.cli.common import usage_error
+from mecsa.untrusted import escape_untrusted
 
 if TYPE_CHECKING:
     from mecsa.harden.layout import Layout
@@ -133,9 +134,11 @@ def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: A
     settings = _settings(config, **flags)
     plan = _plan(settings, root)
     diff = plan.diff()
-    typer.echo(diff if diff else "No file would change: the setup is already in place.")
+    # The diff shows files someone else wrote: each line escaped, tabs kept (config files use them).
+    shown = "\n".join(escape_untrusted(line, keep="\t") for line in diff.split("\n"))
+    typer.echo(shown if diff else "No file would change: the setup is already in place.")
     for warning in plan.warnings:
-        typer.echo(f"warning: {warning}")
+        typer.echo(escape_untrusted(f"warning: {warning}"))
     if plan.new_selectors:
         typer.echo(f"note: apply generates new DKIM key(s) for {', '.join(sorted(plan.new_selectors))};")
         typer.echo("      the DKIM records below show a sample key: publish the ones apply prints.")
@@ -169,7 +172,11 @@ def apply_command(
         typer.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else " (new)"))
     for check in result.checks:
         state = "skipped" if check.skipped else ("ok" if check.ok else "FAILED")
-        typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
+        typer.echo(
+            escape_untrusted(
+                f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""), keep="\n\t"
+            )
+        )
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.changed and not reload:

@@ -203,13 +203,16 @@ def probe_command(
     if json_output:
         typer.echo(json.dumps(data))
         return
-    typer.echo(f"token {token}: probe to {address} {'delivered' if data['delivered'] else 'NOT delivered'}")
+    from mecsa.untrusted import escape_lines
+
+    lines = [f"token {token}: probe to {address} {'delivered' if data['delivered'] else 'NOT delivered'}"]
     if data["mx_error"]:
-        typer.echo(f"  MX: {data['mx_error']}")
+        lines.append(f"  MX: {data['mx_error']}")
     for a in data["attempts"]:
         tls = (a["session"].get("tls") or {}).get("version") or "no TLS"
-        typer.echo(f"  {a['host']} [{a['session']['address']}]: {tls}, DANE {a['dane']['status']}")
-    typer.echo(f"ask the user to reply to all; then: mecsa mailmode report {token}")
+        lines.append(f"  {a['host']} [{a['session']['address']}]: {tls}, DANE {a['dane']['status']}")
+    lines.append(f"ask the user to reply to all; then: mecsa mailmode report {token}")
+    typer.echo(escape_lines(lines))  # MX names and DNS errors came from the network
 
 
 def report_command(

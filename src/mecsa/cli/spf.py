@@ -15,6 +15,7 @@ from mecsa.cli.common import (
     run,
     usage_error,
 )
+from mecsa.untrusted import escape_lines
 
 if TYPE_CHECKING:
     from mecsa.spf.audit import AuditNode, SpfAudit
@@ -96,7 +97,7 @@ def _check_text(outcome: SpfOutcome) -> str:
     if outcome.explanation is not None:
         lines.append(f"explanation: {outcome.explanation}")
     lines.append(f"lookups: {outcome.lookups} of 10 (void lookups: {outcome.void_lookups} of 2)")
-    return "\n".join(lines)
+    return escape_lines(lines)
 
 
 def audit_command(
@@ -138,7 +139,8 @@ def _audit_text(audit: SpfAudit) -> str:
                 lines.append(f"      path: {issue.path}")
     else:
         lines.append("issues: none")
-    return "\n".join(lines)
+    # Records, domains and reasons came from DNS: each line escaped (mecsa.untrusted).
+    return escape_lines(lines)
 
 
 def _tree_lines(node: AuditNode, depth: int) -> list[str]:

@@ -22,6 +22,7 @@ from mecsa.cli.common import (
     run,
     usage_error,
 )
+from mecsa.untrusted import escape_lines, json_text
 
 if TYPE_CHECKING:
     from mecsa.checks.base import AssessOptions
@@ -56,7 +57,7 @@ def starttls_command(
     if json_output:
         import json
 
-        typer.echo(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False))
+        typer.echo(json_text(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False)))
     else:
         typer.echo(render_results(host, port, results))
 
@@ -150,7 +151,8 @@ def render_results(host: str, port: int, results: tuple[CheckResult, ...]) -> st
     lines += [f"  [{f.status.value}] {f.message}" for r in results for f in r.findings]
     lines.append("verdicts:")
     lines += [f"  {v.protocol}: {v.status.value}: {v.reason}" for r in results for v in r.verdicts]
-    return "\n".join(lines)
+    # Banners, EHLO lines and certificate names came from the server: each line escaped.
+    return escape_lines(lines)
 
 
 def _by_address(details: dict[str, Any]) -> dict[str, dict[str, Any]]:

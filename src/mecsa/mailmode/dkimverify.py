@@ -209,8 +209,7 @@ def _unfit_key(
         return None  # malformed a=: dkimpy reports it
     if key_alg != key_type.lower():
         return (
-            f"inappropriate key algorithm: a={algorithm} cannot use the key at {name}, which is "
-            f"k={key_type}"
+            f"inappropriate key algorithm: a={algorithm} cannot use the key at {name}, which is k={key_type}"
         )
     if hashes is not None and hash_alg not in (h.lower() for h in hashes):
         return (

@@ -15,6 +15,7 @@ from typing import Any
 from mecsa.mailmode.addresses import AddressKind
 from mecsa.mailmode.enforcement import DEFAULT_WINDOW, Trap, arrivals_from_deliveries, judge
 from mecsa.mailmode.store import MailStore, StoredEntry
+from mecsa.untrusted import escape_lines, html_value
 
 REPORT_VERSION = 1
 _GRADED_KINDS = frozenset({AddressKind.CONTROL.value, AddressKind.FIXED.value})
@@ -119,8 +120,8 @@ def render_text(report: dict[str, Any]) -> str:
         lines += ["", f"Sender domain {assessment['domain']}: assessed in domain mode (see --json)"]
     for err in report.get("errors", []):
         lines.append(f"error: {err.get('stage')}: {err.get('error')}")
-    # Every value came from a stranger's mail: no control characters (terminal escapes) get through.
-    return "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in "\n".join(lines)) + "\n"
+    # Every value came from a stranger's mail: each line escaped (mecsa.untrusted).
+    return escape_lines(lines) + "\n"
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -130,5 +131,5 @@ def render_html(report: dict[str, Any]) -> str:
     import jinja2
 
     template = resources.files("mecsa.mailmode").joinpath("templates/report.html.j2").read_text("utf-8")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, finalize=html_value)
     return env.from_string(template).render(r=report)
