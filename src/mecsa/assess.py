@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 from typing import Any
 
 from mecsa import __version__
-from mecsa.checks.base import AssessOptions, CheckSpec, Context
+from mecsa.checks.base import CheckSpec, crash_kinds
 from mecsa.deadline import check_deadline
 from mecsa.dns.resolver import DnsClient, Resolver
-from mecsa.model import Assessment, CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import Assessment, CheckResult, ProtocolVerdict, VerdictStatus
+from mecsa.observe import AssessOptions, Context, SharedObservations
+
+log = logging.getLogger("mecsa.assess")
 
 
-async def assess(domain: str, client: DnsClient, options: AssessOptions | None = None) -> Assessment:
+async def assess(
+    domain: str,
+    client: DnsClient,
+    options: AssessOptions | None = None,
+    *,
+    shared: SharedObservations | None = None,
+) -> Assessment:
     """Assess `domain` (already normalised to its A-label form).
 
     Checks run concurrently; a check that crashes or overruns its deadline becomes an `error`
-    finding for its protocols and never sinks the others. Unless the options set one, the
-    deadline is derived from the DNS and SMTP timeouts (`mecsa.deadline`).
+    finding for its protocols and never sinks the others (its traceback goes to the debug log).
+    Unless the options set one, the deadline is derived from the DNS and SMTP timeouts
+    (`mecsa.deadline`). `shared` is the scan's process-wide observation cache and per-IP limits,
+    when there is a scan.
     """
     from mecsa.checks.registry import CHECKS
 
@@ -27,7 +39,7 @@ async def assess(domain: str, client: DnsClient, options: AssessOptions | None =
     if opts.check_deadline is None:
         deadline = check_deadline(client.timeout, client.attempts, opts.smtp_timeout)
         opts = replace(opts, check_deadline=deadline)
-    ctx = Context(domain, Resolver(client), opts)
+    ctx = Context(domain, Resolver(client), opts, shared)
     selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
     started = time.monotonic()
     validating_task = asyncio.ensure_future(client.validates())
@@ -44,21 +56,24 @@ async def assess(domain: str, client: DnsClient, options: AssessOptions | None =
 
 
 async def run_check(check: CheckSpec[Any], ctx: Context) -> CheckResult:
+    deadline = ctx.options.check_deadline
+    if deadline is None:  # run on its own, outside assess(): derive it here too
+        client = ctx.resolver.client
+        deadline = check_deadline(client.timeout, client.attempts, ctx.options.smtp_timeout)
     try:
-        observation = await asyncio.wait_for(check.observe(ctx), ctx.options.check_deadline)
+        observation = await asyncio.wait_for(check.observe(ctx), deadline)
         return check.evaluate(observation)
     except TimeoutError:
-        return crashed(check, f"did not finish within {ctx.options.check_deadline:g} s")
+        return crashed(check, f"did not finish within {deadline:g} s")
     except Exception as exc:  # a bug or a surprise: report it, keep the other checks
+        # The finding says what; the traceback, for whoever debugs it, goes to the debug log
+        # (`--debug` or MECSA_DEBUG=1).
+        log.debug("the %s check crashed on %s", check.name, ctx.domain, exc_info=True)
         return crashed(check, f"{type(exc).__name__}: {exc}")
 
 
 def crashed(check: CheckSpec[Any], reason: str) -> CheckResult:
-    protocols = check.protocols or (check.name,)
-    findings = tuple(
-        Finding(f"{check.name}.check_error", Status.ERROR, p, f"the {check.name} check failed: {reason}")
-        for p in protocols
-    )
+    findings = tuple(kind(f"the {check.name} check failed: {reason}") for kind in crash_kinds(check))
     verdicts = tuple(
         ProtocolVerdict(p, VerdictStatus.ERROR, f"check failed: {reason}") for p in check.protocols
     )

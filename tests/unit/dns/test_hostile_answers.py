@@ -12,10 +12,10 @@ import dns.rrset
 import pytest
 
 from mecsa.checks import dmarc
-from mecsa.checks.base import Context
 from mecsa.dns.answer import Rcode
 from mecsa.dns.resolver import DnsClient, Nameserver, Resolver
 from mecsa.model import VerdictStatus
+from mecsa.observe import Context
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
