@@ -373,6 +373,19 @@ async def test_null_mx_and_failed_mx_lookup(
     assert {a.verdicts[p].status for p in ONLY} == {VerdictStatus.ERROR}
 
 
+async def test_null_mx_beside_a_real_mx_still_tests_the_real_host(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    leaf = pki.leaf(MX1)
+    await servers.add_smtpd("127.0.0.2", server_context(leaf, pki.intermediate.pem, tmp_path))
+    body = "@ IN MX 0 .\n@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n"
+    a = await _assess(serve_zones, body, servers, ca_file, tls_versions=False)
+    assert a.verdicts["starttls"].status is VerdictStatus.PASS
+    assert a.verdicts["x509"].status is VerdictStatus.PASS
+    assert servers.connections["127.0.0.2"] == 1
+    assert [h["name"] for h in _details(a, "starttls")["hosts"]] == [MX1]
+
+
 async def test_no_tls_versions_skips_the_sweep(
     serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
 ) -> None:
