@@ -130,7 +130,8 @@ def _audit_text(audit: SpfAudit) -> str:
     )
     policy = audit.policy
     applies = f"{policy.qualifier}all" if policy.qualifier else policy.status.replace("_", " ")
-    lines.append(f"policy that applies: {applies} (via {' → '.join(policy.chain)})")
+    why = f": {policy.detail}" if policy.status in ("invalid", "lookup_failed") and policy.detail else ""
+    lines.append(f"policy that applies: {applies} (via {' → '.join(policy.chain)}){why}")
     if audit.issues:
         lines.append("issues:")
         for issue in audit.issues:

@@ -178,3 +178,11 @@ def test_check_of_a_malformed_name_is_none_with_its_reason(
     lines = out.splitlines()
     assert lines[0] == "result: none"
     assert lines[1].startswith("reason: ") and why in lines[1]
+
+
+def test_audit_text_says_why_no_all_applies(server: str) -> None:
+    code, out = _invoke("spf", "audit", "broken.example.test", "--resolver", server)
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if line.startswith("policy that applies: ")]
+    assert line.startswith("policy that applies: lookup failed (via broken.example.test): ")
+    assert "flaky.example.test" in line
