@@ -10,10 +10,10 @@ from typing import Any
 
 from mecsa import __version__
 from mecsa.checks.base import CheckSpec, crash_kinds
-from mecsa.deadline import check_deadline
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.model import Assessment, CheckResult, ProtocolVerdict, VerdictStatus
 from mecsa.observe import AssessOptions, Context, SharedObservations
+from mecsa.observe.deadline import check_deadline
 
 log = logging.getLogger("mecsa.assess")
 
@@ -30,7 +30,7 @@ async def assess(
     Checks run concurrently; a check that crashes or overruns its deadline becomes an `error`
     finding for its protocols and never sinks the others (its traceback goes to the debug log).
     Unless the options set one, the deadline is derived from the DNS and SMTP timeouts
-    (`mecsa.deadline`). `shared` is the scan's process-wide observation cache and per-IP limits,
+    (`mecsa.observe.deadline`). `shared` is the scan's process-wide observation cache and per-IP limits,
     when there is a scan.
     """
     from mecsa.checks.registry import CHECKS

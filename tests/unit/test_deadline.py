@@ -9,9 +9,9 @@ import pytest
 from mecsa import assess as assess_module
 from mecsa.checks import registry
 from mecsa.checks.base import CheckSpec
-from mecsa.deadline import check_deadline, dns_answer_bound
 from mecsa.model import CheckResult
 from mecsa.observe import AssessOptions, Context
+from mecsa.observe.deadline import check_deadline, dns_answer_bound
 from mecsa.probes.https import ATTEMPT_TIMEOUT_S
 from mecsa.probes.smtp import SmtpTimeouts
 from tests.conftest import ServeZones

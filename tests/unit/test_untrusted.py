@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mecsa.untrusted import escape_lines, escape_untrusted, json_text
+from mecsa.report.untrusted import escape_lines, escape_untrusted, json_text
 from tests.unit.hostile import ESCAPED, HOSTILE, raw_controls
 
 

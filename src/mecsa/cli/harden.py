@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from mecsa.cli.common import usage_error
-from mecsa.untrusted import escape_untrusted
+from mecsa.report.untrusted import escape_untrusted
 
 if TYPE_CHECKING:
     from mecsa.harden.layout import Layout

@@ -203,7 +203,7 @@ def probe_command(
     if json_output:
         typer.echo(json.dumps(data))
         return
-    from mecsa.untrusted import escape_lines
+    from mecsa.report.untrusted import escape_lines
 
     lines = [f"token {token}: probe to {address} {'delivered' if data['delivered'] else 'NOT delivered'}"]
     if data["mx_error"]:

@@ -15,7 +15,7 @@ from mecsa.cli.common import (
     run,
     usage_error,
 )
-from mecsa.untrusted import escape_lines
+from mecsa.report.untrusted import escape_lines
 
 if TYPE_CHECKING:
     from mecsa.spf.audit import AuditNode, SpfAudit
@@ -140,7 +140,7 @@ def _audit_text(audit: SpfAudit) -> str:
                 lines.append(f"      path: {issue.path}")
     else:
         lines.append("issues: none")
-    # Records, domains and reasons came from DNS: each line escaped (mecsa.untrusted).
+    # Records, domains and reasons came from DNS: each line escaped (mecsa.report.untrusted).
     return escape_lines(lines)
 
 

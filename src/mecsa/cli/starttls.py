@@ -22,7 +22,7 @@ from mecsa.cli.common import (
     run,
     usage_error,
 )
-from mecsa.untrusted import escape_lines, json_text
+from mecsa.report.untrusted import escape_lines, json_text
 
 if TYPE_CHECKING:
     from mecsa.dns.resolver import DnsClient

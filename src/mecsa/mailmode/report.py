@@ -15,7 +15,7 @@ from typing import Any
 from mecsa.mailmode.addresses import AddressKind
 from mecsa.mailmode.enforcement import DEFAULT_WINDOW, Trap, arrivals_from_deliveries, judge
 from mecsa.mailmode.store import MailStore, StoredEntry
-from mecsa.untrusted import escape_lines, html_value
+from mecsa.report.untrusted import escape_lines, html_value
 
 REPORT_VERSION = 1
 _GRADED_KINDS = frozenset({AddressKind.CONTROL.value, AddressKind.FIXED.value})
@@ -120,7 +120,7 @@ def render_text(report: dict[str, Any]) -> str:
         lines += ["", f"Sender domain {assessment['domain']}: assessed in domain mode (see --json)"]
     for err in report.get("errors", []):
         lines.append(f"error: {err.get('stage')}: {err.get('error')}")
-    # Every value came from a stranger's mail: each line escaped (mecsa.untrusted).
+    # Every value came from a stranger's mail: each line escaped (mecsa.report.untrusted).
     return escape_lines(lines) + "\n"
 
 

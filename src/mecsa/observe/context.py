@@ -26,7 +26,7 @@ class AssessOptions:
     https_port: int = 443
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
-    check_deadline: float | None = None  # None: derived from the timeouts (mecsa.deadline)
+    check_deadline: float | None = None  # None: derived from the timeouts (mecsa.observe.deadline)
 
 
 @dataclass

@@ -27,7 +27,7 @@ The TLS sweep (`probes/tls.py`: 4 versions + 5 weak-cipher classes, each its own
 only after a successful main session and is bounded as a whole by one more session deadline (5 × S),
 and a session the server hung up on during the TLS handshake is tried once more (another 5 × S),
 so one address costs at most 15 × S (150 s by default), which the check deadline allows for
-(`mecsa.deadline`).
+(`mecsa.observe.deadline`).
 
 Bounds besides time: a reply line may be at most `MAX_LINE` octets (RFC 5321 §4.5.3.1.5 allows 512;
 we allow more but never buffer an endless line) and a reply at most `MAX_REPLY_LINES` lines.

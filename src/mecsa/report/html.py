@@ -1,7 +1,7 @@
 """HTML report: one self-contained file (inline CSS, inline SVG, a few lines of inline JS).
 
 jinja2 with autoescape ON: every string from DNS, SMTP banners or certificates is escaped (and, first,
-its control and bidi characters made visible by `mecsa.untrusted`). The
+its control and bidi characters made visible by `mecsa.report.untrusted`). The
 template marks nothing `|safe`; the only value passed as markup is the module's own script. A Content
 Security Policy allows only the report's own script (by hash) and no network access, as a second
 line of defence should an escape ever be missed.
@@ -15,7 +15,7 @@ import hashlib
 from importlib import resources
 
 from mecsa.model import Assessment
-from mecsa.untrusted import html_value
+from mecsa.report.untrusted import html_value
 
 TEMPLATE = "report.html.j2"
 # the whole script of the report, kept here so that the CSP can name its hash; `copyReady`

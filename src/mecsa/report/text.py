@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mecsa.model import Assessment
-from mecsa.untrusted import escape_untrusted
+from mecsa.report.untrusted import escape_untrusted
 
 if TYPE_CHECKING:
     from rich.console import Console
