@@ -73,6 +73,38 @@ async def test_reset_during_the_handshake_is_retried_once_then_a_hangup_with_a_r
     assert not obs.reason.rstrip().endswith(":")
 
 
+async def test_a_reset_then_a_good_handshake_passes_on_the_retry(
+    servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    context = server_context(pki.leaf(MX), pki.intermediate.pem, tmp_path)
+    resets = ResetsTls()
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if resets.connections == 0:
+            await resets(reader, writer)  # the first connection is reset in the handshake
+            return
+        writer.write(b"220 mx ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line.strip().upper()
+            if verb.startswith(b"EHLO"):
+                writer.write(b"250-mx\r\n250 STARTTLS\r\n")
+            elif verb == b"STARTTLS":
+                writer.write(b"220 go ahead\r\n")
+                await writer.drain()
+                await writer.start_tls(context)
+                continue
+            elif verb == b"QUIT":
+                break
+            await writer.drain()
+        writer.close()
+
+    await servers.add_raw("127.0.0.2", flaky)
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert resets.connections == 1
+    assert obs.failed_stage is None and obs.tls is not None
+    assert obs.tls.version == "TLSv1.3"
+
+
 async def test_a_tls_refusal_is_not_retried(servers: LoopbackServers) -> None:
     connections = 0
 
