@@ -25,6 +25,7 @@ from mecsa.cli.common import (
 
 if TYPE_CHECKING:
     from mecsa.mailmode.receiver import ReceiverSettings
+    from mecsa.observe.dmarc import DiscoveryMethod
 
 DEFAULT_STORE = "mailmode.sqlite3"
 StoreOption = Annotated[
@@ -98,6 +99,12 @@ def serve_command(
     assess_sender: Annotated[
         bool, typer.Option("--assess/--no-assess", help="Assess each sender's domain in domain mode.")
     ] = True,
+    dmarc_discovery: Annotated[
+        str,
+        typer.Option(
+            "--dmarc-discovery", help="DMARC discovery: treewalk (RFC 9989, default) or psl (RFC 7489)."
+        ),
+    ] = "treewalk",
 ) -> None:
     """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored."""
     from mecsa.mailmode.receiver import ReceiverSettings
@@ -115,6 +122,7 @@ def serve_command(
         max_size=max_size,
         max_connections=max_connections,
         assess_sender=assess_sender,
+        dmarc_discovery=_discovery(dmarc_discovery),
     )
     client = make_client(resolver, timeout)
     try:
@@ -293,3 +301,12 @@ def zone_command(
         typer.echo(json.dumps(data))
     else:
         typer.echo(records.zone_text(), nl=False)
+
+
+def _discovery(text: str) -> DiscoveryMethod:
+    from mecsa.observe.dmarc import DiscoveryMethod
+
+    try:
+        return DiscoveryMethod(text)
+    except ValueError:
+        usage_error(f"--dmarc-discovery must be treewalk or psl, not {text!r}")
