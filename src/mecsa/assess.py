@@ -37,7 +37,9 @@ async def assess(
 
     opts = options or AssessOptions()
     if opts.check_deadline is None:
-        deadline = check_deadline(client.timeout, client.attempts, opts.smtp_timeout)
+        deadline = check_deadline(
+            client.timeout, client.attempts, opts.smtp_timeout, revocation=opts.revocation
+        )
         opts = replace(opts, check_deadline=deadline)
     ctx = Context(domain, Resolver(client), opts, shared)
     selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
@@ -59,7 +61,10 @@ async def run_check(check: CheckSpec[Any], ctx: Context) -> CheckResult:
     deadline = ctx.options.check_deadline
     if deadline is None:  # run on its own, outside assess(): derive it here too
         client = ctx.resolver.client
-        deadline = check_deadline(client.timeout, client.attempts, ctx.options.smtp_timeout)
+        options = ctx.options
+        deadline = check_deadline(
+            client.timeout, client.attempts, options.smtp_timeout, revocation=options.revocation
+        )
     try:
         observation = await asyncio.wait_for(check.observe(ctx), deadline)
         return check.evaluate(observation)

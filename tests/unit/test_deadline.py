@@ -12,6 +12,7 @@ from mecsa.checks.base import CheckSpec
 from mecsa.model import CheckResult
 from mecsa.observe import AssessOptions, Context
 from mecsa.observe.deadline import check_deadline, dns_answer_bound
+from mecsa.observe.revocation import DEADLINE_S as REVOCATION_DEADLINE_S
 from mecsa.probes.https import ATTEMPT_TIMEOUT_S
 from mecsa.probes.smtp import SmtpTimeouts
 from tests.conftest import ServeZones
@@ -20,7 +21,8 @@ HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.
 
 
 def test_defaults_give_the_documented_figure() -> None:
-    assert check_deadline(2.0, 3, 10.0) == 232.0
+    assert check_deadline(2.0, 3, 10.0) == 257.0
+    assert check_deadline(2.0, 3, 10.0, revocation=False) == 232.0
 
 
 @pytest.mark.parametrize("smtp_timeout", [1.0, 10.0, 20.0, 60.0])
@@ -29,7 +31,7 @@ def test_a_slow_mx_inside_every_smtp_bound_fits(smtp_timeout: float) -> None:
     # questions that lead to the address: what the probe's own stated timeouts allow.
     session = SmtpTimeouts.from_base(smtp_timeout).session
     dns = 6 * dns_answer_bound(2.0, 3)
-    assert check_deadline(2.0, 3, smtp_timeout) > dns + 3 * session
+    assert check_deadline(2.0, 3, smtp_timeout) > dns + 3 * session + REVOCATION_DEADLINE_S
     if smtp_timeout >= 20.0:
         assert check_deadline(2.0, 3, smtp_timeout) > 120.0  # the old fixed deadline cut this off
 

@@ -45,13 +45,13 @@ def html_value(value: object) -> object:
     """jinja2's `finalize` for the HTML reports: each inserted string escaped here, before HTML escaping.
 
     Autoescape handles markup; a U+202E in a DNS record would still reorder what the reader sees,
-    and an ESC would reach a terminal that shows the file. Newlines and tabs stay: in the reports'
-    <pre> blocks they are layout. Markup (the reports' own constants) passes unchanged.
+    and an ESC would reach a terminal that shows the file. Line ends (CR, LF) and tabs stay: in the
+    reports' <pre> blocks they are layout. Markup (the reports' own constants) passes unchanged.
     """
     import markupsafe
 
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        return escape_untrusted(value, keep="\n\t")
+        return escape_untrusted(value, keep="\n\r\t")
     return value
 
 

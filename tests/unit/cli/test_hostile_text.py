@@ -148,7 +148,7 @@ def test_harden_plan(tmp_path: Path) -> None:
     flags = [
         "--domain", "example.test", "--mx-host", "mx.example.test", "--ipv4", "127.0.0.25",
         "--cert", str(fixtures / "tls-cert.pem"), "--key", str(fixtures / "tls-key.pem"),
-        "--postmaster", "admin", "--selector", "s202611",
+        "--postmaster", "root", "--selector", "s202611",
     ]  # fmt: skip
     code, out = _invoke("harden", "plan", *flags, "--root", str(tmp_path))
     assert code == 0, out
