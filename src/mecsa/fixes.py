@@ -100,12 +100,16 @@ def _zone(ctx: FixContext, records: Iterable[DnsRecord]) -> Snippet:
 
 
 def _tags(record: str | None) -> dict[str, str]:
-    """`k=v; k=v` tag lists (DMARC, DKIM) into a dict; the fix only needs a few tags back."""
+    """The tags of a found DMARC or DKIM record, by lower-cased name (the first of duplicates).
+
+    The project's one tag-list splitter (`mecsa.records.taglist`) reads them, as the checks do.
+    """
+    from mecsa.records.taglist import split_tags
+
+    tags, _ = split_tags(record or "", fold_case=True)
     out: dict[str, str] = {}
-    for part in (record or "").split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            out.setdefault(name.strip().lower(), value.strip())
+    for tag in tags:
+        out.setdefault(tag.name.lower(), tag.value)
     return out
 
 

@@ -147,7 +147,9 @@ def build_view(assessment: Assessment, profile: str = "mecsa", today: dt.date | 
         AreaView(a, AREA_TITLES[a], levels[a], stars(levels[a]), chosen.areas[a].protocols) for a in AREAS
     )
     verdicts = assessment.verdicts
-    owner_details = {v.protocol: r.details for r in assessment.results for v in r.verdicts}
+    # A check's own details (the record it read, its lookups) are shown once, under its first
+    # protocol: dmarc_policy and spf_policy judge the same record as dmarc and spf.
+    owner_details = {r.verdicts[0].protocol: r.details for r in assessment.results if r.verdicts}
     protocols = tuple(
         _protocol_view(p, verdicts.get(p), score, chosen, assessment, owner_details.get(p, {}))
         for p in (*PROTOCOLS, *(p for p in verdicts if p not in PROTOCOLS))

@@ -138,9 +138,12 @@ def test_text_neutralises_terminal_control_characters() -> None:
     assert any("\x1b[2J" in e for e in raw) and any("\x1b]0;pwned\x07" in e for e in raw)
     assert any("\u202e" in e for e in raw)
     text = render_text(hostile(), today=TODAY)
-    # ...and the text report shows them as escapes (here in a fix built from the hostile rua)
+    # ...and the text report shows them as escapes: ESC, BEL and U+202E, each where the record's
+    # own problem is described (the invalid DMARC record's rua no longer feeds a fix)
     assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
-    assert 'rua=mailto:\\x1b[2J\\x1b]0"' in text
+    assert "character '\\x1b' is not allowed" in text
+    assert "pwned\\x07@evil.test" in text
+    assert "mailto:\\u202etset.live@evil.test" in text
     assert "<script>document.title='pwned'</script>" in text
 
 
