@@ -13,6 +13,11 @@ The script runs `mecsa.assess.assess` a few times, traces every DNS question, SM
 HTTPS fetch with timestamps, and prints measured / ideal.
 
     .venv/bin/python benchmarks/bench_latency.py [--delay 0.05] [--runs 3] [--timeline]
+        [--dnssec-mode own|resolver|both [--validating]]
+
+With `--dnssec-mode`, the zones are signed (`.` → `test.` → `bench.test.`, ECDSA, NSEC, made with
+mecsa.dns.signing) and the client runs in that mode; the server sets AD like a validating resolver
+only with `--validating` (own mode's point is a plain forwarder).
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ import mecsa.probes.https as https_probe
 import mecsa.probes.tls as tls_probe
 from mecsa.assess import assess
 from mecsa.dns.resolver import DnsClient, Nameserver
+from mecsa.dns.signing import new_key, sign_zone
+from mecsa.dns.validation.anchors import TrustAnchors, parse_anchors
+from mecsa.dns.validation.verdict import DnssecMode
 from mecsa.dns.zoneserver import ZoneData, ZoneServer, _Udp
 from mecsa.observe import AssessOptions
 from mecsa.probes.smtp import PER_ADDRESS_CONNECTIONS, ConnectionLimits, SmtpObservation, probe_smtp
@@ -323,6 +331,24 @@ mta-sts.mail A {STS_ADDRESS}
 """
 
 
+def signed_zones(bench: str) -> tuple[dict[str, str], TrustAnchors]:
+    """`bench.test.` signed under a signed `test.` and root, and the root's DS as the trust anchor."""
+    keys = {zone: new_key() for zone in (".", "test.", "bench.test.")}
+    head = "$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns.bench.test.\n"
+    test = (
+        head
+        + "bench NS ns.bench\nns.bench A 127.0.0.1\n"
+        + f"bench DS {keys['bench.test.'].ds('bench.test.')}\n"
+    )
+    root = head + "test. NS ns.bench.test.\n" + f"test. DS {keys['test.'].ds('test.')}\n"
+    zones = {
+        "bench.test.": sign_zone("bench.test.", bench, [keys["bench.test."]]),
+        "test.": sign_zone("test.", test, [keys["test."]]),
+        ".": sign_zone(".", root, [keys["."]]),
+    }
+    return zones, parse_anchors(f". IN DS {keys['.'].ds('.')}\n", "bench root")
+
+
 POLICY = "version: STSv1\nmode: enforce\n" + "".join(f"mx: {h}.{DOMAIN}\n" for h, _ in MX_HOSTS)
 POLICY += "max_age: 604800\n"
 
@@ -389,12 +415,20 @@ async def main(args: argparse.Namespace) -> int:
     https = await serve_policy(args.delay, POLICY.encode(), server_tls, 0)
     https_port = https.sockets[0].getsockname()[1]
 
-    # the TLD answers like a real one (NXDOMAIN for _dmarc.test): RFC 9989's walk ends there
-    tld = "@ SOA ns.bench.test. hostmaster.bench.test. 1 7200 3600 1209600 300\n@ NS ns.bench.test.\n"
-    zones = {"bench.test": zone_text(smtp_port, spki), "test": tld}
-    data = ZoneData.from_texts(zones, secure=["bench.test", "test"])
+    if args.dnssec_mode:
+        # signed_zones: the root, test. (which answers _dmarc.test like a real TLD) and bench.test.
+        zones, anchors = signed_zones(zone_text(smtp_port, spki))
+        data = ZoneData.from_texts(zones, secure=list(zones), validating=args.validating)
+        dnssec: dict[str, Any] = {"dnssec_mode": DnssecMode(args.dnssec_mode), "trust_anchors": anchors}
+    else:
+        # the TLD answers like a real one (NXDOMAIN for _dmarc.test): RFC 9989's walk ends there
+        tld = "@ SOA ns.bench.test. hostmaster.bench.test. 1 7200 3600 1209600 300\n@ NS ns.bench.test.\n"
+        data = ZoneData.from_texts(
+            {"bench.test": zone_text(smtp_port, spki), "test": tld}, secure=["bench.test", "test"]
+        )
+        dnssec = {}
     dns_server = await DelayedZoneServer(data, args.delay).start()
-    client = TracedClient([Nameserver("127.0.0.1", dns_server.port)], timeout=2.0, attempts=2)
+    client = TracedClient([Nameserver("127.0.0.1", dns_server.port)], timeout=2.0, attempts=2, **dnssec)
     options = AssessOptions(
         dkim_selectors=("bench",),
         ca_file=str(ca_file),
@@ -423,6 +457,7 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"run {run + 1}: {walls[-1] * 1000:.0f} ms, CPU {cpus[-1] * 1000:.0f} ms, "
             f"{assessment.resolver['queries']} DNS questions"
+            + f" + {assessment.resolver.get('validation_queries', 0)} for the chain walk"
         )
     assert assessment is not None
 
@@ -489,6 +524,10 @@ def parse() -> argparse.Namespace:
         help=f"experiment: allow N SMTP sessions per address (mecsa: {PER_ADDRESS_CONNECTIONS})",
     )
     p.add_argument("--no-sweep", action="store_true", help="AssessOptions(tls_versions=False)")
+    p.add_argument(
+        "--dnssec-mode", choices=["own", "resolver", "both"], help="sign the zones; run in this mode"
+    )
+    p.add_argument("--validating", action="store_true", help="the DNS server sets AD (a validating resolver)")
     return p.parse_args()
 
 

@@ -51,6 +51,7 @@ async def assess(
         **client.describe(),
         "validates_dnssec": validating,
         "queries": ctx.resolver.queries_sent,
+        "validation_queries": ctx.resolver.validation_queries,
     }
     return Assessment(
         domain, __version__, tuple(results), resolver_info, round(time.monotonic() - started, 3)

@@ -295,7 +295,7 @@ def dane_applicability(
     if not records:
         return blocked(DaneProblem.NO_TLSA, f"no TLSA records at {owner}")
     if answer.dnssec is DnssecStatus.INDETERMINATE:
-        why = f"{owner} TLSA: the resolver does not validate DNSSEC, so usability is unknown"
+        why = f"{owner} TLSA: DNSSEC status unknown ({answer.dnssec_link}), so usability is unknown"
         return blocked(DaneProblem.DNSSEC_UNKNOWN, why, records)
     if answer.dnssec is not DnssecStatus.SECURE:
         why = f"TLSA records at {owner} are not DNSSEC-secure ({answer.dnssec.value}): DANE does not apply"

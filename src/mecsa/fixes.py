@@ -433,6 +433,18 @@ def _dnssec_fix_signatures(ctx: FixContext) -> FixResult:
     )
 
 
+def _dnssec_fix_algorithm(ctx: FixContext) -> FixResult:
+    # RFC 8624 §3.1 / RFC 9904: sign with ECDSAP256SHA256 (13); SHA-1 algorithms are out (RFC 9905).
+    return "Roll the zone's keys to ECDSAP256SHA256 (algorithm 13), then replace the DS at the parent", (
+        Snippet(
+            "knot.conf",
+            "policy:\n  - id: ecdsa\n    algorithm: ecdsap256sha256\n    nsec3-iterations: 0\n"
+            f"zone:\n  - domain: {ctx.domain}\n    dnssec-signing: on\n    dnssec-policy: ecdsa",
+        ),
+        Snippet("shell: check", f"delv {ctx.domain}. DNSKEY   # every key: algorithm 13 (or 15)"),
+    )
+
+
 def _starttls_enable(ctx: FixContext) -> FixResult:
     hosts = ctx.hosts()
     text = _main_cf(_settings(ctx, hosts[0]), ("smtpd_tls_",))
@@ -494,6 +506,7 @@ FIXES: Mapping[str, FixBuilder] = {
     "dane.rollover": _dane_rollover,
     "dnssec.sign_zone": _dnssec_sign_zone,
     "dnssec.fix_signatures": _dnssec_fix_signatures,
+    "dnssec.fix_algorithm": _dnssec_fix_algorithm,
     "starttls.enable": _starttls_enable,
     "tls.versions": _tls_versions,
     "tls.ciphers": _tls_ciphers,

@@ -3,9 +3,11 @@
 The subjects are the domain's MX RRset, each MX host's A and AAAA, the SPF TXT (the TXT RRset at
 the domain), `_dmarc.<domain>` TXT and each MX host's TLSA (the very names the dane check asks:
 `_25._tcp`, after secure CNAME expansion). A negative answer counts by its own status: a secure
-NXDOMAIN for `_dmarc` is secure. The status comes from the resolver (the AD bit, EDE, the CD
-retry); a resolver that does not validate makes the verdict `error`, never `fail`, because then
-nothing can be said.
+NXDOMAIN for `_dmarc` is secure. The status comes from our own chain walk (`--dnssec-mode own`),
+from the resolver (the AD bit, EDE, the CD retry: `resolver`), or from both, the stricter winning
+(`both`, the default). Each subject's details name the link that decided it and the chain of
+zones. In `resolver` mode a resolver that does not validate makes the verdict `error`, never
+`fail`, because then nothing can be said.
 """
 
 from __future__ import annotations
@@ -42,7 +44,20 @@ LOOKUP_FAILED = FindingKind(
     "dnssec.lookup_failed", Status.ERROR, PROTOCOL, "a lookup failed: the tool could not find out"
 )
 INDETERMINATE = FindingKind(
-    "dnssec.indeterminate", Status.ERROR, PROTOCOL, "the resolver gave no DNSSEC status for some answer"
+    "dnssec.indeterminate", Status.ERROR, PROTOCOL, "no DNSSEC status could be learnt for some answer"
+)
+RESOLVER_DISAGREES = FindingKind(
+    "dnssec.resolver_disagrees",
+    Status.WARN,
+    PROTOCOL,
+    "our chain walk and the resolver's AD bit disagree (--dnssec-mode both); the stricter counts",
+)
+WEAK_ALGORITHM = FindingKind(
+    "dnssec.weak_algorithm",
+    Status.WARN,
+    PROTOCOL,
+    "a zone on the chain uses a deprecated algorithm, a SHA-1 DS or a short RSA key (RFC 8624, RFC 9905)",
+    "dnssec.fix_algorithm",
 )
 
 
@@ -69,8 +84,15 @@ class DnssecSubject:
 @dataclass(frozen=True, slots=True)
 class DnssecObservation:
     domain: str
-    resolver_validates: bool
+    resolver_validates: bool  # the resolver's AD bit on the signed root
     subjects: tuple[DnssecSubject, ...]
+    mode: str = "resolver"
+    own_validation: bool = False  # mecsa walked the chain itself (--dnssec-mode own or both)
+
+    @property
+    def judgeable(self) -> bool:
+        """Whether anyone could judge DNSSEC: the resolver, or our own chain walk."""
+        return self.resolver_validates or self.own_validation
 
 
 SubjectSource = Callable[[Context], Awaitable[tuple[DnssecSubject, ...]]]
@@ -113,7 +135,9 @@ SUBJECT_SOURCES: tuple[SubjectSource, ...] = (_mx_subjects, _spf_subjects, _dmar
 async def observe(ctx: Context) -> DnssecObservation:
     groups = await asyncio.gather(*(source(ctx) for source in SUBJECT_SOURCES))
     validates = await ctx.resolver.client.validates()  # learnt once per client, usually already
-    return DnssecObservation(ctx.domain, validates, tuple(s for group in groups for s in group))
+    subjects = tuple(s for group in groups for s in group)
+    own = ctx.resolver.validator is not None
+    return DnssecObservation(ctx.domain, validates, subjects, ctx.resolver.client.dnssec_mode.value, own)
 
 
 def evaluate(obs: DnssecObservation) -> CheckResult:
@@ -125,11 +149,11 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
     if bogus := by_state.get("bogus"):
         findings.append(
             BOGUS(
-                "DNSSEC validation fails (bogus) for " + _names(bogus),
+                "DNSSEC validation fails (bogus) for " + _names(bogus) + _links(bogus),
                 tuple(_bogus_evidence(s) for s in bogus),
             )
         )
-    if not obs.resolver_validates:
+    if not obs.judgeable:
         findings.append(
             RESOLVER_NOT_VALIDATING(
                 "the resolver does not validate DNSSEC (no AD bit on the signed root), so DNSSEC "
@@ -138,7 +162,10 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
         )
     elif insecure := by_state.get("insecure"):
         findings.append(
-            INSECURE("not signed (insecure): " + _names(insecure), tuple(s.describe() for s in insecure))
+            INSECURE(
+                "not signed (insecure): " + _names(insecure) + _links(insecure),
+                tuple(_with_link(s) for s in insecure),
+            )
         )
     if failed := by_state.get("error"):
         findings.append(
@@ -146,13 +173,14 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
                 "could not look up " + _names(failed), tuple(s.answer.describe_failure() for s in failed)
             )
         )
-    if obs.resolver_validates and (unknown := by_state.get("indeterminate")):
+    if obs.judgeable and (unknown := by_state.get("indeterminate")):
         findings.append(
             INDETERMINATE(
-                "DNSSEC status unknown for " + _names(unknown), tuple(s.describe() for s in unknown)
+                "DNSSEC status unknown for " + _names(unknown), tuple(_with_link(s) for s in unknown)
             )
         )
-    if not findings and obs.subjects:
+    findings.extend(_validation_findings(obs.subjects))
+    if all(f.status is Status.WARN for f in findings) and obs.subjects:
         findings.append(
             SECURE(
                 f"all {len(obs.subjects)} answers are DNSSEC-validated (secure)",
@@ -161,16 +189,10 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
         )
     details = {
         "resolver_validates": obs.resolver_validates,
-        "subjects": [
-            {
-                "label": s.label,
-                "name": s.answer.qname,
-                "type": s.answer.rdtype,
-                "rcode": s.answer.rcode.value,
-                "dnssec": s.state,
-            }
-            for s in obs.subjects
-        ],
+        "dnssec_mode": obs.mode,
+        "own_validation": obs.own_validation,
+        "subjects": [_subject_details(s) for s in obs.subjects],
+        "chains": _chain_diagrams(obs.subjects),
     }
     return CheckResult("dnssec", tuple(findings), (_verdict(findings),), details)
 
@@ -181,9 +203,73 @@ def _verdict(findings: list[Finding]) -> ProtocolVerdict:
         hits = [f for f in findings if f.status is status]
         if hits:
             return ProtocolVerdict(PROTOCOL, verdict, "; ".join(f.message for f in hits))
-    if findings and findings[0].status is Status.PASS:
-        return ProtocolVerdict(PROTOCOL, VerdictStatus.PASS, findings[0].message)
+    passed = [f for f in findings if f.status is Status.PASS]
+    if passed:  # warnings (a weak algorithm, a disagreement settled as secure) do not undo a pass
+        return ProtocolVerdict(PROTOCOL, VerdictStatus.PASS, passed[0].message)
     return ProtocolVerdict(PROTOCOL, VerdictStatus.ERROR, "nothing was looked up")
+
+
+def _validation_findings(subjects: tuple[DnssecSubject, ...]) -> list[Finding]:
+    """Our own walk's extra word: a disagreement with the resolver, weak algorithms on the chain."""
+    out: list[Finding] = []
+    if disagree := [s for s in subjects if s.answer.disagreement]:
+        out.append(
+            RESOLVER_DISAGREES(
+                "our DNSSEC validation and the resolver's AD bit disagree for " + _names(disagree),
+                tuple(f"{s.describe()}: {s.answer.disagreement}" for s in disagree),
+            )
+        )
+    notes = {n.text: n for s in subjects if s.answer.validation for n in s.answer.validation.notes}
+    if notes:
+        zones = ", ".join(sorted({n.zone for n in notes.values()}))
+        out.append(
+            WEAK_ALGORITHM(f"weak DNSSEC algorithm or key on the chain of trust ({zones})", sorted(notes))
+        )
+    return out
+
+
+def _subject_details(s: DnssecSubject) -> dict[str, object]:
+    out: dict[str, object] = {
+        "label": s.label,
+        "name": s.answer.qname,
+        "type": s.answer.rdtype,
+        "rcode": s.answer.rcode.value,
+        "dnssec": s.state,
+    }
+    if s.answer.validation is not None:  # our own walk ran: name the link and the chain
+        out["link"] = s.answer.dnssec_link
+        out["chain"] = list(s.answer.validation.chain)
+    if s.answer.resolver_dnssec is not None:
+        out["resolver_dnssec"] = s.answer.resolver_dnssec.value
+    return out
+
+
+def _chain_diagrams(subjects: tuple[DnssecSubject, ...]) -> list[str]:
+    """One small diagram per distinct chain, `. → test. → top.test. ✔ (MX, SPF TXT)`, weakest first."""
+    marks = {"secure": "✔", "insecure": "○", "bogus": "✘"}
+    groups: dict[str, list[str]] = {}
+    for s in subjects:
+        v = s.answer.validation
+        if v is None:
+            continue
+        head = " → ".join(v.chain) if v.chain else "(no secure chain)"
+        tail = "" if s.state == "secure" else f": {s.answer.dnssec_link}"
+        groups.setdefault(f"{head} {marks.get(s.state, '?')}{tail}", []).append(s.label)
+    ordered = sorted(groups.items(), key=lambda kv: "✔" in kv[0])
+    return [f"{key} ({', '.join(labels)})" for key, labels in ordered]
+
+
+def _links(subjects: list[DnssecSubject]) -> str:
+    """The distinct named links of our own walk, for the message: why, not only what."""
+    # dnssec_link: our link when our verdict is the one that counts, else the resolver's word.
+    links = list(dict.fromkeys(s.answer.dnssec_link for s in subjects if s.answer.validation))
+    return f" ({'; '.join(links)})" if links else ""
+
+
+def _with_link(subject: DnssecSubject) -> str:
+    if subject.answer.validation is None:
+        return subject.describe()
+    return f"{subject.describe()}: {subject.answer.dnssec_link}"
 
 
 def _names(subjects: list[DnssecSubject]) -> str:
@@ -191,6 +277,8 @@ def _names(subjects: list[DnssecSubject]) -> str:
 
 
 def _bogus_evidence(subject: DnssecSubject) -> str:
+    if subject.answer.validation is not None and subject.answer.validation.status is DnssecStatus.BOGUS:
+        return f"{subject.describe()}: {subject.answer.validation.link}"
     ede = "; ".join(f"EDE {code}: {text}" if text else f"EDE {code}" for code, text in subject.answer.ede)
     return subject.describe() + (f" ({ede})" if ede else " (data returned only with checking disabled)")
 
@@ -208,5 +296,7 @@ CHECK = CheckSpec(
         RESOLVER_NOT_VALIDATING,
         LOOKUP_FAILED,
         INDETERMINATE,
+        RESOLVER_DISAGREES,
+        WEAK_ALGORITHM,
     ),
 )

@@ -8,6 +8,7 @@ import typer
 
 from mecsa.cli.common import (
     CaFileOption,
+    DnssecModeOption,
     HtmlOption,
     JsonOption,
     ResolverOption,
@@ -15,6 +16,7 @@ from mecsa.cli.common import (
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
+    TrustAnchorOption,
     ca_bundle_file,
     domain_argument,
     make_client,
@@ -57,6 +59,8 @@ def assess_command(
             "Default: the profile's (mecsa: treewalk, mecsa-st: psl).",
         ),
     ] = None,
+    dnssec_mode: DnssecModeOption = "both",
+    trust_anchor: TrustAnchorOption = None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -82,7 +86,7 @@ def assess_command(
         revocation=revocation,
         dmarc_discovery=discovery,
     )
-    client = make_client(resolver, timeout)
+    client = make_client(resolver, timeout, dnssec_mode, trust_anchor)
     result = run(assess(name, client, options))
     if html is not None:
         from mecsa.report.html import render_html

@@ -34,6 +34,20 @@ SmtpTimeoutOption = Annotated[
 TlsVersionsOption = Annotated[
     bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
 ]
+DnssecModeOption = Annotated[
+    str,
+    typer.Option(
+        "--dnssec-mode",
+        help="Who judges DNSSEC: own (mecsa walks the chain itself), resolver (its AD bit), or both.",
+    ),
+]
+TrustAnchorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-anchor",
+        help="File of DS or DNSKEY lines to start the chain from (default: IANA's root KSKs).",
+    ),
+]
 RevocationOption = Annotated[
     bool,
     typer.Option("--revocation/--no-revocation", help="Ask the certificates' OCSP responders and CRLs."),
@@ -49,12 +63,28 @@ def usage_error(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def make_client(resolvers: list[str] | None, timeout: float) -> DnsClient:
+def make_client(
+    resolvers: list[str] | None,
+    timeout: float,
+    dnssec_mode: str = "resolver",
+    trust_anchor: str | None = None,
+) -> DnsClient:
     from mecsa.dns.resolver import DnsClient, ResolverConfigError, parse_nameserver
+    from mecsa.dns.validation.anchors import TrustAnchorError, load_anchor_file
+    from mecsa.dns.validation.verdict import DnssecMode
 
+    modes = [m.value for m in DnssecMode]
+    if dnssec_mode not in modes:
+        usage_error(f"--dnssec-mode {dnssec_mode!r}: choose one of {', '.join(modes)}")
+    try:
+        anchors = load_anchor_file(trust_anchor) if trust_anchor is not None else None
+    except TrustAnchorError as exc:
+        usage_error(f"--trust-anchor: {exc}")
     try:
         servers = [parse_nameserver(r) for r in resolvers or []]
-        return DnsClient(servers or None, timeout=timeout)
+        return DnsClient(
+            servers or None, timeout=timeout, dnssec_mode=DnssecMode(dnssec_mode), trust_anchors=anchors
+        )
     except ResolverConfigError as exc:
         usage_error(str(exc))
 

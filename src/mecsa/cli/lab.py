@@ -170,7 +170,10 @@ def assess_command(
 
 
 def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list[str]:
-    """`python -m mecsa assess` with the lab's resolver, CA and DKIM selector, unless given in `extra`."""
+    """`python -m mecsa assess` with the lab's resolver, CA, trust anchor and DKIM selector.
+
+    Each is left out when `extra` gives it.
+    """
     import inspect
 
     from mecsa.cli.assess import assess_command as plain_assess
@@ -181,6 +184,9 @@ def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list
         argv += ["--resolver", str(state.get("resolver", "10.53.0.3"))]
     if "ca_file" in accepted and not any(a.startswith("--ca-file") for a in extra):
         argv += ["--ca-file", str(state["ca_file"])]
+    anchor = state.get("trust_anchor")
+    if anchor and "trust_anchor" in accepted and not any(a.startswith("--trust-anchor") for a in extra):
+        argv += ["--trust-anchor", str(anchor)]
     domains = state.get("domains", {})
     info = domains.get(domain.lower().rstrip(".")) if isinstance(domains, dict) else None
     if info and "dkim_selector" in accepted and not any(a.startswith("--dkim-selector") for a in extra):

@@ -12,12 +12,14 @@ import typer
 
 from mecsa.cli.common import (
     CaFileOption,
+    DnssecModeOption,
     JsonOption,
     ResolverOption,
     RevocationOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
+    TrustAnchorOption,
     ca_bundle_file,
     make_client,
     run,
@@ -47,6 +49,8 @@ def starttls_command(
     tls_versions: TlsVersionsOption = True,
     smtp_timeout: SmtpTimeoutOption = 10.0,
     timeout: TimeoutOption = 2.0,
+    dnssec_mode: DnssecModeOption = "both",
+    trust_anchor: TrustAnchorOption = None,
     revocation: RevocationOption = True,
 ) -> None:
     """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
@@ -61,7 +65,7 @@ def starttls_command(
         smtp_port=port,
         revocation=revocation,
     )
-    client = make_client(resolver, timeout)
+    client = make_client(resolver, timeout, dnssec_mode, trust_anchor)
     results = run(probe_server(host, client, options))
     if json_output:
         import json

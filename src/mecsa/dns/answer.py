@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import dns.rdata
+
+if TYPE_CHECKING:
+    from mecsa.dns.validation.verdict import ChainVerdict
 
 
 class Rcode(StrEnum):
@@ -23,7 +27,7 @@ class Rcode(StrEnum):
 
 
 class DnssecStatus(StrEnum):
-    """RFC 4035 §4.3 states, as learnt from a validating resolver.
+    """RFC 4035 §4.3 states, as learnt from a validating resolver or from our own chain walk.
 
     `indeterminate` is used when the resolver does not validate (or no answer came):
     then nothing can be said, and it is never reported as `insecure`.
@@ -37,7 +41,12 @@ class DnssecStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DnsAnswer:
-    """One answer. `records` holds the RRset of the asked type at the end of any CNAME chain."""
+    """One answer. `records` holds the RRset of the asked type at the end of any CNAME chain.
+
+    `dnssec` is the status that counts (per `--dnssec-mode`). `validation` is our own chain walk's
+    verdict with its named link (None in `resolver` mode); `resolver_dnssec` is what the resolver's
+    AD bit and EDE said, kept in `both` mode so that a disagreement can be reported.
+    """
 
     qname: str
     rdtype: str
@@ -49,6 +58,25 @@ class DnsAnswer:
     ede: tuple[tuple[int, str], ...] = ()
     server: str | None = None
     detail: str | None = None
+    validation: ChainVerdict | None = None
+    resolver_dnssec: DnssecStatus | None = None
+
+    @property
+    def dnssec_link(self) -> str:
+        """The named link of the DNSSEC status: ours when we validated, else the resolver's word."""
+        if self.validation is not None and self.validation.status is self.dnssec:
+            return self.validation.link
+        return f"{self.dnssec.value} (the resolver's verdict)"
+
+    @property
+    def disagreement(self) -> str | None:
+        """In `both` mode: how our verdict and the resolver's differ, when both are definite."""
+        ours, theirs = self.validation, self.resolver_dnssec
+        if ours is None or theirs is None:
+            return None
+        if DnssecStatus.INDETERMINATE in (ours.status, theirs) or ours.status is theirs:
+            return None
+        return f"we say {ours.link}; the resolver says {theirs.value}"
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ import contextlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dns.asyncquery
 import dns.edns
@@ -32,6 +33,11 @@ import dns.rdatatype
 import dns.rrset
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
+from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, combine
+
+if TYPE_CHECKING:  # loaded only when a resolver validates (dns.dnssec costs ~25 ms to import)
+    from mecsa.dns.validation.anchors import TrustAnchors
+    from mecsa.dns.validation.walker import ChainValidator, Fetched
 
 # EDE codes (RFC 8914 §4) that mean DNSSEC validation failed: 1-2 unsupported algorithms are
 # treated as insecure by validators, so only the real failures count as bogus.
@@ -118,6 +124,8 @@ class DnsClient:
     UDP receive buffer overflowed in the bulk benchmark and replies were lost as timeouts.
     Each attempt waits `timeout` seconds; `attempts` tries go round the nameservers in order,
     and a SERVFAIL moves on to the next server too. A truncated UDP reply is retried over TCP.
+    `dnssec_mode` says who judges DNSSEC (our chain walk from `trust_anchors`, default IANA's
+    root, the resolver's AD bit, or both); each `Resolver` on this client follows it.
     """
 
     def __init__(
@@ -127,7 +135,11 @@ class DnsClient:
         timeout: float = 2.0,
         attempts: int = 3,
         max_in_flight: int = 128,
+        dnssec_mode: DnssecMode = DnssecMode.RESOLVER,
+        trust_anchors: TrustAnchors | None = None,
     ) -> None:
+        self.dnssec_mode = DnssecMode(dnssec_mode)
+        self._trust_anchors = trust_anchors
         self.nameservers = list(nameservers) if nameservers else system_nameservers()
         if timeout <= 0 or attempts < 1:
             raise ResolverConfigError("timeout must be positive and attempts at least 1")
@@ -195,12 +207,24 @@ class DnsClient:
         reply = await self.ask(dns.name.root, dns.rdatatype.SOA)
         return reply.message is not None and bool(reply.message.flags & dns.flags.AD)
 
+    @property
+    def trust_anchors(self) -> TrustAnchors:
+        if self._trust_anchors is None:
+            from mecsa.dns.validation.anchors import iana_root_anchors
+
+            self._trust_anchors = iana_root_anchors()
+        return self._trust_anchors
+
     def describe(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "nameservers": [str(ns) for ns in self.nameservers],
             "timeout_s": self.timeout,
             "attempts": self.attempts,
+            "dnssec_mode": self.dnssec_mode.value,
         }
+        if self.dnssec_mode is not DnssecMode.RESOLVER:
+            out["trust_anchor"] = self.trust_anchors.source
+        return out
 
 
 def _bogus_ede(message: dns.message.Message | None) -> tuple[tuple[int, str], ...]:
@@ -285,6 +309,12 @@ class Resolver:
     def __init__(self, client: DnsClient) -> None:
         self.client = client
         self._cache: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
+        self._checked_off: dict[tuple[dns.name.Name, int], asyncio.Task[_Reply]] = {}
+        self.validator: ChainValidator | None = None
+        if client.dnssec_mode is not DnssecMode.RESOLVER:
+            from mecsa.dns.validation.walker import ChainValidator
+
+            self.validator = ChainValidator(self._fetch_checked_off, client.trust_anchors)
         self._foreground = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -292,6 +322,35 @@ class Resolver:
     @property
     def queries_sent(self) -> int:
         return len(self._cache)
+
+    @property
+    def validation_queries(self) -> int:
+        """Questions asked with checking disabled (DO=1, CD=1): `own` mode's answers, the chain walk's
+        DS, DNSKEY and SOA, and the retry that tells a bogus answer from a broken server."""
+        return len(self._checked_off)
+
+    async def validates(self) -> bool:
+        """Whether DNSSEC can be judged at all: we validate ourselves, or the resolver does."""
+        return self.validator is not None or await self.client.validates()
+
+    async def _ask_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Reply:
+        """One reply with checking disabled (CD=1), asked once per assessment: what the chain walk
+        reads, what `own` mode answers from, and the bogus-or-broken retry of `resolver` mode."""
+        key = (name, int(rdtype))
+        task = self._checked_off.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.client.ask(name, rdtype, cd=True))
+            self._checked_off[key] = task
+        return await asyncio.shield(task)
+
+    async def _fetch_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Fetched:
+        from mecsa.dns.validation.walker import Fetched
+
+        reply = await self._ask_checked_off(name, rdtype)
+        if reply.message is not None and reply.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
+            return Fetched(reply.message)
+        what = f"{name.to_text()} {dns.rdatatype.to_text(rdtype)}"
+        return Fetched(None, f"{what}: {reply.rcode.value}" + (f" ({reply.detail})" if reply.detail else ""))
 
     async def resolve(
         self, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType, *, background: bool = False
@@ -334,7 +393,9 @@ class Resolver:
         return await self._lookup(qname, qtype)
 
     async def _lookup(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> DnsAnswer:
-        reply = await self.client.ask(qname, qtype)
+        own_only = self.client.dnssec_mode is DnssecMode.OWN
+        # In own mode the resolver's judgement is not wanted: ask with checking off, as the walk does.
+        reply = await (self._ask_checked_off(qname, qtype) if own_only else self.client.ask(qname, qtype))
         name_text = qname.to_text(omit_final_dot=True) or "."
         type_text = dns.rdatatype.to_text(qtype)
         server = str(reply.server) if reply.server else None
@@ -342,24 +403,46 @@ class Resolver:
         if message is None:
             return DnsAnswer(name_text, type_text, reply.rcode, server=server, detail=reply.detail)
         ede = _ede(message)
+        verdict: ChainVerdict | None
+        if self.validator is None:  # resolver mode: the bulk-scan path, kept as lean as before
+            resolver_status, verdict = await self._dnssec_status(qname, qtype, reply, ede), None
+        elif own_only:
+            resolver_status, verdict = None, await self._own_verdict(qname, qtype, reply)
+        else:  # both at once: neither waits for the other's round trips
+            resolver_status, verdict = await asyncio.gather(
+                self._dnssec_status(qname, qtype, reply, ede), self._own_verdict(qname, qtype, reply)
+            )
+        status = combine(verdict, resolver_status or DnssecStatus.INDETERMINATE)
+        rcode, detail = reply.rcode, reply.detail
         records: tuple[dns.rdata.Rdata, ...] = ()
         ttl: int | None = None
         chain: tuple[str, ...] = ()
-        status = await self._dnssec_status(qname, qtype, reply, ede)
-        if reply.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
+        if status is DnssecStatus.BOGUS and verdict is not None:
+            # Like a validating resolver: bogus data is not handed on (RFC 4035 §5.5).
+            rcode, detail = Rcode.SERVFAIL, verdict.link if verdict.status is status else detail
+        elif rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
             followed, reply, status = await self._follow_chain(
                 _follow(message, qname, qtype), reply, qtype, name_text, status
             )
-            chain = followed.names
+            rcode, detail, chain = reply.rcode, reply.detail, followed.names
             if followed.broken is not None:
-                return DnsAnswer(
-                    name_text, type_text, Rcode.CNAME_ERROR, (), None, chain, status, ede, server,
-                    followed.broken,
-                )  # fmt: skip
-            if followed.rrset is not None:
+                # A CNAME loop or an over-long chain: the data is unknown, never "no data".
+                rcode, detail = Rcode.CNAME_ERROR, followed.broken
+            elif followed.rrset is not None:
                 records, ttl = tuple(followed.rrset), followed.rrset.ttl
         return DnsAnswer(
-            name_text, type_text, reply.rcode, records, ttl, chain, status, ede, server, reply.detail
+            name_text,
+            type_text,
+            rcode,
+            records,
+            ttl,
+            chain,
+            status,
+            ede,
+            server,
+            detail,
+            verdict,
+            resolver_status if verdict is not None else None,  # kept for `both` mode's comparison
         )
 
     async def _follow_chain(
@@ -384,6 +467,20 @@ class Resolver:
             followed = _follow(reply.message, dangling, qtype, (name_text, *followed.names))
         return followed, reply, status
 
+    async def _own_verdict(
+        self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, reply: _Reply
+    ) -> ChainVerdict | None:
+        if self.validator is None:
+            return None
+        message = reply.message
+        if reply.rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN) or message is None:
+            # A validating resolver's SERVFAIL hides the data: fetch it with checking off.
+            fetched = await self._fetch_checked_off(qname, qtype)
+            if fetched.message is None:
+                return ChainVerdict(DnssecStatus.INDETERMINATE, f"indeterminate ({fetched.failure})")
+            message = fetched.message
+        return await self.validator.validate(qname, qtype, message)
+
     async def _dnssec_status(
         self,
         qname: dns.name.Name,
@@ -400,7 +497,7 @@ class Resolver:
                 return DnssecStatus.BOGUS
             if await self.client.validates():
                 # Equivalent evidence without EDE: the data is there when validation is switched off.
-                unchecked = await self.client.ask(qname, qtype, cd=True)
+                unchecked = await self._ask_checked_off(qname, qtype)
                 if unchecked.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
                     return DnssecStatus.BOGUS
             return DnssecStatus.INDETERMINATE

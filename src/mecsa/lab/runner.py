@@ -79,6 +79,8 @@ def up(scenario_files: Sequence[Path], directory: Path = DEFAULT_DIR, *, mailmod
     seconds = round(time.monotonic() - started, 2)
     state.set("resolver", RESOLVER_IP)
     state.set("ca_file", str(plan.path("ca", "ca.pem")))
+    # The fake root's DS (what Unbound starts from): mecsa's own DNSSEC walk needs the same anchor.
+    state.set("trust_anchor", str(plan.path("unbound", "root.ds")))
     state.set("up_seconds", seconds)
     state.set("complete", True)
     return UpResult(directory, seconds, tuple(d.name for d in plan.domains), len(built.daemons) + 2)

@@ -69,6 +69,30 @@ class AreaView:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainDiagram:
+    """One chain of trust as the HTML report draws it: zones from the anchor down, how it ended."""
+
+    zones: tuple[str, ...]
+    status: str  # secure | insecure | bogus | indeterminate | error
+    link: str
+    labels: str  # the answers that share this chain and outcome
+
+
+def dnssec_chains(details: Mapping[str, Any]) -> tuple[ChainDiagram, ...]:
+    """The dnssec check's subjects grouped by chain and outcome (only when mecsa walked the chain)."""
+    groups: dict[tuple[tuple[str, ...], str, str], list[str]] = {}
+    subjects = details.get("subjects")
+    for subject in subjects if isinstance(subjects, list) else ():
+        if not isinstance(subject, Mapping) or "link" not in subject:
+            continue
+        chain = tuple(str(z) for z in subject.get("chain") or ())
+        status = str(subject.get("dnssec", ""))
+        link = "" if status == "secure" else str(subject["link"])
+        groups.setdefault((chain, status, link), []).append(str(subject.get("label", "")))
+    return tuple(ChainDiagram(c, s, link, ", ".join(labels)) for (c, s, link), labels in groups.items())
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolView:
     """One protocol's line: status, mark, reason, whether the profile counted it, and its evidence."""
 
@@ -80,6 +104,7 @@ class ProtocolView:
     count_note: str
     findings: tuple[Finding, ...]
     details: tuple[tuple[str, str], ...]
+    chains: tuple[ChainDiagram, ...] = ()
 
     @property
     def mark(self) -> str:
@@ -155,10 +180,16 @@ def build_view(assessment: Assessment, profile: str = "mecsa", today: dt.date | 
         for p in (*PROTOCOLS, *(p for p in verdicts if p not in PROTOCOLS))
     )
     notes: list[str] = []
-    if assessment.resolver.get("validates_dnssec") is False:
+    own_validation = assessment.resolver.get("dnssec_mode", "resolver") != "resolver"
+    if assessment.resolver.get("validates_dnssec") is False and not own_validation:
         notes.append(
             "the resolver does not validate DNSSEC: DNSSEC results are indeterminate "
             "(use --resolver with a validating resolver)"
+        )
+    elif own_validation and assessment.resolver.get("validates_dnssec") is False:
+        anchor = assessment.resolver.get("trust_anchor", "the built-in root anchors")
+        notes.append(
+            f"the resolver does not validate DNSSEC: mecsa walked the chain of trust itself, from {anchor}"
         )
     return ReportView(
         domain=assessment.domain,
@@ -197,6 +228,7 @@ def _protocol_view(
         _count_note(verdict, counted, score, profile),
         findings,
         tuple(rows),
+        dnssec_chains(check_details) if protocol == "dnssec" else (),
     )
 
 
