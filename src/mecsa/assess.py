@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from mecsa import __version__
@@ -12,6 +13,7 @@ from mecsa.checks.base import CheckSpec, crash_kinds
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.model import Assessment, CheckResult, ProtocolVerdict, VerdictStatus
 from mecsa.observe import AssessOptions, Context, SharedObservations
+from mecsa.observe.deadline import check_deadline
 
 log = logging.getLogger("mecsa.assess")
 
@@ -27,11 +29,18 @@ async def assess(
 
     Checks run concurrently; a check that crashes or overruns its deadline becomes an `error`
     finding for its protocols and never sinks the others (its traceback goes to the debug log).
-    `shared` is the scan's process-wide observation cache and per-IP limits, when there is a scan.
+    Unless the options set one, the deadline is derived from the DNS and SMTP timeouts
+    (`mecsa.observe.deadline`). `shared` is the scan's process-wide observation cache and per-IP limits,
+    when there is a scan.
     """
     from mecsa.checks.registry import CHECKS
 
     opts = options or AssessOptions()
+    if opts.check_deadline is None:
+        deadline = check_deadline(
+            client.timeout, client.attempts, opts.smtp_timeout, revocation=opts.revocation
+        )
+        opts = replace(opts, check_deadline=deadline)
     ctx = Context(domain, Resolver(client), opts, shared)
     selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
     started = time.monotonic()
@@ -50,11 +59,18 @@ async def assess(
 
 
 async def run_check(check: CheckSpec[Any], ctx: Context) -> CheckResult:
+    deadline = ctx.options.check_deadline
+    if deadline is None:  # run on its own, outside assess(): derive it here too
+        client = ctx.resolver.client
+        options = ctx.options
+        deadline = check_deadline(
+            client.timeout, client.attempts, options.smtp_timeout, revocation=options.revocation
+        )
     try:
-        observation = await asyncio.wait_for(check.observe(ctx), ctx.options.check_deadline)
+        observation = await asyncio.wait_for(check.observe(ctx), deadline)
         return check.evaluate(observation)
     except TimeoutError:
-        return crashed(check, f"did not finish within {ctx.options.check_deadline:g} s")
+        return crashed(check, f"did not finish within {deadline:g} s")
     except Exception as exc:  # a bug or a surprise: report it, keep the other checks
         # The finding says what; the traceback, for whoever debugs it, goes to the debug log
         # (`--debug` or MECSA_DEBUG=1).

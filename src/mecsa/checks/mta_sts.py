@@ -357,7 +357,9 @@ def _judge_policy(policy: StsPolicy, add: _Add) -> None:
         message = "the policy is in testing mode: senders report failures but still deliver without TLS"
         add(MODE_TESTING(message))
     elif policy.mode is StsMode.NONE:
-        message = "the policy is in mode none: MTA-STS is switched off"
+        message = (
+            "the policy is in mode none: no active policy (RFC 8461 §5), senders apply no MTA-STS checks"
+        )
         add(MODE_NONE(message))
     if policy.max_age < SHORT_MAX_AGE_S:
         message = f"max_age {policy.max_age} s is under a day; RFC 8461 §3.2 expects weeks or more"
@@ -418,12 +420,21 @@ def _judge_coverage(
         if pattern is None:
             add(
                 MX_NOT_COVERED(
-                    f"MX host {host.name} matches no mx: pattern of the policy: senders will refuse it",
+                    f"MX host {host.name} matches no mx: pattern of the policy: {_uncovered_effect(policy)}",
                     tuple(f"mx: {p.text}" for p in policy.mx),
                     host.name,
                 )
             )
     return tuple(coverage), all(c.covered for c in coverage)
+
+
+def _uncovered_effect(policy: StsPolicy) -> str:
+    """What senders do with an MX host the policy does not cover, in this policy's mode (RFC 8461 §5)."""
+    if policy.mode is StsMode.ENFORCE:
+        return "senders will refuse it"
+    if policy.mode is StsMode.TESTING:
+        return "in testing mode senders report the failure and still deliver (under enforce they would not)"
+    return "mode none is no active policy (RFC 8461 §5): no sender refuses it (under enforce all would)"
 
 
 def _policy_json(policy: StsPolicy | None) -> dict[str, JsonValue] | None:

@@ -57,11 +57,12 @@ def evaluate(obs: MxObservation) -> CheckResult:
         add(DOMAIN_MISSING(f"{obs.domain} does not exist (NXDOMAIN)"))
     elif obs.null_mx:
         evidence = tuple(rd.to_text() for rd in obs.mx.records)
-        if len(obs.mx.records) > 1:
-            add(NULL_MIXED("a null MX must be the only MX record (RFC 7505 §3)", evidence))
-        else:
-            add(NULL(f"{obs.domain} publishes a null MX: it accepts no mail (RFC 7505)", evidence))
+        add(NULL(f"{obs.domain} publishes a null MX: it accepts no mail (RFC 7505)", evidence))
     else:
+        if obs.null_mixed:
+            evidence = tuple(sorted(rd.to_text() for rd in obs.mx.records))
+            why = "a null MX must be the only MX record (RFC 7505 §3); senders use the other MX hosts"
+            add(NULL_MIXED(why, evidence))
         _evaluate_hosts(obs, add)
     return CheckResult.of("mx", tuple(findings), (), MxFacts(obs))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from mecsa.checks.base import CheckSpec
 from mecsa.model import CheckResult, Finding, FindingKind, Status, verdict_from_findings
 from mecsa.observe import Context
-from mecsa.spf.audit import AuditIssue, IssueKind, SpfAudit, audit_spf
+from mecsa.spf.audit import AuditIssue, IssueKind, SpfAudit, SpfSeverity, audit_spf
 
 SPF = "spf"
 POLICY = "spf_policy"
@@ -130,7 +130,12 @@ POLICY_MISSING = FindingKind(
     "spf_policy.missing", Status.FAIL, POLICY, "no SPF record, so no policy", "spf.publish"
 )
 POLICY_INVALID = FindingKind(
-    "spf_policy.invalid", Status.FAIL, POLICY, "the record carrying the policy is invalid", "spf.fix_syntax"
+    "spf_policy.invalid",
+    Status.FAIL,
+    POLICY,
+    "the record carrying the policy is invalid, or a non-listed sender's evaluation ends in permerror "
+    "before the 'all' term",
+    "spf.fix_syntax",
 )
 POLICY_LOOKUP_FAILED = FindingKind(
     "spf_policy.lookup_failed", Status.ERROR, POLICY, "a lookup on the way to the applicable all term failed"
@@ -180,6 +185,15 @@ def _policy_finding(audit: SpfAudit) -> Finding:
     if policy.status == "invalid":
         if audit.root.status == "none":
             return POLICY_MISSING("no SPF record, so no SPF policy")
+        stop = next((i for i in audit.issues if i.severity is SpfSeverity.PERMERROR), None)
+        if audit.root.status == "ok" and stop is not None:
+            # The record is fine, but evaluation for an unlisted sender ends in permerror before its 'all'
+            # (RFC 7208 §4.6.4 and the rest): the -all never applies. The spf.* finding carries the fix.
+            return POLICY_INVALID(
+                "senders not listed never reach the 'all' term (their evaluation ends in permerror): "
+                + stop.message,
+                evidence,
+            )
         return POLICY_INVALID(
             f"the record that would carry the policy is not usable: {policy.detail}", evidence
         )

@@ -57,7 +57,7 @@ HANDSHAKE_ERROR = FindingKind(
     "starttls.handshake_error",
     Status.ERROR,
     PROTOCOL,
-    "the session broke off during TLS (timeout): could not find out",
+    "the session broke off during TLS (timeout, hang-up): could not find out",
 )
 OLD_VERSION = FindingKind(
     "starttls.old_version",

@@ -17,8 +17,8 @@ from mecsa.cli.common import (
     TimeoutOption,
     TlsVersionsOption,
     TrustAnchorOption,
+    ca_bundle_file,
     domain_argument,
-    input_file,
     make_client,
     output_file,
     run,
@@ -74,7 +74,7 @@ def assess_command(
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
     discovery = _dmarc_discovery(dmarc_discovery, profile)
     selectors = tuple(_selector(s) for s in dkim_selector or ())
-    input_file("--ca-file", ca_file)
+    ca_bundle_file("--ca-file", ca_file)
     output_file("--html", html)
     options = AssessOptions(
         dkim_selectors=selectors,

@@ -119,3 +119,37 @@ def output_file(option: str, path: Path | None) -> Path | None:
     if path is not None and (path.is_dir() or not path.parent.is_dir()):
         usage_error(f"{option} {path}: not a file in an existing directory")
     return path
+
+
+def ca_bundle_file(option: str, path: str | None) -> str | None:
+    """`path` when it is a readable PEM bundle with at least one certificate, else a usage error.
+
+    Checked at start-up with both readers that will use it (OpenSSL for the MTA-STS fetch,
+    cryptography for x509): a broken bundle would otherwise surface later as "no MX host could
+    be reached" or an SSLError in the middle of the report.
+    """
+    if input_file(option, path) is None:
+        return None
+    assert path is not None
+    import contextlib
+    import ssl
+    import warnings
+
+    from cryptography import x509
+
+    why = f"{option} {path}: not a PEM certificate bundle"
+    try:
+        ssl.create_default_context(cafile=path)
+        text = Path(path).read_bytes()
+    except (ssl.SSLError, ValueError, OSError):
+        usage_error(why)
+    # One certificate at a time, as x509 reads it: one odd entry in a system bundle (a negative
+    # serial, say) does not make the bundle unusable.
+    end = b"-----END CERTIFICATE-----"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in text.split(end)[:-1]:
+            with contextlib.suppress(ValueError):
+                x509.load_pem_x509_certificate(block + end)
+                return path
+    usage_error(why)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from mecsa.cli.common import usage_error
+from mecsa.report.untrusted import escape_untrusted
 
 if TYPE_CHECKING:
     from mecsa.harden.layout import Layout
@@ -134,7 +135,9 @@ def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: A
     settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     diff = plan.diff()
-    typer.echo(diff if diff else "No file would change: the setup is already in place.")
+    # The diff shows files someone else wrote: each line escaped, tabs kept (config files use them).
+    shown = "\n".join(escape_untrusted(line, keep="\t") for line in diff.split("\n"))
+    typer.echo(shown if diff else "No file would change: the setup is already in place.")
     _echo_plan_notes(plan)
     if plan.new_selectors:
         typer.echo(f"note: apply generates new DKIM key(s) for {', '.join(sorted(plan.new_selectors))};")
@@ -146,9 +149,9 @@ def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: A
 def _echo_plan_notes(plan: Any) -> None:
     """The plan's warnings and notes: the same lines for `plan` and `apply`."""
     for warning in plan.warnings:
-        typer.echo(f"warning: {warning}")
+        typer.echo(escape_untrusted(f"warning: {warning}"))
     for note in plan.notes:
-        typer.echo(f"note: {note}")
+        typer.echo(escape_untrusted(f"note: {note}"))
 
 
 def _echo_records(plan: Any) -> None:
@@ -183,7 +186,11 @@ def apply_command(
         typer.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else " (new)"))
     for check in result.checks:
         state = "skipped" if check.skipped else ("ok" if check.ok else "FAILED")
-        typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
+        typer.echo(
+            escape_untrusted(
+                f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""), keep="\n\t"
+            )
+        )
     for note in result.notes:
         typer.echo(f"note: {note}")
     if settings.certbot_hook:

@@ -14,6 +14,7 @@ from mecsa.cli.common import (
     ResolverOption,
     SmtpTimeoutOption,
     TimeoutOption,
+    ca_bundle_file,
     domain_argument,
     input_file,
     make_client,
@@ -243,7 +244,7 @@ def probe_command(
     if "@" not in address:
         usage_error(f"{address!r} is not an address")
     domain_argument(address.rpartition("@")[2])
-    input_file("--ca-file", ca_file)
+    ca_bundle_file("--ca-file", ca_file)
     signer = _signer(test_domain, dkim_key, dkim_selector)
     client = make_client(resolver, timeout)
 
@@ -272,15 +273,18 @@ def probe_command(
     if json_output:
         typer.echo(json.dumps(data))
         return
-    typer.echo(f"token {token}: probe to {address} {'delivered' if data['delivered'] else 'NOT delivered'}")
+    from mecsa.report.untrusted import escape_lines
+
+    lines = [f"token {token}: probe to {address} {'delivered' if data['delivered'] else 'NOT delivered'}"]
     if data["mx_error"]:
-        typer.echo(f"  MX: {data['mx_error']}")
+        lines.append(f"  MX: {data['mx_error']}")
     for a in data["attempts"]:
         tls = (a["session"].get("tls") or {}).get("version") or "no TLS"
-        typer.echo(f"  {a['host']} [{a['session']['address']}]: {tls}, DANE {a['dane']['status']}")
+        lines.append(f"  {a['host']} [{a['session']['address']}]: {tls}, DANE {a['dane']['status']}")
         if a.get("delivery") and not a["delivery"]["accepted"]:
-            typer.echo(f"    {a['delivery']['explanation']}")
-    typer.echo(f"ask the user to reply to all; then: mecsa mailmode report {token}")
+            lines.append(f"    {a['delivery']['explanation']}")
+    lines.append(f"ask the user to reply to all; then: mecsa mailmode report {token}")
+    typer.echo(escape_lines(lines))  # MX names, DNS errors and SMTP replies came from the network
 
 
 def report_command(

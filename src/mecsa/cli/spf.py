@@ -15,6 +15,7 @@ from mecsa.cli.common import (
     run,
     usage_error,
 )
+from mecsa.report.untrusted import escape_lines
 
 if TYPE_CHECKING:
     from mecsa.spf.audit import AuditNode, SpfAudit
@@ -51,7 +52,8 @@ def check_command(
         usage_error(f"--ip {ip!r} is not an IP address")
     mail_from = _sender(sender, helo)
     client = make_client(resolver, timeout)
-    outcome = run(check_sender(address, mail_from, helo.strip(), resolver=Resolver(client)))
+    helo_name = _identity_domain("--helo", helo.strip()) if helo.strip() else ""
+    outcome = run(check_sender(address, mail_from, helo_name, resolver=Resolver(client)))
     if json_output:
         import json
 
@@ -61,17 +63,33 @@ def check_command(
 
 
 def _sender(sender: str, helo: str) -> str:
-    """The MAIL FROM, with its domain checked and converted to A-labels; empty needs a HELO name."""
+    """The MAIL FROM, its domain in A-labels where it is a domain; empty needs a HELO name.
+
+    A name check_host() must answer for (an empty label, a label over 63 octets, a domain literal:
+    RFC 7208 §4.3 gives `none`) passes through unchanged, so the evaluator gives that result.
+    """
     text = sender.strip().removeprefix("<").removesuffix(">")
     if not text:
         if not helo.strip():
             usage_error("an empty --sender checks the HELO identity: give --helo NAME")
-        domain_argument(helo)
         return ""
     local, at, domain = text.rpartition("@")
     if not at:
-        return f"postmaster@{domain_argument(text)}"
-    return f"{local}@{domain_argument(domain)}"
+        return f"postmaster@{_identity_domain('--sender', text)}"
+    return f"{local}@{_identity_domain('--sender', domain)}"
+
+
+def _identity_domain(option: str, text: str) -> str:
+    """A-labels for a domain; other envelope text as it came, unless it cannot be in an SMTP envelope."""
+    from mecsa.domain import DomainError, normalise_domain
+
+    try:
+        return normalise_domain(text)
+    except DomainError as exc:
+        # Spaces and control characters never reach check_host() from an SMTP session: a typing error.
+        if not text.isascii() or not text.isprintable() or any(c.isspace() for c in text):
+            usage_error(str(exc))
+        return text.strip().lower()
 
 
 def _check_text(outcome: SpfOutcome) -> str:
@@ -79,7 +97,7 @@ def _check_text(outcome: SpfOutcome) -> str:
     if outcome.explanation is not None:
         lines.append(f"explanation: {outcome.explanation}")
     lines.append(f"lookups: {outcome.lookups} of 10 (void lookups: {outcome.void_lookups} of 2)")
-    return "\n".join(lines)
+    return escape_lines(lines)
 
 
 def audit_command(
@@ -112,7 +130,8 @@ def _audit_text(audit: SpfAudit) -> str:
     )
     policy = audit.policy
     applies = f"{policy.qualifier}all" if policy.qualifier else policy.status.replace("_", " ")
-    lines.append(f"policy that applies: {applies} (via {' → '.join(policy.chain)})")
+    why = f": {policy.detail}" if policy.status in ("invalid", "lookup_failed") and policy.detail else ""
+    lines.append(f"policy that applies: {applies} (via {' → '.join(policy.chain)}){why}")
     if audit.issues:
         lines.append("issues:")
         for issue in audit.issues:
@@ -121,7 +140,8 @@ def _audit_text(audit: SpfAudit) -> str:
                 lines.append(f"      path: {issue.path}")
     else:
         lines.append("issues: none")
-    return "\n".join(lines)
+    # Records, domains and reasons came from DNS: each line escaped (mecsa.report.untrusted).
+    return escape_lines(lines)
 
 
 def _tree_lines(node: AuditNode, depth: int) -> list[str]:

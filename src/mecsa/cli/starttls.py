@@ -20,11 +20,12 @@ from mecsa.cli.common import (
     TimeoutOption,
     TlsVersionsOption,
     TrustAnchorOption,
-    input_file,
+    ca_bundle_file,
     make_client,
     run,
     usage_error,
 )
+from mecsa.report.untrusted import json_text
 
 if TYPE_CHECKING:
     from mecsa.checks.dane import AddressDane
@@ -56,7 +57,7 @@ def starttls_command(
     from mecsa.observe import AssessOptions
 
     host, port = split_target(target)
-    input_file("--ca-file", ca_file)
+    ca_bundle_file("--ca-file", ca_file)
     options = AssessOptions(
         ca_file=ca_file,
         smtp_timeout=smtp_timeout,
@@ -69,7 +70,7 @@ def starttls_command(
     if json_output:
         import json
 
-        typer.echo(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False))
+        typer.echo(json_text(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False)))
     else:
         typer.echo(render_results(host, port, results))
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class Rcode(StrEnum):
-    """The outcome of a question. TIMEOUT and NETWORK_ERROR are ours: no answer came at all."""
+    """The outcome of a question. TIMEOUT, NETWORK_ERROR and CNAME_ERROR are ours, not the wire's."""
 
     NOERROR = "NOERROR"
     NXDOMAIN = "NXDOMAIN"
@@ -23,6 +23,7 @@ class Rcode(StrEnum):
     OTHER = "OTHER"
     TIMEOUT = "TIMEOUT"
     NETWORK_ERROR = "NETWORK_ERROR"
+    CNAME_ERROR = "CNAME_ERROR"  # ours: a CNAME loop or an over-long chain, so the data is unknown
 
 
 class DnssecStatus(StrEnum):

@@ -172,8 +172,16 @@ class DnsClient:
     async def _ask_one(self, query: dns.message.Message, server: Nameserver) -> _Reply:
         async with self._slots:
             try:
+                # Anyone can send a datagram: a reply from another address (ignore_unexpected), or
+                # with the wrong ID or question, or unparsable (ignore_errors), is dropped and the
+                # wait for the real reply goes on until the timeout, instead of ending the lookup.
                 response, _ = await dns.asyncquery.udp_with_fallback(
-                    query, server.host, timeout=self.timeout, port=server.port, ignore_unexpected=True
+                    query,
+                    server.host,
+                    timeout=self.timeout,
+                    port=server.port,
+                    ignore_unexpected=True,
+                    ignore_errors=True,
                 )
             except dns.exception.Timeout:
                 return _Reply(
@@ -231,24 +239,54 @@ def _ede(message: dns.message.Message | None) -> tuple[tuple[int, str], ...]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """Where a reply's CNAME chain from the question led: the RRset, the names, and what went wrong."""
+
+    rrset: dns.rrset.RRset | None
+    names: tuple[str, ...]
+    broken: str | None = None  # a loop, or longer than _MAX_CNAME_CHAIN: could not find out
+    dangling: dns.name.Name | None = None  # the reply stops at a CNAME target it says nothing about
+
+
 def _follow(
-    message: dns.message.Message, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
-) -> tuple[dns.rrset.RRset | None, tuple[str, ...]]:
-    """The RRset of `rdtype` at the end of the CNAME chain from `qname`, and the chain's names."""
+    message: dns.message.Message,
+    qname: dns.name.Name,
+    rdtype: dns.rdatatype.RdataType,
+    above: tuple[str, ...] = (),
+) -> _Chain:
+    """Follow the CNAME chain from `qname` through the answer section.
+
+    `above` is the path followed in earlier replies, the original question first. A loop, or more
+    than _MAX_CNAME_CHAIN CNAMEs, is `broken`: the data is unknown, which is never "no data".
+    """
     current: dns.name.Name = qname
-    chain: list[str] = []
-    for _ in range(_MAX_CNAME_CHAIN):
+    path = list(above) or [qname.to_text(omit_final_dot=True)]  # the names visited, question first
+    start = len(path)
+    while True:
         found = message.get_rrset(message.answer, current, dns.rdataclass.IN, rdtype)
         if found is not None:
-            return found, tuple(chain)
+            return _Chain(found, tuple(path[1:]))
         if rdtype == dns.rdatatype.CNAME:
-            return None, tuple(chain)
+            return _Chain(None, tuple(path[1:]))
         cname = message.get_rrset(message.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME)
         if cname is None:
-            return None, tuple(chain)
+            return _Chain(None, tuple(path[1:]), dangling=current if len(path) > start else None)
         current = cname[0].target
-        chain.append(current.to_text(omit_final_dot=True))
-    return None, tuple(chain)
+        target = current.to_text(omit_final_dot=True)
+        if target in path:
+            return _Chain(None, tuple(path[1:]), f"CNAME loop: {' → '.join((*path, target))}")
+        if len(path) - 1 >= _MAX_CNAME_CHAIN:
+            return _Chain(
+                None, tuple(path[1:]), f"CNAME chain longer than {_MAX_CNAME_CHAIN}: {path[0]} → … → {target}"
+            )
+        path.append(target)
+
+
+def _weaker(first: DnssecStatus, second: DnssecStatus) -> DnssecStatus:
+    """The status of an answer pieced together from two replies: as strong as the weaker one."""
+    order = (DnssecStatus.BOGUS, DnssecStatus.INDETERMINATE, DnssecStatus.INSECURE, DnssecStatus.SECURE)
+    return min(first, second, key=order.index)
 
 
 def to_name(name: str | dns.name.Name) -> dns.name.Name:
@@ -383,9 +421,15 @@ class Resolver:
             # Like a validating resolver: bogus data is not handed on (RFC 4035 §5.5).
             rcode, detail = Rcode.SERVFAIL, verdict.link if verdict.status is status else detail
         elif rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
-            rrset, chain = _follow(message, qname, qtype)
-            if rrset is not None:
-                records, ttl = tuple(rrset), rrset.ttl
+            followed, reply, status = await self._follow_chain(
+                _follow(message, qname, qtype), reply, qtype, name_text, status
+            )
+            rcode, detail, chain = reply.rcode, reply.detail, followed.names
+            if followed.broken is not None:
+                # A CNAME loop or an over-long chain: the data is unknown, never "no data".
+                rcode, detail = Rcode.CNAME_ERROR, followed.broken
+            elif followed.rrset is not None:
+                records, ttl = tuple(followed.rrset), followed.rrset.ttl
         return DnsAnswer(
             name_text,
             type_text,
@@ -400,6 +444,28 @@ class Resolver:
             verdict,
             resolver_status if verdict is not None else None,  # kept for `both` mode's comparison
         )
+
+    async def _follow_chain(
+        self,
+        followed: _Chain,
+        reply: _Reply,
+        qtype: dns.rdatatype.RdataType,
+        name_text: str,
+        status: DnssecStatus,
+    ) -> tuple[_Chain, _Reply, DnssecStatus]:
+        """Ask on from where a reply cut its CNAME chain short, as RFC 1034 §5.3.3 has a resolver do.
+
+        Each question must get further along the chain, which `_follow` bounds, so this ends.
+        """
+        while followed.dangling is not None and reply.rcode is Rcode.NOERROR:
+            dangling = followed.dangling
+            reply = await self.client.ask(dangling, qtype)
+            if reply.message is None or reply.rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
+                return _Chain(None, followed.names), reply, status
+            later = await self._dnssec_status(dangling, qtype, reply, _ede(reply.message))
+            status = _weaker(status, later)
+            followed = _follow(reply.message, dangling, qtype, (name_text, *followed.names))
+        return followed, reply, status
 
     async def _own_verdict(
         self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, reply: _Reply

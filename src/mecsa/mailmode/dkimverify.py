@@ -172,6 +172,9 @@ def _verify_one(raw: bytes, sig: _Signature, keys: Mapping[str, KeyLookup]) -> D
         if record is not None:
             bits = 256 if record.key_type == "ed25519" else record.key_bits
             template = replace(template, key_type=record.key_type, key_bits=bits, testing_key=record.testing)
+            unfit = _unfit_key(template.algorithm, record.key_type, record.hash_algorithms, name)
+            if unfit is not None:
+                return replace(template, reason=unfit)
 
     def dnsfunc(qname: bytes | str, timeout: float = 5) -> bytes | None:
         text = qname.decode("ascii", "replace") if isinstance(qname, bytes) else qname
@@ -191,6 +194,29 @@ def _verify_one(raw: bytes, sig: _Signature, keys: Mapping[str, KeyLookup]) -> D
         return replace(template, result=DkimResult.PASS, reason=f"signature verified with the key at {name}")
     status, reason = _why_not(lookup, name)
     return replace(template, result=status, reason=reason)
+
+
+def _unfit_key(
+    algorithm: str | None, key_type: str, hashes: Sequence[str] | None, name: str | None
+) -> str | None:
+    """Why the key cannot verify a signature with this a= (RFC 6376 §6.1.2), or None when it can.
+
+    §6.1.2 makes a key whose k= does not match the signature's algorithm, or whose h= excludes
+    its hash, "inappropriate": the verifier must not try it, and the result is a permerror.
+    """
+    key_alg, dash, hash_alg = (algorithm or "").lower().partition("-")
+    if not dash:
+        return None  # malformed a=: dkimpy reports it
+    if key_alg != key_type.lower():
+        return (
+            f"inappropriate key algorithm: a={algorithm} cannot use the key at {name}, which is k={key_type}"
+        )
+    if hashes is not None and hash_alg not in (h.lower() for h in hashes):
+        return (
+            f"inappropriate hash algorithm: a={algorithm}, but the key at {name} allows only "
+            f"h={':'.join(hashes)}"
+        )
+    return None
 
 
 def _why_not(lookup: KeyLookup | None, name: str | None) -> tuple[DkimResult, str]:

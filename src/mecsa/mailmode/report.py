@@ -17,6 +17,7 @@ from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt
 from mecsa.mailmode.enforcement import DEFAULT_WINDOW, Trap, arrivals_from_deliveries, judge
 from mecsa.mailmode.grade import facts_from_report, provider_grade
 from mecsa.mailmode.store import MailStore, StoredEntry
+from mecsa.report.untrusted import escape_lines, html_value
 from mecsa.scoring import AREA_TITLES
 
 REPORT_VERSION = 1
@@ -201,8 +202,8 @@ def render_text(report: dict[str, Any]) -> str:
         )
     for err in report.get("errors", []):
         lines.append(f"error: {err.get('stage')}: {err.get('error')}")
-    # Every value came from a stranger's mail: no control characters (terminal escapes) get through.
-    return "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in "\n".join(lines)) + "\n"
+    # Every value came from a stranger's mail: each line escaped (mecsa.report.untrusted).
+    return escape_lines(lines) + "\n"
 
 
 def html_view(report: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +275,8 @@ def render_html(report: dict[str, Any]) -> str:
     template = resources.files("mecsa.mailmode").joinpath("templates/report.html.j2").read_text("utf-8")
     domain_page = resources.files("mecsa.report").joinpath("templates/report.html.j2").read_text("utf-8")
     found = re.search(r"<style>(.*?)</style>", domain_page, re.S)
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
+    # finalize: control and bidi characters made visible before HTML escaping (mecsa.report.untrusted)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, finalize=html_value)
     return env.from_string(template).render(
         r=report, v=html_view(report), css=found.group(1) if found else "", mark=_mark
     )

@@ -47,6 +47,7 @@ class MxObservation:
     hosts: tuple[MxHost, ...]
     null_mx: bool = False
     implicit: bool = False
+    null_mixed: bool = False  # a null MX beside real ones (RFC 7505 §3): `hosts` holds the real ones
 
     @property
     def receives_mail(self) -> bool:
@@ -74,7 +75,12 @@ class MxFacts:
 
     def to_json(self) -> dict[str, JsonValue]:
         obs = self.observation
-        return {"hosts": [_host_json(h) for h in obs.hosts], "null_mx": obs.null_mx, "implicit": obs.implicit}
+        return {
+            "hosts": [_host_json(h) for h in obs.hosts],
+            "null_mx": obs.null_mx,
+            "implicit": obs.implicit,
+            "null_mixed": obs.null_mixed,
+        }
 
 
 def _host_json(host: MxHost) -> dict[str, JsonValue]:
@@ -103,10 +109,11 @@ async def _observe(resolver: Resolver, domain: str) -> MxObservation:
         return MxObservation(domain, mx, ())
     if not mx.records:
         return MxObservation(domain, mx, (await _host(resolver, domain, 0),), implicit=True)
-    if any(rd.exchange == dns.name.root for rd in mx.records):  # type: ignore[attr-defined]
+    real = [rd for rd in mx.records if rd.exchange != dns.name.root]  # type: ignore[attr-defined]
+    if not real:
         return MxObservation(domain, mx, (), null_mx=True)
-    targets = sorted(
-        {(rd.preference, rd.exchange.to_text(omit_final_dot=True).lower()) for rd in mx.records}  # type: ignore[attr-defined]
-    )
+    # A null MX must stand alone (RFC 7505 §3). Beside real MX records senders still deliver to
+    # those, so they are the hosts to test; the mx check flags the mix.
+    targets = sorted({(rd.preference, rd.exchange.to_text(omit_final_dot=True).lower()) for rd in real})  # type: ignore[attr-defined]
     hosts = await asyncio.gather(*(_host(resolver, name, pref) for pref, name in targets))
-    return MxObservation(domain, mx, tuple(hosts))
+    return MxObservation(domain, mx, tuple(hosts), null_mixed=len(real) < len(mx.records))

@@ -25,7 +25,9 @@ that session (sending its 221) when the next one connects.
 With the default S = 10 s: connect 10 s, banner 20 s, command 10 s, TLS 10 s, session 50 s.
 The TLS sweep (`probes/tls.py`: 4 versions + 5 weak-cipher classes, each its own session) runs
 only after a successful main session and is bounded as a whole by one more session deadline (5 × S),
-so one address costs at most 10 × S (100 s by default, inside the 120 s check deadline).
+and a session the server hung up on during the TLS handshake is tried once more (another 5 × S),
+so one address costs at most 15 × S (150 s by default), which the check deadline allows for
+(`mecsa.observe.deadline`).
 
 Bounds besides time: a reply line may be at most `MAX_LINE` octets (RFC 5321 §4.5.3.1.5 allows 512;
 we allow more but never buffer an endless line) and a reply at most `MAX_REPLY_LINES` lines.
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import socket
@@ -289,6 +292,12 @@ def _presented_chain(ssl_object: ssl.SSLObject) -> tuple[tuple[bytes, ...], bool
     return ((leaf,) if leaf else ()), False
 
 
+def _describe(exc: BaseException) -> str:
+    """The exception as text, never empty (a bare ConnectionResetError() prints as '')."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class _StepError(Exception):
     def __init__(self, failure: Failure, reason: str) -> None:
         super().__init__(reason)
@@ -403,11 +412,35 @@ async def probe_smtp(
     tls_context: ssl.SSLContext | None = None,
     ehlo_name: str = DEFAULT_EHLO_NAME,
     ehlo_after_tls: bool = True,
+    retry_hangup: bool = True,
 ) -> SmtpObservation:
     """Run one session against `address`, with SNI `host` (omitted when `host` is an IP literal).
 
     Never raises for anything the server does: the returned observation says how far it got.
+    A server that hangs up during the TLS handshake is tried once more (unless `retry_hangup` is
+    False), so that one dropped connection is not the whole answer.
     """
+    first = await _probe_once(host, address, port, timeouts, limits, tls_context, ehlo_name, ehlo_after_tls)
+    if not (retry_hangup and first.failed_stage is Stage.TLS and first.failure is Failure.CLOSED):
+        return first
+    # A hang-up in the handshake may be a passing fault (a restart, a full accept queue): ask once
+    # more on a fresh connection before reporting that it is unknown whether TLS works.
+    again = await _probe_once(host, address, port, timeouts, limits, tls_context, ehlo_name, ehlo_after_tls)
+    if again.failed_stage is Stage.TLS and again.failure is Failure.CLOSED:
+        return dataclasses.replace(again, reason=f"{again.reason}, and again on one retry")
+    return again
+
+
+async def _probe_once(
+    host: str,
+    address: str,
+    port: int,
+    timeouts: SmtpTimeouts,
+    limits: ConnectionLimits | None,
+    tls_context: ssl.SSLContext | None,
+    ehlo_name: str,
+    ehlo_after_tls: bool,
+) -> SmtpObservation:
     progress = _Progress(host, address, port)
     slot = (limits or ConnectionLimits()).slot(address)
     async with slot:
@@ -502,8 +535,17 @@ async def _session(
     except TimeoutError:
         why = f"the TLS handshake did not finish within {timeouts.tls:g} s"
         raise _StepError(Failure.TIMEOUT, why) from None
-    except (ssl.SSLError, ConnectionError, OSError) as exc:
-        raise _StepError(Failure.HANDSHAKE, f"TLS handshake failed: {exc or type(exc).__name__}") from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, EOFError) as exc:
+        # A reset or an end of stream is a hang-up, not a refusal: whether TLS works is unknown.
+        why = f"the server hung up during the TLS handshake ({_describe(exc)})"
+        raise _StepError(Failure.CLOSED, why) from None
+    except ssl.SSLError as exc:
+        # The peer spoke TLS and said no (an alert, a refused protocol version) or spoke no TLS.
+        raise _StepError(Failure.HANDSHAKE, f"TLS handshake failed: {_describe(exc)}") from None
+    except OSError as exc:
+        raise _StepError(
+            Failure.CLOSED, f"connection lost during the TLS handshake ({_describe(exc)})"
+        ) from None
     _ack_promptly(writer)  # the session tickets arrive now (TLS 1.3)
     ssl_object = writer.get_extra_info("ssl_object")
     if ssl_object is None:  # pragma: no cover - start_tls returned without TLS: a bug, not the server

@@ -109,7 +109,9 @@ def trial_context(version: str | None, ciphers: str) -> ssl.SSLContext | None:
 def _judge(label: str, session: SmtpObservation) -> TlsTrial:
     if session.tls is not None:
         return TlsTrial(label, TrialOutcome.ACCEPTED, session.tls.version, session.tls.cipher)
-    if session.failed_stage is Stage.TLS and session.failure is Failure.HANDSHAKE:
+    # The main session already showed this server completes a handshake; hanging up on a ClientHello
+    # that offers only this version or class is how some stacks refuse it, so it counts as refused.
+    if session.failed_stage is Stage.TLS and session.failure in (Failure.HANDSHAKE, Failure.CLOSED):
         return TlsTrial(label, TrialOutcome.REFUSED, reason=session.reason)
     if session.reachable and not session.starttls_offered:
         return TlsTrial(label, TrialOutcome.ERROR, reason="STARTTLS was not offered in this session")
@@ -133,8 +135,9 @@ async def _trial(
             reason=f"the local OpenSSL ({ssl.OPENSSL_VERSION}) cannot offer it",
         )
     session = await probe_smtp(
-        host, address, port, timeouts=timeouts, limits=limits, tls_context=context, ehlo_after_tls=False
-    )
+        host, address, port, timeouts=timeouts, limits=limits, tls_context=context, ehlo_after_tls=False,
+        retry_hangup=False,
+    )  # fmt: skip
     return _judge(label, session)
 
 

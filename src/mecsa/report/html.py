@@ -1,6 +1,7 @@
 """HTML report: one self-contained file (inline CSS, inline SVG, a few lines of inline JS).
 
-jinja2 with autoescape ON: every string from DNS, SMTP banners or certificates is escaped. The
+jinja2 with autoescape ON: every string from DNS, SMTP banners or certificates is escaped (and, first,
+its control and bidi characters made visible by `mecsa.report.untrusted`). The
 template marks nothing `|safe`; the only value passed as markup is the module's own script. A Content
 Security Policy allows only the report's own script (by hash) and no network access, as a second
 line of defence should an escape ever be missed.
@@ -14,6 +15,7 @@ import hashlib
 from importlib import resources
 
 from mecsa.model import Assessment
+from mecsa.report.untrusted import html_value
 
 TEMPLATE = "report.html.j2"
 # the whole script of the report, kept here so that the CSP can name its hash; `copyReady`
@@ -53,7 +55,12 @@ def render_html(assessment: Assessment, profile: str = "mecsa", today: dt.date |
     from mecsa.report.view import ADDRESS_COLUMNS, build_view
 
     source = resources.files("mecsa.report").joinpath("templates", TEMPLATE).read_text("utf-8")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=html_value,
+    )
     template = env.from_string(source)
     view = build_view(assessment, profile, today)
     # the script is this module's constant, not data: the one value passed as markup

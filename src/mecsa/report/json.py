@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mecsa.model import Assessment
+from mecsa.report.untrusted import json_text
 
 DEFAULT_PROFILE = "mecsa"  # mecsa.scoring.DEFAULT_PROFILE, repeated to keep this import light
 
@@ -30,4 +31,5 @@ def assessment_to_json(assessment: Assessment, profile: str = DEFAULT_PROFILE) -
 
 def render_json(assessment: Assessment, profile: str = DEFAULT_PROFILE) -> str:
     """The assessment as one indented JSON document (UTF-8 kept as is)."""
-    return json.dumps(assessment_to_json(assessment, profile), indent=2, ensure_ascii=False)
+    # Readable UTF-8, but no raw control or bidi character on a terminal (mecsa.report.untrusted).
+    return json_text(json.dumps(assessment_to_json(assessment, profile), indent=2, ensure_ascii=False))

@@ -14,10 +14,10 @@ import io
 import os
 import shutil
 import sys
-import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from mecsa.model import Assessment
+from mecsa.report.untrusted import escape_untrusted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,9 +32,7 @@ _FINDING_MARK = {"fail": "✘", "warn": "!", "error": "?"}
 
 def clean(text: str, limit: int | None = None) -> str:
     """One printable line: control and format characters (ESC, bidi overrides, newlines) escaped."""
-    out = "".join(
-        c if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp") else repr(c)[1:-1] for c in text
-    )
+    out = escape_untrusted(text)
     if limit is not None and len(out) > limit:
         return out[: limit - 1] + "…"
     return out

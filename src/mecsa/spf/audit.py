@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -223,7 +223,7 @@ async def audit_spf(resolver: DnsLookup, domain: str) -> SpfAudit:
     issues = [i for node in root.walk() for i in node.issues]
     if root.status == "ok" or root.children:
         issues.extend(_limit_issues(root))
-    return SpfAudit(domain, root, tuple(issues), effective_policy(root))
+    return SpfAudit(domain, root, tuple(issues), effective_policy(root, issues))
 
 
 def _limit_issues(root: AuditNode) -> list[AuditIssue]:
@@ -258,8 +258,33 @@ def _limit_issues(root: AuditNode) -> list[AuditIssue]:
     return out
 
 
-def effective_policy(root: AuditNode) -> PolicyOutcome:
-    """The `all` that actually applies: the record's first `all`, else the redirect target's (§5.1, §6.1)."""
+def effective_policy(root: AuditNode, issues: Sequence[AuditIssue] = ()) -> PolicyOutcome:
+    """The `all` that applies to a sender matching nothing, or why evaluation never reaches one.
+
+    The `all` is the record's first, else the redirect target's (RFC 7208 §5.1, §6.1). But such a
+    sender's evaluation runs every term before it, every include in full and the redirect, so any
+    permerror found there (the 11th lookup or 3rd void lookup of §4.6.4, a syntax error, an include
+    without a record, a loop) ends it before the `all` applies: the policy is then `invalid`. A lookup
+    that failed on the way leaves it unknown (`lookup_failed`); a proven permerror outranks that.
+    """
+    outcome = _applicable_all(root)
+    if outcome.status not in ("all", "no_all"):
+        return outcome
+    stop = next((i for i in issues if i.severity is SpfSeverity.PERMERROR), None)
+    if stop is not None:
+        return PolicyOutcome(
+            None,
+            outcome.chain,
+            "invalid",
+            f"a sender not listed gets permerror before any 'all': {stop.message}",
+        )
+    failed = next((i for i in issues if i.kind is IssueKind.LOOKUP_FAILED), None)
+    if failed is not None:
+        return PolicyOutcome(None, outcome.chain, "lookup_failed", failed.message)
+    return outcome
+
+
+def _applicable_all(root: AuditNode) -> PolicyOutcome:
     node: AuditNode | None = root
     chain: list[str] = []
     while node is not None:

@@ -66,6 +66,7 @@ class SpfOutcome:
     def to_json(self) -> dict[str, object]:
         return {
             "result": self.result.value,
+            "reason": self.reason,
             "explanation": self.explanation,
             "lookups": self.lookups,
             "void_lookups": self.void_lookups,
@@ -89,13 +90,35 @@ def _ip(text: str | IpAddress) -> IpAddress:
     return ip
 
 
+def malformed_domain(name: str) -> str | None:
+    """Why `name` is not a domain check_host() can look up (RFC 7208 §4.3), or None when it is one.
+
+    §4.3: a malformed name (an empty label, a label over 63 octets, ...), one that is not
+    multi-label, or a domain literal makes check_host() return `none` at once, without DNS.
+    """
+    name = name.removesuffix(".")
+    rule = "RFC 7208 §4.3 makes the result none"
+    if not name:
+        return f"the domain is empty: {rule}"
+    if name.startswith("["):
+        return f"{name!r} is a domain literal, not a domain name: {rule}"
+    if not name.isascii():
+        return f"{name!r} is not in A-label (ASCII) form: {rule}"
+    if len(name) > 253:
+        return f"{name!r} is {len(name)} octets, over 253: {rule}"
+    labels = name.split(".")
+    if any(not label for label in labels):
+        return f"{name!r} has an empty label: {rule}"
+    if any(len(label) > 63 for label in labels):
+        return f"{name!r} has a label longer than 63 octets: {rule}"
+    if len(labels) < 2:
+        return f"{name!r} is not a multi-label domain name: {rule}"
+    return None
+
+
 def valid_domain(name: str) -> bool:
     """RFC 7208 §4.3: a multi-label name, labels 1-63 octets, at most 253; no domain literal."""
-    name = name.removesuffix(".")
-    if not name or len(name) > 253 or name.startswith("[") or not name.isascii():
-        return False
-    labels = name.split(".")
-    return len(labels) > 1 and all(0 < len(label) <= 63 for label in labels)
+    return malformed_domain(name) is None
 
 
 def split_sender(sender: str, helo: str) -> tuple[str, str]:
@@ -160,8 +183,9 @@ class _Evaluation:
     async def check(self, domain: str, *, top: bool) -> tuple[SpfResult, str, str | None]:
         """One check_host() call: returns result, reason and (for fail at the top) the explanation."""
         domain = domain.removesuffix(".")
-        if not valid_domain(domain):
-            return SpfResult.NONE, f"{domain!r} is not a valid domain name", None
+        malformed = malformed_domain(domain)
+        if malformed is not None:
+            return SpfResult.NONE, malformed, None
         found = await fetch_record(self.resolver, domain)
         if found.result is not None:
             return found.result, found.reason, None

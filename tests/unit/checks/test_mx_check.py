@@ -38,9 +38,15 @@ async def test_null_mx_means_no_mail(serve_zones: ServeZones) -> None:
     assert ids == {"mx.null": Status.INFO}
 
 
-async def test_null_mx_beside_other_mx_fails(serve_zones: ServeZones) -> None:
-    _, ids = await _run(serve_zones, "@ IN MX 0 .\n@ IN MX 10 a\na IN A 127.0.0.2\n")
-    assert ids == {"mx.null_mixed": Status.FAIL}
+async def test_null_mx_beside_other_mx_fails_and_keeps_the_real_hosts(serve_zones: ServeZones) -> None:
+    # RFC 7505 §3: a null MX must stand alone. Senders still use the real MX hosts, so they are
+    # kept (and tested by the transport checks); the mix itself is the failure.
+    obs, ids = await _run(serve_zones, "@ IN MX 0 .\n@ IN MX 10 a\na IN A 127.0.0.2\n")
+    assert ids == {"mx.null_mixed": Status.FAIL, "mx.present": Status.PASS}
+    assert obs.null_mixed and not obs.null_mx and obs.receives_mail
+    assert [(h.preference, h.name, h.addresses) for h in obs.hosts] == [
+        (10, "a.example.test", ("127.0.0.2",))
+    ]
 
 
 async def test_implicit_mx_uses_domain_address(serve_zones: ServeZones) -> None:

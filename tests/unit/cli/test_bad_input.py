@@ -14,10 +14,27 @@ from mecsa.cli import app
 RESOLVER = ["--resolver", "127.0.0.1:9", "--timeout", "0.2"]
 
 
+def _bad_bundles(tmp: Path) -> list[str]:
+    """Readable files that are not PEM certificate bundles."""
+    files = {
+        "text.pem": "hello, this is not a certificate\n",
+        "empty.pem": "",
+        "broken.pem": "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        "key-only.pem": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+    }
+    for name, text in files.items():
+        (tmp / name).write_text(text)
+    return [str(tmp / name) for name in files]
+
+
 def _cases(tmp: Path) -> list[list[str]]:
     missing = str(tmp / "missing.pem")
     no_dir = str(tmp / "no-such-dir" / "report.html")
+    bad = _bad_bundles(tmp)
     return [
+        *(["assess", "example.test", *RESOLVER, "--ca-file", b] for b in bad),
+        *(["starttls", "mx.example.test", *RESOLVER, "--ca-file", b] for b in bad),
+        ["mailmode", "probe", "u@example.test", "--from", "t@recv.test", *RESOLVER, "--ca-file", bad[0]],
         ["assess", "example.test", *RESOLVER, "--ca-file", missing],
         ["assess", "example.test", *RESOLVER, "--ca-file", str(tmp)],
         ["assess", "example.test", *RESOLVER, "--html", no_dir],
@@ -29,7 +46,7 @@ def _cases(tmp: Path) -> list[list[str]]:
     ]
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(17))
 def test_bad_input_is_one_line_and_exit_2(index: int, tmp_path: Path) -> None:
     args = _cases(tmp_path)[index]
     result = CliRunner().invoke(app, args)
@@ -37,6 +54,13 @@ def test_bad_input_is_one_line_and_exit_2(index: int, tmp_path: Path) -> None:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mecsa: error: "), (args, result.stderr)
+
+
+def test_bad_ca_file_message_names_the_file(tmp_path: Path) -> None:
+    bad = _bad_bundles(tmp_path)[0]
+    result = CliRunner().invoke(app, ["assess", "example.test", *RESOLVER, "--ca-file", bad])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"mecsa: error: --ca-file {bad}: not a PEM certificate bundle"
 
 
 def test_a_crashed_check_logs_its_traceback_to_the_debug_log(

@@ -97,6 +97,19 @@ async def test_missing_and_revoked_keys_are_permerrors(serve_zones: ServeZones) 
     assert "revoked" in result.dkim[0].reason and "no key" in result.dkim[1].reason
 
 
+async def test_signature_algorithm_that_does_not_fit_the_key_is_permerror(serve_zones: ServeZones) -> None:
+    # RFC 6376 §6.1.2: a key unsuitable for the signature's a= is "inappropriate key algorithm",
+    # a PERMFAIL, not a signature that failed to verify. s1 is k=rsa; sha1only has h=sha1.
+    ed_on_rsa = sign_ed25519(message(), "s1", "sender.test", "ed")
+    (sig,) = (await analyse(serve_zones, ed_on_rsa)).dkim
+    assert (sig.result, sig.algorithm, sig.key_type) == (DkimResult.PERMERROR, "ed25519-sha256", "rsa")
+    assert "inappropriate key algorithm" in sig.reason and "k=rsa" in sig.reason
+    sha256_on_sha1_key = sign_rsa(message(), "sha1only", "sender.test", "good")
+    (sig,) = (await analyse(serve_zones, sha256_on_sha1_key)).dkim
+    assert (sig.result, sig.algorithm) == (DkimResult.PERMERROR, "rsa-sha256")
+    assert "inappropriate hash algorithm" in sig.reason and "h=sha1" in sig.reason
+
+
 async def test_key_lookup_failure_is_temperror_not_fail(serve_zones: ServeZones) -> None:
     raw = sign_rsa(message(), "s1", "sender.test", "good")
     result = await analyse(serve_zones, raw, faults={"s1._domainkey.sender.test": Fault.SERVFAIL})

@@ -26,6 +26,7 @@ def zones() -> dict[str, str]:
         + key_line("s2", rsa_record("published"))
         + key_line("e1", ed_record("ed"))
         + key_line("revoked", "v=DKIM1; p=")
+        + key_line("sha1only", rsa_record("good").replace("k=rsa;", "k=rsa; h=sha1;"))
         + key_at("s1._domainkey.mail", rsa_record("good"))
         + '_dmarc IN TXT "v=DMARC1; p=reject; sp=quarantine; np=none; rua=mailto:d@sender.test"\n'
         + "exists IN A 127.0.0.11\n",

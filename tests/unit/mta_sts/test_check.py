@@ -167,6 +167,27 @@ async def test_mx_not_covered_fails_both_rules(
     assert miss.subject == "mx2.backup.example.test"
     assert out.verdict.details["mecsa_st_pass"] is False
     assert out.verdict.share == 0.5
+    assert "senders will refuse it" in miss.message
+
+
+@pytest.mark.parametrize(
+    ("mode", "truth"),
+    [
+        (b"none", "mode none is no active policy (RFC 8461 §5): no sender refuses it"),
+        (b"testing", "in testing mode senders report the failure and still deliver"),
+    ],
+)
+async def test_mx_not_covered_never_claims_senders_refuse_without_enforce(
+    serve_zones: ServeZones, pki: Pki, policy_server: StartServer, mode: bytes, truth: str
+) -> None:
+    policy = GOOD.replace(b"*.backup.example.test", b"*.example.test").replace(b"enforce", mode)
+    server = await policy_server(Reply(body=policy))
+    out = await _run(serve_zones, pki, server.port)
+    assert out.verdict.status is VerdictStatus.FAIL
+    (miss,) = [f for f in out.result.findings if f.id == "mta_sts.mx_not_covered"]
+    assert "refuse it" not in miss.message.replace("no sender refuses it", "")
+    assert truth in miss.message
+    assert out.verdict.details["mecsa_st_pass"] is False
 
 
 async def test_redirect_is_not_followed_and_fails(

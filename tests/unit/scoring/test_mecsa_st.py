@@ -45,15 +45,39 @@ def _reference_tables() -> dict[str, tuple[list[str], dict[str, int]]]:
     return tables
 
 
+def _score_string(area_protocols: str, supported: set[str]) -> str:
+    """mecsa-st's `generate_score_string`, rewritten from its description (commons/scoring.py).
+
+    It tests membership in the area's comma-joined protocol *string*, in this fixed order, and
+    appends x509 only inside the starttls branch, spf_policy only inside the spf branch and
+    dmarc_policy only inside the dmarc branch.
+    """
+    out: list[str] = []
+    if "starttls" in area_protocols and "starttls" in supported:
+        out.append("starttls")
+        if "x509" in area_protocols and "x509" in supported:
+            out.append("x509")
+    if "spf" in area_protocols and "spf" in supported:
+        out.append("spf")
+        if "spf_policy" in area_protocols and "spf_policy" in supported:
+            out.append("spf_policy")
+    if "dkim" in area_protocols and "dkim" in supported:
+        out.append("dkim")
+    if "dmarc" in area_protocols and "dmarc" in supported:
+        out.append("dmarc")
+        if "dmarc_policy" in area_protocols and "dmarc_policy" in supported:
+            out.append("dmarc_policy")
+    for last in ("dane", "dnssec", "mta-sts"):
+        if last in area_protocols and last in supported:
+            out.append(last)
+    return ",".join(out)
+
+
 def _expected(subset: set[str], tables: dict[str, tuple[list[str], dict[str, int]]]) -> dict[str, int]:
-    supported = set(subset)
-    if "starttls" not in supported:
-        supported.discard("x509")
-    out = {}
-    for area, (protocols, table) in tables.items():
-        key = ",".join(p for p in JOIN_ORDER if p in supported and p in protocols)
-        out[area] = table.get(key, 0)
-    return out
+    return {
+        area: table.get(_score_string(",".join(protocols), subset), 0)
+        for area, (protocols, table) in tables.items()
+    }
 
 
 def _all_subsets() -> list[set[str]]:
@@ -101,6 +125,11 @@ def test_cli_table_json_matches_the_reference_for_all_1024_subsets() -> None:
         # x509 only with starttls
         ("x509,dane,dnssec", "confidentiality", 0),
         ("starttls,x509", "confidentiality", 7),
+        # spf_policy only with spf, dmarc_policy only with dmarc: the strings not in the table become
+        # "dkim,dmarc,dnssec" (6), "spf,spf_policy,dkim,dnssec" (8) and integrity's "dkim,dnssec" (8)
+        ("spf_policy,dkim,dmarc,dnssec", "phishing", 6),
+        ("spf,spf_policy,dkim,dmarc_policy,dnssec", "phishing", 8),
+        ("dkim,dmarc_policy,dnssec", "integrity", 8),
         # listed twice within spoofing (7 and 6): the higher level
         ("dkim,dmarc,dmarc_policy", "phishing", 7),
         ("", "confidentiality", 0),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mecsa.checks.spf import evaluate
 from mecsa.dns.answer import Rcode
 from mecsa.model import VerdictStatus
@@ -48,8 +50,10 @@ async def test_early_match_passes_but_the_audit_counts_eleven_lookups() -> None:
 
     result = evaluate(audit)
     verdicts = {v.protocol: v.status for v in result.verdicts}
-    assert verdicts == {"spf": VerdictStatus.FAIL, "spf_policy": VerdictStatus.PASS}
-    assert [f.id for f in result.findings] == ["spf.too_many_lookups", "spf_policy.fail_all"]
+    # The 11th lookup ends a non-listed sender's evaluation in permerror (RFC 7208 §4.6.4): -all never
+    # applies.
+    assert verdicts == {"spf": VerdictStatus.FAIL, "spf_policy": VerdictStatus.FAIL}
+    assert [f.id for f in result.findings] == ["spf.too_many_lookups", "spf_policy.invalid"]
     assert result.findings[0].remediation == "spf.reduce_lookups"
 
 
@@ -88,9 +92,10 @@ async def test_a_servfail_in_an_include_is_an_error_with_its_chain() -> None:
     assert issue.kind is IssueKind.LOOKUP_FAILED
     assert issue.chain == ("example.com", "include:mid.example.net", "include:leaf.example.org")
     result = evaluate(audit)
+    # The receiver's evaluation would stop at that lookup; whether -all applies is unknown: error.
     assert {v.protocol: v.status for v in result.verdicts} == {
         "spf": VerdictStatus.ERROR,
-        "spf_policy": VerdictStatus.PASS,
+        "spf_policy": VerdictStatus.ERROR,
     }
     assert (
         "path: example.com → include:mid.example.net → include:leaf.example.org"
@@ -173,3 +178,39 @@ async def test_ptr_and_long_records_warn_without_failing() -> None:
     audit = await audit_spf(FakeDns({"example.com": [{"TXT": strings}]}), "example.com")
     ids = [f.id for f in evaluate(audit).findings]
     assert ids == ["spf.valid", "spf.too_long", "spf.ptr", "spf_policy.fail_all"]
+
+
+STOPS_BEFORE_ALL = {
+    "void lookups": {
+        "example.com": [{"TXT": "v=spf1 a:n1.example.com a:n2.example.com a:n3.example.com -all"}],
+    },
+    "syntax error in an include": {
+        "example.com": [{"TXT": "v=spf1 include:bad.example.net -all"}],
+        "bad.example.net": [{"TXT": "v=spf1 ip4:192.0.2.300 -all"}],
+    },
+    "include without a record": {
+        "example.com": [{"TXT": "v=spf1 include:gone.example.net ~all"}],
+    },
+    "include loop": {
+        "example.com": [{"TXT": "v=spf1 include:b.example.com -all"}],
+        "b.example.com": [{"TXT": "v=spf1 include:example.com -all"}],
+    },
+    "redirect to a record with too many lookups": {
+        "example.com": [{"TXT": "v=spf1 redirect=big.example.net"}],
+        "big.example.net": [{"TXT": f"v=spf1 {_a_terms(11, 'h')} -all"}],
+        **_hosts(11, "h"),
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(STOPS_BEFORE_ALL))
+async def test_spf_policy_is_invalid_when_evaluation_stops_before_all(case: str) -> None:
+    audit = await audit_spf(FakeDns(STOPS_BEFORE_ALL[case]), "example.com")
+    assert audit.policy.status == "invalid"
+    assert audit.policy.qualifier is None
+    assert "permerror" in audit.policy.detail
+    result = evaluate(audit)
+    policy = next(f for f in result.findings if f.protocol == "spf_policy")
+    assert policy.id == "spf_policy.invalid"
+    assert "permerror" in policy.message
+    assert {v.protocol: v.status for v in result.verdicts}["spf_policy"] is VerdictStatus.FAIL

@@ -42,7 +42,13 @@ def test_check_json_pass(server: str) -> None:
         "spf", "check", "--ip", "127.0.0.3", "--sender", "a@example.test", "--resolver", server, "--json"
     )
     assert code == 0
-    assert json.loads(out) == {"result": "pass", "explanation": None, "lookups": 0, "void_lookups": 0}
+    assert json.loads(out) == {
+        "result": "pass",
+        "reason": "example.test: matched ip4:127.0.0.0/29",
+        "explanation": None,
+        "lookups": 0,
+        "void_lookups": 0,
+    }
 
 
 def test_check_json_pass_through_include_counts_lookups(server: str) -> None:
@@ -51,7 +57,13 @@ def test_check_json_pass_through_include_counts_lookups(server: str) -> None:
     )
     assert (code, json.loads(out)) == (
         0,
-        {"result": "pass", "explanation": None, "lookups": 2, "void_lookups": 0},
+        {
+            "result": "pass",
+            "reason": "example.test: matched include:_spf.example.test",
+            "explanation": None,
+            "lookups": 2,
+            "void_lookups": 0,
+        },
     )
 
 
@@ -62,6 +74,7 @@ def test_check_json_fail_with_explanation(server: str) -> None:
     assert code == 0
     assert json.loads(out) == {
         "result": "fail",
+        "reason": "example.test: matched -all",
         "explanation": "127.0.0.99 is not allowed to send for example.test",
         "lookups": 3,
         "void_lookups": 0,
@@ -136,3 +149,40 @@ def test_bad_input_is_a_one_line_error_with_status_2(args: tuple[str, ...]) -> N
     assert code == 2
     assert out.startswith("mecsa: error: ")
     assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("sender", "helo", "why"),
+    [
+        ("a@bad..example.test", "", "empty label"),
+        (f"a@{'x' * 64}.example.test", "", "longer than 63 octets"),
+        ("a@[192.0.2.1]", "", "domain literal"),
+        ("a@localhost", "", "not a multi-label"),
+        ("", "[192.0.2.1]", "domain literal"),
+        ("", "helo..example.test", "empty label"),
+    ],
+)
+def test_check_of_a_malformed_name_is_none_with_its_reason(
+    server: str, sender: str, helo: str, why: str
+) -> None:
+    base = ("spf", "check", "--ip", "127.0.0.3", "--sender", sender, "--helo", helo, "--resolver", server)
+    code, out = _invoke(*base, "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["result"] == "none"
+    assert why in data["reason"]
+    assert "RFC 7208 §4.3" in data["reason"]
+    assert data["lookups"] == 0
+    code, out = _invoke(*base)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "result: none"
+    assert lines[1].startswith("reason: ") and why in lines[1]
+
+
+def test_audit_text_says_why_no_all_applies(server: str) -> None:
+    code, out = _invoke("spf", "audit", "broken.example.test", "--resolver", server)
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if line.startswith("policy that applies: ")]
+    assert line.startswith("policy that applies: lookup failed (via broken.example.test): ")
+    assert "flaky.example.test" in line

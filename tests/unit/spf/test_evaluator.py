@@ -35,6 +35,7 @@ async def test_fail_counts_the_void_lookup_and_expands_the_explanation() -> None
     outcome = await check_host("203.0.113.5", "example.com", "a@example.com", resolver=FakeDns(ZONE))
     assert outcome.to_json() == {
         "result": "fail",
+        "reason": "example.com: matched -all",
         "explanation": "203.0.113.5 may not send for example.com",
         "lookups": 2,
         "void_lookups": 1,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -97,6 +99,40 @@ async def broken_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     except (ConnectionError, OSError):
         pass
     writer.close()
+
+
+class ResetsTls:
+    """Offers STARTTLS, says 220 to it, then resets the TCP connection on the ClientHello.
+
+    `connections` counts the sessions accepted, so tests can see the probe's one retry.
+    """
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            writer.write(b"220 resets.test ESMTP\r\n")
+            while line := await reader.readline():
+                verb = line.strip().upper()
+                if verb.startswith(b"EHLO"):
+                    writer.write(b"250-resets.test\r\n250 STARTTLS\r\n")
+                elif verb == b"STARTTLS":
+                    writer.write(b"220 go ahead\r\n")
+                    await writer.drain()
+                    await reader.read(1)
+                    # SO_LINGER 0: close() sends a TCP RST, what a crashing or filtering server does.
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                    return
+                else:
+                    writer.write(b"502 no\r\n")
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        writer.close()
 
 
 class LoopbackServers:

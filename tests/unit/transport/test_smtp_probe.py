@@ -14,6 +14,7 @@ from mecsa.probes.smtp import ConnectionLimits, Failure, SmtpTimeouts, Stage, pr
 from tests.unit.transport.pki import Pki
 from tests.unit.transport.servers import (
     LoopbackServers,
+    ResetsTls,
     broken_tls,
     garbage,
     long_line,
@@ -57,6 +58,64 @@ async def test_offered_but_broken_handshake_is_not_the_same_as_not_offered(serve
     assert obs.starttls is not None and obs.starttls.code == 220
     assert obs.failed_stage is Stage.TLS and obs.failure is Failure.HANDSHAKE
     assert obs.extensions == ("SIZE 1000", "STARTTLS")  # earlier steps are kept
+
+
+async def test_reset_during_the_handshake_is_retried_once_then_a_hangup_with_a_reason(
+    servers: LoopbackServers,
+) -> None:
+    server = ResetsTls()
+    await servers.add_raw("127.0.0.2", server)
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert server.connections == 2  # one retry on a fresh connection
+    assert obs.failed_stage is Stage.TLS and obs.failure is Failure.CLOSED
+    assert obs.reason is not None and "hung up during the TLS handshake" in obs.reason
+    assert "retry" in obs.reason
+    assert not obs.reason.rstrip().endswith(":")
+
+
+async def test_a_reset_then_a_good_handshake_passes_on_the_retry(
+    servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    context = server_context(pki.leaf(MX), pki.intermediate.pem, tmp_path)
+    resets = ResetsTls()
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if resets.connections == 0:
+            await resets(reader, writer)  # the first connection is reset in the handshake
+            return
+        writer.write(b"220 mx ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line.strip().upper()
+            if verb.startswith(b"EHLO"):
+                writer.write(b"250-mx\r\n250 STARTTLS\r\n")
+            elif verb == b"STARTTLS":
+                writer.write(b"220 go ahead\r\n")
+                await writer.drain()
+                await writer.start_tls(context)
+                continue
+            elif verb == b"QUIT":
+                break
+            await writer.drain()
+        writer.close()
+
+    await servers.add_raw("127.0.0.2", flaky)
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert resets.connections == 1
+    assert obs.failed_stage is None and obs.tls is not None
+    assert obs.tls.version == "TLSv1.3"
+
+
+async def test_a_tls_refusal_is_not_retried(servers: LoopbackServers) -> None:
+    connections = 0
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await broken_tls(reader, writer)
+
+    await servers.add_raw("127.0.0.2", counted)
+    obs = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
+    assert (obs.failure, connections) == (Failure.HANDSHAKE, 1)
 
 
 async def _multiline(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -16,6 +16,7 @@ from tests.conftest import ServeZones
 from tests.unit.transport.pki import Pki, self_signed
 from tests.unit.transport.servers import (
     LoopbackServers,
+    ResetsTls,
     broken_tls,
     garbage,
     long_line,
@@ -151,6 +152,21 @@ async def test_starttls_offered_but_handshake_fails(
     a = await _assess(serve_zones, "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n", servers, ca_file)
     assert _ids(a, "starttls") == {"starttls.handshake_failed": [Status.FAIL]}
     assert a.verdicts["starttls"].status is VerdictStatus.FAIL
+
+
+async def test_handshake_reset_is_an_error_with_a_reason_for_starttls_x509_and_dane(
+    serve_zones: ServeZones, servers: LoopbackServers, ca_file: str
+) -> None:
+    server = ResetsTls()
+    await servers.add_raw("127.0.0.2", server)
+    body = "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n" + _tlsa(servers.port, MX1, "3 1 1 " + "00" * 32)
+    a = await _assess(serve_zones, body, servers, ca_file, tls_versions=False)
+    assert _ids(a, "starttls") == {"starttls.handshake_error": [Status.ERROR]}
+    (finding,) = [f for f in a.findings if f.id == "starttls.handshake_error"]
+    assert "hung up during the TLS handshake" in finding.message
+    for protocol in ("starttls", "x509", "dane"):
+        assert a.verdicts[protocol].status is VerdictStatus.ERROR, protocol
+    assert server.connections == 2
 
 
 async def test_tls10_only_does_not_count_for_mecsa(
@@ -355,6 +371,19 @@ async def test_null_mx_and_failed_mx_lookup(
         serve_zones, "@ IN MX 10 mx1\n", servers, ca_file, faults={"example.test/MX": Fault.SERVFAIL}
     )
     assert {a.verdicts[p].status for p in ONLY} == {VerdictStatus.ERROR}
+
+
+async def test_null_mx_beside_a_real_mx_still_tests_the_real_host(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    leaf = pki.leaf(MX1)
+    await servers.add_smtpd("127.0.0.2", server_context(leaf, pki.intermediate.pem, tmp_path))
+    body = "@ IN MX 0 .\n@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n"
+    a = await _assess(serve_zones, body, servers, ca_file, tls_versions=False)
+    assert a.verdicts["starttls"].status is VerdictStatus.PASS
+    assert a.verdicts["x509"].status is VerdictStatus.PASS
+    assert servers.connections["127.0.0.2"] == 1
+    assert [h["name"] for h in _details(a, "starttls")["hosts"]] == [MX1]
 
 
 async def test_no_tls_versions_skips_the_sweep(
