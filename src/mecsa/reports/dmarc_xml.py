@@ -7,23 +7,26 @@ Two forms are read by one code path, because RFC 9990 kept RFC 7489 appendix C's
   required, `extension` elements (ignored, as §"Extensions" allows);
 - RFC 7489 appendix C: no namespace (or dmarc.org's), `pct`, `selector` optional.
 
-Safety: defusedxml refuses DTDs, entity declarations (billion laughs) and external references.
-Records are parsed one by one with `iterparse` and dropped from the tree once yielded, so memory
-stays bounded however many records a report has; `Limits.max_records` bounds the count.
+Safety: defusedxml's expat reader refuses DTDs, entity declarations (billion laughs) and
+external references. The document is fed in chunks to a SAX handler that builds only one
+top-level element (`report_metadata`, `policy_published`, one `record`) at a time, so memory stays
+bounded however many records a report has; `Limits.max_records` bounds the count. (SAX, not
+defusedxml's `iterparse`: that one runs the pure-Python ElementTree, measured 4x slower here.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import xml.sax
+import xml.sax.handler
 from collections.abc import Iterator
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
-import defusedxml.ElementTree as safe_et
+from defusedxml.expatreader import DefusedExpatParser
 
-from mecsa.reports.limits import DEFAULT_LIMITS, ByteStream, Limits, ReportError, clip
+from mecsa.reports.limits import CHUNK, DEFAULT_LIMITS, ByteStream, Limits, ReportError, clip
 from mecsa.reports.model import (
     DateRange,
     DkimAuth,
@@ -41,33 +44,44 @@ DISPOSITIONS = frozenset({"none", "pass", "quarantine", "reject"})  # "pass": RF
 ALIGNED_RESULTS = frozenset({"pass", "fail"})
 
 
-def _local(tag: Any) -> str:
-    return str(tag).rpartition("}")[2] if isinstance(tag, str) else ""
+class _Node:
+    """One element of a top-level subtree: its local name, text and children."""
 
+    __slots__ = ("children", "first", "name", "parts", "size")
 
-def _namespace(tag: str) -> str:
-    return tag[1:].partition("}")[0] if tag.startswith("{") else ""
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parts: list[str] = []
+        self.size = 0
+        self.children: list[_Node] = []
+        self.first: dict[str, _Node] = {}  # the first child of each name: most lookups want one
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 class _Tree:
     """Namespace-blind access to one parsed element's children."""
 
-    def __init__(self, element: Element, limits: Limits) -> None:
+    __slots__ = ("element", "limits")
+
+    def __init__(self, element: _Node, limits: Limits) -> None:
         self.element = element
         self.limits = limits
 
     def children(self, name: str) -> list[_Tree]:
-        return [_Tree(c, self.limits) for c in self.element if _local(c.tag) == name]
+        return [_Tree(c, self.limits) for c in self.element.children if c.name == name]
 
     def child(self, name: str) -> _Tree | None:
-        found = self.children(name)
-        return found[0] if found else None
+        node = self.element.first.get(name)
+        return None if node is None else _Tree(node, self.limits)
 
     def text(self, name: str) -> str | None:
-        node = self.child(name)
-        if node is None or node.element.text is None:
+        node = self.element.first.get(name)
+        if node is None:
             return None
-        value = clip(node.element.text, self.limits.max_text)
+        value = clip(node.text, self.limits.max_text)
         return value or None
 
     def need(self, name: str, where: str) -> str:
@@ -81,6 +95,50 @@ class _Tree:
         if node is None:
             raise ReportError(f"{where}: <{name}> is missing")
         return node
+
+
+def _local(qname: str) -> str:
+    return qname[qname.find(":") + 1 :]
+
+
+class _Collector(xml.sax.handler.ContentHandler):
+    """Builds each top-level element of `feedback` and queues it once it is complete."""
+
+    def __init__(self, max_text: int) -> None:
+        super().__init__()
+        self.max_text = max_text
+        self.root: str | None = None
+        self.namespace = ""
+        self.stack: list[_Node] = []
+        self.done: list[_Node] = []
+
+    def startElement(self, name: str, attrs: Any) -> None:
+        if self.root is None:
+            self.root = _local(name)
+            prefix = name.partition(":")[0] if ":" in name else ""
+            self.namespace = str(attrs.get(f"xmlns:{prefix}" if prefix else "xmlns", ""))
+            return
+        local = name[name.find(":") + 1 :]
+        node = _Node(local)
+        if self.stack:
+            parent = self.stack[-1]
+            parent.children.append(node)
+            parent.first.setdefault(local, node)
+        self.stack.append(node)
+
+    def endElement(self, name: str) -> None:
+        if not self.stack:
+            return  # the root's end
+        node = self.stack.pop()
+        if not self.stack:
+            self.done.append(node)
+
+    def characters(self, content: str) -> None:
+        if self.stack:
+            node = self.stack[-1]
+            if node.size <= self.max_text:  # a giant text node is clipped while it streams
+                node.parts.append(content)
+                node.size += len(content)
 
 
 def _timestamp(text: str, where: str) -> dt.datetime:
@@ -201,82 +259,74 @@ class AggregateReader:
 
     def __init__(self, stream: ByteStream, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
-        self._events = self._iterate(stream)
+        self._stream = stream
+        self._collector = _Collector(limits.max_text)
+        self._parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        self._parser.setContentHandler(self._collector)
+        self._elements = self._top_level()
         self._header: DmarcHeader | None = None
-        self._root = Element("feedback")
-        self._in_record = False  # header() stopped at the start of the first record
+        self._first_record: _Node | None = None
         self.records_read = 0
 
-    @staticmethod
-    def _iterate(stream: ByteStream) -> Iterator[tuple[str, Element]]:
+    def _top_level(self) -> Iterator[_Node]:
+        """The complete top-level elements, in document order, as the stream is fed in chunks."""
+        collector = self._collector
         try:
-            parser = safe_et.iterparse(
-                stream, events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True
-            )
-            yield from parser
+            while True:
+                chunk = self._stream.read(CHUNK)
+                if chunk:
+                    self._parser.feed(chunk)
+                else:
+                    self._parser.close()
+                if collector.root is not None and collector.root != "feedback":
+                    raise ReportError(f"not a DMARC aggregate report: root <{collector.root}>")
+                done, collector.done = collector.done, []
+                yield from done
+                if not chunk:
+                    return
         except defusedxml.DefusedXmlException as exc:
             raise ReportError(f"refused XML: {type(exc).__name__} ({exc})") from exc
-        except ParseError as exc:
-            raise ReportError(f"not well-formed XML: {exc}") from exc
+        except xml.sax.SAXParseException as exc:
+            where = f"line {exc.getLineNumber()}, column {exc.getColumnNumber()}"
+            raise ReportError(f"not well-formed XML: {exc.getMessage()} ({where})") from exc
 
     def header(self) -> DmarcHeader:
         if self._header is not None:
             return self._header
-        root: Element | None = None
         metadata: DmarcMetadata | None = None
         policy: PolicyPublished | None = None
         version: str | None = None
-        depth = 0
-        for event, element in self._events:
-            if event == "start":
-                depth += 1
-                if root is None:
-                    root = element
-                    if _local(element.tag) != "feedback":
-                        raise ReportError(f"not a DMARC aggregate report: root <{_local(element.tag)}>")
-                    self._root = element
-                elif depth == 2 and _local(element.tag) == "record":
-                    if metadata is None or policy is None:
-                        raise ReportError("report_metadata and policy_published must come before the records")
-                    self._in_record = True
-                    break
-                continue
-            depth -= 1
-            if depth != 1:
-                continue
-            name = _local(element.tag)
-            if name == "report_metadata":
-                metadata = _metadata(_Tree(element, self.limits))
-            elif name == "policy_published":
-                policy = _policy(_Tree(element, self.limits))
-            elif name == "version" and element.text:
-                version = element.text.strip()
-        else:
-            if root is None:
-                raise ReportError("empty document")
-            if metadata is None or policy is None:
-                missing = "report_metadata" if metadata is None else "policy_published"
-                raise ReportError(f"<{missing}> is missing")
-        assert root is not None and metadata is not None and policy is not None
-        form = DmarcForm.RFC9990 if _namespace(str(root.tag)) == RFC9990_NAMESPACE else DmarcForm.RFC7489
+        for node in self._elements:
+            if node.name == "record":
+                if metadata is None or policy is None:
+                    raise ReportError("report_metadata and policy_published must come before the records")
+                self._first_record = node
+                break
+            if node.name == "report_metadata":
+                metadata = _metadata(_Tree(node, self.limits))
+            elif node.name == "policy_published":
+                policy = _policy(_Tree(node, self.limits))
+            elif node.name == "version":
+                version = node.text.strip() or None
+        if self._collector.root is None:
+            raise ReportError("empty document")
+        if metadata is None or policy is None:
+            raise ReportError(f"<{'report_metadata' if metadata is None else 'policy_published'}> is missing")
+        form = DmarcForm.RFC9990 if self._collector.namespace == RFC9990_NAMESPACE else DmarcForm.RFC7489
         self._header = DmarcHeader(form, metadata, policy, version)
         return self._header
 
     def records(self) -> Iterator[DmarcRecord]:
         self.header()
-        if not self._in_record:
+        if self._first_record is None:
             return
-        depth = 2  # inside the first <record>: header() consumed its start event
-        for event, element in self._events:
-            if event == "start":
-                depth += 1
-                continue
-            depth -= 1
-            if depth == 1 and _local(element.tag) == "record":
+        pending: Iterator[_Node] = iter((self._first_record,))
+        self._first_record = None
+        for source in (pending, self._elements):
+            for node in source:
+                if node.name != "record":
+                    continue  # extension, or a misplaced element: ignored (RFC 9990 §"Extensions")
                 self.records_read += 1
                 if self.records_read > self.limits.max_records:
                     raise ReportError(f"more than {self.limits.max_records} records")
-                record = _record(_Tree(element, self.limits), self.records_read)
-                # Drop what was parsed: the root keeps no children, so memory does not grow.
-                self._root.clear()
-                yield record
+                yield _record(_Tree(node, self.limits), self.records_read)
