@@ -157,9 +157,13 @@ class Intake:
             items.append(IngestItem(name, ItemStatus.ERROR, error="mail without a report attachment"))
         return items
 
-    def messages(self, mails: Iterable[tuple[str, bytes]]) -> Iterator[IngestItem]:
+    def messages(self, mails: Iterable[tuple[str, bytes | None]]) -> Iterator[IngestItem]:
+        """Every report in `mails`; a None mail is one that was too big to fetch."""
         for name, raw in mails:
-            yield from self.message(name, raw)
+            if raw is None:
+                yield IngestItem(name, ItemStatus.ERROR, error=f"mail over {self.limits.max_message} octets")
+            else:
+                yield from self.message(name, raw)
 
     def path(self, path: Path) -> Iterator[IngestItem]:
         """A report file, archive, mail, mbox, Maildir, or a directory of those (recursively)."""
