@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.answer import Rcode
 from mecsa.dns.resolver import DnsClient, Nameserver
 from mecsa.dns.zoneserver import ZoneData, ZoneServer, _Udp
+from mecsa.observe import AssessOptions
 
 ORIGIN = "bulk.test"
 DNS_CHECKS = frozenset({"mx", "spf", "dmarc", "dkim", "tls-rpt", "dnssec"})

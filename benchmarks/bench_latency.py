@@ -47,9 +47,9 @@ import mecsa.checks.starttls as starttls_check
 import mecsa.probes.https as https_probe
 import mecsa.probes.tls as tls_probe
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.resolver import DnsClient, Nameserver
 from mecsa.dns.zoneserver import ZoneData, ZoneServer, _Udp
+from mecsa.observe import AssessOptions
 from mecsa.probes.smtp import PER_ADDRESS_CONNECTIONS, ConnectionLimits, SmtpObservation, probe_smtp
 
 DOMAIN = "mail.bench.test"  # a subdomain, so that DMARC falls back to the org domain bench.test

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from mecsa import __version__
-from mecsa.checks.base import AssessOptions, CheckSpec, Context
+from mecsa.checks.base import CheckSpec, crash_kinds
 from mecsa.dns.resolver import DnsClient, Resolver
-from mecsa.model import Assessment, CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import Assessment, CheckResult, ProtocolVerdict, VerdictStatus
+from mecsa.observe import AssessOptions, Context, SharedObservations
+
+log = logging.getLogger("mecsa.assess")
 
 
-async def assess(domain: str, client: DnsClient, options: AssessOptions | None = None) -> Assessment:
+async def assess(
+    domain: str,
+    client: DnsClient,
+    options: AssessOptions | None = None,
+    *,
+    shared: SharedObservations | None = None,
+) -> Assessment:
     """Assess `domain` (already normalised to its A-label form).
 
     Checks run concurrently; a check that crashes or overruns its deadline becomes an `error`
-    finding for its protocols and never sinks the others.
+    finding for its protocols and never sinks the others (its traceback goes to the debug log).
+    `shared` is the scan's process-wide observation cache and per-IP limits, when there is a scan.
     """
     from mecsa.checks.registry import CHECKS
 
     opts = options or AssessOptions()
-    ctx = Context(domain, Resolver(client), opts)
+    ctx = Context(domain, Resolver(client), opts, shared)
     selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
     started = time.monotonic()
     validating_task = asyncio.ensure_future(client.validates())
@@ -44,15 +55,14 @@ async def run_check(check: CheckSpec[Any], ctx: Context) -> CheckResult:
     except TimeoutError:
         return crashed(check, f"did not finish within {ctx.options.check_deadline:g} s")
     except Exception as exc:  # a bug or a surprise: report it, keep the other checks
+        # The finding says what; the traceback, for whoever debugs it, goes to the debug log
+        # (`--debug` or MECSA_DEBUG=1).
+        log.debug("the %s check crashed on %s", check.name, ctx.domain, exc_info=True)
         return crashed(check, f"{type(exc).__name__}: {exc}")
 
 
 def crashed(check: CheckSpec[Any], reason: str) -> CheckResult:
-    protocols = check.protocols or (check.name,)
-    findings = tuple(
-        Finding(f"{check.name}.check_error", Status.ERROR, p, f"the {check.name} check failed: {reason}")
-        for p in protocols
-    )
+    findings = tuple(kind(f"the {check.name} check failed: {reason}") for kind in crash_kinds(check))
     verdicts = tuple(
         ProtocolVerdict(p, VerdictStatus.ERROR, f"check failed: {reason}") for p in check.protocols
     )

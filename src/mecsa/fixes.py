@@ -461,7 +461,6 @@ FIXES: Mapping[str, FixBuilder] = {
     "spf.shorten": _spf_flatten,
     "dkim.publish": _dkim_publish,
     "dkim.fix_h_tag": _dkim_fix_h_tag,
-    "dkim.fix_hash": _dkim_fix_h_tag,
     "dkim.fix_record": _dkim_fix_record,
     "dkim.leave_testing": _dkim_leave_testing,
     "dkim.rotate_key": _dkim_rotate_key,
@@ -476,7 +475,6 @@ FIXES: Mapping[str, FixBuilder] = {
     "dmarc.pct_full": lambda ctx: _dmarc_record(ctx, "Apply the DMARC policy to all mail (drop pct=)"),
     "dmarc.authorise_external": _dmarc_authorise_external,
     "tls_rpt.publish": _tls_rpt_publish,
-    "mta_sts.publish": _mta_sts_publish,
     "mta_sts.publish_record": _mta_sts_publish,
     "mta_sts.serve_policy": _mta_sts("Serve the MTA-STS policy file (and announce it)"),
     "mta_sts.fix_policy": _mta_sts("Replace the MTA-STS policy with a valid one (and change its id)"),
@@ -485,7 +483,6 @@ FIXES: Mapping[str, FixBuilder] = {
     "mta_sts.add_mx_pattern": _mta_sts("List every MX host in the MTA-STS policy (and change its id)"),
     "mta_sts.fix_certificate": _mta_sts_fix_certificate,
     "dane.publish": _dane_publish_tlsa,
-    "dane.publish_tlsa": _dane_publish_tlsa,
     "dane.rollover": _dane_rollover,
     "dnssec.sign_zone": _dnssec_sign_zone,
     "dnssec.fix_signatures": _dnssec_fix_signatures,
@@ -501,14 +498,14 @@ def canonical_key(key: str) -> str:
     return key.replace("-", "_").lower()
 
 
-def has_fix(key: str) -> bool:
-    """True when `key` has a builder here."""
-    return canonical_key(key) in FIXES
+def has_fix(key: str, builders: Mapping[str, FixBuilder] = FIXES) -> bool:
+    """True when `key` has a builder (among the shared ones, unless `builders` is given)."""
+    return canonical_key(key) in {canonical_key(k) for k in builders}
 
 
-def fix_for(key: str, ctx: FixContext) -> Fix | None:
+def fix_for(key: str, ctx: FixContext, builders: Mapping[str, FixBuilder] = FIXES) -> Fix | None:
     """The fix for one remediation key in one context; None when the key is unknown."""
-    builder = FIXES.get(canonical_key(key))
+    builder = {canonical_key(k): b for k, b in builders.items()}.get(canonical_key(key))
     if builder is None:
         return None
     title, snippets = builder(ctx)
@@ -534,10 +531,14 @@ def mx_addresses(assessment: Assessment) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def fixes_for(assessment: Assessment, today: dt.date | None = None) -> tuple[Fix, ...]:
+def fixes_for(
+    assessment: Assessment, today: dt.date | None = None, builders: Mapping[str, FixBuilder] = FIXES
+) -> tuple[Fix, ...]:
     """One fix per distinct remedy for the failing (fail/warn) findings, in finding order.
 
     Findings that share a remedy (same key, same text) are merged into one fix listing them all.
+    `builders` are the shared fix builders plus those the registered checks bring
+    (`mecsa.checks.registry.remedies()`).
     """
     hosts, addresses = mx_hosts(assessment), mx_addresses(assessment)
     all_findings = assessment.findings
@@ -547,7 +548,7 @@ def fixes_for(assessment: Assessment, today: dt.date | None = None) -> tuple[Fix
             continue
         siblings = tuple(f for f in all_findings if f.protocol == finding.protocol and f is not finding)
         ctx = FixContext(assessment.domain, hosts, finding, siblings, today, addresses)
-        fix = fix_for(finding.remediation, ctx)
+        fix = fix_for(finding.remediation, ctx, builders)
         if fix is None:
             continue
         slot = (canonical_key(fix.key), fix.snippets)

@@ -6,7 +6,7 @@ that makes them; this module holds only what evaluators produce and renderers co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -84,6 +84,25 @@ class Finding:
         if self.subject is not None:
             out["subject"] = self.subject
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class FindingKind:
+    """The one declaration of a finding, made in its check's module: id, status, protocol, meaning, fix.
+
+    `remedy` is the remediation key of its fix (see `mecsa.fixes`). Calling a kind makes a finding of
+    it, so a check cannot emit an id, status or remedy that it has not declared. The catalogue, the
+    docs and the JSON schema's lists are derived from these declarations (`checks/registry.py`).
+    """
+
+    id: str
+    status: Status
+    protocol: str
+    meaning: str
+    remedy: str | None = None
+
+    def __call__(self, message: str, evidence: Iterable[str] = (), subject: str | None = None) -> Finding:
+        return Finding(self.id, self.status, self.protocol, message, tuple(evidence), self.remedy, subject)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ def test_dane_sender_delivers_to_top_score_mx_with_dkim_spf_dmarc_pass(full_lab:
     from mecsa.lab.mailflow import send
     from mecsa.lab.runner import load_state
 
-    delivery = send(load_state(full_lab), "bob@top.test")
+    delivery = send(load_state(full_lab), "bob@top.test")["bob@top.test"]
     assert delivery.status == "sent", delivery.sender_log
     assert delivery.verified_tls
     log = (full_lab / "logs" / "mail.sender.test.postfix.log").read_text()
@@ -29,7 +31,7 @@ def test_dane_sender_defers_when_the_tlsa_matches_no_key(full_lab: Path) -> None
     from mecsa.lab.mailflow import send
     from mecsa.lab.runner import load_state
 
-    delivery = send(load_state(full_lab), "bob@tlsamismatch.test")
+    delivery = send(load_state(full_lab), "bob@tlsamismatch.test")["bob@tlsamismatch.test"]
     assert delivery.status == "deferred", delivery.sender_log
     assert "Server certificate not verified" in delivery.detail
     assert not delivery.verified_tls
@@ -40,7 +42,8 @@ def test_dane_sender_defers_when_the_tlsa_matches_no_key(full_lab: Path) -> None
 
 def test_spoofed_from_is_rejected_by_dmarc(full_lab: Path) -> None:
     """Mail claiming to be from top.test, sent by the sender (not in top.test's SPF, not signed)."""
-    from mecsa.lab.runner import SENDER_NODE, load_state, run_in
+    from mecsa.lab.plan import SENDER_NODE
+    from mecsa.lab.runner import load_state, run_in
 
     state = load_state(full_lab)
     address = state.domains["top.test"]["hosts"][0]["address"]
@@ -61,3 +64,23 @@ def test_spoofed_from_is_rejected_by_dmarc(full_lab: Path) -> None:
     ]
     done = run_in(state, SENDER_NODE, swaks, capture=True, timeout=30)
     assert "550 5.7.1 rejected by DMARC policy" in done.stdout + done.stderr
+
+
+def test_lab_send_command_shows_delivery_tls_and_the_mx_verdicts(full_lab: Path) -> None:
+    argv = [sys.executable, "-m", "mecsa", "lab", "send", "bob@top.test", "--dir", str(full_lab)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("message <") and lines[0].endswith(")")
+    assert " to bob@top.test: sent (250 " in lines[0]
+    assert lines[1] == "  DANE-verified TLS: yes"
+    assert lines[2].startswith(f"  delivered to {full_lab}/hosts/mx1.top.test/mail/Maildir/new/")
+    assert lines[3:] == ["  dkim: pass", "  dmarc: pass", "  spf: pass"]
+
+
+def test_lab_send_command_exits_1_when_the_mx_is_not_verified(full_lab: Path) -> None:
+    argv = [sys.executable, "-m", "mecsa", "lab", "send", "bob@tlsamismatch.test", "--dir", str(full_lab)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ": deferred (" in done.stdout and "Server certificate not verified" in done.stdout
+    assert "  DANE-verified TLS: no" in done.stdout.splitlines()

@@ -48,17 +48,18 @@ def mailmode_lab() -> Iterator[Path]:
 def _reply(directory: Path, role: str, *, traps: bool = True) -> tuple[str, dict[str, Any]]:
     """Mail from the sender of `role` to a new token's control address (Cc the traps when asked);
     return the token and the sender Postfix's outcome per recipient."""
-    from mecsa.lab import mailmode
+    from mecsa.lab.mailflow import send
+    from mecsa.lab.plan import RECEIVER_DOMAIN, SENDERS
     from mecsa.lab.runner import load_state
     from mecsa.mailmode.addresses import new_token
 
     token = new_token()
-    cc = [f"{token}@dane-trap.{mailmode.RECEIVER_DOMAIN}", f"{token}@sts-trap.{mailmode.RECEIVER_DOMAIN}"]
-    outcomes = mailmode.send(
+    cc = [f"{token}@dane-trap.{RECEIVER_DOMAIN}", f"{token}@sts-trap.{RECEIVER_DOMAIN}"]
+    outcomes = send(
         load_state(directory),
-        mailmode.SENDERS[role],
-        f"{token}@{mailmode.RECEIVER_DOMAIN}",
+        f"{token}@{RECEIVER_DOMAIN}",
         cc if traps else [],
+        sender=SENDERS[role],
     )
     return token, {addr.partition("@")[2]: o for addr, o in outcomes.items()}
 
@@ -66,7 +67,8 @@ def _reply(directory: Path, role: str, *, traps: bool = True) -> tuple[str, dict
 def _report(directory: Path, token: str, *, trapped: bool = True) -> dict[str, Any]:
     """The receiver's report once the control message is analysed and, when the traps were
     addressed (`trapped`), the DANE verdict is settled."""
-    from mecsa.lab.mailmode import store_file, wait_report
+    from mecsa.lab.mailflow import wait_report
+    from mecsa.lab.plan import store_file
 
     def ready(report: dict[str, Any]) -> bool:
         dane = next(e for e in report["enforcement"] if e["trap"] == "dane")
@@ -88,7 +90,7 @@ def _control_analysis(report: dict[str, Any]) -> dict[str, Any]:
 def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_spf(
     mailmode_lab: Path,
 ) -> None:
-    from mecsa.lab.mailmode import RECEIVER_DOMAIN, RECEIVER_IP, SENDERS, store_file
+    from mecsa.lab.plan import RECEIVER_DOMAIN, RECEIVER_IP, SENDERS, store_file
 
     d = RECEIVER_DOMAIN
     hardened, may, not_in_spf = SENDERS["hardened"], SENDERS["may"], SENDERS["not-in-spf"]
@@ -167,8 +169,8 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
 
 def test_mta_sts_trap_policy_is_served_and_excludes_the_trap_mx(mailmode_lab: Path) -> None:
     """The MTA-STS trap is real: the lab's HTTPS server serves an enforce policy without its MX."""
-    from mecsa.lab.mailmode import RECEIVER_DOMAIN
-    from mecsa.lab.runner import CLIENT_NODE, load_state, run_in
+    from mecsa.lab.plan import CLIENT_NODE, RECEIVER_DOMAIN
+    from mecsa.lab.runner import load_state, run_in
 
     state = load_state(mailmode_lab)
     url = f"https://mta-sts.sts-trap.{RECEIVER_DOMAIN}/.well-known/mta-sts.txt"

@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.checks.registry import CHECKS, finding_catalogue
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import PROTOCOLS
+from mecsa.observe import AssessOptions
 from mecsa.report.json import assessment_to_json
 from tests.conftest import ServeZones
 

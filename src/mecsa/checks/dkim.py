@@ -19,12 +19,76 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer, Rcode
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
 from mecsa.records.dkim import DkimParse, KeyFormat, looks_like_dkim_key, parse_dkim_key
 
 PROTOCOL = "dkim"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+LOOKUP_FAILED = FindingKind(
+    "dkim.lookup_failed", Status.ERROR, PROTOCOL, "a selector lookup failed: the tool could not find out"
+)
+MULTIPLE_RECORDS = FindingKind(
+    "dkim.multiple_records",
+    Status.WARN,
+    PROTOCOL,
+    "a selector holds more than one key record",
+    "dkim.fix_record",
+)
+INVALID = FindingKind(
+    "dkim.invalid",
+    Status.FAIL,
+    PROTOCOL,
+    "a key record verifiers cannot use (syntax, v=, k=, p=)",
+    "dkim.fix_record",
+)
+REVOKED = FindingKind(
+    "dkim.revoked", Status.FAIL, PROTOCOL, "a revoked key (empty p=) and no usable key", "dkim.publish"
+)
+# The same id beside a usable key: the revoked key is then a leftover, not a failure.
+REVOKED_BESIDE_USABLE = FindingKind(
+    "dkim.revoked", Status.INFO, PROTOCOL, "a revoked key (empty p=) beside a usable key"
+)
+HASH_RSA_SHA256 = FindingKind(
+    "dkim.hash_rsa_sha256",
+    Status.FAIL,
+    PROTOCOL,
+    "h=rsa-sha256, a signature algorithm where a hash belongs: verifiers reject",
+    "dkim.fix_h_tag",
+)
+HASH_UNUSABLE = FindingKind(
+    "dkim.hash_unusable", Status.FAIL, PROTOCOL, "h= allows no hash that verifiers accept", "dkim.fix_h_tag"
+)
+NOT_FOR_EMAIL = FindingKind(
+    "dkim.not_for_email", Status.FAIL, PROTOCOL, "s= excludes email", "dkim.fix_record"
+)
+KEY_TOO_SMALL = FindingKind(
+    "dkim.key_too_small", Status.FAIL, PROTOCOL, "RSA key below 1024 bits", "dkim.rotate_key"
+)
+KEY_WEAK = FindingKind("dkim.key_weak", Status.WARN, PROTOCOL, "RSA key below 2048 bits", "dkim.rotate_key")
+TESTING = FindingKind("dkim.testing", Status.WARN, PROTOCOL, "t=y testing mode", "dkim.leave_testing")
+PKCS1_KEY = FindingKind(
+    "dkim.pkcs1_key", Status.INFO, PROTOCOL, "the key is published as bare PKCS#1, not SubjectPublicKeyInfo"
+)
+RECORD_WARNING = FindingKind(
+    "dkim.record_warning", Status.WARN, PROTOCOL, "a doubtful tag in a key record", "dkim.fix_record"
+)
+KEY_OK = FindingKind("dkim.key_ok", Status.PASS, PROTOCOL, "a usable key")
+MISSING = FindingKind(
+    "dkim.missing", Status.FAIL, PROTOCOL, "no key under any selector tried", "dkim.publish"
+)
+LIKELY_UNKNOWN_SELECTOR = FindingKind(
+    "dkim.likely_unknown_selector",
+    Status.WARN,
+    PROTOCOL,
+    "_domainkey exists: keys likely sit under an unknown selector",
+    "dkim.give_selector",
+)
+
 MIN_RSA_BITS = 1024
 GOOD_RSA_BITS = 2048
 
@@ -116,10 +180,7 @@ def evaluate(obs: DkimObservation) -> CheckResult:
         per_selector[lookup.selector] = _lookup_json(lookup)
         if lookup.answer.failed:
             add(
-                Finding(
-                    "dkim.lookup_failed",
-                    Status.ERROR,
-                    PROTOCOL,
+                LOOKUP_FAILED(
                     f"could not look up selector {lookup.selector}: {lookup.answer.describe_failure()}",
                     subject=lookup.answer.qname,
                 )
@@ -128,14 +189,10 @@ def evaluate(obs: DkimObservation) -> CheckResult:
         texts = lookup.key_texts
         if len(texts) > 1:
             add(
-                Finding(
-                    "dkim.multiple_records",
-                    Status.WARN,
-                    PROTOCOL,
+                MULTIPLE_RECORDS(
                     f"selector {lookup.selector} has {len(texts)} key records; verifiers may use any one "
                     "(RFC 6376 §3.6.2.2)",
                     texts,
-                    "dkim.fix_record",
                     lookup.answer.qname,
                 )
             )
@@ -143,15 +200,11 @@ def evaluate(obs: DkimObservation) -> CheckResult:
             _judge_key(lookup.selector, lookup.answer.qname, parse_dkim_key(text), add, tally)
 
     for selector, name, evidence in tally.revoked:
-        status = Status.INFO if tally.usable else Status.FAIL
+        kind = REVOKED_BESIDE_USABLE if tally.usable else REVOKED
         add(
-            Finding(
-                "dkim.revoked",
-                status,
-                PROTOCOL,
+            kind(
                 f"selector {selector}: the key is revoked (empty p=); mail signed with it fails",
                 evidence,
-                None if tally.usable else "dkim.publish",
                 name,
             )
         )
@@ -171,20 +224,15 @@ def _judge_key(
     """Judge one key record; findings name the record (`name`) so that fixes can address it."""
     evidence = (parsed.text,)
 
-    def finding(fid: str, status: Status, message: str, fix: str | None = None) -> None:
-        found = Finding(fid, status, PROTOCOL, f"selector {selector}: {message}", evidence, fix, name)
+    def finding(kind: FindingKind, message: str) -> None:
+        found = kind(f"selector {selector}: {message}", evidence, name)
         add(found)
-        if status is Status.FAIL:
+        if kind.status is Status.FAIL:
             tally.broken.append(found)
 
     record = parsed.record
     if record is None:
-        finding(
-            "dkim.invalid",
-            Status.FAIL,
-            "verifiers cannot use this key record: " + "; ".join(map(str, parsed.errors)),
-            "dkim.fix_record",
-        )
+        finding(INVALID, "verifiers cannot use this key record: " + "; ".join(map(str, parsed.errors)))
         return
     if record.revoked:
         tally.revoked.append((selector, name, evidence))
@@ -192,54 +240,35 @@ def _judge_key(
     codes = {i.code: i for i in parsed.warnings}
     if "h.signature_algorithm" in codes:
         finding(
-            "dkim.hash_rsa_sha256",
-            Status.FAIL,
+            HASH_RSA_SHA256,
             str(codes.pop("h.signature_algorithm"))
             + " (fix: replace h=rsa-sha256 with h=sha256, or drop h=)",
-            "dkim.fix_h_tag",
         )
     elif not record.sha256_allowed:
-        finding("dkim.hash_unusable", Status.FAIL, str(codes.pop("h.no_sha256")), "dkim.fix_h_tag")
+        finding(HASH_UNUSABLE, str(codes.pop("h.no_sha256")))
     if not record.for_email:
-        finding(
-            "dkim.not_for_email",
-            Status.FAIL,
-            f"s={':'.join(record.service_types)} excludes email (needs * or email)",
-            "dkim.fix_record",
-        )
+        finding(NOT_FOR_EMAIL, f"s={':'.join(record.service_types)} excludes email (needs * or email)")
     strength_ok = True
     if record.key_type == "rsa" and record.key_bits is not None:
         if record.key_bits < MIN_RSA_BITS:
             strength_ok = False
             finding(
-                "dkim.key_too_small",
-                Status.FAIL,
+                KEY_TOO_SMALL,
                 f"{record.key_bits}-bit RSA key: below {MIN_RSA_BITS} bits verifiers reject it "
                 "(RFC 8301 §3.2) and it can be factored to forge mail",
-                "dkim.rotate_key",
             )
         elif record.key_bits < GOOD_RSA_BITS:
-            finding(
-                "dkim.key_weak",
-                Status.WARN,
-                f"{record.key_bits}-bit RSA key: use {GOOD_RSA_BITS} bits (RFC 8301 §3.2)",
-                "dkim.rotate_key",
-            )
+            finding(KEY_WEAK, f"{record.key_bits}-bit RSA key: use {GOOD_RSA_BITS} bits (RFC 8301 §3.2)")
     if record.testing:
-        finding(
-            "dkim.testing",
-            Status.WARN,
-            "t=y: testing mode, verifiers may treat signed mail as unsigned",
-            "dkim.leave_testing",
-        )
+        finding(TESTING, "t=y: testing mode, verifiers may treat signed mail as unsigned")
     if record.key_format is KeyFormat.PKCS1:
-        finding("dkim.pkcs1_key", Status.INFO, str(codes.pop("p.pkcs1")))
+        finding(PKCS1_KEY, str(codes.pop("p.pkcs1")))
     for issue in codes.values():
-        finding("dkim.record_warning", Status.WARN, str(issue), "dkim.fix_record")
+        finding(RECORD_WARNING, str(issue))
     usable = record.sha256_allowed and record.for_email and strength_ok
     if usable:
         size = "Ed25519" if record.key_type == "ed25519" else f"{record.key_bits}-bit RSA"
-        finding("dkim.key_ok", Status.PASS, f"{size} key, usable")
+        finding(KEY_OK, f"{size} key, usable")
         tally.usable.append(selector)
 
 
@@ -266,12 +295,12 @@ def _verdict(
             f"{domainkey} exists, so keys are likely published under a selector not tried; "
             "name it with --dkim-selector (a hint from the DNS tree, not proof)"
         )
-        add(Finding("dkim.missing", Status.FAIL, PROTOCOL, why, (), "dkim.publish"))
-        add(Finding("dkim.likely_unknown_selector", Status.WARN, PROTOCOL, hint, (), "dkim.give_selector"))
+        add(MISSING(why, ()))
+        add(LIKELY_UNKNOWN_SELECTOR(hint, ()))
         return ProtocolVerdict(PROTOCOL, VerdictStatus.FAIL, f"{why}; {hint}")
     if obs.domainkey.rcode is Rcode.NXDOMAIN:
         why += f"; {domainkey} does not exist (NXDOMAIN), so no selector exists below it (RFC 8020)"
-    add(Finding("dkim.missing", Status.FAIL, PROTOCOL, why, (), "dkim.publish"))
+    add(MISSING(why, ()))
     return ProtocolVerdict(PROTOCOL, VerdictStatus.FAIL, why)
 
 
@@ -306,21 +335,22 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "dkim.lookup_failed": "a selector lookup failed: the tool could not find out",
-        "dkim.multiple_records": "a selector holds more than one key record",
-        "dkim.invalid": "a key record verifiers cannot use (syntax, v=, k=, p=)",
-        "dkim.revoked": "a revoked key (empty p=): info beside a usable key, fail alone",
-        "dkim.hash_rsa_sha256": "h=rsa-sha256, a signature algorithm where a hash belongs: verifiers reject",
-        "dkim.hash_unusable": "h= allows no hash that verifiers accept",
-        "dkim.not_for_email": "s= excludes email",
-        "dkim.key_too_small": "RSA key below 1024 bits",
-        "dkim.key_weak": "RSA key below 2048 bits",
-        "dkim.testing": "t=y testing mode",
-        "dkim.pkcs1_key": "the key is published as bare PKCS#1, not SubjectPublicKeyInfo",
-        "dkim.record_warning": "a doubtful tag in a key record",
-        "dkim.key_ok": "a usable key",
-        "dkim.missing": "no key under any selector tried",
-        "dkim.likely_unknown_selector": "_domainkey exists: keys likely sit under an unknown selector",
-    },
+    findings=(
+        LOOKUP_FAILED,
+        MULTIPLE_RECORDS,
+        INVALID,
+        REVOKED,
+        HASH_RSA_SHA256,
+        HASH_UNUSABLE,
+        NOT_FOR_EMAIL,
+        KEY_TOO_SMALL,
+        KEY_WEAK,
+        TESTING,
+        PKCS1_KEY,
+        RECORD_WARNING,
+        KEY_OK,
+        MISSING,
+        REVOKED_BESIDE_USABLE,
+        LIKELY_UNKNOWN_SELECTOR,
+    ),
 )

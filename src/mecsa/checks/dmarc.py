@@ -16,15 +16,114 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer
 from mecsa.dns.resolver import Resolver
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
 from mecsa.orgdomain import NotADomainError, organisational_domain
 from mecsa.records.dmarc import DmarcParse, DmarcRecord, Policy, ReportUri, is_dmarc_record, parse_dmarc
 
 DMARC = "dmarc"
 POLICY = "dmarc_policy"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+LOOKUP_FAILED = FindingKind(
+    "dmarc.lookup_failed", Status.ERROR, DMARC, "the _dmarc TXT lookup failed: the tool could not find out"
+)
+MISSING = FindingKind(
+    "dmarc.missing",
+    Status.FAIL,
+    DMARC,
+    "no DMARC record at the domain or its organisational domain",
+    "dmarc.publish",
+)
+MULTIPLE = FindingKind(
+    "dmarc.multiple",
+    Status.FAIL,
+    DMARC,
+    "more than one DMARC record: receivers apply no DMARC",
+    "dmarc.one_record",
+)
+SYNTAX = FindingKind(
+    "dmarc.syntax",
+    Status.FAIL,
+    DMARC,
+    "the DMARC record is invalid and receivers discard it",
+    "dmarc.fix_record",
+)
+SYNTAX_WARNING = FindingKind(
+    "dmarc.syntax_warning",
+    Status.WARN,
+    DMARC,
+    "a DMARC tag is wrong or doubtful; receivers ignore it or use its default",
+    "dmarc.fix_record",
+)
+ORG_FALLBACK = FindingKind(
+    "dmarc.org_fallback", Status.INFO, DMARC, "the record was found at the organisational domain"
+)
+PRESENT = FindingKind("dmarc.present", Status.PASS, DMARC, "one valid DMARC record")
+POLICY_LOOKUP_FAILED = FindingKind(
+    "dmarc_policy.lookup_failed",
+    Status.ERROR,
+    POLICY,
+    "the policy is unknown because the DMARC lookup failed",
+)
+NO_RECORD = FindingKind(
+    "dmarc_policy.no_record", Status.FAIL, POLICY, "no usable DMARC record, so no policy", "dmarc.publish"
+)
+NONE = FindingKind(
+    "dmarc_policy.none",
+    Status.FAIL,
+    POLICY,
+    "the applicable policy is none (monitoring only)",
+    "dmarc.policy_reject",
+)
+NO_REPORTING = FindingKind(
+    "dmarc_policy.no_reporting", Status.FAIL, POLICY, "no rua or ruf report destination", "dmarc.add_rua"
+)
+PCT_PARTIAL = FindingKind(
+    "dmarc_policy.pct_partial",
+    Status.WARN,
+    POLICY,
+    "pct below 100: the policy covers only part of failing mail",
+    "dmarc.pct_full",
+)
+SP_WEAKER = FindingKind(
+    "dmarc_policy.sp_weaker",
+    Status.WARN,
+    POLICY,
+    "the subdomain policy is weaker than p",
+    "dmarc.policy_reject",
+)
+NP_WEAKER = FindingKind(
+    "dmarc_policy.np_weaker",
+    Status.WARN,
+    POLICY,
+    "the non-existent-subdomain policy (RFC 9091) is weaker",
+    "dmarc.policy_reject",
+)
+EXTERNAL_AUTHORISED = FindingKind(
+    "dmarc_policy.external_authorised",
+    Status.INFO,
+    POLICY,
+    "an external report destination authorises the domain",
+)
+EXTERNAL_UNAUTHORISED = FindingKind(
+    "dmarc_policy.external_unauthorised",
+    Status.WARN,
+    POLICY,
+    "an external report destination does not authorise the domain",
+    "dmarc.authorise_external",
+)
+EXTERNAL_LOOKUP_FAILED = FindingKind(
+    "dmarc_policy.external_lookup_failed",
+    Status.ERROR,
+    POLICY,
+    "an external destination's authorisation lookup failed",
+)
+ENFORCED = FindingKind("dmarc_policy.enforced", Status.PASS, POLICY, "quarantine or reject, with reporting")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +227,15 @@ def evaluate(obs: DmarcObservation) -> CheckResult:
     failed = next((lk for lk in obs.lookups if lk.answer.failed), None)
     if failed is not None:
         why = f"could not look up the DMARC record: {failed.answer.describe_failure()}"
-        add(Finding("dmarc.lookup_failed", Status.ERROR, DMARC, why))
-        add(Finding("dmarc_policy.lookup_failed", Status.ERROR, POLICY, why))
+        add(LOOKUP_FAILED(why))
+        add(POLICY_LOOKUP_FAILED(why))
         return _result(findings, VerdictStatus.ERROR, why, VerdictStatus.ERROR, why, details)
 
     if not found.records:
         tried = " and ".join(f"_dmarc.{lk.domain}" for lk in obs.lookups)
         why = f"no DMARC record (no TXT starting with v=DMARC1) at {tried}"
         ignored = tuple(t for lk in obs.lookups for t in lk.other_texts)
-        add(Finding("dmarc.missing", Status.FAIL, DMARC, why, ignored, "dmarc.publish"))
+        add(MISSING(why, ignored))
         return _no_policy(findings, why, details)
     evidence = found.records
     if len(found.records) > 1:
@@ -144,7 +243,7 @@ def evaluate(obs: DmarcObservation) -> CheckResult:
             f"{len(found.records)} DMARC records at _dmarc.{found.domain}: receivers then apply "
             "no DMARC at all (RFC 7489 §6.6.3)"
         )
-        add(Finding("dmarc.multiple", Status.FAIL, DMARC, why, evidence, "dmarc.one_record"))
+        add(MULTIPLE(why, evidence))
         return _no_policy(findings, why, details)
 
     parsed = parse_dmarc(found.records[0])
@@ -152,24 +251,21 @@ def evaluate(obs: DmarcObservation) -> CheckResult:
     details["record_domain"] = found.domain
     if found.domain != obs.domain:
         add(
-            Finding(
-                "dmarc.org_fallback",
-                Status.INFO,
-                DMARC,
+            ORG_FALLBACK(
                 f"no record at _dmarc.{obs.domain}; the organisational domain's record at "
                 f"_dmarc.{found.domain} applies (RFC 7489 §6.6.3)",
                 evidence,
             )
         )
     for issue in parsed.warnings:
-        add(Finding("dmarc.syntax_warning", Status.WARN, DMARC, str(issue), evidence, "dmarc.fix_record"))
+        add(SYNTAX_WARNING(str(issue), evidence))
     if parsed.record is None:
         why = "the DMARC record is invalid, so receivers discard it: " + "; ".join(map(str, parsed.errors))
-        add(Finding("dmarc.syntax", Status.FAIL, DMARC, why, evidence, "dmarc.fix_record"))
+        add(SYNTAX(why, evidence))
         return _no_policy(findings, why, details)
 
     why = f"one valid DMARC record at _dmarc.{found.domain}"
-    add(Finding("dmarc.present", Status.PASS, DMARC, why, evidence))
+    add(PRESENT(why, evidence))
     policy_status, policy_why = _evaluate_policy(obs, parsed, found.domain, add)
     details.update(_record_json(parsed.record, obs, found.domain))
     return _result(findings, VerdictStatus.PASS, why, policy_status, policy_why, details)
@@ -177,7 +273,7 @@ def evaluate(obs: DmarcObservation) -> CheckResult:
 
 def _no_policy(findings: list[Finding], why: str, details: dict[str, object]) -> CheckResult:
     reason = f"no usable DMARC record, so no policy: {why}"
-    findings.append(Finding("dmarc_policy.no_record", Status.FAIL, POLICY, reason, (), "dmarc.publish"))
+    findings.append(NO_RECORD(reason, ()))
     return _result(findings, VerdictStatus.FAIL, why, VerdictStatus.FAIL, reason, details)
 
 
@@ -199,21 +295,17 @@ def _evaluate_policy(
     if applied is Policy.NONE:
         text = f"{label} applies to {obs.domain}: DMARC only monitors, receivers act on nothing"
         problems.append(text)
-        add(Finding("dmarc_policy.none", Status.FAIL, POLICY, text, evidence, "dmarc.policy_reject"))
+        add(NONE(text, evidence))
     if not reporting:
         text = "neither rua= nor ruf= (with a usable URI): nobody receives DMARC reports"
         problems.append(text)
-        add(Finding("dmarc_policy.no_reporting", Status.FAIL, POLICY, text, evidence, "dmarc.add_rua"))
+        add(NO_REPORTING(text, evidence))
     if record.pct < 100 and applied is not Policy.NONE:
         add(
-            Finding(
-                "dmarc_policy.pct_partial",
-                Status.WARN,
-                POLICY,
+            PCT_PARTIAL(
                 f"pct={record.pct}: {applied.value} applies to only {record.pct}% of failing mail; "
                 "the rest gets the next weaker policy (RFC 7489 §6.6.4)",
                 evidence,
-                "dmarc.pct_full",
             )
         )
     if obs.domain == record_domain:
@@ -223,7 +315,7 @@ def _evaluate_policy(
     if problems:
         return VerdictStatus.FAIL, "; ".join(problems)
     text = f"{label} with reports to " + ", ".join(u.uri for u in (*record.rua, *record.ruf))
-    add(Finding("dmarc_policy.enforced", Status.PASS, POLICY, text, evidence))
+    add(ENFORCED(text, evidence))
     return VerdictStatus.PASS, text
 
 
@@ -233,26 +325,18 @@ def _weaker_subpolicies(
     sp, np = record.effective_subdomain_policy, record.effective_nonexistent_policy
     if sp.strength < record.policy.strength:
         add(
-            Finding(
-                "dmarc_policy.sp_weaker",
-                Status.WARN,
-                POLICY,
+            SP_WEAKER(
                 f"sp={sp.value} is weaker than p={record.policy.value}: subdomains are less protected",
                 evidence,
-                "dmarc.policy_reject",
             )
         )
     # np absent falls back to sp (RFC 9091 §4.1), so only an explicit np can be weaker
     if record.nonexistent_policy is not None and np.strength < sp.strength:
         add(
-            Finding(
-                "dmarc_policy.np_weaker",
-                Status.WARN,
-                POLICY,
+            NP_WEAKER(
                 f"np={np.value} is weaker than sp/p={sp.value}: "
                 "spoofing non-existent subdomains is less hindered (RFC 9091)",
                 evidence,
-                "dmarc.policy_reject",
             )
         )
 
@@ -260,32 +344,22 @@ def _weaker_subpolicies(
 def _external_finding(ext: ExternalAuthorisation, record_domain: str) -> Finding:
     name = ext.answer.qname
     if ext.answer.failed:
-        return Finding(
-            "dmarc_policy.external_lookup_failed",
-            Status.ERROR,
-            POLICY,
+        return EXTERNAL_LOOKUP_FAILED(
             f"could not check whether {ext.uri.domain} accepts reports for {record_domain}: "
             f"{ext.answer.describe_failure()}",
             (ext.uri.uri,),
-            subject=ext.uri.uri,
+            ext.uri.uri,
         )
     if ext.authorised:
-        return Finding(
-            "dmarc_policy.external_authorised",
-            Status.INFO,
-            POLICY,
+        return EXTERNAL_AUTHORISED(
             f"{ext.uri.domain} accepts DMARC reports for {record_domain} ({name})",
             (ext.uri.uri, *ext.answer.texts()),
-            subject=ext.uri.uri,
+            ext.uri.uri,
         )
-    return Finding(
-        "dmarc_policy.external_unauthorised",
-        Status.WARN,
-        POLICY,
+    return EXTERNAL_UNAUTHORISED(
         f"{ext.uri.uri} is outside {record_domain} and {name} has no v=DMARC1 record: "
         "receivers drop these reports (RFC 7489 §7.1)",
         (ext.uri.uri,),
-        "dmarc.authorise_external",
         ext.uri.uri,
     )
 
@@ -334,24 +408,24 @@ CHECK = CheckSpec(
     protocols=(DMARC, POLICY),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "dmarc.lookup_failed": "the _dmarc TXT lookup failed: the tool could not find out",
-        "dmarc.missing": "no DMARC record at the domain or its organisational domain",
-        "dmarc.multiple": "more than one DMARC record: receivers apply no DMARC",
-        "dmarc.syntax": "the DMARC record is invalid and receivers discard it",
-        "dmarc.syntax_warning": "a DMARC tag is wrong or doubtful; receivers ignore it or use its default",
-        "dmarc.org_fallback": "the record was found at the organisational domain",
-        "dmarc.present": "one valid DMARC record",
-        "dmarc_policy.lookup_failed": "the policy is unknown because the DMARC lookup failed",
-        "dmarc_policy.no_record": "no usable DMARC record, so no policy",
-        "dmarc_policy.none": "the applicable policy is none (monitoring only)",
-        "dmarc_policy.no_reporting": "no rua or ruf report destination",
-        "dmarc_policy.pct_partial": "pct below 100: the policy covers only part of failing mail",
-        "dmarc_policy.sp_weaker": "the subdomain policy is weaker than p",
-        "dmarc_policy.np_weaker": "the non-existent-subdomain policy (RFC 9091) is weaker",
-        "dmarc_policy.external_authorised": "an external report destination authorises the domain",
-        "dmarc_policy.external_unauthorised": "an external report destination does not authorise the domain",
-        "dmarc_policy.external_lookup_failed": "an external destination's authorisation lookup failed",
-        "dmarc_policy.enforced": "quarantine or reject, with reporting",
-    },
+    findings=(
+        LOOKUP_FAILED,
+        MISSING,
+        MULTIPLE,
+        SYNTAX,
+        SYNTAX_WARNING,
+        ORG_FALLBACK,
+        PRESENT,
+        POLICY_LOOKUP_FAILED,
+        NO_RECORD,
+        NONE,
+        NO_REPORTING,
+        PCT_PARTIAL,
+        SP_WEAKER,
+        NP_WEAKER,
+        EXTERNAL_AUTHORISED,
+        EXTERNAL_UNAUTHORISED,
+        EXTERNAL_LOOKUP_FAILED,
+        ENFORCED,
+    ),
 )

@@ -14,13 +14,36 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
-from mecsa.checks.dane import lookup_tlsa
-from mecsa.checks.mx import observe_mx
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer, DnssecStatus
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
+from mecsa.observe.mx import observe_mx
+from mecsa.observe.tlsa import lookup_tlsa
 
 PROTOCOL = "dnssec"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+SECURE = FindingKind("dnssec.secure", Status.PASS, PROTOCOL, "every answer that counts is DNSSEC-validated")
+BOGUS = FindingKind(
+    "dnssec.bogus", Status.FAIL, PROTOCOL, "DNSSEC validation fails for some answer", "dnssec.fix_signatures"
+)
+INSECURE = FindingKind(
+    "dnssec.insecure", Status.FAIL, PROTOCOL, "some answer is not signed", "dnssec.sign_zone"
+)
+RESOLVER_NOT_VALIDATING = FindingKind(
+    "dnssec.resolver_not_validating",
+    Status.ERROR,
+    PROTOCOL,
+    "the resolver does not validate: DNSSEC cannot be judged",
+)
+LOOKUP_FAILED = FindingKind(
+    "dnssec.lookup_failed", Status.ERROR, PROTOCOL, "a lookup failed: the tool could not find out"
+)
+INDETERMINATE = FindingKind(
+    "dnssec.indeterminate", Status.ERROR, PROTOCOL, "the resolver gave no DNSSEC status for some answer"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,62 +124,37 @@ def evaluate(obs: DnssecObservation) -> CheckResult:
     findings: list[Finding] = []
     if bogus := by_state.get("bogus"):
         findings.append(
-            Finding(
-                "dnssec.bogus",
-                Status.FAIL,
-                PROTOCOL,
+            BOGUS(
                 "DNSSEC validation fails (bogus) for " + _names(bogus),
                 tuple(_bogus_evidence(s) for s in bogus),
-                "dnssec.fix_signatures",
             )
         )
     if not obs.resolver_validates:
         findings.append(
-            Finding(
-                "dnssec.resolver_not_validating",
-                Status.ERROR,
-                PROTOCOL,
+            RESOLVER_NOT_VALIDATING(
                 "the resolver does not validate DNSSEC (no AD bit on the signed root), so DNSSEC "
-                "cannot be judged; use a validating resolver (--resolver)",
+                "cannot be judged; use a validating resolver (--resolver)"
             )
         )
     elif insecure := by_state.get("insecure"):
         findings.append(
-            Finding(
-                "dnssec.insecure",
-                Status.FAIL,
-                PROTOCOL,
-                "not signed (insecure): " + _names(insecure),
-                tuple(s.describe() for s in insecure),
-                "dnssec.sign_zone",
-            )
+            INSECURE("not signed (insecure): " + _names(insecure), tuple(s.describe() for s in insecure))
         )
     if failed := by_state.get("error"):
         findings.append(
-            Finding(
-                "dnssec.lookup_failed",
-                Status.ERROR,
-                PROTOCOL,
-                "could not look up " + _names(failed),
-                tuple(s.answer.describe_failure() for s in failed),
+            LOOKUP_FAILED(
+                "could not look up " + _names(failed), tuple(s.answer.describe_failure() for s in failed)
             )
         )
     if obs.resolver_validates and (unknown := by_state.get("indeterminate")):
         findings.append(
-            Finding(
-                "dnssec.indeterminate",
-                Status.ERROR,
-                PROTOCOL,
-                "DNSSEC status unknown for " + _names(unknown),
-                tuple(s.describe() for s in unknown),
+            INDETERMINATE(
+                "DNSSEC status unknown for " + _names(unknown), tuple(s.describe() for s in unknown)
             )
         )
     if not findings and obs.subjects:
         findings.append(
-            Finding(
-                "dnssec.secure",
-                Status.PASS,
-                PROTOCOL,
+            SECURE(
                 f"all {len(obs.subjects)} answers are DNSSEC-validated (secure)",
                 tuple(s.describe() for s in obs.subjects),
             )
@@ -203,12 +201,12 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "dnssec.secure": "every answer that counts is DNSSEC-validated",
-        "dnssec.bogus": "DNSSEC validation fails for some answer",
-        "dnssec.insecure": "some answer is not signed",
-        "dnssec.resolver_not_validating": "the resolver does not validate: DNSSEC cannot be judged",
-        "dnssec.lookup_failed": "a lookup failed: the tool could not find out",
-        "dnssec.indeterminate": "the resolver gave no DNSSEC status for some answer",
-    },
+    findings=(
+        SECURE,
+        BOGUS,
+        INSECURE,
+        RESOLVER_NOT_VALIDATING,
+        LOOKUP_FAILED,
+        INDETERMINATE,
+    ),
 )

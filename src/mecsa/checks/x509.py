@@ -2,7 +2,7 @@
 
 MECSA's x509 passes for a host when its certificate chains to a trusted root, names the MX host
 and is within its dates. Trust anchors: the system CA bundle, or `--ca-file PEM` (the lab's CA).
-The per-MX share and the 80% rule are those of `starttls` (see `checks/starttls.py`).
+The per-MX share and the 80% rule are those of `starttls` (see `checks/permx.py`).
 
 Chain validation uses cryptography's verifier. Its web-PKI profile rejects end-entity certificates
 without an Authority Key Identifier and with other extension details that mail servers commonly
@@ -13,179 +13,91 @@ gets its own finding. OCSP is not queried (no network beyond SMTP here): not don
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import functools
-import ssl
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509 import verification
-from cryptography.x509.oid import NameOID
 
-from mecsa.checks.base import CheckSpec, Context
-from mecsa.checks.mx import MxObservation
-from mecsa.checks.starttls import (
-    HostSessions,
-    TransportObservation,
+from mecsa.certs import (
+    TrustAnchors,
+    cert_json,
+    certificate_names,
+    key_description,
+    load_anchors,
+    name_matches,
+    parse_chain,
+    signature_description,
+    verify_chain,
+)
+from mecsa.checks.base import CheckSpec
+from mecsa.checks.permx import (
+    TransportKinds,
     host_address_findings,
     host_outcome,
-    observe_transport,
     preamble_findings,
     share_verdict,
-    shared_catalogue,
     tls_denied,
     unreachable_finding,
 )
-from mecsa.model import CheckResult, Finding, Status
+from mecsa.model import CheckResult, Finding, FindingKind, Status
+from mecsa.observe import Context
+from mecsa.observe.mx import MxObservation
+from mecsa.observe.transport import HostSessions, TransportObservation, observe_transport
 from mecsa.probes.smtp import SmtpObservation
 
 PROTOCOL = "x509"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+TRANSPORT = TransportKinds.declare("x509", PROTOCOL)
+
+TLS_ERROR = FindingKind(
+    "x509.tls_error", Status.ERROR, PROTOCOL, "the TLS session broke off (timeout): could not find out"
+)
+NO_TLS = FindingKind(
+    "x509.no_tls", Status.FAIL, PROTOCOL, "no TLS session, so no certificate", "starttls.enable"
+)
+NO_CERTIFICATE = FindingKind(
+    "x509.no_certificate", Status.FAIL, PROTOCOL, "no (parseable) certificate presented"
+)
+ANCHORS_ERROR = FindingKind(
+    "x509.anchors_error", Status.ERROR, PROTOCOL, "the trust anchors could not be loaded"
+)
+CHAIN_VALID = FindingKind("x509.chain_valid", Status.PASS, PROTOCOL, "the chain leads to a trusted root")
+CHAIN_UNTRUSTED = FindingKind(
+    "x509.chain_untrusted", Status.FAIL, PROTOCOL, "the chain does not lead to a trusted root", "x509.replace"
+)
+CHAIN_UNKNOWN = FindingKind(
+    "x509.chain_unknown", Status.ERROR, PROTOCOL, "only the leaf was readable; the chain could not be checked"
+)
+SELF_SIGNED = FindingKind(
+    "x509.self_signed", Status.FAIL, PROTOCOL, "the certificate is self-signed", "x509.replace"
+)
+NAME_MATCH = FindingKind(
+    "x509.name_match", Status.PASS, PROTOCOL, "the certificate names the MX host (RFC 6125)"
+)
+NAME_FROM_CN = FindingKind(
+    "x509.name_from_cn", Status.WARN, PROTOCOL, "the name is only in the subject CN", "x509.replace"
+)
+NAME_MISMATCH = FindingKind(
+    "x509.name_mismatch", Status.FAIL, PROTOCOL, "the certificate does not name the MX host", "x509.replace"
+)
+DATES_VALID = FindingKind("x509.dates_valid", Status.PASS, PROTOCOL, "within its validity dates")
+EXPIRES_SOON = FindingKind(
+    "x509.expires_soon", Status.WARN, PROTOCOL, "expires within 14 days", "x509.replace"
+)
+EXPIRED = FindingKind("x509.expired", Status.FAIL, PROTOCOL, "expired", "x509.replace")
+NOT_YET_VALID = FindingKind("x509.not_yet_valid", Status.FAIL, PROTOCOL, "not yet valid", "x509.replace")
+WEAK_KEY = FindingKind(
+    "x509.weak_key", Status.WARN, PROTOCOL, "RSA under 2048 bits, small curve, or DSA", "x509.replace"
+)
+WEAK_SIGNATURE = FindingKind(
+    "x509.weak_signature", Status.WARN, PROTOCOL, "MD5 or SHA-1 signature", "x509.replace"
+)
+
 EXPIRY_WARNING_DAYS = 14
-MIN_RSA_BITS = 2048
-
-
-# --- RFC 6125 name matching (written here: the stdlib's match_hostname is gone since 3.12) -------
-
-
-def name_matches(pattern: str, reference: str) -> bool:
-    """RFC 6125 §6.4: exact match, or a `*` that is the whole left-most label and covers one label.
-
-    Partial-label wildcards (`m*.example.com`), wildcards elsewhere, and wildcards over fewer than
-    two remaining labels (`*.com`) never match.
-    """
-    pattern, reference = pattern.lower().rstrip("."), reference.lower().rstrip(".")
-    if not pattern or not reference:
-        return False
-    if "*" not in pattern:
-        return pattern == reference
-    first, _, rest = pattern.partition(".")
-    if first != "*" or "*" in rest or rest.count(".") < 1:
-        return False
-    ref_first, _, ref_rest = reference.partition(".")
-    return bool(ref_first) and ref_rest == rest
-
-
-def certificate_names(cert: x509.Certificate) -> tuple[tuple[str, ...], bool]:
-    """The DNS names the certificate claims, and whether they come from the CN (no DNS SAN at all)."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(san.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        names = ()
-    if names:
-        return names, False
-    cns = tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
-    return cns, True
-
-
-# --- trust anchors -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TrustAnchors:
-    certificates: tuple[x509.Certificate, ...]
-    source: str
-    error: str | None = None
-
-
-@functools.lru_cache(maxsize=8)
-def load_anchors(ca_file: str | None) -> TrustAnchors:
-    """The trust anchors: `ca_file` (PEM) or the system bundle. Cached per process and path."""
-    path = ca_file or ssl.get_default_verify_paths().cafile or ssl.get_default_verify_paths().openssl_cafile
-    try:
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        return TrustAnchors((), path, f"could not load trust anchors from {path}: {exc}")
-    # One certificate at a time: a single odd entry in a system bundle (say, a negative serial,
-    # which cryptography warns about and will refuse) must not cost every other anchor.
-    certs = []
-    end = b"-----END CERTIFICATE-----"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for block in text.split(end)[:-1]:
-            with contextlib.suppress(ValueError):
-                certs.append(x509.load_pem_x509_certificate(block + end))
-    if not certs:
-        return TrustAnchors((), path, f"no usable PEM certificate in {path}")
-    return TrustAnchors(tuple(certs), path)
-
-
-# --- chain validation ----------------------------------------------------------------------------
-
-
-def verify_chain(
-    leaf: x509.Certificate,
-    intermediates: list[x509.Certificate],
-    anchors: tuple[x509.Certificate, ...],
-    when: dt.datetime,
-) -> tuple[bool, str, tuple[x509.Certificate, ...]]:
-    """Whether `leaf` chains to one of `anchors` at `when`, ignoring the server name.
-
-    Returns (ok, reason, the validated chain). A client verifier is used because it checks no
-    server name (the name is judged separately); the end-entity policy is `permit_all` because
-    the web-PKI profile's demands on leaves (AKI, EKU details) are not MECSA's criteria.
-    """
-    builder = (
-        verification.PolicyBuilder()
-        .store(verification.Store(list(anchors)))
-        .time(when)
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-    )
-    try:
-        verified = builder.build_client_verifier().verify(leaf, intermediates)
-    except verification.VerificationError as exc:
-        return False, str(exc), ()
-    return True, "valid", tuple(verified.chain)
-
-
-# --- facts about one certificate -------------------------------------------------------------------
-
-
-def key_description(cert: x509.Certificate) -> tuple[str, int | None, bool]:
-    """(type, size in bits, weak?) of the certificate's public key."""
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size, key.key_size < MIN_RSA_BITS
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"EC {key.curve.name}", key.curve.key_size, key.curve.key_size < 224
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256, False
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456, False
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size, True
-    return type(key).__name__, None, False
-
-
-def signature_description(cert: x509.Certificate) -> tuple[str, bool]:
-    """(signature algorithm name, weak?): MD5 and SHA-1 signatures are weak."""
-    name = getattr(cert.signature_algorithm_oid, "_name", None) or cert.signature_algorithm_oid.dotted_string
-    return name, any(weak in name.lower() for weak in ("md5", "sha1", "md2"))
-
-
-def cert_json(cert: x509.Certificate) -> dict[str, Any]:
-    key_type, key_bits, _ = key_description(cert)
-    names, from_cn = certificate_names(cert)
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "serial": format(cert.serial_number, "x"),
-        "dns_names": list(names),
-        "names_from_cn": from_cn,
-        "key": {"type": key_type, "bits": key_bits},
-        "signature_algorithm": signature_description(cert)[0],
-    }
 
 
 # --- the check -----------------------------------------------------------------------------------
@@ -203,14 +115,6 @@ async def observe(ctx: Context, mx: MxObservation | None = None) -> X509Observat
     return X509Observation(transport, load_anchors(ctx.options.ca_file), dt.datetime.now(dt.UTC))
 
 
-def parse_chain(chain: tuple[bytes, ...]) -> list[x509.Certificate] | str:
-    """The presented chain parsed, or the reason it could not be."""
-    try:
-        return [x509.load_der_x509_certificate(der) for der in chain]
-    except ValueError as exc:
-        return f"a presented certificate could not be parsed: {exc}"
-
-
 @dataclass(frozen=True, slots=True)
 class _Judge:
     anchors: TrustAnchors
@@ -221,29 +125,17 @@ class _Judge:
 def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
     where, subject = f"{s.host} [{s.address}]", f"{s.host} {s.address}"
     if not s.reachable:
-        judge.add(unreachable_finding(PROTOCOL, "x509", s))
+        judge.add(unreachable_finding(TRANSPORT, s))
         return Status.ERROR
     if not tls_denied(s):
         judge.add(
-            Finding(
-                "x509.tls_error",
-                Status.ERROR,
-                PROTOCOL,
+            TLS_ERROR(
                 f"{where}: the TLS session broke off before a certificate was seen ({s.reason})",
                 subject=subject,
             )
         )
         return Status.ERROR
-    judge.add(
-        Finding(
-            "x509.no_tls",
-            Status.FAIL,
-            PROTOCOL,
-            f"{where}: no TLS session, so no certificate to check",
-            remediation="starttls.enable",
-            subject=subject,
-        )
-    )
+    judge.add(NO_TLS(f"{where}: no TLS session, so no certificate to check", subject=subject))
     return Status.FAIL
 
 
@@ -255,7 +147,7 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
     add = judge.add
     parsed = parse_chain(s.tls.chain) if s.tls.chain else "the server presented no certificate"
     if isinstance(parsed, str):
-        add(Finding("x509.no_certificate", Status.FAIL, PROTOCOL, f"{where}: {parsed}", subject=subject))
+        add(NO_CERTIFICATE(f"{where}: {parsed}", subject=subject))
         return Status.FAIL, {}
     leaf, rest = parsed[0], parsed[1:]
     evidence = (f"subject={leaf.subject.rfc4514_string()}", f"issuer={leaf.issuer.rfc4514_string()}")
@@ -264,30 +156,10 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
     dates_ok = _judge_dates(s, leaf, judge)
     key_type, bits, weak_key = key_description(leaf)
     if weak_key:
-        add(
-            Finding(
-                "x509.weak_key",
-                Status.WARN,
-                PROTOCOL,
-                f"{where}: weak key ({key_type}, {bits} bits)",
-                evidence,
-                "x509.replace",
-                subject,
-            )
-        )
+        add(WEAK_KEY(f"{where}: weak key ({key_type}, {bits} bits)", evidence, subject))
     sig, weak_sig = signature_description(leaf)
     if weak_sig:
-        add(
-            Finding(
-                "x509.weak_signature",
-                Status.WARN,
-                PROTOCOL,
-                f"{where}: weak signature algorithm {sig}",
-                evidence,
-                "x509.replace",
-                subject,
-            )
-        )
+        add(WEAK_SIGNATURE(f"{where}: weak signature algorithm {sig}", evidence, subject))
     details = {
         "certificate": cert_json(leaf),
         "chain": [cert_json(c) for c in rest],
@@ -309,7 +181,7 @@ def _judge_chain(
     """True/False when the chain is/is not trusted; None when we could not find out."""
     where, subject = f"{s.host} [{s.address}]", f"{s.host} {s.address}"
     if judge.anchors.error:
-        judge.add(Finding("x509.anchors_error", Status.ERROR, PROTOCOL, judge.anchors.error, subject=subject))
+        judge.add(ANCHORS_ERROR(judge.anchors.error, subject=subject))
         return None
     ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, judge.now)
     if not ok and not _within_dates(leaf, judge.now):
@@ -320,49 +192,25 @@ def _judge_chain(
     if ok:
         path = tuple(c.subject.rfc4514_string() for c in chain)
         judge.add(
-            Finding(
-                "x509.chain_valid",
-                Status.PASS,
-                PROTOCOL,
-                f"{where}: the chain is trusted (anchors: {judge.anchors.source})",
-                path,
-                subject=subject,
-            )
+            CHAIN_VALID(f"{where}: the chain is trusted (anchors: {judge.anchors.source})", path, subject)
         )
         return True
     if leaf.issuer == leaf.subject and not rest:
-        judge.add(
-            Finding(
-                "x509.self_signed",
-                Status.FAIL,
-                PROTOCOL,
-                f"{where}: the certificate is self-signed",
-                evidence,
-                "x509.replace",
-                subject,
-            )
-        )
+        judge.add(SELF_SIGNED(f"{where}: the certificate is self-signed", evidence, subject))
         return False
     if not s.tls or not s.tls.full_chain:
         judge.add(
-            Finding(
-                "x509.chain_unknown",
-                Status.ERROR,
-                PROTOCOL,
+            CHAIN_UNKNOWN(
                 f"{where}: only the leaf could be read here, and it does not chain on its own",
                 (*evidence, reason),
-                subject=subject,
+                subject,
             )
         )
         return None
     judge.add(
-        Finding(
-            "x509.chain_untrusted",
-            Status.FAIL,
-            PROTOCOL,
+        CHAIN_UNTRUSTED(
             f"{where}: the chain does not lead to a trusted root ({judge.anchors.source})",
             (*evidence, reason),
-            "x509.replace",
             subject,
         )
     )
@@ -374,37 +222,20 @@ def _judge_name(s: SmtpObservation, leaf: x509.Certificate, add: Callable[[Findi
     names, from_cn = certificate_names(leaf)
     matched = [n for n in names if name_matches(n, s.host)]
     if matched:
-        add(
-            Finding(
-                "x509.name_match",
-                Status.PASS,
-                PROTOCOL,
-                f"{where}: the certificate names {s.host}",
-                tuple(matched),
-                subject=subject,
-            )
-        )
+        add(NAME_MATCH(f"{where}: the certificate names {s.host}", tuple(matched), subject))
         if from_cn:
             add(
-                Finding(
-                    "x509.name_from_cn",
-                    Status.WARN,
-                    PROTOCOL,
+                NAME_FROM_CN(
                     f"{where}: the name is only in the subject CN; RFC 6125 wants a DNS SAN",
                     tuple(names),
-                    "x509.replace",
                     subject,
                 )
             )
         return True
     add(
-        Finding(
-            "x509.name_mismatch",
-            Status.FAIL,
-            PROTOCOL,
+        NAME_MISMATCH(
             f"{where}: the certificate does not name {s.host} (RFC 6125)",
             tuple(names) or ("no DNS names",),
-            "x509.replace",
             subject,
         )
     )
@@ -421,51 +252,26 @@ def _judge_dates(s: SmtpObservation, leaf: x509.Certificate, judge: _Judge) -> b
     dates = (f"not_before={before.isoformat()}", f"not_after={after.isoformat()}")
     if judge.now > after:
         judge.add(
-            Finding(
-                "x509.expired",
-                Status.FAIL,
-                PROTOCOL,
-                f"{where}: the certificate expired {(judge.now - after).days} day(s) ago",
-                dates,
-                "x509.replace",
-                subject,
-            )
+            EXPIRED(f"{where}: the certificate expired {(judge.now - after).days} day(s) ago", dates, subject)
         )
         return False
     if judge.now < before:
         judge.add(
-            Finding(
-                "x509.not_yet_valid",
-                Status.FAIL,
-                PROTOCOL,
-                f"{where}: the certificate is not valid before {before.isoformat()}",
-                dates,
-                "x509.replace",
-                subject,
+            NOT_YET_VALID(
+                f"{where}: the certificate is not valid before {before.isoformat()}", dates, subject
             )
         )
         return False
     days = (after - judge.now).days
-    status = Status.WARN if days < EXPIRY_WARNING_DAYS else Status.PASS
-    fid = "x509.expires_soon" if status is Status.WARN else "x509.dates_valid"
-    judge.add(
-        Finding(
-            fid,
-            status,
-            PROTOCOL,
-            f"{where}: valid for {days} more day(s)",
-            dates,
-            "x509.replace" if status is Status.WARN else None,
-            subject,
-        )
-    )
+    kind = EXPIRES_SOON if days < EXPIRY_WARNING_DAYS else DATES_VALID
+    judge.add(kind(f"{where}: valid for {days} more day(s)", dates, subject))
     return True
 
 
 def evaluate(obs: X509Observation) -> CheckResult:
     transport = obs.transport
-    findings = preamble_findings(PROTOCOL, "x509", transport.mx)
-    findings += host_address_findings(PROTOCOL, "x509", transport.hosts)
+    findings = preamble_findings(TRANSPORT, transport.mx)
+    findings += host_address_findings(TRANSPORT, transport.hosts)
     judge = _Judge(obs.anchors, obs.checked_at, findings.append)
     outcomes: dict[str, Status] = {}
     hosts_json = [_host(h, judge, outcomes) for h in transport.hosts]
@@ -494,24 +300,24 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        **shared_catalogue("x509"),
-        "x509.tls_error": "the TLS session broke off (timeout): could not find out",
-        "x509.no_tls": "no TLS session, so no certificate",
-        "x509.no_certificate": "no (parseable) certificate presented",
-        "x509.anchors_error": "the trust anchors could not be loaded",
-        "x509.chain_valid": "the chain leads to a trusted root",
-        "x509.chain_untrusted": "the chain does not lead to a trusted root",
-        "x509.chain_unknown": "only the leaf was readable; the chain could not be checked",
-        "x509.self_signed": "the certificate is self-signed",
-        "x509.name_match": "the certificate names the MX host (RFC 6125)",
-        "x509.name_from_cn": "the name is only in the subject CN",
-        "x509.name_mismatch": "the certificate does not name the MX host",
-        "x509.dates_valid": "within its validity dates",
-        "x509.expires_soon": "expires within 14 days",
-        "x509.expired": "expired",
-        "x509.not_yet_valid": "not yet valid",
-        "x509.weak_key": "RSA under 2048 bits, small curve, or DSA",
-        "x509.weak_signature": "MD5 or SHA-1 signature",
-    },
+    findings=(
+        *TRANSPORT.all(),
+        TLS_ERROR,
+        NO_TLS,
+        NO_CERTIFICATE,
+        ANCHORS_ERROR,
+        CHAIN_VALID,
+        CHAIN_UNTRUSTED,
+        CHAIN_UNKNOWN,
+        SELF_SIGNED,
+        NAME_MATCH,
+        NAME_FROM_CN,
+        NAME_MISMATCH,
+        DATES_VALID,
+        EXPIRES_SOON,
+        EXPIRED,
+        NOT_YET_VALID,
+        WEAK_KEY,
+        WEAK_SIGNATURE,
+    ),
 )

@@ -5,6 +5,7 @@ Sub-command modules import nothing heavy at module level, so `mecsa --help` stay
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -37,8 +38,29 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Log debug detail to stderr, with the traceback of any check that crashed."
+    ),
 ) -> None:
     """Assess, harden and prove the security of a mail domain."""
+    if debug or debug_wanted():
+        enable_debug_log()
+
+
+def debug_wanted() -> bool:
+    """MECSA_DEBUG=1 (or any value but 0/empty) asks for the debug log, as --debug does."""
+    return os.environ.get("MECSA_DEBUG", "") not in ("", "0")
+
+
+def enable_debug_log() -> None:
+    """Send the `mecsa` loggers' debug records to stderr (crashed checks log their tracebacks there)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mecsa debug %(name)s: %(message)s"))
+    logger = logging.getLogger("mecsa")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
 
 
 def main() -> None:
@@ -51,5 +73,9 @@ def main() -> None:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except Exception as exc:  # the promised exit status 1, with the reason, not a bare traceback
+        if debug_wanted() or "--debug" in sys.argv[1:]:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         sys.stderr.write(f"mecsa: internal error: {type(exc).__name__}: {exc}\n")
         sys.exit(1)

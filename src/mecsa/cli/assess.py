@@ -47,8 +47,8 @@ def assess_command(
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
-    from mecsa.checks.base import AssessOptions
     from mecsa.checks.registry import check_names
+    from mecsa.observe import AssessOptions
 
     name = domain_argument(domain)
     known = set(check_names())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from mecsa.checks.base import declared_kinds
+from mecsa.model import FindingKind
 
 
 def register(app: typer.Typer) -> None:
@@ -18,29 +21,62 @@ def checks_command(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="The catalogue as Markdown (docs/findings.md).")
     ] = False,
+    schema: Annotated[
+        bool,
+        typer.Option(
+            "--schema", help="The JSON schema of `assess --json`, its protocol list from the registry."
+        ),
+    ] = False,
 ) -> None:
     """List every check, the MECSA protocols it owns and the finding ids it can report."""
     from mecsa.checks.registry import CHECKS
 
-    if json_output:
+    if schema:
+        typer.echo(json.dumps(derived_schema(), indent=2, ensure_ascii=False))
+    elif json_output:
         typer.echo(json.dumps(catalogue(), indent=2, ensure_ascii=False))
     elif markdown:
         typer.echo(catalogue_markdown(), nl=False)
     else:
         for c in CHECKS:
             typer.echo(f"{c.name:<9} {', '.join(c.protocols) or 'no scored protocol'}: {c.summary}")
-            for fid, meaning in c.findings.items():
-                typer.echo(f"    {fid:<34} {meaning}")
+            for kind in declared_kinds(c):
+                typer.echo(f"    {kind.id:<34} {kind.status.value:<14} {kind.meaning}")
 
 
 def catalogue() -> dict[str, dict[str, object]]:
-    """{check: {"summary", "protocols", "findings": {id: meaning}}}, in registry order."""
+    """{check: {"summary", "protocols", "findings": {id: meaning}, "declared": [...]}}, in registry order.
+
+    `findings` is the original id -> meaning map; `declared` adds each declaration's status,
+    protocol and remediation key (an id may be declared with two statuses, e.g. `dkim.revoked`).
+    """
     from mecsa.checks.registry import CHECKS
 
     return {
-        c.name: {"summary": c.summary, "protocols": list(c.protocols), "findings": dict(c.findings)}
+        c.name: {
+            "summary": c.summary,
+            "protocols": list(c.protocols),
+            "findings": _meanings(declared_kinds(c)),
+            "declared": [
+                {
+                    "id": k.id,
+                    "status": k.status.value,
+                    "protocol": k.protocol,
+                    "meaning": k.meaning,
+                    "remediation": k.remedy,
+                }
+                for k in declared_kinds(c)
+            ],
+        }
         for c in CHECKS
     }
+
+
+def _meanings(kinds: tuple[FindingKind, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for kind in kinds:
+        out.setdefault(kind.id, kind.meaning)
+    return out
 
 
 def catalogue_markdown() -> str:
@@ -56,7 +92,27 @@ def catalogue_markdown() -> str:
     for c in CHECKS:
         owns = ", ".join(f"`{p}`" for p in c.protocols) or "no scored protocol"
         lines += [f"## {c.name}", "", f"{c.summary}. Protocols: {owns}.", ""]
-        lines += ["| id | meaning |", "| --- | --- |"]
-        lines += [f"| `{fid}` | {meaning.replace('|', '/')} |" for fid, meaning in c.findings.items()]
+        lines += ["| id | status | protocol | meaning | fix |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            f"| `{k.id}` | {k.status.value} | {k.protocol} | {k.meaning.replace('|', '/')} | "
+            f"{f'`{k.remedy}`' if k.remedy else ''} |"
+            for k in declared_kinds(c)
+        ]
         lines.append("")
     return "\n".join(lines)
+
+
+def derived_schema() -> dict[str, object]:
+    """The committed JSON schema with its protocol list derived from the registry.
+
+    The committed file (src/mecsa/report/assessment.schema.json) must equal this; a test checks it.
+    Regenerate with: `mecsa checks --schema > src/mecsa/report/assessment.schema.json`.
+    """
+    from importlib.resources import files
+
+    from mecsa.checks.registry import schema_lists
+
+    text = files("mecsa.report").joinpath("assessment.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    schema["$defs"]["protocol"]["enum"] = list(schema_lists()["protocols"])
+    return schema

@@ -62,7 +62,8 @@ def lab_unavailable() -> str | None:
 
 def _lab_demo(html: Path, json_output: bool, keep: bool) -> None:
     from mecsa.cli.lab import assess_argv
-    from mecsa.lab.runner import CLIENT_NODE, default_scenarios, down, load_state, run_in, up
+    from mecsa.lab.plan import CLIENT_NODE
+    from mecsa.lab.runner import default_scenarios, down, load_state, run_in, up
     from mecsa.lab.state import LabError
 
     directory = Path(os.environ.get("MECSA_LAB_DIR", "/run/mecsa-lab"))
@@ -92,7 +93,7 @@ def _lab_demo(html: Path, json_output: bool, keep: bool) -> None:
 def _show_mail_flow(state: LabState, recipient: str, say: Callable[[str], None]) -> None:
     from mecsa.lab.mailflow import send
 
-    delivery = send(state, recipient)
+    delivery = send(state, recipient)[recipient]
     results = delivery.results()
     say(f"mail from the DANE sender to {recipient}: {delivery.status} ({delivery.detail})")
     say(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")

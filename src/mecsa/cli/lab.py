@@ -82,7 +82,7 @@ def up_command(
     for domain in result.domains:
         typer.echo(f"  {domain}")
     if mailmode:
-        from mecsa.lab.mailmode import RECEIVER_DOMAIN, RECEIVER_IP, store_file
+        from mecsa.lab.plan import RECEIVER_DOMAIN, RECEIVER_IP, store_file
 
         typer.echo(
             f"mail mode: receiver for {RECEIVER_DOMAIN} on {RECEIVER_IP}:25, "
@@ -158,7 +158,8 @@ def assess_command(
 ) -> None:
     """Run `mecsa assess DOMAIN` inside the lab, with its resolver and CA; other options pass through."""
     _need_root()
-    from mecsa.lab.runner import CLIENT_NODE, load_state, run_in
+    from mecsa.lab.plan import CLIENT_NODE
+    from mecsa.lab.runner import load_state, run_in
     from mecsa.lab.state import LabError
 
     try:
@@ -202,10 +203,10 @@ def send_command(
     from mecsa.lab.state import LabError
 
     try:
-        delivery = send(load_state(_dir(directory)), recipient, timeout=timeout)
+        delivery = send(load_state(_dir(directory)), recipient, timeout=timeout)[recipient]
     except LabError as exc:
         _fail(str(exc))
-    typer.echo(f"message {delivery.message_id} to {recipient}: {delivery.detail}")
+    typer.echo(f"message {delivery.message_id} to {recipient}: {delivery.status} ({delivery.detail})")
     typer.echo(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")
     if delivery.maildir_file is not None:
         typer.echo(f"  delivered to {delivery.maildir_file}")

@@ -24,9 +24,9 @@ from mecsa.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mecsa.checks.base import AssessOptions
     from mecsa.dns.resolver import DnsClient
     from mecsa.model import CheckResult
+    from mecsa.observe import AssessOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +44,7 @@ def starttls_command(
     timeout: TimeoutOption = 2.0,
 ) -> None:
     """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
-    from mecsa.checks.base import AssessOptions
+    from mecsa.observe import AssessOptions
 
     host, port = split_target(target)
     input_file("--ca-file", ca_file)
@@ -96,10 +96,10 @@ async def probe_server(host: str, client: DnsClient, options: AssessOptions) -> 
     import dns.rdata
 
     from mecsa.checks import dane, starttls, x509
-    from mecsa.checks.base import Context
-    from mecsa.checks.mx import MxHost, MxObservation
     from mecsa.dns.answer import DnsAnswer, Rcode
     from mecsa.dns.resolver import Resolver
+    from mecsa.observe import Context
+    from mecsa.observe.mx import MxHost, MxObservation
 
     ctx = Context(host, Resolver(client), options)
     try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mecsa.checks.base import AssessOptions
 from mecsa.demo.zone import DEMO_DOMAIN, DKIM_SELECTOR, demo_zones
 from mecsa.model import Assessment
+from mecsa.observe import AssessOptions
 
 __all__ = ["DEMO_DOMAIN", "assess_demo"]
 

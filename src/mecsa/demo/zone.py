@@ -27,7 +27,7 @@ def demo_zone_text() -> str:
     """The zone file of `mecsa-demo.test`."""
     dkim = f"v=DKIM1; k=rsa; p={DKIM_PUBLIC_KEY}"
     dmarc = f"v=DMARC1; p=reject; sp=reject; rua=mailto:dmarc-reports@{DEMO_DOMAIN}"
-    tlsrpt = f"v=TLSRPTv1; rua=mailto:tls-reports@{DEMO_DOMAIN}"
+    tls_rpt = f"v=TLSRPTv1; rua=mailto:tls-reports@{DEMO_DOMAIN}"
     return "\n".join(
         (
             "$TTL 300",
@@ -42,7 +42,7 @@ def demo_zone_text() -> str:
             f"@ IN TXT {_txt('v=spf1 mx -all')}",
             f"_dmarc IN TXT {_txt(dmarc)}",
             f"{DKIM_SELECTOR}._domainkey IN TXT {_txt(dkim)}",
-            f"_smtp._tls IN TXT {_txt(tlsrpt)}",
+            f"_smtp._tls IN TXT {_txt(tls_rpt)}",
             f"_mta-sts IN TXT {_txt('v=STSv1; id=2024010101')}",
             "",
         )

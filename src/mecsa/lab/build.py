@@ -5,53 +5,34 @@ The result lists the daemons to start, with the sockets each must open before th
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mecsa.harden.records import dkim_public_value, dmarc_record, spf_record, tls_rpt_record
 from mecsa.lab import knot, milters, mxconfig, postfix, unbound, zones
 from mecsa.lab.ca import IssuedCert, LabCa
+from mecsa.lab.daemon import Daemon
 from mecsa.lab.plan import (
     AUTH_IP,
+    AUTH_NODE,
+    BRIDGE_NODE,
     RESOLVER_IP,
-    SENDER_DOMAIN,
-    SENDER_HOST,
-    SENDER_IP,
-    SENDER_SELECTOR,
+    RESOLVER_NODE,
     WEB_IP,
+    WEB_NODE,
+    LabMxHost,
     LabPlan,
     MailDomain,
-    MxHost,
 )
-
-if TYPE_CHECKING:
-    from mecsa.lab.mailmode import MailmodeBuild
-
-Listen = tuple[str, str, int]  # ("tcp" | "udp", address, port)
-
-
-@dataclass(frozen=True, slots=True)
-class Daemon:
-    """One daemon to start in a node's namespace.
-
-    `forks`: the command starts the daemon and exits (postfix start), so readiness is judged
-    by the sockets alone. `devlog`: the syslog sink socket its /dev/log leads to.
-    """
-
-    name: str
-    node: str
-    argv: tuple[str, ...]
-    listens: tuple[Listen, ...] = ()
-    devlog: Path | None = None
-    forks: bool = False
+from mecsa.lab.receiver import build_receiver
+from mecsa.lab.senders import private_key_pem, sender_daemons
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +55,7 @@ def build(plan: LabPlan) -> Built:
     plan.path("ca", "ca.pem").write_bytes(ca.pem())
 
     dkim_keys = {d.name: _dkim_key(d.scenario.dkim.bits) for d in plan.domains}
-    sender_key = _dkim_key(2048)
+    sender_keys = {s.domain: _dkim_key(2048) for s in plan.senders}
     stub = plan.path("unbound", "stub.conf")
     stub.parent.mkdir(parents=True, exist_ok=True)
     stub.write_text(unbound.stub_conf(plan.tlds))
@@ -85,9 +66,9 @@ def build(plan: LabPlan) -> Built:
             valid = ca.issue([host.hostname])
             kind = host.spec.certificate
             served = valid if kind == "valid" else ca.issue([host.hostname], kind)
-            jobs.append((domain, host, _pem(dkim_keys[domain.name]), valid, served))
+            jobs.append((domain, host, private_key_pem(dkim_keys[domain.name]), valid, served))
             tlsa[host.hostname] = _tlsa_digest(host, served)
-    extra = _mailmode(plan, ca, stub)
+    receiver = build_receiver(plan, ca) if plan.mailmode else None
     # harden's configuration checks are subprocesses: configure the hosts side by side
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = [pool.submit(mxconfig.configure_mx, plan, *job, stub) for job in jobs]
@@ -95,9 +76,13 @@ def build(plan: LabPlan) -> Built:
             future.result()
     material = {d.name: _material(d, dkim_keys[d.name], tlsa) for d in plan.domains}
 
+    # every zone but the scenario domains' own, which a scenario may leave unsigned or make bogus
+    lab_zones = [(s.domain, zones.sender_zone(s, sender_keys[s.domain])) for s in plan.senders]
+    if receiver is not None:
+        lab_zones.append(receiver.zone)
     knot_base = plan.path("knot")
-    knot.prepare_dirs(knot_base)
-    zone_files = _zone_files(plan) + [knot.ZoneFile(name, True) for name, _ in extra.zones]
+    knot.make_knot_dirs(knot_base)
+    zone_files = _zone_files(plan, [name for name, _ in lab_zones])
     knot_conf = knot_base / "knot.conf"
     knot_conf.write_text(knot.knot_conf(knot_base, plan.logs / "knot.log", zone_files))
     ds: dict[str, list[str]] = {z.name: knot.generate_key(knot_conf, z.name) for z in zone_files if z.signed}
@@ -108,19 +93,20 @@ def build(plan: LabPlan) -> Built:
             targets = [_tamper_target(domain, t) for t in domain.scenario.tamper]
             text, ds[domain.name] = knot.sign_bogus(domain.name, text, knot_base / "bogus", targets)
         (zone_dir / f"{domain.name}.zone").write_text(text)
-    (zone_dir / f"{SENDER_DOMAIN}.zone").write_text(zones.sender_zone(_public_b64(sender_key)))
-    for name, text in extra.zones:
+    for name, text in lab_zones:
         (zone_dir / f"{name}.zone").write_text(text)
-    children = [d.name for d in plan.domains] + [SENDER_DOMAIN] + [name for name, _ in extra.zones]
+    children = [d.name for d in plan.domains] + [name for name, _ in lab_zones]
     for tld in plan.tlds:
         mine = [c for c in children if c.endswith(f".{tld}")]
         (zone_dir / f"{tld}.zone").write_text(zones.tld_zone(tld, mine, ds))
     (zone_dir / "root.zone").write_text(zones.root_zone(plan.tlds, ds))
 
     unbound_conf = unbound.write_unbound(plan.path("unbound"), plan.logs / "unbound.log", plan.tlds, ds[""])
-    web = _write_web(plan, ca, extra.web_sites)
+    web = _write_web(plan, ca, [receiver.web_site] if receiver is not None else [])
     daemons = [
-        Daemon("unbound", "res", tuple(unbound.unbound_argv(unbound_conf)), (("udp", RESOLVER_IP, 53),)),
+        Daemon(
+            "unbound", RESOLVER_NODE, tuple(unbound.unbound_argv(unbound_conf)), (("udp", RESOLVER_IP, 53),)
+        ),
         web,
     ]
     state_domains: dict[str, Any] = {}
@@ -133,14 +119,16 @@ def build(plan: LabPlan) -> Built:
             "selector": domain.scenario.dkim.selector,
             "hosts": [{"hostname": h.hostname, "address": h.address, "node": h.node} for h in domain.hosts],
         }
-    daemons += sender_daemons(plan, sender_key, stub)
-    daemons += extra.daemons
-    sockets = [plan.syslog_socket(h.hostname) for h in plan.hosts] + [plan.syslog_socket(SENDER_HOST)]
-    sockets += extra.syslog_sockets
+    for sender in plan.senders:
+        daemons += sender_daemons(plan, sender, sender_keys[sender.domain], stub)
+    if receiver is not None:
+        daemons.append(receiver.daemon)
+    sockets = [plan.syslog_socket(h.hostname) for h in plan.hosts]
+    sockets += [plan.syslog_socket(s.host) for s in plan.senders]
     sink_args = [f"{s}={plan.logs / (s.stem + '.syslog')}" for s in sockets]
-    logsink = Daemon("logsink", "br", (sys.executable, "-m", "mecsa.lab.logsink", *sink_args))
+    logsink = Daemon("logsink", BRIDGE_NODE, (sys.executable, "-m", "mecsa.lab.logsink", *sink_args))
     knotd = Daemon(
-        "knotd", "dns", tuple(knot.knotd_argv(knot_conf)), (("udp", AUTH_IP, 53), ("tcp", AUTH_IP, 53))
+        "knotd", AUTH_NODE, tuple(knot.knotd_argv(knot_conf)), (("udp", AUTH_IP, 53), ("tcp", AUTH_IP, 53))
     )
     return Built(
         knot_conf,
@@ -149,20 +137,14 @@ def build(plan: LabPlan) -> Built:
         tuple(daemons),
         tuple(z.fqdn for z in zone_files),
         state_domains,
-        extra.state if plan.mailmode else None,
+        receiver.state if receiver is not None else None,
     )
 
 
-def _mailmode(plan: LabPlan, ca: LabCa, stub: Path) -> MailmodeBuild:
-    """The mail-mode receiver, its zone and extra senders when asked for; nothing otherwise."""
-    from mecsa.lab.mailmode import MailmodeBuild, build_mailmode
-
-    return build_mailmode(plan, ca, stub) if plan.mailmode else MailmodeBuild((), (), (), (), {})
-
-
-def _zone_files(plan: LabPlan) -> list[knot.ZoneFile]:
+def _zone_files(plan: LabPlan, lab_zones: Sequence[str]) -> list[knot.ZoneFile]:
+    """Root and TLDs, the lab's own zones (senders, receiver): signed; scenario domains as they ask."""
     files = [knot.ZoneFile("", True), *(knot.ZoneFile(t, True) for t in plan.tlds)]
-    files.append(knot.ZoneFile(SENDER_DOMAIN, True))
+    files += [knot.ZoneFile(name, True) for name in lab_zones]
     files += [knot.ZoneFile(d.name, d.scenario.dnssec == "signed") for d in plan.domains]
     return files
 
@@ -173,7 +155,7 @@ def _tamper_target(domain: MailDomain, spec: str) -> tuple[str, str]:
     return owner, rtype.strip()
 
 
-def _tlsa_digest(host: MxHost, cert: IssuedCert) -> str:
+def _tlsa_digest(host: LabMxHost, cert: IssuedCert) -> str:
     if host.spec.tlsa == "none":
         return ""
     if host.spec.tlsa == "mismatch":
@@ -185,23 +167,8 @@ def _dkim_key(bits: int) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def _pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _public_b64(key: rsa.RSAPrivateKey) -> str:
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(der).decode()
-
-
 def _material(domain: MailDomain, key: rsa.RSAPrivateKey, tlsa: dict[str, str]) -> zones.DomainMaterial:
     """The records `mecsa harden records` generates for the domain (with the scenario's settings)."""
-    from mecsa.harden.records import dkim_public_value, dmarc_record, spf_record, tls_rpt_record
-
     hardening = domain.scenario.hardening
     rua = str(hardening.get("dmarc_rua") or f"dmarc_reports@{domain.name}")
     return zones.DomainMaterial(
@@ -211,13 +178,6 @@ def _material(domain: MailDomain, key: rsa.RSAPrivateKey, tlsa: dict[str, str]) 
         dkim_key=dkim_public_value(key.public_key()),
         tlsa={h.hostname: tlsa[h.hostname] for h in domain.hosts},
     )
-
-
-def _write_key(key: rsa.RSAPrivateKey, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_pem(key))
-    path.chmod(0o600)
-    return path
 
 
 def _write_web(plan: LabPlan, ca: LabCa, sites: Sequence[tuple[str, str]] = ()) -> Daemon:
@@ -240,10 +200,10 @@ def _write_web(plan: LabPlan, ca: LabCa, sites: Sequence[tuple[str, str]] = ()) 
     root.mkdir(parents=True, exist_ok=True)
     key, chain = ca.issue(names or ["mta-sts.lab.test"]).write(plan.path("web", "tls"))
     argv = (sys.executable, "-m", "mecsa.lab.web", WEB_IP, str(chain), str(key), str(root))
-    return Daemon("mta-sts-web", "web", argv, (("tcp", WEB_IP, 443),))
+    return Daemon("mta-sts-web", WEB_NODE, argv, (("tcp", WEB_IP, 443),))
 
 
-def _mx_daemons(plan: LabPlan, host: MxHost) -> list[Daemon]:
+def _mx_daemons(plan: LabPlan, host: LabMxHost) -> list[Daemon]:
     """OpenDKIM, OpenDMARC and Postfix on the configuration `mecsa harden apply` wrote for the host."""
     from mecsa.harden.layout import Layout
 
@@ -269,67 +229,6 @@ def _mx_daemons(plan: LabPlan, host: MxHost) -> list[Daemon]:
             host.node,
             tuple(postfix.postfix_start_argv(Path(layout.postfix_dir))),
             (("tcp", host.address, 25),),
-            devlog,
-            forks=True,
-        ),
-    ]
-
-
-def sender_daemons(
-    plan: LabPlan,
-    key: rsa.RSAPrivateKey,
-    stub: Path,
-    *,
-    node: str = "snd",
-    domain: str = SENDER_DOMAIN,
-    address: str = SENDER_IP,
-    tls_level: str | None = None,
-) -> list[Daemon]:
-    """A sender (OpenDKIM signing + Postfix): the lab's own small configuration, not the system under test.
-
-    The defaults make the lab's DANE sender; mail mode's extra senders differ only in their node,
-    domain, address and `smtp_tls_security_level`.
-    """
-    host = f"mail.{domain}"
-    hdir = plan.host_dir(host)
-    key_file = _write_key(key, hdir / "dkim" / f"{SENDER_SELECTOR}.private")
-    (hdir / "run").mkdir(parents=True, exist_ok=True)
-    dkim_conf = hdir / "opendkim.conf"
-    dkim_conf.write_text(
-        milters.opendkim_conf(
-            hostname=host,
-            domain=domain,
-            selector=SENDER_SELECTOR,
-            key_file=key_file,
-            resolver=RESOLVER_IP,
-            trust_anchor=plan.path("unbound", "root.ds"),
-            stub_conf=stub,
-            pid_file=hdir / "run" / "opendkim.pid",
-            mode="s",
-        )
-    )
-    settings = postfix.lab_settings(
-        hostname=host, domain=domain, address=address, root=hdir, log_file=plan.logs / f"{host}.postfix.log"
-    )
-    settings.update(postfix.sender_settings())
-    if tls_level is not None:
-        settings["smtp_tls_security_level"] = tls_level
-    config_dir = hdir / "etc" / "postfix"
-    postfix.write_instance(config_dir, settings)
-    devlog = plan.syslog_socket(host)
-    return [
-        Daemon(
-            f"opendkim@{host}",
-            node,
-            tuple(milters.opendkim_argv(dkim_conf)),
-            (("tcp", "127.0.0.1", milters.DKIM_PORT),),
-            devlog,
-        ),
-        Daemon(
-            f"postfix@{host}",
-            node,
-            tuple(postfix.postfix_start_argv(config_dir)),
-            (("tcp", address, 25),),
             devlog,
             forks=True,
         ),

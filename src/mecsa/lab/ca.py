@@ -7,7 +7,6 @@ reject a leaf without an AKI. Deviation scenarios ask for expired, wrong-name or
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mecsa.harden.records import spki_sha256
 
 _DAY = dt.timedelta(days=1)
 
@@ -98,14 +99,6 @@ class LabCa:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         return IssuedCert(key_pem, chain, spki_sha256(leaf))
-
-
-def spki_sha256(cert: x509.Certificate) -> str:
-    """The TLSA 3 1 1 association data: SHA-256 of the certificate's SubjectPublicKeyInfo, in hex."""
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:

@@ -67,7 +67,7 @@ def knot_conf(base: Path, log_file: Path, zones: Sequence[ZoneFile]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare_dirs(base: Path) -> None:
+def make_knot_dirs(base: Path) -> None:
     for sub in ("run", "db", "zones"):
         (base / sub).mkdir(parents=True, exist_ok=True)
 

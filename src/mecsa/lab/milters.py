@@ -13,7 +13,7 @@ DKIM_PORT = 8891
 DMARC_PORT = 8893
 
 
-def opendkim_conf(
+def signer_opendkim_conf(
     *,
     hostname: str,
     domain: str,

@@ -20,7 +20,7 @@ from typing import Any
 
 from mecsa.lab import postfix
 from mecsa.lab.ca import IssuedCert
-from mecsa.lab.plan import RESOLVER_IP, LabPlan, MailDomain, MxHost
+from mecsa.lab.plan import RESOLVER_IP, LabMxHost, LabPlan, MailDomain
 from mecsa.lab.state import LabError
 
 _AFTER_APPLY = ("inet_interfaces", "smtp_bind_address")
@@ -33,7 +33,7 @@ class MxConfigError(LabError):
 def configure_mx(
     plan: LabPlan,
     domain: MailDomain,
-    host: MxHost,
+    host: LabMxHost,
     dkim_pem: bytes,
     valid: IssuedCert,
     served: IssuedCert,
@@ -103,7 +103,7 @@ def configure_mx(
         **postfix.deviations(host.spec, served_key, served_chain),
     }
     postfix.postconf_set(config_dir, overrides)
-    postfix.prepare_dirs(lab)
+    postfix.make_instance_dirs(lab)
     return config_dir
 
 

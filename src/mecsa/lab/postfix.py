@@ -124,10 +124,10 @@ def write_instance(config_dir: Path, settings: Mapping[str, str]) -> None:
     (config_dir / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     (config_dir / "master.cf").write_text(MASTER_CF_BASE)
     backdate(config_dir)
-    prepare_dirs(settings)
+    make_instance_dirs(settings)
 
 
-def prepare_dirs(settings: Mapping[str, str]) -> None:
+def make_instance_dirs(settings: Mapping[str, str]) -> None:
     """Create the directories Postfix does not create itself, owned as its daemons need."""
     for key in ("queue_directory", "data_directory"):
         Path(settings[key]).mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mecsa.lab import netns
-from mecsa.lab.build import Built, Daemon, build
-from mecsa.lab.plan import BRIDGE_NODE, DEFAULT_DIR, RESOLVER_IP, LabPlan, make_plan, namespace_prefix
+from mecsa.lab.build import Built, build
+from mecsa.lab.daemon import Daemon
+from mecsa.lab.plan import BRIDGE_NODE, DEFAULT_DIR, RESOLVER_IP, LabPlan, namespace_prefix, plan_lab
 from mecsa.lab.scenario import Scenario, load_scenario, shipped_scenarios
 from mecsa.lab.state import MARKER, STATE_FILE, LabError, LabState
 
 READY_TIMEOUT = 20.0
-CLIENT_NODE = "cli"
-SENDER_NODE = "snd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +52,12 @@ def default_scenarios() -> list[Path]:
 
 def up(scenario_files: Sequence[Path], directory: Path = DEFAULT_DIR, *, mailmode: bool = False) -> UpResult:
     """Bring the lab up with the scenarios (default: the shipped top-score one); `mailmode` adds
-    the mail-mode receiver and its extra senders (see `mecsa.lab.mailmode`)."""
+    the mail-mode receiver and its extra senders (see `mecsa.lab.receiver`)."""
     require_root()
     started = time.monotonic()
     directory = directory.resolve()
     scenarios: list[Scenario] = [load_scenario(p) for p in (scenario_files or default_scenarios())]
-    plan = make_plan(scenarios, directory, mailmode=mailmode)
+    plan = plan_lab(scenarios, directory, mailmode=mailmode)
     if (directory / STATE_FILE).exists() or netns.list_namespaces(plan.prefix + "-"):
         raise LabError(f"a lab is already up in {directory}: run `mecsa lab down` first")
     if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 from mecsa.lab.plan import AUTH_IP, NET, NS_HOST, RESOLVER_IP
 
 
-def unbound_conf(base: Path, log_file: Path, tlds: Sequence[str]) -> str:
+def resolver_conf(base: Path, log_file: Path, tlds: Sequence[str]) -> str:
     """unbound.conf. `local-zone: ... nodefault` because Unbound answers NXDOMAIN for `.test`
     names by default (RFC 6761); `ede: yes` so bogus answers say why (RFC 8914)."""
     lines = [
@@ -53,7 +53,7 @@ def write_unbound(base: Path, log_file: Path, tlds: Sequence[str], root_ds: Sequ
     (base / "root.hints").write_text(root_hints())
     (base / "root.ds").write_text("\n".join(root_ds) + "\n")
     conf = base / "unbound.conf"
-    conf.write_text(unbound_conf(base, log_file, tlds))
+    conf.write_text(resolver_conf(base, log_file, tlds))
     return conf
 
 

@@ -1,7 +1,8 @@
-"""Zone texts for the lab's Knot: the fake root, the TLDs, the scenario domains and sender.test.
+"""Zone texts for the lab's Knot: the fake root, the TLDs, the scenario domains and the senders' domains.
 
-Pure functions: names, keys and digests in, zone-file text out. DS records come from the
-children's keys (see `knot.py`), so parents are written after their children's keys exist.
+The lab's one zone builder. Pure functions: names, keys and digests in, zone-file text out. DS
+records come from the children's keys (see `knot.py`), so parents are written after their
+children's keys exist.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mecsa.lab.plan import (
-    AUTH_IP,
-    NS_HOST,
-    SENDER_DOMAIN,
-    SENDER_HOST,
-    SENDER_IP,
-    SENDER_SELECTOR,
-    WEB_IP,
-    MailDomain,
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mecsa.harden.records import (
+    address_records,
+    dkim_txt,
+    dmarc_record,
+    mta_sts_records,
+    mx_record,
+    spf_record,
+    split_txt,
 )
+from mecsa.lab.plan import AUTH_IP, NS_HOST, SENDER_SELECTOR, SPF_ELSEWHERE, WEB_IP, MailDomain, Sender
 
 TTL = 300
-_TXT_CHUNK = 255  # RFC 1035 §3.3.14: one character-string holds at most 255 octets
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,40 +43,45 @@ class DomainMaterial:
 
 
 def txt(text: str) -> str:
-    """TXT rdata in presentation form: quoted strings of at most 255 bytes."""
-    raw = text.encode()
-    parts = [raw[i : i + _TXT_CHUNK] for i in range(0, len(raw), _TXT_CHUNK)] or [b""]
-    return " ".join('"' + p.decode().replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
+    """TXT rdata in presentation form: quoted strings of at most 255 bytes (RFC 1035 §3.3.14),
+    never cut inside a UTF-8 character (harden's `split_txt`)."""
+    return " ".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in split_txt(text))
 
 
-def _header(origin: str) -> list[str]:
-    return [
-        f"$ORIGIN {origin}",
+def zone_text(origin: str, lines: Sequence[str]) -> str:
+    """A zone served by the lab's name server: SOA and NS, then `lines`.
+
+    `origin` is the zone's name without the final dot ("" for the root); relative owner names
+    in `lines` are relative to it.
+    """
+    head = [
+        f"$ORIGIN {origin}." if origin else "$ORIGIN .",
         f"$TTL {TTL}",
         f"@ SOA {NS_HOST}. hostmaster.{NS_HOST}. 1 3600 600 86400 {TTL}",
         f"@ NS {NS_HOST}.",
     ]
+    return "\n".join([*head, *lines]) + "\n"
 
 
 def root_zone(tlds: Sequence[str], ds: Mapping[str, Sequence[str]]) -> str:
     """The fake root: delegations to every TLD on the lab's one name server."""
-    lines = _header(".")
+    lines = []
     for tld in tlds:
         lines.append(f"{tld}. NS {NS_HOST}.")
         lines += ds.get(tld, ())
     lines.append(f"{NS_HOST}. A {AUTH_IP}")  # glue
-    return "\n".join(lines) + "\n"
+    return zone_text("", lines)
 
 
 def tld_zone(tld: str, children: Sequence[str], ds: Mapping[str, Sequence[str]]) -> str:
     """A TLD delegating each child zone to the lab's name server (and holding it, for `test`)."""
-    lines = _header(f"{tld}.")
+    lines = []
     if NS_HOST.endswith(f".{tld}"):
         lines.append(f"{NS_HOST}. A {AUTH_IP}")
     for child in children:
         lines.append(f"{child}. NS {NS_HOST}.")
         lines += ds.get(child, ())
-    return "\n".join(lines) + "\n"
+    return zone_text(tld, lines)
 
 
 def dkim_text(key_value: str, hash_tag: str = "") -> str:
@@ -85,8 +92,6 @@ def dkim_text(key_value: str, hash_tag: str = "") -> str:
 
 def mta_sts(domain: MailDomain) -> tuple[str, str] | None:
     """(TXT text, policy file) as `mecsa harden records` makes them, for the scenario's mode and hosts."""
-    from mecsa.harden.records import mta_sts_records
-
     spec = domain.scenario.mta_sts
     if not spec.publish:
         return None
@@ -98,7 +103,7 @@ def mta_sts(domain: MailDomain) -> tuple[str, str] | None:
 def mail_zone(domain: MailDomain, material: DomainMaterial) -> str:
     """A scenario domain: MX hosts, SPF, DKIM, DMARC, TLSA, MTA-STS and TLS-RPT, with its deviations."""
     sc = domain.scenario
-    lines = _header(f"{sc.domain}.")
+    lines = []
     for host in domain.hosts:
         lines.append(f"@ MX {host.spec.preference} {host.hostname}.")
         lines.append(f"{host.hostname}. A {host.address}")
@@ -120,20 +125,23 @@ def mail_zone(domain: MailDomain, material: DomainMaterial) -> str:
     if tls_rpt:
         lines.append(f"_smtp._tls TXT {txt(sc.text(tls_rpt))}")
     lines += [sc.text(r) for r in sc.records]
-    return "\n".join(lines) + "\n"
+    return zone_text(sc.domain, lines)
 
 
-def sender_zone(dkim_public_b64: str) -> str:
-    """sender.test: the DANE sender's own domain, set up so that its mail passes SPF, DKIM and DMARC."""
-    lines = _header(f"{SENDER_DOMAIN}.")
-    lines += [
-        f"@ MX 10 {SENDER_HOST}.",
-        f"{SENDER_HOST}. A {SENDER_IP}",
-        f"@ TXT {txt(f'v=spf1 ip4:{SENDER_IP} -all')}",
-        f"{SENDER_SELECTOR}._domainkey TXT {txt(dkim_text(f'k=rsa; p={dkim_public_b64}'))}",
-        f"_dmarc TXT {txt('v=DMARC1; p=reject')}",
+def sender_zone(sender: Sender, key: rsa.RSAPrivateKey) -> str:
+    """A lab sender's domain, with the records `mecsa harden records` makes: MX, A, SPF, DKIM, DMARC.
+
+    Its mail passes SPF, DKIM and DMARC, unless the sender is one that is not in its own SPF.
+    """
+    spf_ip = sender.address if sender.in_spf else SPF_ELSEWHERE
+    records = [
+        mx_record(sender.domain, sender.host),
+        *address_records(sender.host, (sender.address,)),
+        spf_record(sender.domain, (f"ip4:{spf_ip}",)),
+        dkim_txt(SENDER_SELECTOR, sender.domain, key.public_key()),
+        dmarc_record(sender.domain, f"postmaster@{sender.domain}", "reject"),
     ]
-    return "\n".join(lines) + "\n"
+    return zone_text(sender.domain, [r.zone_line() for r in records])
 
 
 def tamper_signatures(signed_zone: str, targets: Sequence[tuple[str, str]]) -> tuple[str, int]:

@@ -4,9 +4,10 @@ Per MX host (by preference, until one takes the mail):
 
 1. the transport probe (`mecsa.probes.smtp.probe_smtp`) records the banner, EHLO, STARTTLS, the TLS
    version and cipher and the presented chain, exactly as domain mode does;
-2. DANE: the TLSA RRset at `_<port>._tcp.<host>`, used only when it and the host's address records
-   are DNSSEC-secure, matched with `mecsa.checks.dane.match_record`; PKIX against `--ca-file` (or
-   the system bundle) with `mecsa.checks.x509.verify_chain`, for information;
+2. DANE: the TLSA RRset at `_<port>._tcp.<host>` (after secure CNAME expansion), used only when it
+   and the host's address records are DNSSEC-secure, matched as domain mode's dane check matches
+   them (`mecsa.certs`); PKIX against `--ca-file` (or the system bundle) with
+   `mecsa.certs.verify_chain`, for information;
 3. delivery with aiosmtplib, with STARTTLS whenever offered (the probe never sends in clear text
    what it could encrypt; certificates are recorded, not enforced, so that they can be graded).
 
@@ -26,11 +27,21 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 from typing import Any
 
-from mecsa.checks.base import Context
-from mecsa.checks.mx import MxHost, observe_mx
-from mecsa.dns.answer import DnsAnswer, DnssecStatus
+from mecsa.certs import (
+    DaneProblem,
+    certificate_names,
+    dane_applicability,
+    load_anchors,
+    match_record,
+    name_matches,
+    parse_chain,
+    verify_chain,
+)
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, control_address, trap_address
+from mecsa.observe import Context
+from mecsa.observe.mx import MxHost, observe_mx
+from mecsa.observe.tlsa import lookup_tlsa
 from mecsa.probes.smtp import SmtpObservation, SmtpTimeouts, probe_context, probe_smtp
 
 
@@ -138,33 +149,30 @@ def probe_message(recipient: str, token: str, test_domain: str, now: dt.datetime
     return msg.as_bytes()
 
 
-def _secure(answer: DnsAnswer) -> bool:
-    return answer.dnssec is DnssecStatus.SECURE
-
-
 async def _dane(resolver: Resolver, host: MxHost, port: int, session: SmtpObservation) -> DaneMatch:
-    from mecsa.checks.dane import match_record, tlsa_records
-    from mecsa.checks.x509 import parse_chain
+    """DANE for the MX host that took the probe, judged as domain mode's dane check judges it.
 
-    answer = await resolver.resolve(f"_{port}._tcp.{host.name}", "TLSA")
-    if answer.failed:
-        return DaneMatch("error", f"TLSA lookup failed: {answer.describe_failure()}")
-    records = tlsa_records(answer)
-    texts = tuple(str(r) for r in records)
-    if not records:
-        return DaneMatch("no_tlsa", f"no TLSA records at {answer.qname}")
-    addresses = [a for a in (host.a, host.aaaa) if a.records]
-    if not _secure(answer) or not addresses or not all(_secure(a) for a in addresses):
-        why = f"TLSA or address records of {host.name} are not DNSSEC-secure ({answer.dnssec.value})"
-        return DaneMatch("not_secure", why, texts)
+    The same TLSA lookup (secure CNAME expansion, RFC 7672 §2.2.2) and the same applicability and
+    matching rules, from `mecsa.observe.tlsa` and `mecsa.certs`.
+    """
+    lookup = await lookup_tlsa(resolver, host, port)
+    state = dane_applicability(lookup.answer, host.name, (host.a, host.aaaa))
+    texts = tuple(str(r) for r in state.records)
+    if state.problem is not None:
+        label = {
+            DaneProblem.NO_TLSA: "no_tlsa",
+            DaneProblem.NOT_SECURE: "not_secure",
+            DaneProblem.ADDRESS_NOT_SECURE: "not_secure",
+            DaneProblem.TLSA_BOGUS: "not_secure",
+        }.get(state.problem, "error")
+        return DaneMatch(label, state.why, texts)
     if session.tls is None or not session.tls.chain:
         return DaneMatch("no_tls", "no TLS session to match the TLSA records against", texts)
     chain = parse_chain(session.tls.chain)
     if isinstance(chain, str):
         return DaneMatch("error", chain, texts)
-    usable = [r for r in records if r.unusable_because is None]
     now = dt.datetime.now(dt.UTC)
-    results = [match_record(r, chain, (host.name,), now) for r in usable]
+    results = [match_record(r, chain, lookup.names, now) for r in state.usable]
     hit = next((r for r in results if r.matched), None)
     if hit is not None:
         return DaneMatch("matched", f"{hit.record}: {hit.note}", texts)
@@ -173,8 +181,6 @@ async def _dane(resolver: Resolver, host: MxHost, port: int, session: SmtpObserv
 
 
 def _pkix(session: SmtpObservation, host: str, ca_file: str | None) -> tuple[bool, str] | None:
-    from mecsa.checks.x509 import certificate_names, load_anchors, name_matches, parse_chain, verify_chain
-
     if session.tls is None or not session.tls.chain:
         return None
     chain = parse_chain(session.tls.chain)

@@ -38,11 +38,11 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
 from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
 from mecsa.mailmode.store import MailStore
+from mecsa.observe import AssessOptions
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@
 
 Bounded timeouts, stated here: `CONNECT_TIMEOUT_S` for TCP and TLS, `READ_TIMEOUT_S` between reads,
 `ATTEMPT_TIMEOUT_S` for one address from connect to last byte (a slow drip cannot stall it).
-The httpx client and its ssl context are built once per assessment (`Context.shared`).
+The httpx client is built by the caller (the observation layer shares one per assessment).
 """
 
 from __future__ import annotations
@@ -29,15 +29,14 @@ from typing import Any
 import httpx
 
 from mecsa import __version__
-from mecsa.checks.base import Context
 from mecsa.dns.answer import DnsAnswer
+from mecsa.dns.resolver import Resolver
 
 WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"
 MAX_BODY_BYTES = 64 * 1024
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 10.0
 ATTEMPT_TIMEOUT_S = 20.0
-_CLIENT_KEY = "probes.https.client"
 
 
 class FailureKind(StrEnum):
@@ -159,20 +158,12 @@ def make_client(ca_file: str | None) -> httpx.AsyncClient:
     )
 
 
-async def fetch_policy(ctx: Context) -> HttpsObservation:
-    """Fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` for the assessed domain."""
-
-    async def build() -> httpx.AsyncClient:
-        return make_client(ctx.options.ca_file)
-
-    client = await ctx.shared(_CLIENT_KEY, build)
-    return await fetch(ctx, client, f"mta-sts.{ctx.domain}", ctx.options.https_port, WELL_KNOWN_PATH)
-
-
-async def fetch(ctx: Context, client: httpx.AsyncClient, host: str, port: int, path: str) -> HttpsObservation:
-    """GET `https://host:port/path`, resolving `host` through the assessment's resolver."""
+async def fetch(
+    resolver: Resolver, client: httpx.AsyncClient, host: str, port: int, path: str
+) -> HttpsObservation:
+    """GET `https://host:port/path`, resolving `host` through the given (the assessment's) resolver."""
     started = time.monotonic()
-    a, aaaa = await asyncio.gather(ctx.resolver.resolve(host, "A"), ctx.resolver.resolve(host, "AAAA"))
+    a, aaaa = await asyncio.gather(resolver.resolve(host, "A"), resolver.resolve(host, "AAAA"))
     shown_port = "" if port == 443 else f":{port}"
     base = HttpsObservation(host, port, f"https://{host}{shown_port}{path}", a, aaaa)
     addresses = base.addresses

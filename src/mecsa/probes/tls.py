@@ -44,7 +44,7 @@ WEAK_CLASSES: tuple[tuple[str, str], ...] = (
 )
 
 
-class Outcome(StrEnum):
+class TrialOutcome(StrEnum):
     ACCEPTED = "accepted"
     REFUSED = "refused"
     NOT_TESTED = "not_tested"  # the local OpenSSL cannot offer it
@@ -56,7 +56,7 @@ class TlsTrial:
     """One trial: what was offered, what came of it, and what was negotiated if anything."""
 
     label: str
-    outcome: Outcome
+    outcome: TrialOutcome
     version: str | None = None
     cipher: str | None = None
     reason: str | None = None
@@ -77,7 +77,7 @@ class TlsSweep:
     weak_ciphers: tuple[TlsTrial, ...]
 
     def accepted(self, trials: tuple[TlsTrial, ...]) -> tuple[str, ...]:
-        return tuple(t.label for t in trials if t.outcome is Outcome.ACCEPTED)
+        return tuple(t.label for t in trials if t.outcome is TrialOutcome.ACCEPTED)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,13 +107,13 @@ def trial_context(version: str | None, ciphers: str) -> ssl.SSLContext | None:
 
 def _judge(label: str, session: SmtpObservation) -> TlsTrial:
     if session.tls is not None:
-        return TlsTrial(label, Outcome.ACCEPTED, session.tls.version, session.tls.cipher)
+        return TlsTrial(label, TrialOutcome.ACCEPTED, session.tls.version, session.tls.cipher)
     if session.failed_stage is Stage.TLS and session.failure is Failure.HANDSHAKE:
-        return TlsTrial(label, Outcome.REFUSED, reason=session.reason)
+        return TlsTrial(label, TrialOutcome.REFUSED, reason=session.reason)
     if session.reachable and not session.starttls_offered:
-        return TlsTrial(label, Outcome.ERROR, reason="STARTTLS was not offered in this session")
+        return TlsTrial(label, TrialOutcome.ERROR, reason="STARTTLS was not offered in this session")
     stage = session.failed_stage.value if session.failed_stage else "?"
-    return TlsTrial(label, Outcome.ERROR, reason=f"{stage}: {session.reason}")
+    return TlsTrial(label, TrialOutcome.ERROR, reason=f"{stage}: {session.reason}")
 
 
 async def _trial(
@@ -127,7 +127,9 @@ async def _trial(
 ) -> TlsTrial:
     if context is None:
         return TlsTrial(
-            label, Outcome.NOT_TESTED, reason=f"the local OpenSSL ({ssl.OPENSSL_VERSION}) cannot offer it"
+            label,
+            TrialOutcome.NOT_TESTED,
+            reason=f"the local OpenSSL ({ssl.OPENSSL_VERSION}) cannot offer it",
         )
     session = await probe_smtp(
         host, address, port, timeouts=timeouts, limits=limits, tls_context=context, ehlo_after_tls=False
@@ -158,7 +160,9 @@ def answered_by(known: TlsSession | None, label: str, context: ssl.SSLContext | 
         proven = known.version in _BELOW_TLS13 and known.cipher in _suite_names(context)
     if not proven:
         return None
-    return TlsTrial(label, Outcome.ACCEPTED, known.version, known.cipher, "negotiated by the main session")
+    return TlsTrial(
+        label, TrialOutcome.ACCEPTED, known.version, known.cipher, "negotiated by the main session"
+    )
 
 
 async def sweep_tls(
@@ -195,7 +199,7 @@ async def sweep_tls(
             return answer
         if tasks[label] in done:
             return tasks[label].result()
-        return TlsTrial(label, Outcome.ERROR, reason=f"the sweep ran out of its {timeouts.session:g} s")
+        return TlsTrial(label, TrialOutcome.ERROR, reason=f"the sweep ran out of its {timeouts.session:g} s")
 
     trials = [result(label, answer) for (label, _), answer in zip(plans, answered, strict=True)]
     return TlsSweep(tuple(trials[: len(TLS_VERSIONS)]), tuple(trials[len(TLS_VERSIONS) :]))

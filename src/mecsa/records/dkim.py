@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mecsa.records.taglist import RecordIssue, Severity, Tag, TagListParse, split_tags
+from mecsa.records.taglist import IssueSeverity, RecordIssue, Tag, TagListParse, split_tags
 
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
 _KNOWN_TAGS = frozenset({"v", "h", "k", "n", "p", "s", "t"})
@@ -23,7 +23,7 @@ _ED25519_RAW_BYTES = 32
 # The hash algorithms of RFC 6376 §3.3; sha1 is no longer accepted by verifiers (RFC 8301 §3.1).
 KNOWN_HASHES = frozenset({"sha1", "sha256"})
 
-_AddIssue = Callable[[Severity, str, str, Tag | None], None]
+_AddIssue = Callable[[IssueSeverity, str, str, Tag | None], None]
 
 
 class KeyFormat(StrEnum):
@@ -95,7 +95,7 @@ def parse_dkim_key(text: str) -> DkimParse:
     issues = list(syntax)
     by_name = {t.name: t for t in tags}
 
-    def add(severity: Severity, code: str, message: str, tag: Tag | None) -> None:
+    def add(severity: IssueSeverity, code: str, message: str, tag: Tag | None) -> None:
         issues.append(
             RecordIssue(severity, code, message, tag.position if tag else None, tag.name if tag else None)
         )
@@ -103,10 +103,10 @@ def parse_dkim_key(text: str) -> DkimParse:
     version = by_name.get("v")
     if version is not None:
         if tags[0] is not version:
-            add(Severity.ERROR, "v.not_first", "v= must be the first tag (RFC 6376 §3.6.1)", version)
+            add(IssueSeverity.ERROR, "v.not_first", "v= must be the first tag (RFC 6376 §3.6.1)", version)
         if version.value != "DKIM1":
             add(
-                Severity.ERROR,
+                IssueSeverity.ERROR,
                 "v.bad",
                 f"v={version.value!r}: must be DKIM1; verifiers discard the record",
                 version,
@@ -114,12 +114,22 @@ def parse_dkim_key(text: str) -> DkimParse:
     for tag in tags:
         if tag.name not in _KNOWN_TAGS:
             code = "tag.case" if tag.name.lower() in _KNOWN_TAGS else "tag.unknown"
-            add(Severity.WARNING, code, f"unknown tag {tag.name}= is ignored (tags are case-sensitive)", tag)
+            add(
+                IssueSeverity.WARNING,
+                code,
+                f"unknown tag {tag.name}= is ignored (tags are case-sensitive)",
+                tag,
+            )
 
     key_type_tag = by_name.get("k")
     key_type = key_type_tag.value if key_type_tag else "rsa"
     if key_type not in ("rsa", "ed25519"):
-        add(Severity.ERROR, "k.unknown", f"k={key_type!r}: verifiers know only rsa and ed25519", key_type_tag)
+        add(
+            IssueSeverity.ERROR,
+            "k.unknown",
+            f"k={key_type!r}: verifiers know only rsa and ed25519",
+            key_type_tag,
+        )
 
     hashes = _colon_list(by_name.get("h"))
     _check_hashes(hashes, by_name.get("h"), add)
@@ -131,21 +141,21 @@ def parse_dkim_key(text: str) -> DkimParse:
     bits: int | None = None
     key_format: KeyFormat | None = None
     if p_tag is None:
-        add(Severity.ERROR, "p.missing", "the p= tag is required (RFC 6376 §3.6.1)", None)
+        add(IssueSeverity.ERROR, "p.missing", "the p= tag is required (RFC 6376 §3.6.1)", None)
     elif p_tag.value:
         key, bits, key_format, problem = _decode_key(p_tag.value, key_type)
         if problem is not None:
-            add(Severity.ERROR, problem[0], problem[1], p_tag)
+            add(IssueSeverity.ERROR, problem[0], problem[1], p_tag)
         elif key_format is KeyFormat.PKCS1:
             add(
-                Severity.WARNING,
+                IssueSeverity.WARNING,
                 "p.pkcs1",
                 "the key is a bare PKCS#1 RSAPublicKey; most verifiers accept it, but the usual "
                 "form is SubjectPublicKeyInfo (openssl rsa -pubout)",
                 p_tag,
             )
 
-    if any(i.severity is Severity.ERROR for i in issues):
+    if any(i.severity is IssueSeverity.ERROR for i in issues):
         return TagListParse(text, None, tuple(issues))
     notes = by_name["n"].value if "n" in by_name else None
     record = DkimKeyRecord(
@@ -175,13 +185,18 @@ def _check_hashes(hashes: tuple[str, ...] | None, tag: Tag | None, add: _AddIssu
     unknown = [h for h in hashes if h not in KNOWN_HASHES]
     if "sha256" in hashes:
         if unknown:
-            add(Severity.WARNING, "h.unknown", f"h= values {', '.join(unknown)} are unknown and ignored", tag)
+            add(
+                IssueSeverity.WARNING,
+                "h.unknown",
+                f"h= values {', '.join(unknown)} are unknown and ignored",
+                tag,
+            )
         return
     if "rsa-sha256" in hashes or "rsa-sha1" in hashes:
         # opendkim-genkey -h rsa-sha256 writes this (NOTES.md); verifiers ignore the unknown
         # values, so no hash is left that they may accept and every signature fails.
         add(
-            Severity.WARNING,
+            IssueSeverity.WARNING,
             "h.signature_algorithm",
             f"h={tag.value if tag else ''}: h= lists hash algorithms (sha256), not signature "
             "algorithms (rsa-sha256); verifiers reject every signature under this key",
@@ -189,7 +204,7 @@ def _check_hashes(hashes: tuple[str, ...] | None, tag: Tag | None, add: _AddIssu
         )
         return
     add(
-        Severity.WARNING,
+        IssueSeverity.WARNING,
         "h.no_sha256",
         f"h={tag.value if tag else ''} does not allow sha256; verifiers no longer accept sha1 "
         "(RFC 8301 §3.1), so they reject every signature under this key",

@@ -1,6 +1,6 @@
 """The DMARC policy record (RFC 7489 §6.3-6.4, `np` from RFC 9091): a strict, pure parser.
 
-Every problem is reported with its place. Severity follows what receivers do (RFC 7489 §6.3,
+Every problem is reported with its place. IssueSeverity follows what receivers do (RFC 7489 §6.3,
 §6.6.3): a bad or missing `v`/`p`, a bad `sp`, a duplicate tag or broken tag-list syntax makes
 receivers discard the record (ERROR, no `DmarcRecord`); a bad value in any other tag is ignored
 in favour of its default (WARNING, and the record carries the default). Written by hand because
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
-from mecsa.records.taglist import RecordIssue, Severity, Tag, TagListParse, split_tags
+from mecsa.records.taglist import IssueSeverity, RecordIssue, Tag, TagListParse, split_tags
 
 # RFC 7489 §6.4: dmarc-version = "v" *WSP "=" *WSP %x44.4d.41.52.43.31 ("DMARC1", case-sensitive)
 _VERSION = re.compile(r"[ \t]*[vV][ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
@@ -107,8 +107,8 @@ def parse_dmarc(text: str) -> DmarcParse:
     """Parse one DMARC record's text (TXT strings already joined); never raises."""
     tags, syntax = split_tags(text, fold_case=True)
     issues = list(syntax)
-    error = _issue(issues, Severity.ERROR)
-    warn = _issue(issues, Severity.WARNING)
+    error = _issue(issues, IssueSeverity.ERROR)
+    warn = _issue(issues, IssueSeverity.WARNING)
     by_name = {t.name.lower(): t for t in tags}
 
     if not tags or tags[0].name.lower() != "v":
@@ -141,7 +141,7 @@ def parse_dmarc(text: str) -> DmarcParse:
                 tag.name,
             )
 
-    if policy is None or any(i.severity is Severity.ERROR for i in issues):
+    if policy is None or any(i.severity is IssueSeverity.ERROR for i in issues):
         return TagListParse(text, None, tuple(issues))
     record = DmarcRecord(
         text,
@@ -161,14 +161,14 @@ def parse_dmarc(text: str) -> DmarcParse:
 
 
 class _Add:
-    def __init__(self, issues: list[RecordIssue], severity: Severity) -> None:
+    def __init__(self, issues: list[RecordIssue], severity: IssueSeverity) -> None:
         self.issues, self.severity = issues, severity
 
     def __call__(self, code: str, message: str, position: int | None, tag: str | None) -> None:
         self.issues.append(RecordIssue(self.severity, code, message, position, tag))
 
 
-def _issue(issues: list[RecordIssue], severity: Severity) -> _Add:
+def _issue(issues: list[RecordIssue], severity: IssueSeverity) -> _Add:
     return _Add(issues, severity)
 
 

@@ -22,7 +22,7 @@ _FWS = " \t\r\n"
 _BAD_VALUE_CHAR = re.compile(r"[^\x21-\x3a\x3c-\x7e \t\r\n]")
 
 
-class Severity(StrEnum):
+class IssueSeverity(StrEnum):
     """ERROR: receivers discard the record (or the tag is unusable); WARNING: worth fixing."""
 
     ERROR = "error"
@@ -33,7 +33,7 @@ class Severity(StrEnum):
 class RecordIssue:
     """One problem in a record, located by 0-based offset in the record text and by tag."""
 
-    severity: Severity
+    severity: IssueSeverity
     code: str
     message: str
     position: int | None = None
@@ -61,11 +61,11 @@ class TagListParse(Generic[RecordT]):
 
     @property
     def errors(self) -> tuple[RecordIssue, ...]:
-        return tuple(i for i in self.issues if i.severity is Severity.ERROR)
+        return tuple(i for i in self.issues if i.severity is IssueSeverity.ERROR)
 
     @property
     def warnings(self) -> tuple[RecordIssue, ...]:
-        return tuple(i for i in self.issues if i.severity is Severity.WARNING)
+        return tuple(i for i in self.issues if i.severity is IssueSeverity.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ def split_tags(text: str, *, fold_case: bool) -> tuple[tuple[Tag, ...], tuple[Re
         if not segment.strip(_FWS):
             if index != len(segments) - 1:
                 issues.append(
-                    RecordIssue(Severity.WARNING, "taglist.empty", "empty tag between semicolons", start)
+                    RecordIssue(IssueSeverity.WARNING, "taglist.empty", "empty tag between semicolons", start)
                 )
             continue
         name_part, eq, value_part = segment.partition("=")
@@ -104,11 +104,15 @@ def split_tags(text: str, *, fold_case: bool) -> tuple[tuple[Tag, ...], tuple[Re
         name_at = start + len(name_part) - len(name_part.lstrip(_FWS))
         if not eq:
             issues.append(
-                RecordIssue(Severity.ERROR, "taglist.no_equals", f"{name!r} has no '=' and value", name_at)
+                RecordIssue(
+                    IssueSeverity.ERROR, "taglist.no_equals", f"{name!r} has no '=' and value", name_at
+                )
             )
             continue
         if not _TAG_NAME.fullmatch(name):
-            issues.append(RecordIssue(Severity.ERROR, "taglist.bad_name", f"bad tag name {name!r}", name_at))
+            issues.append(
+                RecordIssue(IssueSeverity.ERROR, "taglist.bad_name", f"bad tag name {name!r}", name_at)
+            )
             continue
         value = value_part.strip(_FWS)
         value_at = start + len(name_part) + 1 + len(value_part) - len(value_part.lstrip(_FWS))
@@ -116,7 +120,7 @@ def split_tags(text: str, *, fold_case: bool) -> tuple[tuple[Tag, ...], tuple[Re
         if bad:
             issues.append(
                 RecordIssue(
-                    Severity.ERROR,
+                    IssueSeverity.ERROR,
                     "taglist.bad_char",
                     f"character {bad.group()!r} is not allowed in a tag value",
                     value_at + bad.start(),
@@ -128,7 +132,7 @@ def split_tags(text: str, *, fold_case: bool) -> tuple[tuple[Tag, ...], tuple[Re
         if key in seen:
             issues.append(
                 RecordIssue(
-                    Severity.ERROR,
+                    IssueSeverity.ERROR,
                     "taglist.duplicate",
                     f"tag {name} appears twice (first at offset {seen[key].position}): "
                     "the whole record is invalid (RFC 6376 §3.2)",

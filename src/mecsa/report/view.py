@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mecsa.checks.registry import remedies
 from mecsa.fixes import Fix, fixes_for
 from mecsa.model import (
     PROTOCOLS,
@@ -162,7 +163,7 @@ def build_view(assessment: Assessment, profile: str = "mecsa", today: dt.date | 
         protocols=protocols,
         hosts=host_views(assessment),
         problems=tuple(f for f in assessment.findings if f.status in PROBLEM_STATUSES),
-        fixes=fixes_for(assessment, today),
+        fixes=fixes_for(assessment, today, remedies()),
         notes=tuple(notes),
     )
 
@@ -282,7 +283,7 @@ def scalar_text(value: Any) -> str:
     return str(value)
 
 
-# --- the compact per-address table: the detail keys of checks/{mx,starttls,x509,dane,mtasts}.py ---
+# --- the compact per-address table: the detail keys of checks/{mx,starttls,x509,dane,mta_sts}.py ---
 
 DASH = "—"
 DANE_LABELS: Mapping[str, str] = {

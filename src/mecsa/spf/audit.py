@@ -35,7 +35,7 @@ MAX_RECORDS = 100  # fetching stops here; by then the lookup count is far over t
 STATIC_LETTERS = frozenset("do")  # letters known without a sender or IP: the domain, the sender's domain
 
 
-class Severity(StrEnum):
+class SpfSeverity(StrEnum):
     PERMERROR = "permerror"  # a receiver gets permerror for some sending IP: a definite failure
     TEMPERROR = "temperror"  # a lookup failed: the audit could not find out
     WARNING = "warning"
@@ -58,18 +58,18 @@ class IssueKind(StrEnum):
 
 
 SEVERITY = {
-    IssueKind.MISSING: Severity.PERMERROR,
-    IssueKind.MULTIPLE: Severity.PERMERROR,
-    IssueKind.SYNTAX: Severity.PERMERROR,
-    IssueKind.TARGET_MISSING: Severity.PERMERROR,
-    IssueKind.TOO_MANY_LOOKUPS: Severity.PERMERROR,
-    IssueKind.VOID_LOOKUPS: Severity.PERMERROR,
-    IssueKind.MX_TOO_MANY: Severity.PERMERROR,
-    IssueKind.LOOP: Severity.PERMERROR,
-    IssueKind.LOOKUP_FAILED: Severity.TEMPERROR,
-    IssueKind.UNVERIFIABLE: Severity.TEMPERROR,
-    IssueKind.PTR: Severity.WARNING,
-    IssueKind.TOO_LONG: Severity.WARNING,
+    IssueKind.MISSING: SpfSeverity.PERMERROR,
+    IssueKind.MULTIPLE: SpfSeverity.PERMERROR,
+    IssueKind.SYNTAX: SpfSeverity.PERMERROR,
+    IssueKind.TARGET_MISSING: SpfSeverity.PERMERROR,
+    IssueKind.TOO_MANY_LOOKUPS: SpfSeverity.PERMERROR,
+    IssueKind.VOID_LOOKUPS: SpfSeverity.PERMERROR,
+    IssueKind.MX_TOO_MANY: SpfSeverity.PERMERROR,
+    IssueKind.LOOP: SpfSeverity.PERMERROR,
+    IssueKind.LOOKUP_FAILED: SpfSeverity.TEMPERROR,
+    IssueKind.UNVERIFIABLE: SpfSeverity.TEMPERROR,
+    IssueKind.PTR: SpfSeverity.WARNING,
+    IssueKind.TOO_LONG: SpfSeverity.WARNING,
 }
 
 
@@ -83,7 +83,7 @@ class AuditIssue:
     evidence: tuple[str, ...] = ()
 
     @property
-    def severity(self) -> Severity:
+    def severity(self) -> SpfSeverity:
         return SEVERITY[self.kind]
 
     @property

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mecsa.checks import dnssec
-from mecsa.checks.base import Context
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, Status, VerdictStatus
+from mecsa.observe import Context
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from mecsa.checks import mx
-from mecsa.checks.base import Context
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import Status
+from mecsa.observe import Context
+from mecsa.observe.mx import MxObservation, observe_mx
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
 
 
-async def _run(
-    serve_zones: ServeZones, body: str, **kw: object
-) -> tuple[mx.MxObservation, dict[str, Status]]:
+async def _run(serve_zones: ServeZones, body: str, **kw: object) -> tuple[MxObservation, dict[str, Status]]:
     client = await serve_zones({"example.test.": HEAD + body}, **kw)
     ctx = Context("example.test", Resolver(client))
-    obs = await mx.observe_mx(ctx)
+    obs = await observe_mx(ctx)
     result = mx.evaluate(obs)
     return obs, {f.id: f.status for f in result.findings}
 
@@ -58,7 +57,7 @@ async def test_no_mx_and_no_address_fails(serve_zones: ServeZones) -> None:
 
 async def test_nxdomain_fails_as_missing_domain(serve_zones: ServeZones) -> None:
     client = await serve_zones({"example.test.": HEAD})
-    obs = await mx.observe_mx(Context("nope.example.test", Resolver(client)))
+    obs = await observe_mx(Context("nope.example.test", Resolver(client)))
     assert {f.id: f.status for f in mx.evaluate(obs).findings} == {"mx.domain_missing": Status.FAIL}
 
 
@@ -82,7 +81,7 @@ async def test_alias_target_is_followed_and_flagged(serve_zones: ServeZones) -> 
 async def test_host_without_address_fails_and_failed_lookup_is_error(serve_zones: ServeZones) -> None:
     _, ids = await _run(
         serve_zones,
-        "@ IN MX 10 a\n@ IN MX 20 b\na IN TXT \"no address\"\nb IN A 127.0.0.6\n",
+        '@ IN MX 10 a\n@ IN MX 20 b\na IN TXT "no address"\nb IN A 127.0.0.6\n',
         faults={"b.example.test/AAAA": Fault.SERVFAIL},
     )
     assert ids["mx.host_no_address"] is Status.FAIL
@@ -92,6 +91,6 @@ async def test_host_without_address_fails_and_failed_lookup_is_error(serve_zones
 async def test_mx_set_is_looked_up_once_per_assessment(serve_zones: ServeZones) -> None:
     client = await serve_zones({"example.test.": HEAD + "@ IN MX 10 a\na IN A 127.0.0.2\n"})
     ctx = Context("example.test", Resolver(client))
-    first, second = await mx.observe_mx(ctx), await mx.observe_mx(ctx)
+    first, second = await observe_mx(ctx), await observe_mx(ctx)
     assert first is second
     assert ctx.resolver.queries_sent == 3  # MX, A, AAAA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,37 @@ def test_bad_input_is_one_line_and_exit_2(index: int, tmp_path: Path) -> None:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mecsa: error: "), (args, result.stderr)
+
+
+def test_a_crashed_check_logs_its_traceback_to_the_debug_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+
+    from mecsa.assess import run_check
+    from mecsa.checks import tls_rpt
+    from mecsa.dns.resolver import DnsClient, Nameserver, Resolver
+    from mecsa.observe import Context
+
+    async def broken(ctx: Context) -> tls_rpt.TlsRptObservation:
+        raise RuntimeError("boom in observe")
+
+    spec = dataclasses.replace(tls_rpt.CHECK, observe=broken)
+    ctx = Context("example.test", Resolver(DnsClient([Nameserver("127.0.0.1", 9)])))
+    with caplog.at_level(logging.DEBUG, logger="mecsa"):
+        result = asyncio.run(run_check(spec, ctx))
+    assert [f.id for f in result.findings] == ["tls-rpt.check_error"]
+    assert "RuntimeError: boom in observe" in result.findings[0].message
+    records = [r for r in caplog.records if r.name == "mecsa.assess"]
+    assert records and records[0].exc_info is not None
+    assert "boom in observe" in caplog.text and "Traceback" in caplog.text
+
+
+def test_mecsa_debug_env_turns_on_the_debug_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mecsa.cli import debug_wanted
+
+    monkeypatch.setenv("MECSA_DEBUG", "1")
+    assert debug_wanted()
+    monkeypatch.setenv("MECSA_DEBUG", "0")
+    assert not debug_wanted()

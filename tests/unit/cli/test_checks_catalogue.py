@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from mecsa.checks.registry import CHECKS, finding_catalogue
 from mecsa.cli import app
-from mecsa.cli.checks import catalogue_markdown
+from mecsa.cli.checks import catalogue_markdown, derived_schema
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "findings.md"
+SCHEMA = Path(__file__).resolve().parents[3] / "src" / "mecsa" / "report" / "assessment.schema.json"
 
 
 def test_json_lists_every_check_protocol_and_finding() -> None:
@@ -28,3 +29,10 @@ def test_json_lists_every_check_protocol_and_finding() -> None:
 def test_docs_catalogue_is_the_generated_one() -> None:
     # Regenerate with: mecsa checks --markdown > docs/findings.md
     assert DOC.read_text(encoding="utf-8") == catalogue_markdown()
+
+
+def test_committed_schema_lists_exactly_the_registered_protocols() -> None:
+    # Regenerate with: mecsa checks --schema > src/mecsa/report/assessment.schema.json
+    committed = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert committed == derived_schema()
+    assert committed["$defs"]["protocol"]["enum"][-2:] == ["tls-rpt", "mx"]

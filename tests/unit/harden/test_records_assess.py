@@ -5,10 +5,10 @@ from __future__ import annotations
 from cryptography import x509
 
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.harden.records import records_for
 from mecsa.harden.settings import HardenSettings
 from mecsa.model import VerdictStatus
+from mecsa.observe import AssessOptions
 
 from .conftest import FIXTURES, fixed_dkim_keys
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.resolver import DnsClient
 from mecsa.mailmode.receiver import Receiver, ReceiverSettings, server_tls_context
 from mecsa.mailmode.store import MailStore
+from mecsa.observe import AssessOptions
 from tests.conftest import ServeZones
 from tests.unit.mailmode.certs import write_self_signed
 from tests.unit.mailmode.signing import message, sign_rsa

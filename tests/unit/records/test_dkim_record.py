@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mecsa.records.dkim import KeyFormat, looks_like_dkim_key, parse_dkim_key
-from mecsa.records.taglist import Severity
+from mecsa.records.taglist import IssueSeverity
 from tests.unit.dkim_keys import ed25519_p, rsa_p
 
 # RFC 6376 Appendix C (brisbane._domainkey.example.com), a 1024-bit RSA key
@@ -17,7 +17,7 @@ RFC6376_KEY = (
 RFC8463_KEY = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 
 
-def _codes(text: str) -> list[tuple[Severity, str]]:
+def _codes(text: str) -> list[tuple[IssueSeverity, str]]:
     return [(i.severity, i.code) for i in parse_dkim_key(text).issues]
 
 
@@ -141,8 +141,8 @@ def test_flags_services_and_notes() -> None:
 
 
 def test_tags_are_case_sensitive() -> None:
-    assert (Severity.WARNING, "tag.case") in _codes(f"v=DKIM1; K=rsa; p={rsa_p(1024)}")
-    assert (Severity.ERROR, "p.missing") in _codes(f"v=DKIM1; P={rsa_p(1024)}")
+    assert (IssueSeverity.WARNING, "tag.case") in _codes(f"v=DKIM1; K=rsa; p={rsa_p(1024)}")
+    assert (IssueSeverity.ERROR, "p.missing") in _codes(f"v=DKIM1; P={rsa_p(1024)}")
 
 
 @pytest.mark.parametrize(

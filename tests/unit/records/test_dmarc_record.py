@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mecsa.records.dmarc import Alignment, Policy, ReportUri, is_dmarc_record, parse_dmarc
-from mecsa.records.taglist import Severity
+from mecsa.records.taglist import IssueSeverity
 
 
-def _codes(text: str) -> list[tuple[Severity, str]]:
+def _codes(text: str) -> list[tuple[IssueSeverity, str]]:
     return [(i.severity, i.code) for i in parse_dmarc(text).issues]
 
 
@@ -61,7 +61,7 @@ def test_values_are_case_insensitive_but_version_is_not() -> None:
     assert parse_dmarc("v=DMARC1; p=Reject").record is not None
     assert parse_dmarc("v=DMARC1; p=Reject").record.policy is Policy.REJECT  # type: ignore[union-attr]
     assert not is_dmarc_record("v=dmarc1; p=reject")
-    assert (Severity.ERROR, "v.bad") in _codes("v=dmarc1; p=reject")
+    assert (IssueSeverity.ERROR, "v.bad") in _codes("v=dmarc1; p=reject")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_discovery_counts_only_v_dmarc1_first(text: str, expected: bool) -> None
 def test_v_must_come_first() -> None:
     parsed = parse_dmarc("p=reject; v=DMARC1")
     assert parsed.record is None
-    assert (Severity.ERROR, "v.not_first") in _codes("p=reject; v=DMARC1")
+    assert (IssueSeverity.ERROR, "v.not_first") in _codes("p=reject; v=DMARC1")
 
 
 def test_missing_p_is_an_error() -> None:
@@ -170,8 +170,8 @@ def test_unknown_tag_empty_tag_and_bad_optional_values_warn() -> None:
 
 
 def test_tag_without_equals_and_bad_characters_are_errors() -> None:
-    assert (Severity.ERROR, "taglist.no_equals") in _codes("v=DMARC1; p=reject; rua")
-    assert (Severity.ERROR, "taglist.bad_char") in _codes("v=DMARC1; p=reject; rua=mailto:é@example.com")
+    assert (IssueSeverity.ERROR, "taglist.no_equals") in _codes("v=DMARC1; p=reject; rua")
+    assert (IssueSeverity.ERROR, "taglist.bad_char") in _codes("v=DMARC1; p=reject; rua=mailto:é@example.com")
 
 
 def test_p_not_second_is_only_a_warning() -> None:

@@ -9,14 +9,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from mecsa.checks.registry import finding_kinds, remedies
 from mecsa.fixes import FIXES, FixContext, canonical_key, fix_for, fixes_for, has_fix
 from mecsa.harden import records
 from mecsa.model import Assessment, CheckResult, Finding, Status
-from tests.unit.report.remediation_keys import remediation_keys
 from tests.unit.report.samples import TODAY, neglected
 
-# strings shaped like keys in check modules that are finding ids a catalogue does not list
-NOT_KEYS = {"dane.not_looked_up"}
 MX = ("mx1.example.test", "mx2.example.test")
 
 
@@ -34,10 +32,17 @@ def _text(key: str, ctx: FixContext) -> str:
 
 
 def test_every_remediation_key_of_every_registered_check_has_a_fix() -> None:
-    keys = remediation_keys()
-    assert "mx.publish" in keys and "dmarc.publish" in keys  # the scan sees the checks at all
-    missing = {k: v for k, v in keys.items() if k not in NOT_KEYS and not has_fix(k)}
+    keys = {k.remedy: k.id for k in finding_kinds() if k.remedy}
+    assert "mx.publish" in keys and "dmarc.publish" in keys  # the declarations are seen at all
+    builders = remedies()
+    missing = {key: fid for key, fid in keys.items() if not has_fix(key, builders)}
     assert missing == {}
+
+
+def test_every_shared_fix_is_the_remedy_of_some_declared_finding() -> None:
+    declared = {canonical_key(k.remedy) for k in finding_kinds() if k.remedy}
+    # mail mode's outbound findings name the same shared remedies as domain mode
+    assert sorted(canonical_key(k) for k in FIXES if canonical_key(k) not in declared) == []
 
 
 @pytest.mark.parametrize("key", sorted(FIXES))
@@ -51,7 +56,7 @@ def test_every_fix_builds_with_and_without_evidence(key: str) -> None:
 
 def test_keys_match_with_dash_or_underscore() -> None:
     assert canonical_key("tls-rpt.publish") == "tls_rpt.publish"
-    assert has_fix("tls-rpt.publish") and has_fix("mta-sts.publish")
+    assert has_fix("tls-rpt.publish") and has_fix("mta-sts.publish_record")
     assert not has_fix("nothing.here")
 
 

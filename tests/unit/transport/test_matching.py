@@ -8,8 +8,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from mecsa.checks.dane import Tlsa, match_record
-from mecsa.checks.x509 import name_matches
+from mecsa.certs import Tlsa, match_record, name_matches
 from tests.unit.transport.pki import Pki
 
 MX = "mx.example.test"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from mecsa.checks.base import AssessOptions
 from mecsa.cli.starttls import probe_server, render_results, split_target
+from mecsa.observe import AssessOptions
 from tests.conftest import ServeZones
 from tests.unit.transport.pki import Pki
 from tests.unit.transport.servers import LoopbackServers, server_context

@@ -11,8 +11,8 @@ from mecsa.probes.smtp import ConnectionLimits, SmtpTimeouts, TlsSession, probe_
 from mecsa.probes.tls import (
     TLS_VERSIONS,
     WEAK_CLASSES,
-    Outcome,
     TlsSweep,
+    TrialOutcome,
     answered_by,
     key_exchange,
     sweep_tls,
@@ -25,7 +25,7 @@ FAST = SmtpTimeouts.from_base(0.5)
 MX = "mx.example.test"
 
 
-def _outcomes(sweep: TlsSweep) -> dict[str, Outcome]:
+def _outcomes(sweep: TlsSweep) -> dict[str, TrialOutcome]:
     return {t.label: t.outcome for t in (*sweep.versions, *sweep.weak_ciphers)}
 
 
@@ -36,8 +36,8 @@ async def test_modern_server_accepts_only_tls12_and_13(
     sweep = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
     got = _outcomes(sweep)
     assert sweep.accepted(sweep.versions) == ("TLSv1.2", "TLSv1.3")
-    assert got["TLSv1"] is Outcome.REFUSED and got["TLSv1.1"] is Outcome.REFUSED
-    assert got["NULL"] is Outcome.REFUSED and got["anonymous"] is Outcome.REFUSED
+    assert got["TLSv1"] is TrialOutcome.REFUSED and got["TLSv1.1"] is TrialOutcome.REFUSED
+    assert got["NULL"] is TrialOutcome.REFUSED and got["anonymous"] is TrialOutcome.REFUSED
 
 
 async def test_tls10_only_server(servers: LoopbackServers, pki: Pki, tmp_path: Path) -> None:
@@ -46,10 +46,10 @@ async def test_tls10_only_server(servers: LoopbackServers, pki: Pki, tmp_path: P
     await servers.add_smtpd("127.0.0.2", context)
     sweep = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
     assert sweep.accepted(sweep.versions) == ("TLSv1",)
-    assert {t.label: t.outcome for t in sweep.versions}["TLSv1.2"] is Outcome.REFUSED
+    assert {t.label: t.outcome for t in sweep.versions}["TLSv1.2"] is TrialOutcome.REFUSED
     # "ALL:@SECLEVEL=0" on that server includes anonymous ECDH suites: the trial must see it.
     anonymous = next(t for t in sweep.weak_ciphers if t.label == "anonymous")
-    assert anonymous.outcome is Outcome.ACCEPTED and anonymous.cipher is not None
+    assert anonymous.outcome is TrialOutcome.ACCEPTED and anonymous.cipher is not None
     assert anonymous.cipher.startswith(("AECDH", "ADH"))
 
 
@@ -71,9 +71,9 @@ async def test_unofferable_classes_are_reported_not_tested(
     sweep = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
     for trial in sweep.weak_ciphers:
         if trial_context(None, dict(WEAK_CLASSES)[trial.label]) is None:
-            assert trial.outcome is Outcome.NOT_TESTED and trial.reason and "OpenSSL" in trial.reason
+            assert trial.outcome is TrialOutcome.NOT_TESTED and trial.reason and "OpenSSL" in trial.reason
         else:
-            assert trial.outcome is Outcome.REFUSED
+            assert trial.outcome is TrialOutcome.REFUSED
 
 
 @pytest.mark.parametrize(
@@ -128,13 +128,13 @@ def test_what_the_main_session_proves() -> None:
     tls12 = _session("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")
     assert answered_by(tls12, "TLSv1.3", all_versions["TLSv1.3"]) is None
     proven = answered_by(tls12, "TLSv1.2", all_versions["TLSv1.2"])
-    assert proven is not None and proven.outcome is Outcome.ACCEPTED and proven.version == "TLSv1.2"
+    assert proven is not None and proven.outcome is TrialOutcome.ACCEPTED and proven.version == "TLSv1.2"
     assert answered_by(None, "TLSv1.2", all_versions["TLSv1.2"]) is None
     anonymous = trial_context(None, "aNULL")
     assert anonymous is not None
     # An anonymous suite negotiated on TLS 1.2 proves the anonymous class; a strong suite does not.
     anon = answered_by(_session("TLSv1.2", "AECDH-AES256-SHA"), "anonymous", anonymous)
-    assert anon is not None and anon.outcome is Outcome.ACCEPTED and anon.cipher == "AECDH-AES256-SHA"
+    assert anon is not None and anon.outcome is TrialOutcome.ACCEPTED and anon.cipher == "AECDH-AES256-SHA"
     assert answered_by(tls12, "anonymous", anonymous) is None
     # Every context lists the TLS 1.3 suites; a TLS 1.3 session proves no weak class.
     tls13_suite = next(c["name"] for c in anonymous.get_ciphers() if c["name"].startswith("TLS_"))

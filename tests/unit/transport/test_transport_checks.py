@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from mecsa.assess import assess
-from mecsa.checks.base import AssessOptions
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import Assessment, Status, VerdictStatus
+from mecsa.observe import AssessOptions
 from tests.conftest import ServeZones
 from tests.unit.transport.pki import Pki, self_signed
 from tests.unit.transport.servers import (

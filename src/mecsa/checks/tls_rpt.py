@@ -8,12 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mecsa.checks.base import CheckSpec, Context
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer
-from mecsa.model import CheckResult, Finding, ProtocolVerdict, Status, VerdictStatus
-from mecsa.records.tlsrpt import looks_like_tlsrpt, parse_tlsrpt
+from mecsa.model import CheckResult, Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import Context
+from mecsa.records.tls_rpt import looks_like_tls_rpt, parse_tls_rpt
 
 PROTOCOL = "tls-rpt"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+LOOKUP_FAILED = FindingKind(
+    "tls-rpt.lookup_failed",
+    Status.ERROR,
+    PROTOCOL,
+    "the _smtp._tls TXT lookup failed: the tool could not find out",
+)
+MISSING = FindingKind("tls-rpt.missing", Status.FAIL, PROTOCOL, "no TLS-RPT record", "tls-rpt.publish")
+MULTIPLE = FindingKind(
+    "tls-rpt.multiple", Status.FAIL, PROTOCOL, "more than one TLS-RPT record", "tls-rpt.publish"
+)
+INVALID = FindingKind(
+    "tls-rpt.invalid",
+    Status.FAIL,
+    PROTOCOL,
+    "the TLS-RPT record does not parse or names no valid destination",
+    "tls-rpt.publish",
+)
+VALID = FindingKind("tls-rpt.valid", Status.PASS, PROTOCOL, "a valid TLS-RPT record")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,60 +54,35 @@ async def observe(ctx: Context) -> TlsRptObservation:
 
 def evaluate(obs: TlsRptObservation) -> CheckResult:
     """Judge the TLS-RPT record; pure."""
-    candidates = tuple(t for t in obs.txt.texts() if looks_like_tlsrpt(t))
+    candidates = tuple(t for t in obs.txt.texts() if looks_like_tls_rpt(t))
     finding = _judge(obs, candidates)
     status = {
         Status.PASS: VerdictStatus.PASS,
         Status.FAIL: VerdictStatus.FAIL,
         Status.ERROR: VerdictStatus.ERROR,
     }[finding.status]
-    rua = [u.uri for u in parse_tlsrpt(candidates[0]).rua] if len(candidates) == 1 else []
+    rua = [u.uri for u in parse_tls_rpt(candidates[0]).rua] if len(candidates) == 1 else []
     details = {"name": obs.name, "rcode": obs.txt.rcode.value, "records": list(candidates), "rua": rua}
     return CheckResult("tls-rpt", (finding,), (ProtocolVerdict(PROTOCOL, status, finding.message),), details)
 
 
 def _judge(obs: TlsRptObservation, candidates: tuple[str, ...]) -> Finding:
     if obs.txt.failed:
-        return Finding(
-            "tls-rpt.lookup_failed",
-            Status.ERROR,
-            PROTOCOL,
-            f"could not look up the TLS-RPT record: {obs.txt.describe_failure()}",
-        )
+        return LOOKUP_FAILED(f"could not look up the TLS-RPT record: {obs.txt.describe_failure()}")
     if not candidates:
-        return Finding(
-            "tls-rpt.missing",
-            Status.FAIL,
-            PROTOCOL,
-            f"no TLS-RPT record at {obs.name}",
-            remediation="tls-rpt.publish",
-        )
+        return MISSING(f"no TLS-RPT record at {obs.name}")
     if len(candidates) > 1:
-        return Finding(
-            "tls-rpt.multiple",
-            Status.FAIL,
-            PROTOCOL,
+        return MULTIPLE(
             f"{len(candidates)} TLS-RPT records at {obs.name}: senders ignore them all (RFC 8460 §3)",
             candidates,
-            "tls-rpt.publish",
         )
-    record = parse_tlsrpt(candidates[0])
+    record = parse_tls_rpt(candidates[0])
     if not record.valid:
-        return Finding(
-            "tls-rpt.invalid",
-            Status.FAIL,
-            PROTOCOL,
+        return INVALID(
             f"the TLS-RPT record is invalid: {record.errors[0]}",
             (record.text, *(str(e) for e in record.errors)),
-            "tls-rpt.publish",
         )
-    return Finding(
-        "tls-rpt.valid",
-        Status.PASS,
-        PROTOCOL,
-        "TLS-RPT reports go to " + ", ".join(u.uri for u in record.rua),
-        (record.text,),
-    )
+    return VALID("TLS-RPT reports go to " + ", ".join(u.uri for u in record.rua), (record.text,))
 
 
 CHECK = CheckSpec(
@@ -94,11 +91,11 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "tls-rpt.lookup_failed": "the _smtp._tls TXT lookup failed: the tool could not find out",
-        "tls-rpt.missing": "no TLS-RPT record",
-        "tls-rpt.multiple": "more than one TLS-RPT record",
-        "tls-rpt.invalid": "the TLS-RPT record does not parse or names no valid destination",
-        "tls-rpt.valid": "a valid TLS-RPT record",
-    },
+    findings=(
+        LOOKUP_FAILED,
+        MISSING,
+        MULTIPLE,
+        INVALID,
+        VALID,
+    ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mecsa.records.mtasts import (
+from mecsa.records.mta_sts import (
     MxPattern,
     StsMode,
     looks_like_sts_record,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from mecsa.checks import tlsrpt
-from mecsa.checks.base import Context
+from mecsa.checks import tls_rpt
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, VerdictStatus
+from mecsa.observe import Context
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
@@ -14,7 +14,7 @@ HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.
 
 async def _run(serve_zones: ServeZones, body: str, **kw: object) -> CheckResult:
     client = await serve_zones({"example.test.": HEAD + body}, **kw)
-    return tlsrpt.evaluate(await tlsrpt.observe(Context("example.test", Resolver(client))))
+    return tls_rpt.evaluate(await tls_rpt.observe(Context("example.test", Resolver(client))))
 
 
 def _outcome(result: CheckResult) -> tuple[str, VerdictStatus]:

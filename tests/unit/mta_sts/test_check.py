@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 
 from mecsa.assess import assess
-from mecsa.checks import mtasts
-from mecsa.checks.base import AssessOptions, Context
+from mecsa.checks import mta_sts
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, ProtocolVerdict, Status, VerdictStatus
+from mecsa.observe import AssessOptions, Context
+from mecsa.observe import mta_sts as observe_mta_sts
 from mecsa.probes import https
 from tests.conftest import ServeZones
-from tests.unit.mtasts.pki import make_ca, make_leaf
-from tests.unit.mtasts.policy_server import PolicyServer, Reply
+from tests.unit.mta_sts.pki import make_ca, make_leaf
+from tests.unit.mta_sts.policy_server import PolicyServer, Reply
 
 DOMAIN = "example.test"
 POLICY_HOST = f"mta-sts.{DOMAIN}"
@@ -99,7 +100,7 @@ async def _run(
     client = await serve_zones({f"{DOMAIN}.": HEAD + zone}, faults=faults)
     options = AssessOptions(ca_file=str(pki.ca_file) if trust_test_ca else None, https_port=port)
     ctx = Context(DOMAIN, Resolver(client), options)
-    result = mtasts.evaluate(await mtasts.observe(ctx))
+    result = mta_sts.evaluate(await mta_sts.observe(ctx))
     (verdict,) = result.verdicts
     return Outcome(result, verdict, {f.id: f.status for f in result.findings})
 
@@ -375,9 +376,9 @@ async def test_client_is_built_once_per_assessment(
         built.append(ca_file)
         return real(ca_file)
 
-    monkeypatch.setattr(https, "make_client", counting)
-    first = await https.fetch_policy(ctx)
-    second = await https.fetch_policy(ctx)
+    monkeypatch.setattr(observe_mta_sts, "make_client", counting)
+    first = await observe_mta_sts.fetch_policy(ctx)
+    second = await observe_mta_sts.fetch_policy(ctx)
     assert built == [str(pki.ca_file)]
     assert first.failure is not None and first.failure.kind is https.FailureKind.NO_ADDRESS
     assert second.failure == first.failure

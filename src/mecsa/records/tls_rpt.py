@@ -62,7 +62,7 @@ class TlsRptRecord:
         return not self.errors and bool(self.rua)
 
 
-def looks_like_tlsrpt(text: str) -> bool:
+def looks_like_tls_rpt(text: str) -> bool:
     """True for TXT text that claims to be a TLS-RPT record, in any letter case.
 
     RFC 8460 §3 has senders discard records not starting with `v=TLSRPTv1` (case-sensitive);
@@ -75,7 +75,7 @@ def looks_like_tlsrpt(text: str) -> bool:
     return not rest or rest[0] in ";" + _WSP
 
 
-def parse_tlsrpt(text: str) -> TlsRptRecord:
+def parse_tls_rpt(text: str) -> TlsRptRecord:
     """Parse one TLS-RPT record's text (the TXT strings already joined); never raises."""
     errors: list[TlsRptError] = []
     rua: list[TlsRptUri] = []

@@ -32,22 +32,170 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mecsa.checks.base import CheckSpec, Context
-from mecsa.checks.mx import MxObservation, observe_mx
+from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import DnsAnswer, Rcode
 from mecsa.model import (
     CheckResult,
     Finding,
+    FindingKind,
     JsonValue,
     ProtocolVerdict,
     Status,
     VerdictStatus,
     verdict_from_findings,
 )
-from mecsa.probes.https import FailureKind, HttpsObservation, fetch_policy
-from mecsa.records.mtasts import StsMode, StsPolicy, looks_like_sts_record, parse_policy, parse_sts_record
+from mecsa.observe import Context
+from mecsa.observe.mta_sts import fetch_policy
+from mecsa.observe.mx import MxObservation, observe_mx
+from mecsa.probes.https import FailureKind, HttpsObservation
+from mecsa.records.mta_sts import StsMode, StsPolicy, looks_like_sts_record, parse_policy, parse_sts_record
 
 PROTOCOL = "mta-sts"
+
+# --- the findings this check declares (id, status, protocol, meaning, remedy) ---
+
+NO_MAIL = FindingKind(
+    "mta_sts.no_mail",
+    Status.NOT_APPLICABLE,
+    PROTOCOL,
+    "the domain accepts no mail (null MX or no such domain): MTA-STS does not apply",
+)
+LOOKUP_FAILED = FindingKind(
+    "mta_sts.lookup_failed",
+    Status.ERROR,
+    PROTOCOL,
+    "the _mta-sts TXT lookup failed: the tool could not find out",
+)
+MISSING = FindingKind(
+    "mta_sts.missing", Status.FAIL, PROTOCOL, "no v=STSv1 record at _mta-sts", "mta_sts.publish_record"
+)
+MULTIPLE = FindingKind(
+    "mta_sts.multiple",
+    Status.FAIL,
+    PROTOCOL,
+    "more than one v=STSv1 record: senders ignore them all",
+    "mta_sts.publish_record",
+)
+BAD_ID = FindingKind(
+    "mta_sts.bad_id",
+    Status.FAIL,
+    PROTOCOL,
+    "the MTA-STS record has no valid id= (1-32 letters and digits)",
+    "mta_sts.publish_record",
+)
+RECORD_SYNTAX = FindingKind(
+    "mta_sts.record_syntax",
+    Status.FAIL,
+    PROTOCOL,
+    "the MTA-STS record does not follow the RFC 8461 §3.1 grammar",
+    "mta_sts.publish_record",
+)
+RECORD = FindingKind("mta_sts.record", Status.INFO, PROTOCOL, "the MTA-STS record and its id")
+FETCH_ERROR = FindingKind(
+    "mta_sts.fetch_error",
+    Status.ERROR,
+    PROTOCOL,
+    "the policy fetch timed out, found no route or got a 5xx: could not find out",
+)
+FETCH_FAILED = FindingKind(
+    "mta_sts.fetch_failed",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy host refused the connection, answered non-200 or spoke no HTTP",
+    "mta_sts.serve_policy",
+)
+POLICY_HOST_MISSING = FindingKind(
+    "mta_sts.policy_host_missing",
+    Status.FAIL,
+    PROTOCOL,
+    "mta-sts.<domain> has no address",
+    "mta_sts.serve_policy",
+)
+CERTIFICATE = FindingKind(
+    "mta_sts.certificate",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy host's certificate does not verify for mta-sts.<domain>",
+    "mta_sts.fix_certificate",
+)
+TLS_FAILED = FindingKind(
+    "mta_sts.tls_failed",
+    Status.FAIL,
+    PROTOCOL,
+    "the TLS handshake with the policy host failed",
+    "mta_sts.fix_certificate",
+)
+POLICY_TOO_LARGE = FindingKind(
+    "mta_sts.policy_too_large", Status.FAIL, PROTOCOL, "the policy file exceeds 64 KiB", "mta_sts.fix_policy"
+)
+REDIRECT = FindingKind(
+    "mta_sts.redirect",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy URL answers with a redirect, which senders must not follow",
+    "mta_sts.serve_policy",
+)
+CONTENT_TYPE = FindingKind(
+    "mta_sts.content_type",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy is not served as text/plain",
+    "mta_sts.serve_policy",
+)
+POLICY_SYNTAX = FindingKind(
+    "mta_sts.policy_syntax",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy file does not parse strictly",
+    "mta_sts.fix_policy",
+)
+POLICY_NOTES = FindingKind(
+    "mta_sts.policy_notes",
+    Status.WARN,
+    PROTOCOL,
+    "the policy file parses but deviates from the grammar (blank lines)",
+    "mta_sts.fix_policy",
+)
+POLICY = FindingKind("mta_sts.policy", Status.INFO, PROTOCOL, "the policy's mode, mx patterns and max_age")
+MODE_TESTING = FindingKind(
+    "mta_sts.mode_testing",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy is in testing mode (our profile requires enforce)",
+    "mta_sts.enforce",
+)
+MODE_NONE = FindingKind(
+    "mta_sts.mode_none",
+    Status.FAIL,
+    PROTOCOL,
+    "the policy is in mode none (our profile requires enforce)",
+    "mta_sts.enforce",
+)
+MAX_AGE_SHORT = FindingKind(
+    "mta_sts.max_age_short", Status.WARN, PROTOCOL, "max_age under one day", "mta_sts.max_age"
+)
+MX_UNKNOWN = FindingKind(
+    "mta_sts.mx_unknown", Status.ERROR, PROTOCOL, "the MX lookup failed, so coverage is unknown"
+)
+MX_NOT_COVERED = FindingKind(
+    "mta_sts.mx_not_covered",
+    Status.FAIL,
+    PROTOCOL,
+    "an MX host matches no mx: pattern",
+    "mta_sts.add_mx_pattern",
+)
+ENFORCED = FindingKind(
+    "mta_sts.enforced", Status.PASS, PROTOCOL, "a valid enforce-mode policy covers every MX host"
+)
+
+# A definite fetch failure's finding, by what went wrong.
+FETCH_FAILURE_KINDS: dict[FailureKind, FindingKind] = {
+    FailureKind.NO_ADDRESS: POLICY_HOST_MISSING,
+    FailureKind.CERTIFICATE: CERTIFICATE,
+    FailureKind.TLS: TLS_FAILED,
+    FailureKind.TOO_LARGE: POLICY_TOO_LARGE,
+}
+
 SHORT_MAX_AGE_S = 86_400
 _Add = Callable[[Finding], None]
 
@@ -80,7 +228,7 @@ def evaluate(obs: MtaStsObservation) -> CheckResult:
     """Judge the observation; pure."""
     if obs.mx.null_mx or (not obs.mx.mx.failed and obs.mx.mx.rcode is Rcode.NXDOMAIN):
         why = "publishes a null MX" if obs.mx.null_mx else "does not exist"
-        finding = Finding("mta_sts.no_mail", Status.NOT_APPLICABLE, PROTOCOL, f"{obs.domain} {why}")
+        finding = NO_MAIL(f"{obs.domain} {why}")
         verdict = ProtocolVerdict(PROTOCOL, VerdictStatus.NOT_APPLICABLE, finding.message)
         return CheckResult("mta-sts", (finding,), (verdict,))
     findings: list[Finding] = []
@@ -93,14 +241,7 @@ def evaluate(obs: MtaStsObservation) -> CheckResult:
     parts = (txt_ok, policy_ok, covered_ok)
     mecsa_st_pass = False if False in parts else None if None in parts else True
     if not any(f.status in (Status.FAIL, Status.ERROR) for f in findings):
-        add(
-            Finding(
-                "mta_sts.enforced",
-                Status.PASS,
-                PROTOCOL,
-                f"MTA-STS policy in enforce mode covers all {len(coverage)} MX host(s)",
-            )
-        )
+        add(ENFORCED(f"MTA-STS policy in enforce mode covers all {len(coverage)} MX host(s)"))
     verdict = verdict_from_findings(PROTOCOL, findings)
     details: dict[str, JsonValue] = {
         "mode": policy.mode.value if policy is not None else None,
@@ -129,41 +270,26 @@ def evaluate(obs: MtaStsObservation) -> CheckResult:
 def _judge_txt(obs: MtaStsObservation, add: _Add) -> tuple[str | None, bool | None]:
     """The TXT record's findings; returns its id and whether it is usable (None: unknown)."""
     if obs.txt.failed:
-        add(
-            Finding(
-                "mta_sts.lookup_failed",
-                Status.ERROR,
-                PROTOCOL,
-                f"could not look up the MTA-STS record: {obs.txt.describe_failure()}",
-            )
-        )
+        add(LOOKUP_FAILED(f"could not look up the MTA-STS record: {obs.txt.describe_failure()}"))
         return None, None
     candidates = tuple(t for t in obs.txt.texts() if looks_like_sts_record(t))
     if not candidates:
         message = f"no MTA-STS record (v=STSv1) at {obs.txt_name}"
-        add(Finding("mta_sts.missing", Status.FAIL, PROTOCOL, message, remediation="mta_sts.publish_record"))
+        add(MISSING(message))
         return None, False
     if len(candidates) > 1:
         message = (
             f"{len(candidates)} MTA-STS records at {obs.txt_name}: senders ignore them all (RFC 8461 §3.1)"
         )
-        add(Finding("mta_sts.multiple", Status.FAIL, PROTOCOL, message, candidates, "mta_sts.publish_record"))
+        add(MULTIPLE(message, candidates))
         return None, False
     record = parse_sts_record(candidates[0])
     if record.id is None or not record.valid:
-        fid = "mta_sts.bad_id" if record.id is None else "mta_sts.record_syntax"
+        kind = BAD_ID if record.id is None else RECORD_SYNTAX
         message = f"the MTA-STS record is invalid: {record.errors[0]}"
-        add(
-            Finding(
-                fid, Status.FAIL, PROTOCOL, message, (record.text, *record.errors), "mta_sts.publish_record"
-            )
-        )
+        add(kind(message, (record.text, *record.errors)))
         return record.id, False
-    add(
-        Finding(
-            "mta_sts.record", Status.INFO, PROTOCOL, f"MTA-STS record with id={record.id}", (record.text,)
-        )
-    )
+    add(RECORD(f"MTA-STS record with id={record.id}", (record.text,)))
     return record.id, True
 
 
@@ -175,16 +301,11 @@ def _judge_fetch(fetched: HttpsObservation, add: _Add) -> tuple[StsPolicy | None
         evidence = (*evidence, failure.describe())
         if not failure.kind.definite:
             message = f"could not fetch {fetched.url}: {failure.describe()}"
-            add(Finding("mta_sts.fetch_error", Status.ERROR, PROTOCOL, message, evidence))
+            add(FETCH_ERROR(message, evidence))
             return None, None
-        fid, fix = {
-            FailureKind.NO_ADDRESS: ("mta_sts.policy_host_missing", "mta_sts.serve_policy"),
-            FailureKind.CERTIFICATE: ("mta_sts.certificate", "mta_sts.fix_certificate"),
-            FailureKind.TLS: ("mta_sts.tls_failed", "mta_sts.fix_certificate"),
-            FailureKind.TOO_LARGE: ("mta_sts.policy_too_large", "mta_sts.fix_policy"),
-        }.get(failure.kind, ("mta_sts.fetch_failed", "mta_sts.serve_policy"))
+        kind = FETCH_FAILURE_KINDS.get(failure.kind, FETCH_FAILED)
         message = f"could not get a policy from {fetched.url}: {failure.describe()}"
-        add(Finding(fid, Status.FAIL, PROTOCOL, message, evidence, fix))
+        add(kind(message, evidence))
         return None, False
     status = fetched.status or 0
     if 300 <= status < 400:
@@ -192,53 +313,36 @@ def _judge_fetch(fetched: HttpsObservation, add: _Add) -> tuple[StsPolicy | None
         message = (
             f"{fetched.url} answers with a redirect ({status}); senders must not follow it (RFC 8461 §3.3)"
         )
-        add(
-            Finding(
-                "mta_sts.redirect",
-                Status.FAIL,
-                PROTOCOL,
-                message,
-                (*evidence, location),
-                "mta_sts.serve_policy",
-            )
-        )
+        add(REDIRECT(message, (*evidence, location)))
         return None, False
     if status >= 500:
         message = f"{fetched.url} answered HTTP {status}: the server could not serve the policy now"
-        add(Finding("mta_sts.fetch_error", Status.ERROR, PROTOCOL, message, evidence))
+        add(FETCH_ERROR(message, evidence))
         return None, None
     if status != 200:
         message = f"{fetched.url} answered HTTP {status}, not 200 (RFC 8461 §3.3)"
-        add(Finding("mta_sts.fetch_failed", Status.FAIL, PROTOCOL, message, evidence, "mta_sts.serve_policy"))
+        add(FETCH_FAILED(message, evidence))
         return None, False
     usable = True
     if fetched.media_type != "text/plain":
         message = (
             f"the policy is served as {fetched.header('content-type')!r}, not text/plain (RFC 8461 §3.3)"
         )
-        add(Finding("mta_sts.content_type", Status.FAIL, PROTOCOL, message, evidence, "mta_sts.serve_policy"))
+        add(CONTENT_TYPE(message, evidence))
         usable = False
     text = fetched.text
     if text is None:
         message = "the policy file is not UTF-8 text"
-        add(Finding("mta_sts.policy_syntax", Status.FAIL, PROTOCOL, message, evidence, "mta_sts.fix_policy"))
+        add(POLICY_SYNTAX(message, evidence))
         return None, False
     parsed = parse_policy(text)
     if parsed.policy is None:
         message = f"the policy file is invalid: {parsed.errors[0]}"
-        add(
-            Finding(
-                "mta_sts.policy_syntax", Status.FAIL, PROTOCOL, message, parsed.errors, "mta_sts.fix_policy"
-            )
-        )
+        add(POLICY_SYNTAX(message, parsed.errors))
         return None, False
     if parsed.notes:
         message = "the policy file deviates from the RFC 8461 §3.2 grammar"
-        add(
-            Finding(
-                "mta_sts.policy_notes", Status.WARN, PROTOCOL, message, parsed.notes, "mta_sts.fix_policy"
-            )
-        )
+        add(POLICY_NOTES(message, parsed.notes))
     return parsed.policy, usable
 
 
@@ -248,18 +352,16 @@ def _judge_policy(policy: StsPolicy, add: _Add) -> None:
         *(f"mx: {p.text}" for p in policy.mx),
         f"max_age: {policy.max_age}",
     )
-    add(
-        Finding("mta_sts.policy", Status.INFO, PROTOCOL, f"MTA-STS policy in mode {policy.mode.value}", lines)
-    )
+    add(POLICY(f"MTA-STS policy in mode {policy.mode.value}", lines))
     if policy.mode is StsMode.TESTING:
         message = "the policy is in testing mode: senders report failures but still deliver without TLS"
-        add(Finding("mta_sts.mode_testing", Status.FAIL, PROTOCOL, message, remediation="mta_sts.enforce"))
+        add(MODE_TESTING(message))
     elif policy.mode is StsMode.NONE:
         message = "the policy is in mode none: MTA-STS is switched off"
-        add(Finding("mta_sts.mode_none", Status.FAIL, PROTOCOL, message, remediation="mta_sts.enforce"))
+        add(MODE_NONE(message))
     if policy.max_age < SHORT_MAX_AGE_S:
         message = f"max_age {policy.max_age} s is under a day; RFC 8461 §3.2 expects weeks or more"
-        add(Finding("mta_sts.max_age_short", Status.WARN, PROTOCOL, message, remediation="mta_sts.max_age"))
+        add(MAX_AGE_SHORT(message))
 
 
 def _judge_coverage(
@@ -268,7 +370,7 @@ def _judge_coverage(
     """Per-MX coverage by the policy's patterns; None when the MX set or the policy is unknown."""
     if mx.mx.failed:
         message = f"could not look up the MX records to match them: {mx.mx.describe_failure()}"
-        add(Finding("mta_sts.mx_unknown", Status.ERROR, PROTOCOL, message))
+        add(MX_UNKNOWN(message))
         return [], None
     if policy is None:
         return [{"host": h.name, "covered": None, "pattern": None} for h in mx.hosts], None
@@ -280,13 +382,9 @@ def _judge_coverage(
         )
         if pattern is None:
             add(
-                Finding(
-                    "mta_sts.mx_not_covered",
-                    Status.FAIL,
-                    PROTOCOL,
+                MX_NOT_COVERED(
                     f"MX host {host.name} matches no mx: pattern of the policy: senders will refuse it",
                     tuple(f"mx: {p.text}" for p in policy.mx),
-                    "mta_sts.add_mx_pattern",
                     host.name,
                 )
             )
@@ -342,30 +440,30 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
-    findings={
-        "mta_sts.no_mail": "the domain accepts no mail (null MX or no such domain): MTA-STS does not apply",
-        "mta_sts.lookup_failed": "the _mta-sts TXT lookup failed: the tool could not find out",
-        "mta_sts.missing": "no v=STSv1 record at _mta-sts",
-        "mta_sts.multiple": "more than one v=STSv1 record: senders ignore them all",
-        "mta_sts.bad_id": "the MTA-STS record has no valid id= (1-32 letters and digits)",
-        "mta_sts.record_syntax": "the MTA-STS record does not follow the RFC 8461 §3.1 grammar",
-        "mta_sts.record": "the MTA-STS record and its id",
-        "mta_sts.fetch_error": "the policy fetch timed out, found no route or got a 5xx: could not find out",
-        "mta_sts.fetch_failed": "the policy host refused the connection, answered non-200 or spoke no HTTP",
-        "mta_sts.policy_host_missing": "mta-sts.<domain> has no address",
-        "mta_sts.certificate": "the policy host's certificate does not verify for mta-sts.<domain>",
-        "mta_sts.tls_failed": "the TLS handshake with the policy host failed",
-        "mta_sts.policy_too_large": "the policy file exceeds 64 KiB",
-        "mta_sts.redirect": "the policy URL answers with a redirect, which senders must not follow",
-        "mta_sts.content_type": "the policy is not served as text/plain",
-        "mta_sts.policy_syntax": "the policy file does not parse strictly",
-        "mta_sts.policy_notes": "the policy file parses but deviates from the grammar (blank lines)",
-        "mta_sts.policy": "the policy's mode, mx patterns and max_age",
-        "mta_sts.mode_testing": "the policy is in testing mode (our profile requires enforce)",
-        "mta_sts.mode_none": "the policy is in mode none (our profile requires enforce)",
-        "mta_sts.max_age_short": "max_age under one day",
-        "mta_sts.mx_unknown": "the MX lookup failed, so coverage is unknown",
-        "mta_sts.mx_not_covered": "an MX host matches no mx: pattern",
-        "mta_sts.enforced": "a valid enforce-mode policy covers every MX host",
-    },
+    findings=(
+        NO_MAIL,
+        LOOKUP_FAILED,
+        MISSING,
+        MULTIPLE,
+        BAD_ID,
+        RECORD_SYNTAX,
+        RECORD,
+        FETCH_ERROR,
+        FETCH_FAILED,
+        POLICY_HOST_MISSING,
+        CERTIFICATE,
+        TLS_FAILED,
+        POLICY_TOO_LARGE,
+        REDIRECT,
+        CONTENT_TYPE,
+        POLICY_SYNTAX,
+        POLICY_NOTES,
+        POLICY,
+        MODE_TESTING,
+        MODE_NONE,
+        MAX_AGE_SHORT,
+        MX_UNKNOWN,
+        MX_NOT_COVERED,
+        ENFORCED,
+    ),
 )

@@ -1,0 +1,80 @@
+"""One assessment's context (domain, resolver, options, memo) and the process-wide sharing a scan adds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mecsa.dns.resolver import Resolver
+from mecsa.observe.cache import CacheKey, ObservationCache
+from mecsa.probes.smtp import ConnectionLimits
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AssessOptions:
+    """Everything a user can tune about one assessment."""
+
+    dkim_selectors: tuple[str, ...] = ()
+    ca_file: str | None = None
+    smtp_timeout: float = 10.0
+    tls_versions: bool = True
+    smtp_port: int = 25
+    https_port: int = 443
+    only: frozenset[str] = frozenset()
+    skip: frozenset[str] = frozenset()
+    check_deadline: float = 120.0
+
+
+@dataclass
+class SharedObservations:
+    """What a scan shares between its assessments: the observation cache and the per-IP limits.
+
+    One per process (per event loop). Transport observations (SMTP sessions, TLS sweeps) are
+    keyed by (kind, MX name, IP, port), so every domain that uses an MX host shares one probe.
+    """
+
+    cache: ObservationCache = field(default_factory=ObservationCache)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+
+
+@dataclass
+class Context:
+    """One assessment's shared state: the domain, its resolver (and cache), options and memos.
+
+    `shared` runs an observation once per assessment however many checks ask for it (the MX set,
+    say). `across` runs a transport observation once per scan when the assessment belongs to one
+    (`scope`), and once per assessment otherwise.
+    """
+
+    domain: str
+    resolver: Resolver
+    options: AssessOptions = field(default_factory=AssessOptions)
+    scope: SharedObservations | None = None
+    _memo: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    _limits: ConnectionLimits | None = None
+
+    async def shared(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
+        task = self._memo.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            self._memo[key] = task
+        result: T = await asyncio.shield(task)
+        return result
+
+    async def across(self, key: CacheKey, make: Callable[[], Awaitable[T]]) -> T:
+        if self.scope is None:
+            return await self.shared(":".join(key), make)
+        return await self.shared(":".join(key), lambda: self.scope.cache.get(key, make))  # type: ignore[union-attr]
+
+    @property
+    def limits(self) -> ConnectionLimits:
+        """The per-IP connection limit: the scan's when there is one, else this assessment's own."""
+        if self.scope is not None:
+            return self.scope.limits
+        if self._limits is None:
+            self._limits = ConnectionLimits()
+        return self._limits

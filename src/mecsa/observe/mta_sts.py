@@ -1,0 +1,26 @@
+"""The MTA-STS policy fetch of the assessed domain (RFC 8461 §3.3), made once per assessment."""
+
+from __future__ import annotations
+
+import httpx
+
+from mecsa.observe.context import Context
+from mecsa.probes.https import WELL_KNOWN_PATH, HttpsObservation, fetch, make_client
+
+
+async def https_client(ctx: Context) -> httpx.AsyncClient:
+    """One httpx client per assessment (its ssl context is shared per process by `verifying_context`)."""
+
+    async def build() -> httpx.AsyncClient:
+        return make_client(ctx.options.ca_file)
+
+    return await ctx.shared("https-client", build)
+
+
+async def fetch_policy(ctx: Context) -> HttpsObservation:
+    """Fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` for the assessed domain."""
+    client = await https_client(ctx)
+    host = f"mta-sts.{ctx.domain}"
+    return await ctx.shared(
+        "mta-sts-policy", lambda: fetch(ctx.resolver, client, host, ctx.options.https_port, WELL_KNOWN_PATH)
+    )

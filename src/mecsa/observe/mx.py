@@ -1,0 +1,78 @@
+"""The MX set of the assessed domain and the addresses of each MX host, looked up once per assessment.
+
+Null MX (RFC 7505) and implicit MX (RFC 5321 §5.1: no MX but an address record) are recorded here,
+and judged by the mx check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import dns.name
+
+from mecsa.dns.answer import DnsAnswer, Rcode
+from mecsa.dns.resolver import Resolver
+from mecsa.observe.context import Context
+
+
+@dataclass(frozen=True, slots=True)
+class MxHost:
+    """One MX target with its address answers."""
+
+    name: str
+    preference: int
+    a: DnsAnswer
+    aaaa: DnsAnswer
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(rd.to_text() for rd in (*self.a.records, *self.aaaa.records))
+
+    @property
+    def cname_chain(self) -> tuple[str, ...]:
+        return self.a.cname_chain or self.aaaa.cname_chain
+
+    @property
+    def lookup_failed(self) -> bool:
+        """True when an address lookup failed, so the address list may be incomplete."""
+        return self.a.failed or self.aaaa.failed
+
+
+@dataclass(frozen=True, slots=True)
+class MxObservation:
+    domain: str
+    mx: DnsAnswer
+    hosts: tuple[MxHost, ...]
+    null_mx: bool = False
+    implicit: bool = False
+
+    @property
+    def receives_mail(self) -> bool:
+        """False for a null MX or a domain with nowhere to deliver; transport checks then do not apply."""
+        return not self.null_mx and any(h.addresses for h in self.hosts)
+
+
+async def _host(resolver: Resolver, name: str, preference: int) -> MxHost:
+    a, aaaa = await asyncio.gather(resolver.resolve(name, "A"), resolver.resolve(name, "AAAA"))
+    return MxHost(name, preference, a, aaaa)
+
+
+async def observe_mx(ctx: Context) -> MxObservation:
+    """The MX set of the assessed domain, looked up once per assessment."""
+    return await ctx.shared("mx", lambda: _observe(ctx.resolver, ctx.domain))
+
+
+async def _observe(resolver: Resolver, domain: str) -> MxObservation:
+    mx = await resolver.resolve(domain, "MX")
+    if mx.failed or mx.rcode is Rcode.NXDOMAIN:
+        return MxObservation(domain, mx, ())
+    if not mx.records:
+        return MxObservation(domain, mx, (await _host(resolver, domain, 0),), implicit=True)
+    if any(rd.exchange == dns.name.root for rd in mx.records):  # type: ignore[attr-defined]
+        return MxObservation(domain, mx, (), null_mx=True)
+    targets = sorted(
+        {(rd.preference, rd.exchange.to_text(omit_final_dot=True).lower()) for rd in mx.records}  # type: ignore[attr-defined]
+    )
+    hosts = await asyncio.gather(*(_host(resolver, name, pref) for pref, name in targets))
+    return MxObservation(domain, mx, tuple(hosts))

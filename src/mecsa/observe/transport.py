@@ -1,0 +1,68 @@
+"""The SMTP sessions of an assessment: one main session per (MX host, address, port), and its TLS sweep.
+
+Shared by the starttls, x509 and dane checks, and across the assessments of a scan (`Context.across`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from mecsa.observe.context import Context
+from mecsa.observe.mx import MxHost, MxObservation, observe_mx
+from mecsa.probes.smtp import SmtpObservation, SmtpTimeouts, probe_smtp
+from mecsa.probes.tls import TlsSweep, sweep_tls
+
+
+@dataclass(frozen=True, slots=True)
+class HostSessions:
+    """One MX host and the main SMTP session to each of its addresses."""
+
+    host: MxHost
+    sessions: tuple[SmtpObservation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportObservation:
+    mx: MxObservation
+    hosts: tuple[HostSessions, ...]
+    port: int
+
+
+def timeouts(ctx: Context) -> SmtpTimeouts:
+    return SmtpTimeouts.from_base(ctx.options.smtp_timeout)
+
+
+async def session(ctx: Context, host: str, address: str) -> SmtpObservation:
+    """The main SMTP session to `address` of MX `host`, run once per assessment."""
+    port = ctx.options.smtp_port
+    return await ctx.across(
+        ("smtp", host, address, str(port)),
+        lambda: probe_smtp(host, address, port, timeouts=timeouts(ctx), limits=ctx.limits),
+    )
+
+
+async def tls_sweep(ctx: Context, s: SmtpObservation) -> TlsSweep:
+    """The TLS version and weak-suite sweep of one address, after its main session proved TLS."""
+    return await ctx.across(
+        ("tls-sweep", s.host, s.address, str(s.port)),
+        # The main session's negotiated version (and weak suite, if any) is proven: not re-tried.
+        lambda: sweep_tls(s.host, s.address, s.port, timeouts=timeouts(ctx), limits=ctx.limits, known=s.tls),
+    )
+
+
+def transport_hosts(mx: MxObservation) -> tuple[MxHost, ...]:
+    """The MX hosts whose addresses get a session, in the order `observe_transport` keeps."""
+    return mx.hosts if mx.receives_mail else ()
+
+
+async def observe_transport(ctx: Context, mx: MxObservation | None = None) -> TransportObservation:
+    """The MX set (looked up unless given) and one session per address, all concurrently."""
+    mx = mx or await observe_mx(ctx)
+    hosts = transport_hosts(mx)
+
+    async def for_host(host: MxHost) -> HostSessions:
+        found = await asyncio.gather(*(session(ctx, host.name, a) for a in host.addresses))
+        return HostSessions(host, tuple(found))
+
+    return TransportObservation(mx, tuple(await asyncio.gather(*map(for_host, hosts))), ctx.options.smtp_port)
