@@ -181,7 +181,7 @@ def show_command(
     smtp_port: Annotated[int, typer.Option("--smtp-port", help="SMTP port of the MX hosts.", min=1)] = 25,
 ) -> None:
     """Show the stored reports (text, --json, --html FILE); --join re-checks their failures now."""
-    from mecsa.checks.base import AssessOptions
+    from mecsa.observe.context import AssessOptions
     from mecsa.reports.render import render_html, render_json, render_text
     from mecsa.reports.storage import ReportStore, store_url
 

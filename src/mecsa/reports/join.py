@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mecsa.checks.base import AssessOptions
+from mecsa.observe.context import AssessOptions
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.fixes import Fix, Snippet, fixes_for
 from mecsa.model import Assessment, Status, VerdictStatus
