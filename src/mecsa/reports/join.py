@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mecsa.observe.context import AssessOptions
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.fixes import Fix, Snippet, fixes_for
 from mecsa.model import Assessment, Status, VerdictStatus
+from mecsa.observe.context import AssessOptions
 from mecsa.reports.storage import ReportStore
 from mecsa.reports.tables import dmarc_records, dmarc_reports
 from mecsa.reports.views import ReportsView, SpfMembership, TlsFailureClass, Window
