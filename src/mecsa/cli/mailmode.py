@@ -97,6 +97,17 @@ def serve_command(
     assess_sender: Annotated[
         bool, typer.Option("--assess/--no-assess", help="Assess each sender's domain in domain mode.")
     ] = True,
+    report_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report-address",
+            help="Accept mail to this address (any domain) as DMARC/TLS-RPT reports; repeatable.",
+        ),
+    ] = None,
+    reports_store: Annotated[
+        str,
+        typer.Option("--reports-store", help="Where --report-address mail is ingested (see mecsa reports)."),
+    ] = "mecsa-reports.sqlite3",
 ) -> None:
     """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored."""
     from mecsa.mailmode.receiver import ReceiverSettings
@@ -107,6 +118,11 @@ def serve_command(
         usage_error("--tls-cert and --tls-key go together")
     input_file("--tls-cert", tls_cert)
     input_file("--tls-key", tls_key)
+    addresses = frozenset(a.strip().lower() for a in report_address or [])
+    for address in addresses:
+        if "@" not in address:
+            usage_error(f"--report-address {address!r} is not an address")
+        domain_argument(address.rpartition("@")[2])
     settings = ReceiverSettings(
         test_domain,
         host,
@@ -114,16 +130,22 @@ def serve_command(
         max_size=max_size,
         max_connections=max_connections,
         assess_sender=assess_sender,
+        report_addresses=addresses,
     )
     client = make_client(resolver, timeout)
     try:
-        run(_serve(settings, store, client, tls_cert, tls_key))
+        run(_serve(settings, store, client, tls_cert, tls_key, reports_store if addresses else None))
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
 
 
 async def _serve(
-    settings: ReceiverSettings, store_spec: str, client: Any, cert: str | None, key: str | None
+    settings: ReceiverSettings,
+    store_spec: str,
+    client: Any,
+    cert: str | None,
+    key: str | None,
+    reports_spec: str | None = None,
 ) -> None:
     import asyncio
 
@@ -132,7 +154,15 @@ async def _serve(
 
     tls = server_tls_context(cert, key) if cert and key else None
     store = await MailStore.open(store_spec)
-    receiver = await Receiver(settings, store, client, tls).start()
+    handler = None
+    reports = None
+    if reports_spec is not None:
+        from mecsa.reports.receive import report_handler
+        from mecsa.reports.storage import ReportStore
+
+        reports = ReportStore.open(reports_spec)
+        handler = report_handler(reports)
+    receiver = await Receiver(settings, store, client, tls, handler).start()
     typer.echo(
         f"mecsa mailmode: receiving for {settings.domain} on {settings.host}:{receiver.port} "
         f"(STARTTLS {'on' if tls else 'off'}), store {store.path}",
@@ -143,6 +173,8 @@ async def _serve(
     finally:
         await receiver.stop()
         await store.close()
+        if reports is not None:
+            reports.close()
 
 
 def probe_command(
