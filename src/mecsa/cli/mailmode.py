@@ -105,9 +105,11 @@ def serve_command(
         ),
     ] = None,
     reports_store: Annotated[
-        str,
-        typer.Option("--reports-store", help="Where --report-address mail is ingested (see mecsa reports)."),
-    ] = "mecsa-reports.sqlite3",
+        str | None,
+        typer.Option(
+            "--reports-store", help="The store --report-address mail goes to (as mecsa reports --store)."
+        ),
+    ] = None,
 ) -> None:
     """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored."""
     from mecsa.mailmode.receiver import ReceiverSettings
@@ -134,7 +136,7 @@ def serve_command(
     )
     client = make_client(resolver, timeout)
     try:
-        run(_serve(settings, store, client, tls_cert, tls_key, reports_store if addresses else None))
+        run(_serve(settings, store, client, tls_cert, tls_key, addresses, reports_store))
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
 
@@ -145,6 +147,7 @@ async def _serve(
     client: Any,
     cert: str | None,
     key: str | None,
+    report_addresses: frozenset[str] = frozenset(),
     reports_spec: str | None = None,
 ) -> None:
     import asyncio
@@ -156,7 +159,7 @@ async def _serve(
     store = await MailStore.open(store_spec)
     handler = None
     reports = None
-    if reports_spec is not None:
+    if report_addresses:
         from mecsa.reports.receive import report_handler
         from mecsa.reports.storage import ReportStore
 

@@ -28,11 +28,12 @@ from mecsa.cli.common import (
 if TYPE_CHECKING:
     from mecsa.reports.intake import IngestItem
 
-DEFAULT_STORE = "mecsa-reports.sqlite3"
 StoreOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--store", help="SQLite file (or directory), or a SQLAlchemy URL. Default: ./mecsa-reports.sqlite3."
+        "--store",
+        help="A SQLite file or a postgresql:// URL "
+        "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
     ),
 ]
 _DURATION = re.compile(r"(\d+)\s*([dhm])")
@@ -84,6 +85,16 @@ def _item_line(item: IngestItem) -> str:
     return f"{item.status.value:9} {what}{safe(item.source)}{who}{domain}{detail}"
 
 
+def _open(store: str | None) -> Any:
+    from mecsa.reports.storage import ReportStore
+    from mecsa.store import StoreError, StoreUrlError
+
+    try:
+        return ReportStore.open(store)
+    except (StoreError, StoreUrlError) as exc:
+        usage_error(str(exc))
+
+
 def ingest_command(
     paths: Annotated[
         list[Path] | None,
@@ -102,7 +113,7 @@ def ingest_command(
         str, typer.Option("--imap-search", help="IMAP search keys, e.g. ALL or UNSEEN.")
     ] = "ALL",
     ca_file: CaFileOption = None,
-    store: StoreOption = DEFAULT_STORE,
+    store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Ingest reports into the store: each report is stored, a duplicate, or an error with its reason."""
@@ -110,7 +121,6 @@ def ingest_command(
 
     from mecsa.reports.imap import ImapError, fetch_messages, parse_imap_url
     from mecsa.reports.intake import Intake, ItemStatus
-    from mecsa.reports.storage import ReportStore
 
     if not paths and imap is None:
         usage_error("give at least one PATH or --imap URL")
@@ -126,7 +136,7 @@ def ingest_command(
             usage_error(f"--imap: {exc}")
         password = _imap_password(imap_password_file)
     input_file("--ca-file", ca_file)
-    opened = ReportStore.open(store)
+    opened = _open(store)
     items: list[Any] = []
     try:
         intake = Intake(opened)
@@ -161,7 +171,7 @@ def show_command(
     since: Annotated[
         str | None, typer.Option("--since", help="Only reports ending after: 7d, 24h, YYYY-MM-DD, ISO time.")
     ] = None,
-    store: StoreOption = DEFAULT_STORE,
+    store: StoreOption = None,
     json_output: JsonOption = False,
     html: HtmlOption = None,
     dns: Annotated[
@@ -183,18 +193,21 @@ def show_command(
     """Show the stored reports (text, --json, --html FILE); --join re-checks their failures now."""
     from mecsa.observe.context import AssessOptions
     from mecsa.reports.render import render_html, render_json, render_text
-    from mecsa.reports.storage import ReportStore, store_url
+    from mecsa.store import resolve_store_url
 
     window_domain = domain_argument(domain) if domain else None
     window_since = parse_since(since) if since else None
     output_file("--html", html)
     input_file("--ca-file", ca_file)
-    url = store_url(store)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        usage_error(f"--store {store}: no report store there (run mecsa reports ingest first)")
+    try:
+        url = resolve_store_url(store)
+    except ValueError as exc:
+        usage_error(str(exc))
+    if url.get_backend_name() == "sqlite" and not Path(str(url.database)).is_file():
+        usage_error(f"--store {url.database}: no store there (run mecsa reports ingest first)")
     client = make_client(resolver, timeout) if (dns or join) else None
     options = AssessOptions(ca_file=ca_file, smtp_timeout=smtp_timeout, smtp_port=smtp_port)
-    opened = ReportStore.open(store)
+    opened = _open(store)
     try:
         view, joined = run(_show(opened, window_domain, window_since, client, dns, join, options))
     finally:

@@ -17,8 +17,8 @@ from sqlalchemy import and_, func, select
 
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.reports.storage import ReportStore
-from mecsa.reports.tables import dmarc_records, dmarc_reports, tls_policies, tls_reports
 from mecsa.reports.views import SpfMembership
+from mecsa.store.reports import dmarc_records, dmarc_reports, tls_policies, tls_reports
 
 DEFAULT_TLS_THRESHOLD = 0.05
 

@@ -27,9 +27,9 @@ from mecsa.fixes import Fix, Snippet, fixes_for
 from mecsa.model import Assessment, Status, VerdictStatus
 from mecsa.observe.context import AssessOptions
 from mecsa.reports.storage import ReportStore
-from mecsa.reports.tables import dmarc_records, dmarc_reports
 from mecsa.reports.views import ReportsView, SpfMembership, TlsFailureClass, Window
 from mecsa.spf.evaluator import fetch_record
+from mecsa.store.reports import dmarc_records, dmarc_reports
 
 # RFC 8460 §4.3 result type → the mecsa protocols that would show the same fault.
 _CERTIFICATE = ("x509", "dane")

@@ -1,4 +1,5 @@
-"""Where ingested reports live: `ReportStore` over SQLAlchemy Core (SQLite file or any URL).
+"""Where ingested reports live: `ReportStore`, the reports' queries over the shared results store
+(`mecsa.store`: SQLite by default, PostgreSQL by URL; tables in `mecsa.store.reports`).
 
 Each report is written in one transaction: a report whose records turn out malformed half-way
 leaves nothing behind, and a duplicate (same organisation and Report-ID, or same organisation,
@@ -18,20 +19,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mecsa.reports.model import DmarcHeader, DmarcRecord, TlsReport
-from mecsa.reports.tables import (
+from mecsa.store import open_store
+from mecsa.store.reports import (
     dmarc_records,
     dmarc_reports,
-    metadata,
     tls_failures,
     tls_policies,
     tls_reports,
 )
 
-DEFAULT_STORE = "mecsa-reports.sqlite3"
 _BATCH = 1000
 
 
@@ -49,17 +49,6 @@ class Added:
     records: int = 0
 
 
-def store_url(spec: str | Path) -> str:
-    """A SQLAlchemy URL from `--store`: a URL as given, a path as a SQLite file."""
-    text = str(spec)
-    if "://" in text:
-        return text
-    path = Path(text).expanduser()
-    if path.is_dir():
-        path = path / DEFAULT_STORE
-    return f"sqlite:///{path}"
-
-
 def _epoch(value: dt.datetime) -> int:
     return int(value.timestamp())
 
@@ -75,13 +64,10 @@ class ReportStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, spec: str | Path = DEFAULT_STORE) -> ReportStore:
-        url = store_url(spec)
-        engine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(engine, "connect", _sqlite_pragmas)
-        metadata.create_all(engine)
-        return cls(engine)
+    def open(cls, spec: str | Path | None = None) -> ReportStore:
+        """Open (and migrate) the store at `spec`: a SQLite path or a URL; None for the default
+        ($MECSA_STORE, else ~/.local/share/mecsa/store.sqlite). Raises `mecsa.store.StoreError`."""
+        return cls(open_store(spec).engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -258,12 +244,3 @@ def _insert_records(conn: Connection, report: int, records: Iterable[DmarcRecord
     if batch:
         conn.execute(insert(dmarc_records), batch)
     return count, messages
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: `mecsa reports show` reads while the receiver writes; foreign keys for the cascades.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()

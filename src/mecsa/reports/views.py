@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 
 from mecsa.reports.storage import ReportStore
-from mecsa.reports.tables import dmarc_records, dmarc_reports, tls_failures, tls_policies, tls_reports
+from mecsa.store.reports import dmarc_records, dmarc_reports, tls_failures, tls_policies, tls_reports
 
 MAX_SOURCES = 200  # per domain in a view; the rest is counted, not listed
 

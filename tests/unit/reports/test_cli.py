@@ -61,7 +61,7 @@ def test_ingest_then_show_text_json_and_html(tmp_path: Path) -> None:
         (["reports", "ingest", "--imap", "https://x.test/"], "must start with imaps://"),
         (["reports", "ingest", "--imap", "imaps://u:secret@x.test/INBOX"], "no password in the URL"),
         (["reports", "ingest", "--imap", "imaps://u@x.test/INBOX"], "needs a password"),
-        (["reports", "show", "--store", "/nonexistent/s.sqlite3"], "no report store there"),
+        (["reports", "show", "--store", "/nonexistent/s.sqlite3"], "no store there"),
         (["reports", "show", "--since", "soon"], "--since 'soon'"),
     ],
 )

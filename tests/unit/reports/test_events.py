@@ -12,7 +12,7 @@ from mecsa.dns.zoneserver import Fault
 from mecsa.reports.events import EventKind, report_events
 from mecsa.reports.intake import Intake
 from mecsa.reports.storage import ReportStore
-from mecsa.reports.tables import dmarc_reports
+from mecsa.store.reports import dmarc_reports
 from tests.conftest import ServeZones
 from tests.unit.mailmode.signing import HEAD
 from tests.unit.reports.samples import Aggregate, Row, aggregate_xml, json_bytes, tls_report
