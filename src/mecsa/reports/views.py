@@ -333,7 +333,7 @@ def _dmarc_domain_views(
     for domain, org, n, messages, passed in store.rows(org_statement):
         orgs[domain].append(OrgCount(org, int(n), int(passed), int(messages) - int(passed)))
     days: dict[str, list[DayCount]] = defaultdict(list)
-    day = (dmarc_reports.c.begin_ts / 86400).label("day")
+    day = (dmarc_reports.c.begin_ts // 86400).label("day")
     day_statement = (
         select(dmarc_reports.c.domain, day, func.sum(dmarc_records.c.count), func.sum(_PASSED))
         .select_from(joined)
@@ -459,7 +459,7 @@ def _tls_domain_views(store: ReportStore, window: Window) -> tuple[TlsDomainView
             slot["codes"].add(code)
         slot["last"] = max(slot["last"], int(last))
     days: dict[str, list[DayCount]] = defaultdict(list)
-    day = (tls_reports.c.begin_ts / 86400).label("day")
+    day = (tls_reports.c.begin_ts // 86400).label("day")
     for domain, number, ok, bad in store.rows(
         select(
             tls_policies.c.policy_domain,
