@@ -84,17 +84,28 @@ class JoinItem:
 # --- TLS ------------------------------------------------------------------------------------------
 
 
+def protocols_for(result_type: str, policy_type: str) -> tuple[str, ...]:
+    """The protocols whose findings decide a reported result type under a policy type.
+
+    Under an MTA-STS policy the certificate must be PKIX-valid (RFC 8461 §4.2): x509 decides;
+    under DANE the TLSA records decide (RFC 7672 §3.1), and a DANE-EE certificate need not be
+    PKIX-valid, so x509 does not; without a policy, the certificate still says what it is.
+    """
+    protocols = RESULT_PROTOCOLS.get(result_type, ("starttls", "x509", "dane", "dnssec", "mta-sts"))
+    if policy_type == "sts":
+        return tuple(p for p in protocols if p != "dane") or ("mta-sts",)
+    if policy_type == "tlsa":
+        return tuple(p for p in protocols if p not in ("x509", "mta-sts")) or ("dane",)
+    return tuple(p for p in protocols if p != "dane") or protocols
+
+
 def _host_of(subject: str | None) -> str | None:
     return subject.split()[0].lower().rstrip(".") if subject else None
 
 
 def judge_tls(assessment: Assessment, failure: TlsFailureClass) -> tuple[JoinStatus, str, tuple[Fix, ...]]:
     """What `assessment` (made now) says about one reported TLS failure class. Pure."""
-    protocols = RESULT_PROTOCOLS.get(failure.result_type, ("starttls", "x509", "dane", "dnssec", "mta-sts"))
-    if failure.policy_type == "sts":
-        protocols = (*tuple(p for p in protocols if p != "dane"), "mta-sts")
-    elif failure.policy_type == "tlsa":
-        protocols = tuple(p for p in protocols if p != "mta-sts")
+    protocols = protocols_for(failure.result_type, failure.policy_type)
     mx = failure.receiving_mx
     hosts = {_host_of(f.subject) for f in assessment.findings if f.subject}
     if mx and "*" not in mx and hosts and mx not in hosts:
