@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -89,19 +88,20 @@ def _published_rua(directory: Path, domain: str, owner: str) -> str:
     return rua.removeprefix("rua=mailto:")
 
 
-def _mail(to: str, domain: str, attachment: tuple[str, str, bytes]) -> str:
+def _mail(to: str, domain: str, attachment: tuple[str, str, bytes]) -> tuple[str, str]:
     from mecsa.lab.plan import HARDENED as SENDER
 
     message = EmailMessage()
     message["From"] = f"reports <{SENDER.from_address}>"
     message["To"] = to
     message["Subject"] = f"Report Domain: {domain} Submitter: {SENDER.domain}"
-    message["Message-ID"] = f"<{time.time_ns()}@{SENDER.domain}>"
+    message_id = f"<{time.time_ns()}@{SENDER.domain}>"
+    message["Message-ID"] = message_id
     message.set_content("Reports built by the mecsa lab test.")
     filename, content_type, data = attachment
     main, _, sub = content_type.partition("/")
     message.add_attachment(data, maintype=main, subtype=sub, filename=filename)
-    return message.as_string()
+    return message_id, message.as_string()
 
 
 def _send(directory: Path, to: str, text: str) -> None:
@@ -121,17 +121,28 @@ def _send(directory: Path, to: str, text: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _wait_counts(store: Path, want: dict[str, int], timeout: float = 60) -> dict[str, int]:
+def _delivered(directory: Path, message_id: str, to: str, timeout: float = 60) -> tuple[str, bool]:
+    """The receiver's reply to one report mail (it answers after ingesting), and whether the
+    sender delivered it over DANE-verified TLS."""
+    from mecsa.lab.mailflow import attempt_lines, parse_attempt, verified_tls_for
+    from mecsa.lab.plan import HARDENED as SENDER
+
+    log = directory / "logs" / f"{SENDER.host}.postfix.log"
     deadline = time.monotonic() + timeout
-    counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        if store.exists():
-            with sqlite3.connect(store) as db:
-                counts = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in want}
-            if all(counts[t] >= n for t, n in want.items()):
-                return counts
-        time.sleep(0.5)
-    return counts
+        line = attempt_lines(log, message_id, [to]).get(to)
+        if line is not None:
+            status, detail = parse_attempt(line)
+            assert status == "sent", line
+            return detail, verified_tls_for(log, line)
+        time.sleep(0.2)
+    raise AssertionError(f"no delivery of {message_id} logged")
+
+
+def _counts(store: Path) -> dict[str, int]:
+    tables = ("dmarc_reports", "dmarc_records", "tls_reports", "tls_failures")
+    with sqlite3.connect(store) as db:
+        return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
 
 def _mx_address(directory: Path, domain: str) -> str:
@@ -216,12 +227,23 @@ def test_reports_arrive_by_mail_and_the_join_reprobes_the_lab(reports_lab: Path)
             ("big.test!expired.json", "application/tlsrpt+json", json.dumps(tls_expired).encode()),
         ),
     ]
-    for text in mails:
+    replies = []
+    for message_id, text in mails:
         _send(reports_lab, REPORT_ADDRESS, text)
-    _send(reports_lab, REPORT_ADDRESS, mails[0])  # sent twice: one report
+        replies.append(_delivered(reports_lab, message_id, REPORT_ADDRESS))
+    # The aggregate report again, in a new mail: a duplicate, stored once.
+    again_id, again = _mail(REPORT_ADDRESS, HARDENED, ("again.xml", "text/xml", aggregate_xml(aggregate)))
+    _send(reports_lab, REPORT_ADDRESS, again)
+    replies.append(_delivered(reports_lab, again_id, REPORT_ADDRESS))
+    assert [r for r, _ in replies] == [
+        "250 2.0.0 Report mail: 1 stored, 0 duplicates, 0 errors",
+        "250 2.0.0 Report mail: 1 stored, 0 duplicates, 0 errors",
+        "250 2.0.0 Report mail: 1 stored, 0 duplicates, 0 errors",
+        "250 2.0.0 Report mail: 0 stored, 1 duplicates, 0 errors",
+    ], replies
+    assert all(verified for _, verified in replies)  # the DANE sender verified the receiver's TLSA
     store = reports_store_file(reports_lab)
-    counts = _wait_counts(store, {"dmarc_reports": 1, "tls_reports": 2, "dmarc_records": 3})
-    assert counts == {"dmarc_reports": 1, "tls_reports": 2, "dmarc_records": 3}, counts
+    assert _counts(store) == {"dmarc_reports": 1, "dmarc_records": 3, "tls_reports": 2, "tls_failures": 2}
 
     state = load_state(reports_lab)
     show = [
