@@ -73,6 +73,8 @@ def render_text(view: ReportsView, joined: Sequence[JoinItem] = ()) -> str:
                     f"    {s.ip}{name}: {s.messages} messages, {s.passed} passed; {aligned}; {disp}; "
                     f"reported by {', '.join(safe(o) for o in s.orgs)}"
                 )
+                results = "; ".join(f"{safe(k)} ({v})" for k, v in s.auth_results.items())
+                lines.append(f"      results: {results}")
         if d.sources_not_listed:
             lines.append(f"  ... and {d.sources_not_listed} smaller sources")
     for t in view.tls:

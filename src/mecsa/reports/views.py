@@ -14,6 +14,7 @@ Source groups (issue 22):
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class DmarcSource:
     dispositions: Mapping[str, int]
     group: SourceGroup
     reverse_name: str | None = None
+    # The raw results, uninterpreted for DMARC ("dkim d=esp.test pass", "spf example.test fail"),
+    # with the messages that carried each.
+    auth_results: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -94,6 +98,7 @@ class DmarcSource:
             "spf_aligned": self.spf_aligned,
             "orgs": list(self.orgs),
             "dispositions": dict(self.dispositions),
+            "auth_results": dict(self.auth_results),
             "group": self.group.value,
         }
 
@@ -272,6 +277,12 @@ def dmarc_source_ips(store: ReportStore, window: Window) -> list[str]:
     return [r[0] for r in store.rows(statement)]
 
 
+def _auth_results(dkim_json: str, spf_json: str) -> list[str]:
+    dkim = [f"dkim d={d.get('domain')} {d.get('result')}" for d in json.loads(dkim_json)]
+    spf = [f"spf {s.get('domain')} {s.get('result')}" for s in json.loads(spf_json)]
+    return dkim + spf or ["no DKIM or SPF result"]
+
+
 def _dmarc_domain_views(
     store: ReportStore,
     window: Window,
@@ -287,6 +298,8 @@ def _dmarc_domain_views(
             dmarc_records.c.source_ip,
             dmarc_reports.c.org_name,
             dmarc_records.c.disposition,
+            dmarc_records.c.dkim,
+            dmarc_records.c.spf,
             func.sum(dmarc_records.c.count),
             func.sum(_PASSED),
             func.sum(case((dmarc_records.c.dkim_aligned == "pass", dmarc_records.c.count), else_=0)),
@@ -299,11 +312,16 @@ def _dmarc_domain_views(
             dmarc_records.c.source_ip,
             dmarc_reports.c.org_name,
             dmarc_records.c.disposition,
+            dmarc_records.c.dkim,
+            dmarc_records.c.spf,
         )
     )
-    for domain, ip, org, disposition, messages, passed, dkim, spf_pass in store.rows(statement):
+    for domain, ip, org, disposition, dkim_json, spf_json, messages, passed, dkim, spf_pass in store.rows(
+        statement
+    ):
         slot = per_source.setdefault(
-            (domain, ip), {"messages": 0, "passed": 0, "dkim": 0, "spf": 0, "orgs": set(), "dispositions": {}}
+            (domain, ip),
+            {"messages": 0, "passed": 0, "dkim": 0, "spf": 0, "orgs": set(), "dispositions": {}, "auth": {}},
         )
         slot["messages"] += int(messages)
         slot["passed"] += int(passed)
@@ -311,6 +329,8 @@ def _dmarc_domain_views(
         slot["spf"] += int(spf_pass)
         slot["orgs"].add(org)
         slot["dispositions"][disposition] = slot["dispositions"].get(disposition, 0) + int(messages)
+        for result in _auth_results(dkim_json, spf_json):
+            slot["auth"][result] = slot["auth"].get(result, 0) + int(messages)
     reports: dict[str, int] = {}
     for domain, count in store.rows(
         select(dmarc_reports.c.domain, func.count()).where(where).group_by(dmarc_reports.c.domain)
@@ -370,6 +390,7 @@ def _dmarc_domain_views(
                     dict(sorted(slot["dispositions"].items())),
                     group,
                     reverse.get(ip),
+                    dict(sorted(slot["auth"].items())),
                 )
             )
         sources.sort(key=lambda s: (-s.messages, s.ip))

@@ -87,6 +87,10 @@ async def test_sources_are_grouped_by_the_domains_live_spf(
     # SERVFAIL on the SPF record: never called "unknown sender" on a guess.
     assert [s.group for s in broken.sources] == [SourceGroup.UNDETERMINED]
     assert example.sources[0].reverse_name == "mail.example.test"
+    known = example.group(SourceGroup.FAILING_KNOWN)[0]
+    assert known.auth_results == {"dkim d=esp.test pass": 4, "spf example.test pass": 4}
+    spoofer = example.group(SourceGroup.UNKNOWN)[0]
+    assert spoofer.auth_results == {"spf evil.test fail": 3}
     assert (example.messages, example.passed) == (63, 56)
     (tls,) = view.tls
     assert (tls.total.successful, tls.total.failed) == (90, 10)
