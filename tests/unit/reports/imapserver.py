@@ -14,7 +14,17 @@ from collections.abc import Sequence
 
 
 class ImapServer:
-    def __init__(self, messages: Sequence[bytes], cert: str, key: str, user: str, password: str) -> None:
+    def __init__(
+        self,
+        messages: Sequence[bytes],
+        cert: str,
+        key: str,
+        user: str,
+        password: str,
+        *,
+        mode: str = "implicit",  # "implicit" TLS, "starttls", or "plain" (no TLS offered at all)
+    ) -> None:
+        self.mode = mode
         self.messages = list(messages)
         self.user = user
         self.password = password
@@ -22,6 +32,8 @@ class ImapServer:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(cert, key)
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # a closed listener does not wake accept(): poll a flag instead
+        self._stop = threading.Event()
         self.port: int = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -30,24 +42,32 @@ class ImapServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._listener.close()
+        self._stop.set()
         self._thread.join(timeout=5)
+        self._listener.close()
 
     def _serve(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            raw.settimeout(10)
             try:
-                with self._context.wrap_socket(raw, server_side=True) as conn:
-                    self._session(conn)
+                if self.mode == "implicit":
+                    with self._context.wrap_socket(raw, server_side=True) as conn:
+                        self._session(conn)
+                else:
+                    with raw:
+                        self._session(raw)
             except (OSError, ssl.SSLError):
                 continue
 
-    def _session(self, conn: ssl.SSLSocket) -> None:
+    def _session(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
-        conn.sendall(b"* OK [CAPABILITY IMAP4rev1] test server ready\r\n")
+        conn.sendall(b"* OK test server ready\r\n")
         while True:
             line = reader.readline()
             if not line:
@@ -56,6 +76,11 @@ class ImapServer:
             tag, _, rest = text.partition(" ")
             command, _, args = rest.partition(" ")
             self.commands.append(f"{command.upper()} {args}".strip())
+            if command.upper() == "STARTTLS" and self.mode == "starttls":
+                conn.sendall(tag.encode() + b" OK begin TLS\r\n")
+                conn = self._context.wrap_socket(conn, server_side=True)
+                reader = conn.makefile("rb")
+                continue
             reply = self._reply(command.upper(), args)
             conn.sendall(
                 b"".join(reply) + tag.encode() + b" OK done\r\n"
@@ -67,7 +92,8 @@ class ImapServer:
 
     def _reply(self, command: str, args: str) -> list[bytes] | None:
         if command == "CAPABILITY":
-            return [b"* CAPABILITY IMAP4rev1\r\n"]
+            starttls = b" STARTTLS" if self.mode == "starttls" else b""
+            return [b"* CAPABILITY IMAP4rev1" + starttls + b"\r\n"]
         if command == "LOGIN":
             user, password = (a.strip('"') for a in args.split(" ", 1))
             return [] if (user, password) == (self.user, self.password) else None

@@ -117,3 +117,22 @@ def test_ingest_over_imap_with_tls_read_only(tmp_path: Path) -> None:
         # Without the test CA, the certificate is not trusted: no login in clear or to an unknown peer.
         code, out = invoke("reports", "ingest", "--imap", url, "--store", store, env=env)
         assert code == 2 and "cannot connect over TLS" in out
+
+
+def test_imap_starttls_and_a_server_without_tls_is_refused(tmp_path: Path) -> None:
+    cert, key, _ = write_self_signed(tmp_path, "localhost")
+    mails = [report_mail([("r.xml", "text/xml", aggregate_xml(Aggregate()))])]
+    store = str(tmp_path / "s.sqlite3")
+    env = {"MECSA_IMAP_PASSWORD": "pw"}
+    with ImapServer(mails, cert, key, "u", "pw", mode="starttls") as server:
+        url = f"imap://u@localhost:{server.port}/INBOX"
+        code, out = invoke("reports", "ingest", "--imap", url, "--ca-file", cert, "--store", store, env=env)
+        assert code == 0 and out.splitlines()[-1] == "1 stored, 0 duplicates, 0 errors", out
+        assert server.commands.index("STARTTLS") < next(
+            i for i, c in enumerate(server.commands) if c.startswith("LOGIN")
+        )
+    with ImapServer(mails, cert, key, "u", "pw", mode="plain") as server:
+        url = f"imap://u@localhost:{server.port}/INBOX"
+        code, out = invoke("reports", "ingest", "--imap", url, "--ca-file", cert, "--store", store, env=env)
+        assert code == 2 and "refusing to log in in clear" in out
+        assert not any(c.startswith("LOGIN") for c in server.commands)  # the password never went out

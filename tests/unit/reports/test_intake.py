@@ -228,3 +228,12 @@ def test_100000_records_stream_in_bounded_memory(tmp_path: Path) -> None:
     # The XML is ~48 MB and the records as objects would be several times more: streaming keeps
     # the growth of the peak resident size well under the size of the document.
     assert int(grown) < 40 * 1024 * 1024, grown
+
+
+def test_truncated_gzip_is_an_error_and_nothing_is_stored(store: ReportStore, tmp_path: Path) -> None:
+    rows = tuple(Row(source_ip=f"192.0.2.{i}") for i in range(1, 200))
+    data = gzipped(aggregate_xml(Aggregate(rows=rows)))
+    items = list(Intake(store).path(write(tmp_path / "cut.xml.gz", data[: len(data) // 2])))
+    assert statuses(items) == ["error"]
+    assert "EOFError" in (items[0].error or "") or "not well-formed" in (items[0].error or "")
+    assert store.counts()["dmarc_records"] == 0
