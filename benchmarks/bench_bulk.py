@@ -96,6 +96,7 @@ def zone_texts(n: int) -> dict[str, str]:
             )
             + "\n"
         )
+    zones["test"] = head  # the TLD answers like a real one: RFC 9989's walk ends at _dmarc.test
     return zones
 
 

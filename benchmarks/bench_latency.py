@@ -349,7 +349,7 @@ def ideal_round_trips(runnable_trials: int, per_address: int) -> dict[str, int]:
         + waves * trial,
         "transport without sweep (dane's TLSA beside the sessions)": mx_a + session,
         "spf include chain": SPF_DEPTH,
-        "dmarc: _dmarc.sub -> _dmarc.org": 2,
+        "dmarc tree walk: _dmarc.sub -> _dmarc.org -> _dmarc.tld": 3,
         "mta-sts: TXT -> A -> HTTPS GET": 3,
     }
 
@@ -389,7 +389,10 @@ async def main(args: argparse.Namespace) -> int:
     https = await serve_policy(args.delay, POLICY.encode(), server_tls, 0)
     https_port = https.sockets[0].getsockname()[1]
 
-    data = ZoneData.from_texts({"bench.test": zone_text(smtp_port, spki)}, secure=["bench.test"])
+    # the TLD answers like a real one (NXDOMAIN for _dmarc.test): RFC 9989's walk ends there
+    tld = "@ SOA ns.bench.test. hostmaster.bench.test. 1 7200 3600 1209600 300\n@ NS ns.bench.test.\n"
+    zones = {"bench.test": zone_text(smtp_port, spki), "test": tld}
+    data = ZoneData.from_texts(zones, secure=["bench.test", "test"])
     dns_server = await DelayedZoneServer(data, args.delay).start()
     client = TracedClient([Nameserver("127.0.0.1", dns_server.port)], timeout=2.0, attempts=2)
     options = AssessOptions(

@@ -1,8 +1,12 @@
-"""Organisational domains (RFC 7489 §3.2) and DMARC identifier alignment (RFC 7489 §3.1).
+"""Organisational domains by the Public Suffix List (RFC 7489 §3.2) and alignment by it (§3.1).
 
 The organisational domain is the public suffix plus one label, found with `publicsuffixlist`
-(the full list, ICANN and private sections, as DMARC receivers use it). A name that is itself
-a public suffix is its own organisational domain. Mail mode reuses `aligned` for DMARC checks.
+(the full list, ICANN and private sections, as DMARC receivers used it). A name that is itself
+a public suffix is its own organisational domain. Unknown TLDs fall under the list's implicit
+`*` rule: `test` is a public suffix, so the lab's `mail.example.test` belongs to `example.test`.
+
+This is RFC 7489's rule (profile mecsa-st, `--dmarc-discovery psl`). RFC 9989 replaced it with a
+DNS tree walk (§4.10.2), which needs DNS and lives in `mecsa.observe.dmarc`.
 """
 
 from __future__ import annotations

@@ -45,3 +45,10 @@ def test_relaxed_alignment_is_same_organisational_domain() -> None:
 def test_strict_alignment_needs_equal_names() -> None:
     assert aligned("Example.test.", "example.test", strict=True)
     assert not aligned("mail.example.test", "example.test", strict=True)
+
+
+def test_the_lab_tld_test_is_a_public_suffix_by_the_implicit_rule() -> None:
+    # the PSL does not list `test`; its `*` default rule makes it a suffix (RFC 7489 receivers agree)
+    assert organisational_domain("mail.example.test") == "example.test"
+    assert organisational_domain("test") == "test"
+    assert organisational_domain("walkonly.psdwalk") == "walkonly.psdwalk"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from mecsa.cli.common import (
     run,
     usage_error,
 )
+
+if TYPE_CHECKING:
+    from mecsa.observe.dmarc import DiscoveryMethod
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +47,14 @@ def assess_command(
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
     html: HtmlOption = None,
+    dmarc_discovery: Annotated[
+        str | None,
+        typer.Option(
+            "--dmarc-discovery",
+            help="How to find the DMARC policy: treewalk (RFC 9989) or psl (RFC 7489, as MECSA). "
+            "Default: the profile's (mecsa: treewalk, mecsa-st: psl).",
+        ),
+    ] = None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -55,7 +66,7 @@ def assess_command(
     for chosen in (*(only or ()), *(skip or ())):
         if chosen not in known:
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
-    _check_profile(profile)
+    discovery = _dmarc_discovery(dmarc_discovery, profile)
     selectors = tuple(_selector(s) for s in dkim_selector or ())
     input_file("--ca-file", ca_file)
     output_file("--html", html)
@@ -66,6 +77,7 @@ def assess_command(
         ca_file=ca_file,
         smtp_timeout=smtp_timeout,
         tls_versions=tls_versions,
+        dmarc_discovery=discovery,
     )
     client = make_client(resolver, timeout)
     result = run(assess(name, client, options))
@@ -90,6 +102,19 @@ def _check_profile(name: str) -> None:
         load_profile(name)
     except ProfileError as exc:
         usage_error(str(exc))
+
+
+def _dmarc_discovery(chosen: str | None, profile: str) -> DiscoveryMethod:
+    """`--dmarc-discovery`, else the profile's own method (checks the profile name too)."""
+    from mecsa.observe.dmarc import DiscoveryMethod
+    from mecsa.scoring import load_profile
+
+    _check_profile(profile)
+    text = chosen if chosen is not None else load_profile(profile).dmarc_discovery
+    try:
+        return DiscoveryMethod(text)
+    except ValueError:
+        usage_error(f"--dmarc-discovery must be treewalk or psl, not {text!r}")
 
 
 def _selector(text: str) -> str:

@@ -24,6 +24,7 @@ from mecsa.cli.common import (
 
 if TYPE_CHECKING:
     from mecsa.mailmode.receiver import ReceiverSettings
+    from mecsa.observe.dmarc import DiscoveryMethod
 
 DEFAULT_STORE = "mailmode.sqlite3"
 StoreOption = Annotated[
@@ -110,6 +111,12 @@ def serve_command(
             "--reports-store", help="The store --report-address mail goes to (as mecsa reports --store)."
         ),
     ] = None,
+    dmarc_discovery: Annotated[
+        str,
+        typer.Option(
+            "--dmarc-discovery", help="DMARC discovery: treewalk (RFC 9989, default) or psl (RFC 7489)."
+        ),
+    ] = "treewalk",
 ) -> None:
     """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored."""
     from mecsa.mailmode.receiver import ReceiverSettings
@@ -133,6 +140,7 @@ def serve_command(
         max_connections=max_connections,
         assess_sender=assess_sender,
         report_addresses=addresses,
+        dmarc_discovery=_discovery(dmarc_discovery),
     )
     client = make_client(resolver, timeout)
     try:
@@ -324,3 +332,12 @@ def zone_command(
         typer.echo(json.dumps(data))
     else:
         typer.echo(records.zone_text(), nl=False)
+
+
+def _discovery(text: str) -> DiscoveryMethod:
+    from mecsa.observe.dmarc import DiscoveryMethod
+
+    try:
+        return DiscoveryMethod(text)
+    except ValueError:
+        usage_error(f"--dmarc-discovery must be treewalk or psl, not {text!r}")

@@ -4,6 +4,19 @@
 `Received-SPF` header: trusting policyd-spf's header allows a DMARC bypass (CVE-2019-20790).
 OpenDMARC believes only Authentication-Results whose authserv-id it trusts, so OpenDKIM's
 AuthservID (the MX host name) is listed in `TrustedAuthservIDs`.
+
+DMARC discovery: Debian 12's OpenDMARC 1.4.2 follows RFC 7489. It finds organisational domains
+with the Public Suffix List (`PublicSuffixList`, RFC 7489 §3.2), not with RFC 9989's DNS tree
+walk; it knows neither `psd=` nor `t=`, and it still applies `pct=`. What that means for a
+hardened domain: its own record (written by `mecsa harden records`, valid under both RFCs) is
+found the same way by both rules, so nothing changes for mail from it; for incoming mail from
+domains that rely on RFC 9989 alone (a `psd=n` record below the PSL's organisational domain, a
+`psd=y` policy of a suffix the PSL does not list, `t=y`), this receiver decides by RFC 7489 and
+may differ from RFC 9989 receivers. OpenDMARC's development branch has a configurable walk mode
+(trusteddomainproject/OpenDMARC PRs #430 and #433, merged June 2026, not in a release packaged
+for Debian 12): once installed, switch it to the RFC 9989 tree walk as its opendmarc.conf(5)
+documents. The file written here stays valid for 1.4.2, which refuses directives it does not
+know.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ def opendmarc_conf(settings: HardenSettings, layout: Layout) -> str:
         "SPFIgnoreResults true\n"
         "FailureReports false\n"
         "PidFile /run/opendmarc/opendmarc.pid\n"
+        "# OpenDMARC 1.4.2 finds organisational domains with the PSL (RFC 7489), not RFC 9989's tree walk\n"
         "PublicSuffixList /usr/share/publicsuffix/public_suffix_list.dat\n"
         f"Socket {OPENDMARC_SOCKET}\n"
         "Syslog true\n"

@@ -17,10 +17,12 @@ Reusable API (all pure; names are A-labels without the final dot; TTL defaults t
 - ``dkim_txt(selector, domain, public_key) -> DnsRecord``: at ``selector._domainkey.domain``,
   ``v=DKIM1; k=rsa; p=<base64 DER SPKI>`` (or ``k=ed25519; p=<base64 raw key>``, RFC 8463).
   Never an ``h=`` tag (see NOTES: ``h=rsa-sha256`` breaks verifiers).
-- ``dmarc_record(domain, rua, policy="reject") -> DnsRecord``: ``v=DMARC1; p=reject; rua=mailto:...``;
-  ``rua`` is a bare address or already ``mailto:``.
-- ``dmarc_report_authorization(domain, rua) -> DnsRecord | None``: the RFC 7489 §7.1 record the
-  report domain must publish when the rua address is outside the domain; None when not needed.
+- ``dmarc_record(domain, rua, policy="reject") -> DnsRecord``:
+  ``v=DMARC1; p=reject; sp=reject; np=reject; rua=mailto:...``; ``rua`` is a bare address or
+  already ``mailto:``. Valid under RFC 9989 and RFC 7489 alike (see the function).
+- ``dmarc_report_authorization(domain, rua) -> DnsRecord | None``: the RFC 9990 §4 (RFC 7489
+  §7.1) record the report domain must publish when the rua address is outside the domain; None
+  when not needed.
 - ``tlsa_311(mx_host, cert_or_key, port=25) -> DnsRecord``: ``_25._tcp.mx. IN TLSA 3 1 1 <64 hex>``,
   the SHA-256 of the SubjectPublicKeyInfo of an ``x509.Certificate`` or of a public/private key.
 - ``mta_sts_policy(mx_hosts, mode="enforce", max_age=604800) -> str``: the policy file (CRLF lines).
@@ -145,12 +147,22 @@ def dkim_txt(selector: str, domain: str, public_key: PublicKeyTypes) -> DnsRecor
 
 
 def dmarc_record(domain: str, rua: str, policy: str = "reject") -> DnsRecord:
-    """`v=DMARC1; p=<policy>; rua=mailto:<rua>` at `_dmarc.domain`."""
-    return DnsRecord(f"_dmarc.{domain}", "TXT", f"v=DMARC1; p={policy}; rua={_mailto(rua)}")
+    """`v=DMARC1; p=<policy>; sp=<policy>; np=<np>; rua=mailto:<rua>` at `_dmarc.domain`.
+
+    Right under both specifications: `v` first and `p` second (RFC 7489 §6.4 wants that order;
+    RFC 9989 allows any), no `pct`, `rf` or `ri` (removed by RFC 9989, Appendix C.5.2), no `psd`
+    or `t` (RFC 9989 defaults: `u`, `n`). `sp` states the subdomain policy outright; `np`
+    (RFC 9989 §4.7; an RFC 7489 receiver ignores it as unknown, §6.3) rejects mail from names
+    that do not exist, which never send mail, unless the domain only monitors (`p=none`).
+    """
+    np = policy if policy == "none" else "reject"
+    value = f"v=DMARC1; p={policy}; sp={policy}; np={np}; rua={_mailto(rua)}"
+    return DnsRecord(f"_dmarc.{domain}", "TXT", value)
 
 
 def dmarc_report_authorization(domain: str, rua: str) -> DnsRecord | None:
-    """The record a foreign report domain publishes to accept `domain`'s reports (RFC 7489 §7.1)."""
+    """The record a foreign report domain publishes to accept `domain`'s reports (RFC 9990 §4;
+    RFC 7489 §7.1)."""
     report_domain = rua.removeprefix("mailto:").rpartition("@")[2].lower().rstrip(".")
     related = report_domain.endswith(f".{domain}") or domain.endswith(f".{report_domain}")
     if report_domain == domain or related:

@@ -98,7 +98,10 @@ def build(plan: LabPlan) -> Built:
     children = [d.name for d in plan.domains] + [name for name, _ in lab_zones]
     for tld in plan.tlds:
         mine = [c for c in children if c.endswith(f".{tld}")]
-        (zone_dir / f"{tld}.zone").write_text(zones.tld_zone(tld, mine, ds))
+        extra = [
+            d.scenario.text(r) for d in plan.domains if d.scenario.tld == tld for r in d.scenario.tld_records
+        ]
+        (zone_dir / f"{tld}.zone").write_text(zones.tld_zone(tld, mine, ds, extra))
     (zone_dir / "root.zone").write_text(zones.root_zone(plan.tlds, ds))
 
     unbound_conf = unbound.write_unbound(plan.path("unbound"), plan.logs / "unbound.log", plan.tlds, ds[""])

@@ -14,6 +14,8 @@ but `domain` is optional; the defaults describe the hardened, top-score setup. I
     dmarc = ["v=DMARC1; p=none"]        # zero, one or several records
     tls_rpt = ""                        # "" publishes none
     records = ["extra.{domain}. 300 IN TXT \"...\""]            # extra zone lines, verbatim
+    tld_records = ["_dmarc.{tld}. 300 IN TXT \"...\""]   # extra lines in the TLD's zone (give the
+                                        # scenario a TLD of its own, or they reach its neighbours)
 
     [hardening]                         # `mecsa harden` settings (see mecsa/harden/example.toml),
     dmarc_policy = "quarantine"         # passed to `harden apply` for every MX host
@@ -39,6 +41,8 @@ but `domain` is optional; the defaults describe the hardened, top-score setup. I
 
     [expect]                            # what `mecsa lab assess` must find
     fail = ["dane"]                     # exactly the scored protocols whose verdict is fail
+    fail_by_profile = {"mecsa-st" = []} # ... under a profile, when it differs (`mecsa assess
+                                        # --profile` also picks the DMARC discovery: mecsa-st, psl)
     error = []                          # exactly those whose verdict is error (default: none)
     findings = ["dane.no_match"]        # finding ids that must be reported (as fail, warn or error)
     [expect.levels.mecsa]               # per profile, per area: a level, or "best" (the
@@ -108,6 +112,11 @@ class Expectation:
     error: frozenset[str] = frozenset()
     findings: tuple[str, ...] = ()
     levels: Mapping[str, Mapping[str, Level]] = field(default_factory=dict)
+    fail_by_profile: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def fail_under(self, profile: str) -> frozenset[str]:
+        """The protocols that must fail when assessed with `--profile profile`."""
+        return self.fail_by_profile.get(profile, self.fail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ class Scenario:
     dmarc: tuple[str, ...] | None = None
     tls_rpt: str | None = None
     records: tuple[str, ...] = ()
+    tld_records: tuple[str, ...] = ()
     hardening: Mapping[str, Any] = field(default_factory=dict)
     dkim: DkimSpec = DkimSpec()
     mta_sts: MtaStsSpec = MtaStsSpec()
@@ -131,8 +141,12 @@ class Scenario:
     source: str = ""
 
     def text(self, template: str) -> str:
-        """A record text with `{domain}` filled in."""
-        return template.replace("{domain}", self.domain)
+        """A record text with `{domain}` (and `{tld}`) filled in."""
+        return template.replace("{domain}", self.domain).replace("{tld}", self.tld)
+
+    @property
+    def tld(self) -> str:
+        return self.domain.rpartition(".")[2]
 
     def mx_host(self, mx: MxSpec) -> str:
         return f"{mx.name}.{self.domain}"
@@ -171,6 +185,7 @@ def parse_scenario(data: Mapping[str, Any], *, name: str = "scenario", source: s
             "dmarc",
             "tls_rpt",
             "records",
+            "tld_records",
             "hardening",
             "dkim",
             "mta_sts",
@@ -197,6 +212,7 @@ def parse_scenario(data: Mapping[str, Any], *, name: str = "scenario", source: s
         dmarc=_strs(data, "dmarc", ()) if "dmarc" in data else None,
         tls_rpt=_str(data, "tls_rpt") if "tls_rpt" in data else None,
         records=_strs(data, "records", ()),
+        tld_records=_strs(data, "tld_records", ()),
         hardening=dict(_table(data, "hardening")),
         dkim=_dkim(_table(data, "dkim")),
         mta_sts=_mta_sts(_table(data, "mta_sts")),
@@ -256,16 +272,15 @@ def _mx(table: Any, index: int) -> MxSpec:
 
 
 def _expect(table: Mapping[str, Any]) -> Expectation:
-    from mecsa.model import SCORED_PROTOCOLS
 
-    _known(table, "expect.", {"fail", "error", "findings", "levels"})
+    _known(table, "expect.", {"fail", "error", "findings", "levels", "fail_by_profile"})
     sets = {}
     for key in ("fail", "error"):
-        names = frozenset(_strs(table, key, ()))
-        unknown = names - set(SCORED_PROTOCOLS)
-        if unknown:
-            raise ScenarioError(f"expect.{key}: unknown protocols {sorted(unknown)}")
-        sets[key] = names
+        sets[key] = _protocol_set(table, key, f"expect.{key}")
+    by_profile = {
+        profile: _protocol_set(_table(table, "fail_by_profile"), profile, f"expect.fail_by_profile.{profile}")
+        for profile in _table(table, "fail_by_profile")
+    }
     levels: dict[str, dict[str, Level]] = {}
     for profile, areas in _table(table, "levels").items():
         if not isinstance(areas, dict):
@@ -278,7 +293,17 @@ def _expect(table: Mapping[str, Any]) -> Expectation:
             if not ok:
                 raise ScenarioError(f'expect.levels.{profile}.{area}: {level!r} is not 0..10 or "best"')
         levels[profile] = dict(areas)
-    return Expectation(sets["fail"], sets["error"], _strs(table, "findings", ()), levels)
+    return Expectation(sets["fail"], sets["error"], _strs(table, "findings", ()), levels, by_profile)
+
+
+def _protocol_set(table: Mapping[str, Any], key: str, where: str) -> frozenset[str]:
+    from mecsa.model import SCORED_PROTOCOLS
+
+    names = frozenset(_strs(table, key, ()))
+    unknown = names - set(SCORED_PROTOCOLS)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown protocols {sorted(unknown)}")
+    return names
 
 
 def _known(table: Mapping[str, Any], where: str, keys: set[str]) -> None:

@@ -73,9 +73,12 @@ def root_zone(tlds: Sequence[str], ds: Mapping[str, Sequence[str]]) -> str:
     return zone_text("", lines)
 
 
-def tld_zone(tld: str, children: Sequence[str], ds: Mapping[str, Sequence[str]]) -> str:
-    """A TLD delegating each child zone to the lab's name server (and holding it, for `test`)."""
-    lines = []
+def tld_zone(
+    tld: str, children: Sequence[str], ds: Mapping[str, Sequence[str]], extra: Sequence[str] = ()
+) -> str:
+    """A TLD delegating each child zone to the lab's name server (and holding it, for `test`);
+    `extra`: the scenarios' `tld_records` (a public suffix operator's DMARC record, say)."""
+    lines = list(extra)
     if NS_HOST.endswith(f".{tld}"):
         lines.append(f"{NS_HOST}. A {AUTH_IP}")
     for child in children:

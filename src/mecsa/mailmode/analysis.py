@@ -15,18 +15,19 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-from mecsa.checks.dmarc import DmarcObservation
 from mecsa.dns.resolver import Resolver
 from mecsa.mailmode.dkimverify import DkimSignatureResult, check_dkim
 from mecsa.mailmode.dmarceval import (
     DmarcEvaluation,
     FromDomain,
+    alignment_domains,
     discover,
     domain_exists,
     evaluate_dmarc,
     from_domain,
 )
 from mecsa.mailmode.headers import AuthenticationResults, ReceivedHop, read_headers
+from mecsa.observe.dmarc import Discovery, DiscoveryMethod
 from mecsa.spf.evaluator import SpfOutcome, SpfResult, check_host, check_sender, split_sender, valid_domain
 
 
@@ -155,8 +156,10 @@ async def _spf_mailfrom(resolver: Resolver, ip: str, mail_from: str, helo: str) 
     return SpfCheck("mailfrom", domain.lower().rstrip("."), outcome)
 
 
-async def _dmarc_observation(resolver: Resolver, sender: FromDomain) -> DmarcObservation | None:
-    return await discover(resolver, sender.domain) if sender.domain else None
+async def _dmarc_discovery(
+    resolver: Resolver, sender: FromDomain, method: DiscoveryMethod
+) -> Discovery | None:
+    return await discover(resolver, sender.domain, method) if sender.domain else None
 
 
 def header_recipients(raw: bytes) -> tuple[str, ...]:
@@ -173,28 +176,43 @@ def _header_recipients(message: Message) -> tuple[str, ...]:
     return tuple(addr.lower() for _, addr in getaddresses(fields) if addr)
 
 
-async def analyse_message(raw: bytes, connection: Connection, resolver: Resolver) -> MessageAnalysis:
-    """Analyse `raw` as delivered over `connection`; DNS through `resolver` (one per message)."""
+async def analyse_message(
+    raw: bytes,
+    connection: Connection,
+    resolver: Resolver,
+    dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK,
+) -> MessageAnalysis:
+    """Analyse `raw` as delivered over `connection`; DNS through `resolver` (one per message).
+
+    `dmarc_discovery`: RFC 9989's tree walk (default) or RFC 7489's public suffix list.
+    """
     message = await asyncio.to_thread(parse_message, raw)
     sender = from_domain(message)
     ip = connection.peer_ip
-    dkim, spf_mailfrom, spf_helo, observation = await asyncio.gather(
+    dkim, spf_mailfrom, spf_helo, discovery = await asyncio.gather(
         check_dkim(raw, resolver),
         _spf_mailfrom(resolver, ip, connection.mail_from, connection.helo),
         _spf_helo(resolver, ip, connection.helo),
-        _dmarc_observation(resolver, sender),
+        _dmarc_discovery(resolver, sender, dmarc_discovery),
     )
     exists: bool | None = True
-    if sender.domain and observation is not None and observation.found.domain != sender.domain:
-        # np (RFC 9091) applies only to subdomains that do not exist: find out only when it matters
-        exists = await domain_exists(resolver, sender.domain)
+    orgs = None
+    if sender.domain and discovery is not None:
+        found = discovery.policy_lookup
+        if found is not None and found.domain != sender.domain:
+            # np applies only to subdomains that do not exist: find out only when it matters
+            exists = await domain_exists(resolver, sender.domain)
+        passing = [spf_mailfrom.domain] if spf_mailfrom.outcome.result is SpfResult.PASS else []
+        passing += [s.domain for s in dkim if s.domain and s.result.value == "pass"]
+        orgs = await alignment_domains(resolver, discovery, passing)
     dmarc = evaluate_dmarc(
         sender,
-        observation,
+        discovery,
         spf_domain=spf_mailfrom.domain,
         spf_result=spf_mailfrom.outcome.result,
         dkim=dkim,
         exists=exists,
+        orgs=orgs,
     )
     auth, hops = read_headers(message)
     return MessageAnalysis(

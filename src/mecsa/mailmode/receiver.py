@@ -45,6 +45,7 @@ from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
 from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
+from mecsa.observe.dmarc import DiscoveryMethod
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class ReceiverSettings:
     analyse: bool = True
     assess_sender: bool = True
     max_analyses: int = 8
+    # how DMARC finds policies and organisational domains: RFC 9989 tree walk or RFC 7489 PSL
+    dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
     assess_options: AssessOptions = field(default_factory=AssessOptions)
     # Full addresses (any domain) whose mail is handed to the report handler, e.g. the
     # `rua=mailto:` address that `mecsa harden` publishes. Configured explicitly: never a relay.
@@ -296,7 +299,7 @@ class Receiver:
         from mecsa.mailmode.outbound import outbound_json
 
         client = self._client()
-        analysis = await analyse_message(raw, connection, Resolver(client))
+        analysis = await analyse_message(raw, connection, Resolver(client), self.settings.dmarc_discovery)
         domain = analysis.sender.domain or analysis.spf_domain
         data = {"analysis": analysis.to_json(), "outbound": outbound_json(domain, analysis)}
         for token, delivery in zip(tokens, ids, strict=True):

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from mecsa.dns.resolver import Resolver
 from mecsa.observe.cache import CacheKey, ObservationCache
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.probes.smtp import ConnectionLimits
 
 T = TypeVar("T")
@@ -27,6 +28,8 @@ class AssessOptions:
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
     check_deadline: float = 120.0
+    # RFC 9989 tree walk (default) or RFC 7489 public suffix list; a profile may name its own
+    dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
 
 
 @dataclass

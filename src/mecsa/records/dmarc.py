@@ -1,10 +1,22 @@
-"""The DMARC policy record (RFC 7489 §6.3-6.4, `np` from RFC 9091): a strict, pure parser.
+"""The DMARC policy record under two rule sets: RFC 9989 (the standard since May 2026, the default)
+and RFC 7489 (with `np` from RFC 9091), the rules MECSA and profile mecsa-st still apply.
 
-Every problem is reported with its place. IssueSeverity follows what receivers do (RFC 7489 §6.3,
-§6.6.3): a bad or missing `v`/`p`, a bad `sp`, a duplicate tag or broken tag-list syntax makes
-receivers discard the record (ERROR, no `DmarcRecord`); a bad value in any other tag is ignored
-in favour of its default (WARNING, and the record carries the default). Written by hand because
-the maintained DMARC library seen here (authheaders) gets policy lookups wrong (see NOTES.md).
+A strict, pure parser; every problem is reported with its place. Severity follows what receivers
+do: a duplicate tag, broken tag-list syntax or a bad `v` makes receivers discard the record
+(ERROR, no `DmarcRecord`); a bad value in an optional tag is ignored in favour of its default
+(WARNING, and the record carries the default). The rule sets differ in four places:
+
+- a missing or bad `p`, or a bad `sp`: RFC 7489 receivers discard the record (this parser's old
+  rule; RFC 7489 §6.6.3 step 6 is laxer). RFC 9989 §4.10.1: with a usable `rua` URI receivers act
+  as if the record said `p=none`; without one, they discard it;
+- `np` (RFC 9091 §4.1 under RFC 7489), `psd` and `t` (RFC 9989 §4.7) are parsed; `psd` and `t`
+  are unknown tags to an RFC 7489 receiver;
+- `pct`, `rf` and `ri` were removed by RFC 9989 (Appendix C.5.2): a warning, and receivers ignore
+  them; under RFC 7489 they are judged as before;
+- unknown tags are ignored with a warning under both (RFC 9989 §4.7: "unknown tags MUST be ignored").
+
+Written by hand because the maintained DMARC library seen here (authheaders) gets policy lookups
+wrong (see NOTES.md).
 """
 
 from __future__ import annotations
@@ -22,8 +34,22 @@ _SIZE = re.compile(r"([0-9]+)([kmgtKMGT]?)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-_KNOWN_TAGS = frozenset({"v", "p", "sp", "np", "adkim", "aspf", "fo", "rf", "ri", "pct", "rua", "ruf"})
 _FO_VALUES = frozenset({"0", "1", "d", "s"})
+
+
+class Rules(StrEnum):
+    """Which DMARC specification a receiver follows."""
+
+    RFC9989 = "rfc9989"
+    RFC7489 = "rfc7489"
+
+
+_KNOWN_TAGS = {
+    Rules.RFC7489: frozenset({"v", "p", "sp", "np", "adkim", "aspf", "fo", "rf", "ri", "pct", "rua", "ruf"}),
+    # RFC 9989 §4.7 (Table 2); pct, rf and ri are handled as removed tags
+    Rules.RFC9989: frozenset({"v", "p", "sp", "np", "psd", "t", "adkim", "aspf", "fo", "rua", "ruf"}),
+}
+_REMOVED_TAGS = frozenset({"pct", "rf", "ri"})
 
 
 class Policy(StrEnum):
@@ -40,6 +66,14 @@ class Policy(StrEnum):
 class Alignment(StrEnum):
     RELAXED = "r"
     STRICT = "s"
+
+
+class Psd(StrEnum):
+    """RFC 9989 §4.7 `psd`: y, a public suffix domain; n, an organisational domain; u, unsaid."""
+
+    YES = "y"
+    NO = "n"
+    UNSAID = "u"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +103,9 @@ class DmarcRecord:
     fo: tuple[str, ...] = ("0",)
     rf: tuple[str, ...] = ("afrf",)
     ri: int = 86400
+    psd: Psd = Psd.UNSAID
+    testing: bool = False
+    rules: Rules = Rules.RFC9989
 
     @property
     def effective_subdomain_policy(self) -> Policy:
@@ -79,6 +116,11 @@ class DmarcRecord:
     def effective_nonexistent_policy(self) -> Policy:
         """`np`, defaulting to `sp`, then `p` (RFC 9091 §4.1)."""
         return self.nonexistent_policy or self.effective_subdomain_policy
+
+    @property
+    def reporting(self) -> bool:
+        """True when aggregate or failure reports are requested with a usable URI."""
+        return bool(self.rua or self.ruf)
 
     def policy_for(self, domain: str, record_domain: str, *, exists: bool = True) -> Policy:
         """The policy that applies to mail from `domain`, given the record found at `record_domain`.
@@ -92,6 +134,12 @@ class DmarcRecord:
         return self.effective_subdomain_policy if exists else self.effective_nonexistent_policy
 
 
+def weaker(policy: Policy) -> Policy:
+    """The next weaker policy: what `t=y` asks receivers to apply (RFC 9989 §4.7), and what
+    RFC 7489 §6.6.4 applies to mail outside `pct`."""
+    return {Policy.REJECT: Policy.QUARANTINE, Policy.QUARANTINE: Policy.NONE}.get(policy, Policy.NONE)
+
+
 # The outcome of parsing (`record` None: receivers discard the text). Build it as TagListParse(...):
 # calling the subscripted alias fails on a frozen, slotted generic (it sets __orig_class__).
 DmarcParse = TagListParse[DmarcRecord]
@@ -103,8 +151,8 @@ def is_dmarc_record(text: str) -> bool:
     return _VERSION.match(text) is not None
 
 
-def parse_dmarc(text: str) -> DmarcParse:
-    """Parse one DMARC record's text (TXT strings already joined); never raises."""
+def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
+    """Parse one DMARC record's text (TXT strings already joined) under `rules`; never raises."""
     tags, syntax = split_tags(text, fold_case=True)
     issues = list(syntax)
     error = _issue(issues, IssueSeverity.ERROR)
@@ -116,23 +164,44 @@ def parse_dmarc(text: str) -> DmarcParse:
     elif tags[0].value != "DMARC1":
         error("v.bad", f"v={tags[0].value!r}: the version must be exactly DMARC1", tags[0].position, "v")
 
-    policy = _policy(by_name.get("p"), error)
+    new_rules = rules is Rules.RFC9989
+    rua = _uris(by_name.get("rua"), warn)
+    # RFC 9989 §4.10.1: a bad or missing p, or a bad sp/np, means p=none when rua has a usable URI
+    fallback = new_rules and bool(rua)
+    policy_issue = warn if fallback else error
+    policy = _policy(by_name.get("p"), policy_issue, rules)
     if "p" not in by_name:
-        error("p.missing", "the p= tag is required (RFC 7489 §6.3)", None, "p")
+        if fallback:
+            warn("p.missing", "no p= tag: receivers act as if p=none (RFC 9989 §4.10.1)", None, "p")
+        else:
+            error("p.missing", f"the p= tag is required ({_P_REQUIRED[rules]})", None, "p")
     elif tags[0].name.lower() == "v" and len(tags) > 1 and tags[1].name.lower() != "p":
         warn(
             "p.not_second",
-            "p= should come right after v= (RFC 7489 §6.4); some receivers insist",
+            "p= should come right after v=: RFC 7489 §6.4 wants it there and some older receivers "
+            "insist (RFC 9989 allows any order)",
             tags[1].position,
             "p",
         )
-    sp = _policy(by_name.get("sp"), error)
-    # RFC 9091 §4.1: an invalid np is ignored, not fatal
-    np = _policy(by_name.get("np"), warn)
+    sp = _policy(by_name.get("sp"), policy_issue, rules)
+    # RFC 9091 §4.1: an invalid np is ignored, not fatal; RFC 9989 §4.10.1 treats it like a bad sp
+    np = _policy(by_name.get("np"), policy_issue if new_rules else warn, rules)
+    bad_policy = any(f"{t}.bad" == i.code for i in issues for t in ("p", "sp", "np"))
+    if fallback and (policy is None or bad_policy):
+        policy, sp, np = Policy.NONE, None, None
 
     for tag in tags:
-        if tag.name.lower() not in _KNOWN_TAGS:
-            warn("tag.unknown", f"unknown tag {tag.name}= is ignored (a typo?)", tag.position, tag.name)
+        name = tag.name.lower()
+        if new_rules and name in _REMOVED_TAGS:
+            warn(
+                f"{name}.removed",
+                f"{tag.name}= was removed in RFC 9989; receivers ignore it "
+                "(RFC 7489 receivers still apply it)",
+                tag.position,
+                tag.name,
+            )
+        elif name not in _KNOWN_TAGS[rules]:
+            warn("tag.unknown", _unknown_tag(tag.name, rules), tag.position, tag.name)
         elif tag.name != tag.name.lower():
             warn(
                 "tag.case",
@@ -141,6 +210,23 @@ def parse_dmarc(text: str) -> DmarcParse:
                 tag.name,
             )
 
+    ruf = _uris(by_name.get("ruf"), warn)
+    for name, uris in (("rua", rua), ("ruf", ruf)):
+        for uri in uris if new_rules else ():
+            if uri.max_bytes is not None:
+                # RFC 9989 §4.8: obs-dmarc-report-size; reporters ignore it
+                warn(
+                    f"{name}.size_obsolete",
+                    f"{uri.uri}!…: the size limit is obsolete syntax (RFC 9989 §4.8); reporters ignore it",
+                    by_name[name].position,
+                    by_name[name].name,
+                )
+    # removed tags are not judged under RFC 9989: their values are kept for the report only
+    legacy = _issue([], IssueSeverity.WARNING) if new_rules else warn
+    psd, testing = Psd.UNSAID, False
+    if new_rules:
+        psd = _psd(by_name.get("psd"), warn)
+        testing = _testing(by_name.get("t"), warn)
     if policy is None or any(i.severity is IssueSeverity.ERROR for i in issues):
         return TagListParse(text, None, tuple(issues))
     record = DmarcRecord(
@@ -150,14 +236,45 @@ def parse_dmarc(text: str) -> DmarcParse:
         np,
         adkim=_alignment(by_name.get("adkim"), warn),
         aspf=_alignment(by_name.get("aspf"), warn),
-        pct=_pct(by_name.get("pct"), warn),
-        rua=_uris(by_name.get("rua"), warn),
-        ruf=_uris(by_name.get("ruf"), warn),
+        pct=_pct(by_name.get("pct"), legacy),
+        rua=rua,
+        ruf=ruf,
         fo=_fo(by_name.get("fo"), warn),
-        rf=_rf(by_name.get("rf"), warn),
-        ri=_ri(by_name.get("ri"), warn),
+        rf=_rf(by_name.get("rf"), legacy),
+        ri=_ri(by_name.get("ri"), legacy),
+        psd=psd,
+        testing=testing,
+        rules=rules,
     )
     return TagListParse(text, record, tuple(issues))
+
+
+_P_REQUIRED = {Rules.RFC7489: "RFC 7489 §6.3", Rules.RFC9989: "without a usable rua=, RFC 9989 §4.10.1"}
+
+
+def _unknown_tag(name: str, rules: Rules) -> str:
+    if rules is Rules.RFC7489 and name.lower() in ("psd", "t"):
+        return f"{name}= is an RFC 9989 tag; RFC 7489 receivers ignore it"
+    return f"unknown tag {name}= is ignored (a typo?)"
+
+
+def _psd(tag: Tag | None, warn: _Add) -> Psd:
+    if tag is None:
+        return Psd.UNSAID
+    try:
+        return Psd(tag.value.lower())
+    except ValueError:
+        warn("psd.bad", f"psd={tag.value!r}: must be y, n or u; receivers use u", tag.position, tag.name)
+        return Psd.UNSAID
+
+
+def _testing(tag: Tag | None, warn: _Add) -> bool:
+    if tag is None:
+        return False
+    value = tag.value.lower()
+    if value not in ("y", "n"):
+        warn("t.bad", f"t={tag.value!r}: must be y or n; receivers use n", tag.position, tag.name)
+    return value == "y"
 
 
 class _Add:
@@ -172,15 +289,18 @@ def _issue(issues: list[RecordIssue], severity: IssueSeverity) -> _Add:
     return _Add(issues, severity)
 
 
-def _policy(tag: Tag | None, complain: _Add) -> Policy | None:
+def _policy(tag: Tag | None, complain: _Add, rules: Rules) -> Policy | None:
     if tag is None:
         return None
     try:
         return Policy(tag.value.lower())
     except ValueError:
+        consequence = ""
+        if complain.severity is IssueSeverity.WARNING and rules is Rules.RFC9989:
+            consequence = "; receivers act as if p=none (RFC 9989 §4.10.1)"
         complain(
             f"{tag.name.lower()}.bad",
-            f"{tag.name}={tag.value!r}: must be none, quarantine or reject",
+            f"{tag.name}={tag.value!r}: must be none, quarantine or reject{consequence}",
             tag.position,
             tag.name,
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from itertools import combinations
@@ -67,12 +67,20 @@ class Counting:
 
     share_threshold: float | None = None
     mta_sts_detail: str | None = None
+    # protocol -> boolean detail that replaces its status, e.g. mecsa-st counts the DMARC verdicts
+    # by RFC 7489's rules (`rfc7489_pass`) whatever discovery the assessment ran first
+    detail_verdicts: Mapping[str, str] = field(default_factory=dict)
 
     def counts(self, verdict: ProtocolVerdict) -> bool:
         if verdict.status is VerdictStatus.NOT_APPLICABLE:
             return False
         if self.mta_sts_detail and verdict.protocol == "mta-sts":
             flag = verdict.details.get(self.mta_sts_detail)
+            if isinstance(flag, bool):
+                return flag
+        detail = self.detail_verdicts.get(verdict.protocol)
+        if detail is not None and verdict.status is not VerdictStatus.ERROR:
+            flag = verdict.details.get(detail)
             if isinstance(flag, bool):
                 return flag
         if self.share_threshold is not None and verdict.share is not None:
@@ -123,6 +131,8 @@ class Profile:
     counting: Counting
     prerequisites: Mapping[str, frozenset[str]]
     areas: Mapping[str, Area]
+    # how this profile finds DMARC policies: "treewalk" (RFC 9989) or "psl" (RFC 7489, MECSA)
+    dmarc_discovery: str = "treewalk"
 
     def effective(self, protocols: Iterable[str]) -> frozenset[str]:
         """Drop protocols whose prerequisites are missing (x509 counts only with starttls)."""
@@ -195,13 +205,24 @@ def parse_profile(data: Mapping[str, Any]) -> Profile:
     profile = Profile(
         name,
         str(data.get("description", "")),
-        Counting(counting.get("share_threshold"), counting.get("mta_sts_detail")),
+        Counting(
+            counting.get("share_threshold"),
+            counting.get("mta_sts_detail"),
+            {str(p): str(d) for p, d in counting.get("detail_verdicts", {}).items()},
+        ),
         prerequisites,
         areas,
+        _dmarc_discovery(data.get("dmarc_discovery", "treewalk"), name),
     )
     if kind == "weighted":
         _check_top_needs_everything(profile)
     return profile
+
+
+def _dmarc_discovery(value: object, profile: str) -> str:
+    if value not in ("treewalk", "psl"):
+        raise ProfileError(f"profile {profile}: dmarc_discovery must be treewalk or psl, not {value!r}")
+    return str(value)
 
 
 def _protocols(names: Iterable[str], profile: str) -> list[str]:

@@ -6,7 +6,8 @@ from mecsa.checks import dmarc
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, FindingKind, Status, VerdictStatus
-from mecsa.observe import Context
+from mecsa.observe import AssessOptions, Context
+from mecsa.observe.dmarc import DiscoveryMethod
 from tests.conftest import ServeZones
 
 HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.0.53\n"
@@ -20,10 +21,14 @@ async def _run(
     domain: str = "example.test",
     reports: str = "",
     faults: dict[str, Fault] | None = None,
+    method: DiscoveryMethod = DiscoveryMethod.PSL,
+    tld: str = "",
 ) -> tuple[dmarc.DmarcObservation, CheckResult]:
-    zones = {"example.test.": HEAD + body, "reports.example.": HEAD + reports}
+    """Run the check. These first tests pin the RFC 7489 (PSL) behaviour; the RFC 9989 tests
+    further down pass `method=TREEWALK`. The TLD zone answers as a real one would."""
+    zones = {"example.test.": HEAD + body, "reports.example.": HEAD + reports, "test.": HEAD + tld}
     client = await serve_zones(zones, faults=faults)
-    obs = await dmarc.observe(Context(domain, Resolver(client)))
+    obs = await dmarc.observe(Context(domain, Resolver(client), AssessOptions(dmarc_discovery=method)))
     return obs, dmarc.evaluate(obs)
 
 
@@ -39,7 +44,11 @@ def _ids(result: CheckResult) -> dict[str, Status]:
 async def test_reject_with_rua_passes_both(serve_zones: ServeZones) -> None:
     obs, result = await _run(serve_zones, GOOD + '_dmarc IN TXT "some other text"\n')
     assert _verdicts(result) == (VerdictStatus.PASS, VerdictStatus.PASS)
-    assert _ids(result) == {"dmarc.present": Status.PASS, "dmarc_policy.enforced": Status.PASS}
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.present": Status.PASS,
+        "dmarc_policy.enforced": Status.PASS,
+    }
     assert len(obs.lookups) == 1 and obs.external == ()
     assert result.details["applied_policy"] == "reject"
     assert result.details["rua"] == ["mailto:dmarc@example.test"]
@@ -55,7 +64,11 @@ async def test_record_split_into_strings_is_joined(serve_zones: ServeZones) -> N
 async def test_missing_record_fails_without_fallback_at_org_domain(serve_zones: ServeZones) -> None:
     obs, result = await _run(serve_zones, "")
     assert _verdicts(result) == (VerdictStatus.FAIL, VerdictStatus.FAIL)
-    assert _ids(result) == {"dmarc.missing": Status.FAIL, "dmarc_policy.no_record": Status.FAIL}
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.missing": Status.FAIL,
+        "dmarc_policy.no_record": Status.FAIL,
+    }
     assert [lk.domain for lk in obs.lookups] == ["example.test"]
 
 
@@ -111,8 +124,12 @@ async def test_weaker_sp_np_and_partial_pct_warn_but_pass(serve_zones: ServeZone
 async def test_servfail_is_error_never_fail(serve_zones: ServeZones) -> None:
     _, result = await _run(serve_zones, GOOD, faults={"_dmarc.example.test": Fault.SERVFAIL})
     assert _verdicts(result) == (VerdictStatus.ERROR, VerdictStatus.ERROR)
-    assert _ids(result) == {"dmarc.lookup_failed": Status.ERROR, "dmarc_policy.lookup_failed": Status.ERROR}
-    assert "SERVFAIL" in result.findings[0].message
+    assert _ids(result) == {
+        "dmarc.discovery": Status.INFO,
+        "dmarc.lookup_failed": Status.ERROR,
+        "dmarc_policy.lookup_failed": Status.ERROR,
+    }
+    assert "SERVFAIL" in next(f for f in result.findings if f.id == "dmarc.lookup_failed").message
 
 
 async def test_timeout_is_error(serve_zones: ServeZones) -> None:

@@ -22,12 +22,21 @@ def _zones() -> dict[str, str]:
         return HEAD + body
 
     return {
+        # the TLD answers like a real one (NXDOMAIN for _dmarc.test): RFC 9989 walks reach it
+        "test.": zone(""),
         "missing.test.": zone(""),
         "monitor.test.": zone('_dmarc IN TXT "v=DMARC1; p=none; rua=mailto:d@monitor.test"\n'),
         "reject.test.": zone(REJECT.format(d="reject.test")),
         "twice.test.": zone(REJECT.format(d="twice.test") + '_dmarc IN TXT "v=DMARC1; p=none"\n'),
         "orgonly.test.": zone(REJECT.format(d="orgonly.test") + "mail IN A 127.0.0.1\n"),
         "servfail.test.": zone(REJECT.format(d="servfail.test")),
+        # dept.split.test declares itself an organisational domain (psd=n) with p=none; the PSL
+        # makes split.test, with p=reject, the organisational domain of mail.dept.split.test
+        "split.test.": zone(
+            REJECT.format(d="split.test")
+            + '_dmarc.dept IN TXT "v=DMARC1; p=none; psd=n; rua=mailto:d@split.test"\n'
+            + "mail.dept IN A 127.0.0.1\n"
+        ),
         "hashbug.test.": zone(
             f"mail._domainkey IN TXT {zone_txt(f'v=DKIM1; h=rsa-sha256; k=rsa; p={rsa_p(2048)}')}\n"
         ),
@@ -121,3 +130,30 @@ def test_dkim_selector_option_reaches_the_check(resolver: str) -> None:
     out = _assess(resolver, "good.test", "--dkim-selector", "Custom")
     selectors = out["checks"]["dkim"]["selectors"]
     assert selectors["custom"]["given"] is True and selectors["s1"]["keys"][0]["bits"] == 2048
+
+
+@pytest.mark.parametrize(
+    ("extra", "method", "dmarc_policy"),
+    [
+        ((), "treewalk", "fail"),
+        (("--profile", "mecsa-st"), "psl", "pass"),
+        (("--dmarc-discovery", "psl"), "psl", "pass"),
+        (("--profile", "mecsa-st", "--dmarc-discovery", "treewalk"), "treewalk", "fail"),
+    ],
+)
+def test_dmarc_discovery_follows_the_option_then_the_profile(
+    resolver: str, extra: tuple[str, ...], method: str, dmarc_policy: str
+) -> None:
+    out = _assess(resolver, "mail.dept.split.test", *extra)
+    assert out["checks"]["dmarc"]["discovery"]["method"] == method
+    assert _statuses(out)[:2] == ("pass", dmarc_policy)
+    assert ("dmarc.discovery_differs", "warn") in _finding_ids(out)
+    # whichever discovery ran first, mecsa-st grades by RFC 7489 and mecsa by the primary verdict
+    flags = out["protocols"]["dmarc_policy"]["details"]
+    assert (flags["rfc9989_pass"], flags["rfc7489_pass"]) == (False, True)
+
+
+def test_bad_dmarc_discovery_is_a_usage_error(resolver: str) -> None:
+    result = CliRunner().invoke(app, ["assess", "x.test", "--resolver", resolver, "--dmarc-discovery", "dns"])
+    assert result.exit_code == 2
+    assert "--dmarc-discovery must be treewalk or psl" in result.output

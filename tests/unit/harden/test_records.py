@@ -95,7 +95,8 @@ def test_small_builders_give_the_exact_fix_lines() -> None:
     assert spf_record("example.test").zone_line() == 'example.test. 3600 IN TXT "v=spf1 mx -all"'
     assert spf_record("example.test", ["mx", "ip4:192.0.2.0/24"]).value == "v=spf1 mx ip4:192.0.2.0/24 -all"
     assert dmarc_record("example.test", "d@example.test").zone_line() == (
-        '_dmarc.example.test. 3600 IN TXT "v=DMARC1; p=reject; rua=mailto:d@example.test"'
+        '_dmarc.example.test. 3600 IN TXT "v=DMARC1; p=reject; sp=reject; np=reject; '
+        'rua=mailto:d@example.test"'
     )
     assert tls_rpt_record("example.test", "mailto:t@example.test").value == (
         "v=TLSRPTv1; rua=mailto:t@example.test"

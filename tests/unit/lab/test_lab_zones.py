@@ -77,7 +77,7 @@ def test_sender_zone_of_the_dane_sender_publishes_what_its_mail_passes_with() ->
     assert records[(f"{HARDENED.host}.", "A")] == [HARDENED.address]
     assert records[(d, "TXT")] == [f'"v=spf1 ip4:{HARDENED.address} -all"']
     assert records[(f"_dmarc.{d}", "TXT")] == [
-        f'"v=DMARC1; p=reject; rua=mailto:postmaster@{HARDENED.domain}"'
+        f'"v=DMARC1; p=reject; sp=reject; np=reject; rua=mailto:postmaster@{HARDENED.domain}"'
     ]
     [dkim] = records[(f"lab._domainkey.{d}", "TXT")]
     assert re.fullmatch(r'"v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+"', dkim.replace('" "', ""))

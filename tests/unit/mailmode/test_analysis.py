@@ -9,6 +9,7 @@ from mecsa.dns.zoneserver import Fault
 from mecsa.mailmode.analysis import Connection, MessageAnalysis, TlsInfo, analyse_message
 from mecsa.mailmode.dkimverify import DkimResult
 from mecsa.mailmode.dmarceval import DmarcResult
+from mecsa.observe.dmarc import DiscoveryMethod
 from mecsa.records.dmarc import Policy
 from mecsa.spf.evaluator import SpfResult
 from tests.conftest import ServeZones
@@ -31,9 +32,10 @@ async def analyse(
     raw: bytes,
     connection: Connection | None = None,
     faults: dict[str, Fault] | None = None,
+    method: DiscoveryMethod = DiscoveryMethod.TREEWALK,
 ) -> MessageAnalysis:
     client = await serve_zones(zones(), faults=faults)
-    return await analyse_message(raw, connection or conn(), Resolver(client))
+    return await analyse_message(raw, connection or conn(), Resolver(client), method)
 
 
 # --- DKIM ------------------------------------------------------------------------------------------
@@ -176,12 +178,20 @@ async def test_dmarc_relaxed_aligns_subdomains(serve_zones: ServeZones) -> None:
 
 async def test_dmarc_strict_rejects_subdomains_and_reports_pct(serve_zones: ServeZones) -> None:
     raw = sign_rsa(message(from_addr="a@strict.test"), "s1", "mail.strict.test", "good")
-    result = await analyse(serve_zones, raw, conn(mail_from="b@mail.strict.test"))
+    # RFC 7489 (PSL discovery) still applies pct=50
+    result = await analyse(serve_zones, raw, conn(mail_from="b@mail.strict.test"), method=DiscoveryMethod.PSL)
     assert result.dkim[0].result is DkimResult.PASS
     assert result.spf_mailfrom.outcome.result is SpfResult.PASS
     dmarc = result.dmarc
     assert (dmarc.result, dmarc.adkim, dmarc.aspf) == (DmarcResult.FAIL, "s", "s")
     assert dmarc.disposition == "reject for 50% of such mail, quarantine for the rest"
+    # RFC 9989 removed pct: the whole policy applies
+    walked = (await analyse(serve_zones, raw, conn(mail_from="b@mail.strict.test"))).dmarc
+    assert (walked.result, walked.disposition, walked.method) == (
+        DmarcResult.FAIL,
+        "reject",
+        DiscoveryMethod.TREEWALK,
+    )
     # the same message signed by strict.test itself aligns strictly
     exact = sign_rsa(message(from_addr="a@strict.test"), "s1", "strict.test", "good")
     assert (
@@ -252,8 +262,13 @@ async def test_dmarc_discovery_for_a_message_asks_only_for_the_policy(serve_zone
         "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\n"
         '_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:d@reports.example.net"\n'
     )
-    resolver = Resolver(await serve_zones({"example.test.": zone}))
+    resolver = Resolver(await serve_zones({"example.test.": zone, "test.": zone.split("_dmarc")[0]}))
     found = await discover(resolver, "example.test")
-    assert found.found.records == ("v=DMARC1; p=reject; rua=mailto:d@reports.example.net",)
+    assert found.policy_lookup is not None
+    assert found.policy_lookup.records == ("v=DMARC1; p=reject; rua=mailto:d@reports.example.net",)
     # Domain mode also asks example.test._report._dmarc.reports.example.net; a message's verdict does not.
-    assert resolver.queries_sent == 1
+    # The RFC 9989 walk goes on to the TLD (for the organisational domain); the PSL method does not.
+    assert found.names == ("_dmarc.example.test", "_dmarc.test") and resolver.queries_sent == 2
+    psl = Resolver(await serve_zones({"example.test.": zone}))
+    assert (await discover(psl, "example.test", DiscoveryMethod.PSL)).names == ("_dmarc.example.test",)
+    assert psl.queries_sent == 1

@@ -18,6 +18,8 @@ def zones() -> dict[str, str]:
     other.test: an unrelated signer with p=none."""
     spf = f'"v=spf1 ip4:{SENDER_IP} -all"'
     return {
+        # the TLD answers like a real one (NXDOMAIN for _dmarc.test): RFC 9989 walks reach it
+        "test.": HEAD,
         "sender.test.": HEAD
         + f"@ IN TXT {spf}\n@ IN MX 10 mail\nmail IN A {SENDER_IP}\nmail IN TXT {spf}\n"
         + key_line("s1", rsa_record("good"))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mecsa.records.dmarc import Alignment, Policy, ReportUri, is_dmarc_record, parse_dmarc
+from mecsa.records.dmarc import Alignment, Policy, Psd, ReportUri, Rules, is_dmarc_record, parse_dmarc
 from mecsa.records.taglist import IssueSeverity
+
+# The RFC 7489 rule set (profile mecsa-st); parse_dmarc's default is RFC 9989
+OLD = Rules.RFC7489
 
 
 def _codes(text: str) -> list[tuple[IssueSeverity, str]]:
@@ -34,7 +37,8 @@ def test_rfc7489_appendix_b_monitoring_record_with_defaults() -> None:
 def test_rfc7489_appendix_b_quarantine_with_size_limit_and_pct() -> None:
     parsed = parse_dmarc(
         "v=DMARC1; p=quarantine; rua=mailto:dmarc-feedback@example.com,"
-        "mailto:tld-test@thirdparty.example.net!10m; pct=25"
+        "mailto:tld-test@thirdparty.example.net!10m; pct=25",
+        rules=OLD,
     )
     record = parsed.record
     assert parsed.issues == () and record is not None
@@ -87,7 +91,7 @@ def test_v_must_come_first() -> None:
 
 
 def test_missing_p_is_an_error() -> None:
-    parsed = parse_dmarc("v=DMARC1; rua=mailto:d@example.com")
+    parsed = parse_dmarc("v=DMARC1; rua=mailto:d@example.com", rules=OLD)
     assert parsed.record is None
     assert [i.code for i in parsed.errors] == ["p.missing"]
 
@@ -107,7 +111,7 @@ def test_bad_sp_discards_the_record() -> None:
 
 
 def test_bad_np_is_ignored_with_a_warning() -> None:
-    parsed = parse_dmarc("v=DMARC1; p=reject; np=block")
+    parsed = parse_dmarc("v=DMARC1; p=reject; np=block", rules=OLD)
     assert parsed.record is not None and parsed.record.nonexistent_policy is None
     assert [i.code for i in parsed.warnings] == ["np.bad"]
 
@@ -124,7 +128,7 @@ def test_duplicate_tag_invalidates_the_record_and_says_where() -> None:
     ("pct", "valid"), [("0", True), ("100", True), ("101", False), ("-1", False), ("5.5", False)]
 )
 def test_pct_must_be_integer_0_to_100(pct: str, valid: bool) -> None:
-    parsed = parse_dmarc(f"v=DMARC1; p=reject; pct={pct}")
+    parsed = parse_dmarc(f"v=DMARC1; p=reject; pct={pct}", rules=OLD)
     assert parsed.record is not None
     if valid:
         assert parsed.record.pct == int(pct) and parsed.issues == ()
@@ -156,7 +160,7 @@ def test_bad_size_suffix_and_non_mailto_scheme() -> None:
 
 
 def test_unknown_tag_empty_tag_and_bad_optional_values_warn() -> None:
-    parsed = parse_dmarc("v=DMARC1; p=reject;; adkim=x; fo=2; rf=iodef; ri=soon; foo=bar;")
+    parsed = parse_dmarc("v=DMARC1; p=reject;; adkim=x; fo=2; rf=iodef; ri=soon; foo=bar;", rules=OLD)
     assert parsed.record is not None
     assert parsed.record.adkim is Alignment.RELAXED and parsed.record.ri == 86400
     assert [i.code for i in parsed.warnings] == [
@@ -195,3 +199,90 @@ def test_np_defaults_to_sp_then_p() -> None:
     assert with_sp is not None and only_p is not None
     assert with_sp.effective_nonexistent_policy is Policy.QUARANTINE
     assert only_p.effective_nonexistent_policy is Policy.REJECT
+
+
+# RFC 9989 (the default rule set)
+
+
+def test_rfc9989_parses_psd_and_t() -> None:
+    parsed = parse_dmarc("v=DMARC1; p=reject; psd=n; t=y; rua=mailto:d@example.com")
+    assert parsed.issues == () and parsed.record is not None
+    assert parsed.record.psd is Psd.NO and parsed.record.testing is True
+    assert parsed.record.rules is Rules.RFC9989
+
+
+def test_rfc9989_bad_psd_and_t_fall_back_to_defaults_with_warnings() -> None:
+    parsed = parse_dmarc("v=DMARC1; p=reject; psd=maybe; t=yes")
+    assert parsed.record is not None
+    assert parsed.record.psd is Psd.UNSAID and parsed.record.testing is False
+    assert [i.code for i in parsed.warnings] == ["psd.bad", "t.bad"]
+
+
+def test_rfc7489_sees_psd_and_t_as_tags_it_ignores() -> None:
+    parsed = parse_dmarc("v=DMARC1; p=reject; psd=y; t=y", rules=OLD)
+    assert parsed.record is not None and parsed.record.testing is False
+    assert parsed.record.psd is Psd.UNSAID
+    assert [i.code for i in parsed.warnings] == ["tag.unknown", "tag.unknown"]
+    assert "RFC 9989 tag" in parsed.warnings[0].message
+
+
+@pytest.mark.parametrize("tag", ["pct=50", "rf=afrf", "ri=3600", "pct=nonsense"])
+def test_rfc9989_removed_tags_warn_and_are_not_judged(tag: str) -> None:
+    name = tag.split("=")[0]
+    parsed = parse_dmarc(f"v=DMARC1; p=reject; {tag}")
+    assert parsed.record is not None
+    assert [i.code for i in parsed.issues] == [f"{name}.removed"]
+    assert "removed in RFC 9989; receivers ignore it" in parsed.issues[0].message
+
+
+def test_rfc9989_unknown_tag_is_a_warning_not_an_invalid_record() -> None:
+    parsed = parse_dmarc("v=DMARC1; p=reject; foo=bar; rua=mailto:d@example.com")
+    assert parsed.record is not None and parsed.errors == ()
+    assert [i.code for i in parsed.warnings] == ["tag.unknown"]
+
+
+def test_rfc9989_missing_p_with_usable_rua_means_p_none() -> None:
+    parsed = parse_dmarc("v=DMARC1; rua=mailto:d@example.com")
+    assert parsed.record is not None and parsed.record.policy is Policy.NONE
+    assert [(i.severity, i.code) for i in parsed.issues] == [(IssueSeverity.WARNING, "p.missing")]
+
+
+@pytest.mark.parametrize("bad", ["p=rejected", "p=reject; sp=block", "p=reject; np=block"])
+def test_rfc9989_bad_policy_tag_with_usable_rua_means_p_none_everywhere(bad: str) -> None:
+    parsed = parse_dmarc(f"v=DMARC1; {bad}; rua=mailto:d@example.com")
+    assert parsed.record is not None
+    record = parsed.record
+    assert (record.policy, record.effective_subdomain_policy, record.effective_nonexistent_policy) == (
+        Policy.NONE,
+        Policy.NONE,
+        Policy.NONE,
+    )
+    assert parsed.errors == () and "act as if p=none" in parsed.warnings[0].message
+
+
+@pytest.mark.parametrize("bad", ["", "p=rejected", "p=reject; sp=block", "p=reject; np=block"])
+def test_rfc9989_bad_policy_without_usable_rua_discards_the_record(bad: str) -> None:
+    parsed = parse_dmarc(f"v=DMARC1; {bad}; rua=not-a-uri".replace("; ;", ";"))
+    assert parsed.record is None and parsed.errors
+
+
+@pytest.mark.parametrize("policy", ["reject", "quarantine", "none"])
+@pytest.mark.parametrize("rules", [Rules.RFC9989, Rules.RFC7489])
+def test_the_hardening_record_is_clean_under_both_rule_sets(policy: str, rules: Rules) -> None:
+    from mecsa.harden.records import dmarc_record
+
+    text = dmarc_record("example.test", "dmarc_reports@example.test", policy).value
+    assert "pct=" not in text and text.startswith(f"v=DMARC1; p={policy}; sp={policy}; ")
+    parsed = parse_dmarc(text, rules)
+    record = parsed.record
+    # np is RFC 9091's experimental tag under RFC 7489 rules: known here, ignored by plain 7489 receivers
+    assert parsed.issues == () and record is not None
+    assert record.policy is record.effective_subdomain_policy is Policy(policy)
+    assert record.effective_nonexistent_policy is (Policy.NONE if policy == "none" else Policy.REJECT)
+
+
+def test_rfc9989_size_suffix_is_obsolete_but_the_uri_is_kept() -> None:
+    parsed = parse_dmarc("v=DMARC1; p=reject; rua=mailto:a@example.com!10m")
+    assert parsed.record is not None and [u.uri for u in parsed.record.rua] == ["mailto:a@example.com"]
+    assert [i.code for i in parsed.warnings] == ["rua.size_obsolete"]
+    assert parse_dmarc("v=DMARC1; p=reject; rua=mailto:a@example.com!10m", rules=OLD).issues == ()

@@ -64,14 +64,16 @@ def test_dmarc_publish_is_the_generators_record() -> None:
     expected = records.dmarc_record("example.test", "dmarc_reports@example.test", "reject").zone_line()
     assert _text("dmarc.publish", _ctx("dmarc.publish")) == expected
     assert expected == (
-        '_dmarc.example.test. 3600 IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc_reports@example.test"'
+        '_dmarc.example.test. 3600 IN TXT "v=DMARC1; p=reject; sp=reject; np=reject; '
+        'rua=mailto:dmarc_reports@example.test"'
     )
 
 
 def test_dmarc_policy_reject_keeps_the_found_report_address() -> None:
     ctx = _ctx("dmarc.policy_reject", "v=DMARC1; p=none; rua=mailto:agg@example.test,mailto:b@example.test")
     assert _text("dmarc.policy_reject", ctx) == (
-        '_dmarc.example.test. 3600 IN TXT "v=DMARC1; p=reject; rua=mailto:agg@example.test"'
+        '_dmarc.example.test. 3600 IN TXT "v=DMARC1; p=reject; sp=reject; np=reject; '
+        'rua=mailto:agg@example.test"'
     )
 
 
