@@ -40,6 +40,9 @@ from mecsa.reports.model import (
 )
 
 RFC9990_NAMESPACE = "urn:ietf:params:xml:ns:dmarc-2.0"
+# Elements in one top-level element (a record is ~20; RFC 9990 caps DKIM results at 100 a row):
+# what one hostile `record` with millions of children could otherwise make us hold.
+MAX_SUBTREE_NODES = 10_000
 DISPOSITIONS = frozenset({"none", "pass", "quarantine", "reject"})  # "pass": RFC 9990 ActionDisposition
 ALIGNED_RESULTS = frozenset({"pass", "fail"})
 
@@ -111,6 +114,7 @@ class _Collector(xml.sax.handler.ContentHandler):
         self.namespace = ""
         self.stack: list[_Node] = []
         self.done: list[_Node] = []
+        self.nodes = 0  # in the current top-level element
 
     def startElement(self, name: str, attrs: Any) -> None:
         if self.root is None:
@@ -120,6 +124,9 @@ class _Collector(xml.sax.handler.ContentHandler):
             return
         local = name[name.find(":") + 1 :]
         node = _Node(local)
+        self.nodes = self.nodes + 1 if self.stack else 1
+        if self.nodes > MAX_SUBTREE_NODES:
+            raise ReportError(f"<{self.stack[0].name}> has more than {MAX_SUBTREE_NODES} elements")
         if self.stack:
             parent = self.stack[-1]
             parent.children.append(node)

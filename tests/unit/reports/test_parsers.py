@@ -114,6 +114,13 @@ def test_record_limit_is_enforced() -> None:
         read_all(aggregate_xml(report), Limits(max_records=4))
 
 
+def test_one_record_with_too_many_elements_is_refused() -> None:
+    many = "".join("<dkim><domain>x.test</domain><result>pass</result></dkim>" for _ in range(4000))
+    data = aggregate_xml(Aggregate()).replace(b"<auth_results>", b"<auth_results>" + many.encode(), 1)
+    with pytest.raises(ReportError, match="<record> has more than 10000 elements"):
+        read_all(data)
+
+
 def test_records_before_metadata_are_refused() -> None:
     data = b"<feedback><record><row/></record></feedback>"
     with pytest.raises(ReportError, match="must come before"):
