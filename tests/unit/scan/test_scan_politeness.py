@@ -12,7 +12,7 @@ import pytest
 
 from mecsa.store import open_store
 from tests.conftest import ServeZones
-from tests.unit.scan.scanning import ORIGIN, config, run, write_list, zone
+from tests.unit.scan.scanning import ORIGIN, TLD, config, run, write_list, zone
 
 
 @dataclass
@@ -61,55 +61,34 @@ async def smtp() -> AsyncIterator[CountingSmtp]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_many_domains_on_one_mx_get_one_session_and_at_most_two_connections(
+async def test_one_session_per_mx_and_at_most_two_paced_connections_per_address(
     serve_zones: ServeZones, tmp_path: Path, smtp: CountingSmtp, workers: int
 ) -> None:
-    names = [f"d{i}" for i in range(24)]
-    client = await serve_zones({ORIGIN: zone(names)})
-    base = config(client, concurrency=24, per_ip_rate=20.0)
-    scan_config = replace(
-        base,
-        options=replace(
-            base.options, only=frozenset({"mx", "starttls"}), smtp_port=smtp.port, tls_versions=False
-        ),
-    )
-    with open_store(tmp_path / "s.sqlite") as store:
-        _, records = await run(
-            store, write_list(tmp_path, [f"{n}.{ORIGIN}" for n in names]), scan_config, workers=workers
-        )
-    assert len(records) == len(names)
-    assert {r["protocols"]["starttls"]["status"] for r in records} == {"fail"}  # no STARTTLS offered
-    assert smtp.peak <= 2
-    # one (MX name, IP, port): one session for the whole scan, shared by all 24 domains
-    assert len(smtp.starts) == 1
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-async def test_many_mx_names_on_one_address_never_get_more_than_two_connections_at_once(
-    serve_zones: ServeZones, tmp_path: Path, smtp: CountingSmtp, workers: int
-) -> None:
-    names = [f"d{i}" for i in range(12)]
-    lines = ["$TTL 300\n@ SOA ns h 1 300 300 300 300\n@ NS ns\nns A 127.0.0.53"]
-    for n in names:  # every domain has its own MX name, all at the same address
+    shared = [f"s{i}" for i in range(12)]  # twelve domains with one MX host name
+    own = [f"o{i}" for i in range(10)]  # ten domains, each with its own MX name, at the same address
+    lines = [zone(shared).rstrip("\n")]
+    for n in own:
         lines += [f"{n} MX 10 mx.{n}", f"mx.{n} A 127.0.0.1"]
-    client = await serve_zones({ORIGIN: "\n".join(lines) + "\n"})
+    client = await serve_zones({**TLD, ORIGIN: "\n".join(lines) + "\n"})
     rate = 8.0
-    base = config(client, concurrency=12, per_ip_rate=rate)
+    base = config(client, concurrency=22, per_ip_rate=rate)
     scan_config = replace(
         base,
         options=replace(
             base.options, only=frozenset({"mx", "starttls"}), smtp_port=smtp.port, tls_versions=False
         ),
     )
+    listing = write_list(tmp_path, [f"{n}.{ORIGIN}" for n in (*shared, *own)])
     with open_store(tmp_path / "s.sqlite") as store:
-        _, records = await run(
-            store, write_list(tmp_path, [f"{n}.{ORIGIN}" for n in names]), scan_config, workers=workers
-        )
-    assert len(records) == len(names)
-    assert len(smtp.starts) == len(names)  # one session per (MX name, address, port)
+        result, records = await run(store, listing, scan_config, workers=workers)
+    assert len(records) == len(shared) + len(own)
+    assert {r["protocols"]["starttls"]["status"] for r in records} == {"fail"}  # no STARTTLS offered
+    # one session per (MX name, address, port) for the whole scan, whatever the workers
+    assert len(smtp.starts) == 1 + len(own)
+    assert result.outcome.counters.observations == {"asks": len(shared) + len(own), "probes": 1 + len(own)}
     assert smtp.peak == 2  # the limit is reached (the server greets slowly) and never passed
     # New connections to one address are paced scan-wide. Unpaced, they would come in pairs, 2 per
     # 0.15 s greeting (span about 0.9 s); the server's accept times jitter with the machine's load.
     gaps = sorted(b - a for a, b in zip(smtp.starts, smtp.starts[1:], strict=False))
-    assert smtp.starts[-1] - smtp.starts[0] >= 0.9 * (len(names) - 1) / rate
+    assert smtp.starts[-1] - smtp.starts[0] >= 0.9 * (len(smtp.starts) - 1) / rate
     assert gaps[len(gaps) // 2] >= 0.8 / rate
