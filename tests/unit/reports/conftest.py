@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,16 @@ _databases = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def reports_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    with PostgresCluster(tmp_path_factory.mktemp("pg-reports")) as cluster:
-        yield cluster
+def reports_postgres() -> Iterator[PostgresCluster]:
+    # Not under pytest's basetemp: on a machine where several root pytest sessions run at once,
+    # one session's clean-up of /tmp/pytest-of-root removes another's directories (seen here as
+    # initdb failing half-way); a directory of our own is removed by us alone.
+    directory = Path(tempfile.mkdtemp(prefix="mecsa-reports-pg-"))
+    try:
+        with PostgresCluster(directory / "cluster") as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
