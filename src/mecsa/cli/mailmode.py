@@ -125,6 +125,19 @@ def serve_command(
     assess_sender: Annotated[
         bool, typer.Option("--assess/--no-assess", help="Assess each sender's domain in domain mode.")
     ] = True,
+    report_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report-address",
+            help="Accept mail to this address (any domain) as DMARC/TLS-RPT reports; repeatable.",
+        ),
+    ] = None,
+    reports_store: Annotated[
+        str | None,
+        typer.Option(
+            "--reports-store", help="The store --report-address mail goes to (as mecsa reports --store)."
+        ),
+    ] = None,
     dmarc_discovery: Annotated[
         str,
         typer.Option(
@@ -167,6 +180,11 @@ def serve_command(
     input_file("--ca-file", ca_file)
     signer = _signer(test_domain, dkim_key, dkim_selector)
     auto = AutoReplySettings(signer, report_url) if signer is not None and autoreply else None
+    addresses = frozenset(a.strip().lower() for a in report_address or [])
+    for address in addresses:
+        if "@" not in address:
+            usage_error(f"--report-address {address!r} is not an address")
+        domain_argument(address.rpartition("@")[2])
     settings = ReceiverSettings(
         test_domain,
         host,
@@ -174,19 +192,26 @@ def serve_command(
         max_size=max_size,
         max_connections=max_connections,
         assess_sender=assess_sender,
+        report_addresses=addresses,
         dmarc_discovery=_discovery(dmarc_discovery),
         autoreply=auto,
         assess_options=AssessOptions(ca_file=ca_file),
     )
     client = make_client(resolver, timeout)
     try:
-        run(_serve(settings, store, client, tls_cert, tls_key))
+        run(_serve(settings, store, client, tls_cert, tls_key, addresses, reports_store))
     except KeyboardInterrupt:
         typer.echo("stopped", err=True)
 
 
 async def _serve(
-    settings: ReceiverSettings, store_spec: str, client: Any, cert: str | None, key: str | None
+    settings: ReceiverSettings,
+    store_spec: str,
+    client: Any,
+    cert: str | None,
+    key: str | None,
+    report_addresses: frozenset[str] = frozenset(),
+    reports_spec: str | None = None,
 ) -> None:
     import asyncio
 
@@ -195,7 +220,15 @@ async def _serve(
 
     tls = server_tls_context(cert, key) if cert and key else None
     store = await MailStore.open(store_spec)
-    receiver = await Receiver(settings, store, client, tls).start()
+    handler = None
+    reports = None
+    if report_addresses:
+        from mecsa.reports.receive import report_handler
+        from mecsa.reports.storage import ReportStore
+
+        reports = ReportStore.open(reports_spec)
+        handler = report_handler(reports)
+    receiver = await Receiver(settings, store, client, tls, handler).start()
     typer.echo(
         f"mecsa mailmode: receiving for {settings.domain} on {settings.host}:{receiver.port} "
         f"(STARTTLS {'on' if tls else 'off'}), store {store.path}",
@@ -206,6 +239,8 @@ async def _serve(
     finally:
         await receiver.stop()
         await store.close()
+        if reports is not None:
+            reports.close()
 
 
 def probe_command(

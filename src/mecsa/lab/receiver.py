@@ -32,6 +32,15 @@ from mecsa.lab.plan import (
 )
 from mecsa.lab.zones import zone_text
 
+# The receiver also takes DMARC aggregate and TLS reports (issue 22): a scenario that publishes
+# `rua=mailto:` this address gets its reports ingested into `reports_store_file`.
+REPORT_ADDRESS = f"dmarc_reports@{RECEIVER_DOMAIN}"
+
+
+def reports_store_file(directory: Path) -> Path:
+    """The store the receiver ingests report mail into (`mecsa reports show --store` reads it)."""
+    return directory / "mailmode" / "reports.sqlite"
+
 
 @dataclass(frozen=True, slots=True)
 class ReceiverBuild:
@@ -91,5 +100,9 @@ def _receiver_daemon(plan: LabPlan, key_file: Path, chain_file: Path) -> Daemon:
         RESOLVER_IP,
         "--ca-file",
         str(plan.path("ca", "ca.pem")),
+        "--report-address",
+        REPORT_ADDRESS,
+        "--reports-store",
+        str(reports_store_file(plan.directory)),
     )
     return Daemon("mailmode-receiver", RECEIVER_NODE, argv, (("tcp", RECEIVER_IP, 25),))

@@ -13,6 +13,8 @@ Replies (RFC 5321 / RFC 3463 enhanced codes):
 421 4.3.2 too many connections         over `max_connections` at once
 451 4.3.0 could not store              the store failed: the sender should retry
 250 2.0.0 stored for report <token>    accepted; the token names the report it joins
+250 2.0.0 report mail: ...             a mail to a configured report address, handed to the report handler
+451 4.3.0 could not ingest             the report handler failed: the sender should retry
 =====================================  =============================================================
 
 Bounds: `idle_timeout` per command (aiosmtpd's timeout), `session_timeout` for a whole
@@ -34,7 +36,7 @@ import email.policy
 import logging
 import ssl
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, AnyStr
 
@@ -56,6 +58,11 @@ from mecsa.observe import AssessOptions
 from mecsa.observe.dmarc import DiscoveryMethod
 
 log = logging.getLogger(__name__)
+
+# A report address's mail (DMARC aggregate / TLS-RPT reports) goes to this handler before the
+# reply: it returns a short summary for the 250 line. The CLI wires `mecsa.reports` in here, so
+# mail mode does not import the reports feature (docs/architecture.md: same layer).
+ReportHandler = Callable[[bytes, str], Awaitable[str]]
 
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024
 # aiosmtpd's own 552 replies carry no enhanced status code; give them RFC 3463's 5.3.4.
@@ -88,6 +95,9 @@ class ReceiverSettings:
     # how DMARC finds policies and organisational domains: RFC 9989 tree walk or RFC 7489 PSL
     dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
     assess_options: AssessOptions = field(default_factory=AssessOptions)
+    # Full addresses (any domain) whose mail is handed to the report handler, e.g. the
+    # `rua=mailto:` address that `mecsa harden` publishes. Configured explicitly: never a relay.
+    report_addresses: frozenset[str] = frozenset()
 
 
 class _Refuse(asyncio.Protocol):
@@ -213,8 +223,10 @@ class Receiver:
         store: MailStore,
         client: DnsClient | None = None,
         tls_context: ssl.SSLContext | None = None,
+        report_handler: ReportHandler | None = None,
     ) -> None:
         self.settings = settings
+        self.report_handler = report_handler
         self.store = store
         self.client = client
         self.tls_context = tls_context
@@ -339,9 +351,21 @@ class Receiver:
 
     # --- aiosmtpd hooks --------------------------------------------------------------------------
 
+    def _is_report_address(self, address: str) -> bool:
+        return (
+            self.report_handler is not None
+            and address.strip().strip("<>").lower() in self.settings.report_addresses
+        )
+
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
+        if self._is_report_address(address):
+            if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+                return "452 4.5.3 Too many recipients"
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            return "250 2.1.5 Report address ok"
         recipient = classify(address, self.settings.domain)
         if recipient.kind is AddressKind.RELAY:
             return "550 5.7.1 Relaying denied: this server accepts mail only for its test addresses"
@@ -356,6 +380,19 @@ class Receiver:
         return "250 2.1.5 Recipient ok"
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        report_rcpts = [r for r in envelope.rcpt_tos if self._is_report_address(r)]
+        summary = ""
+        if report_rcpts and self.report_handler is not None:
+            raw_report: bytes = envelope.original_content or b""
+            peer = session.peer or ("", 0)
+            try:
+                summary = await self.report_handler(raw_report, f"smtp:{peer[0]}:{','.join(report_rcpts)}")
+            except Exception as exc:  # the store: the sender must retry, not lose the reports
+                log.exception("could not ingest a report mail")
+                return f"451 4.3.0 Could not ingest the report ({type(exc).__name__}); try again later"
+            if len(report_rcpts) == len(envelope.rcpt_tos):
+                return f"250 2.0.0 Report mail: {summary}"
+            envelope.rcpt_tos = [r for r in envelope.rcpt_tos if r not in report_rcpts]
         recipients = [classify(r, self.settings.domain) for r in envelope.rcpt_tos]
         tokens = sorted({r.token for r in recipients if r.token}) or [new_token()]
         peer = session.peer or ("", 0)
