@@ -44,7 +44,7 @@ function fallback(text) {
 """
 
 
-def _script_hash() -> str:
+def script_hash() -> str:
     digest = hashlib.sha256(COPY_SCRIPT.encode("utf-8")).digest()
     return "sha256-" + base64.b64encode(digest).decode("ascii")
 
@@ -62,7 +62,7 @@ def render_html(assessment: Assessment, profile: str = "mecsa", today: dt.date |
     return template.render(
         view=view,
         script=script,
-        script_hash=_script_hash(),
+        script_hash=script_hash(),
         ring=ring,
         address_columns=ADDRESS_COLUMNS,
     )
