@@ -87,8 +87,8 @@ def settings_for(server: ThreadedZoneServer, **changes: Any) -> ServiceSettings:
 
 
 @contextmanager
-def client_for(store: Store, settings: ServiceSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store=store)) as client:
+def client_for(store: Store, settings: ServiceSettings, *, raise_errors: bool = True) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, store=store), raise_server_exceptions=raise_errors) as client:
         yield client
 
 
