@@ -1,4 +1,4 @@
-"""Web fixtures: the zone server, and a store on SQLite (the store tests also run on PostgreSQL)."""
+"""Web fixtures: the zone server; a store on SQLite, and `store` on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import pytest
 
 from mecsa.dns.zoneserver import ThreadedZoneServer
 from mecsa.store import Store, open_store
+
+# `store`: the same test on SQLite and on a real PostgreSQL server (tests/pgcluster.py)
+from tests.unit.store.conftest import postgres, store, store_url  # noqa: F401
 from tests.unit.web.service import zone_server
 
 
@@ -20,5 +23,5 @@ def zones() -> Iterator[ThreadedZoneServer]:
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(tmp_path / "web.sqlite") as store:
-        yield store
+    with open_store(tmp_path / "web.sqlite") as opened:
+        yield opened

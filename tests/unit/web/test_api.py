@@ -29,9 +29,9 @@ def test_health_says_ok_with_the_version(zones: ThreadedZoneServer, sqlite_store
 
 
 def test_an_assessment_runs_reports_each_check_and_stores_the_assess_json_document(
-    zones: ThreadedZoneServer, sqlite_store: Store
+    zones: ThreadedZoneServer, store: Store
 ) -> None:
-    with client_for(sqlite_store, settings_for(zones)) as client:
+    with client_for(store, settings_for(zones)) as client:
         started = client.post("/api/v1/assessments", json={"domain": "Good.Web.Test."})
         assert started.status_code == 202
         assert started.headers["location"] == f"/api/v1/jobs/{started.json()['job']}"
@@ -48,7 +48,7 @@ def test_an_assessment_runs_reports_each_check_and_stores_the_assess_json_docume
     assert doc["domain"] == "good.web.test" and doc["profile"] == DEFAULT_PROFILE
     assert doc["protocols"]["dmarc_policy"]["status"] == "pass"  # p=reject with rua
     assert doc["protocols"]["starttls"]["status"] == "error"  # the MX port is closed: could not find out
-    stored = sqlite_store.get_assessment(final["assessment_id"])
+    stored = store.get_assessment(final["assessment_id"])
     assert stored is not None and json.loads(stored.document_text) == doc
 
 
@@ -162,11 +162,11 @@ def test_beyond_running_and_waiting_capacity_the_service_says_busy(
 
 
 def test_a_domain_history_lists_every_stored_assessment_newest_first(
-    zones: ThreadedZoneServer, sqlite_store: Store
+    zones: ThreadedZoneServer, store: Store
 ) -> None:
-    token = create_token(sqlite_store, "tests")
+    token = create_token(store, "tests")
     auth = {"Authorization": f"Bearer {token}"}
-    with client_for(sqlite_store, settings_for(zones)) as client:
+    with client_for(store, settings_for(zones)) as client:
         ids = [
             assess_now(client, "good.web.test", force=True)["assessment_id"],
             wait_job(
@@ -188,14 +188,12 @@ def test_a_domain_history_lists_every_stored_assessment_newest_first(
     assert bad.status_code == 400
 
 
-def test_scans_need_a_valid_token_and_report_their_summary(
-    zones: ThreadedZoneServer, sqlite_store: Store
-) -> None:
-    token = create_token(sqlite_store, "scanner")
-    revoked = create_token(sqlite_store, "old")
-    revoke_token(sqlite_store, 2)
+def test_scans_need_a_valid_token_and_report_their_summary(zones: ThreadedZoneServer, store: Store) -> None:
+    token = create_token(store, "scanner")
+    revoked = create_token(store, "old")
+    revoke_token(store, 2)
     body = {"domains": ["good.web.test", "nomx.web.test", "not a domain"], "name": "three"}
-    with client_for(sqlite_store, settings_for(zones)) as client:
+    with client_for(store, settings_for(zones)) as client:
         missing = client.post("/api/v1/scans", json=body)
         wrong = client.post("/api/v1/scans", json=body, headers={"Authorization": "Bearer mecsa_wrong"})
         old = client.post("/api/v1/scans", json=body, headers={"Authorization": f"Bearer {revoked}"})
@@ -223,7 +221,7 @@ def test_scans_need_a_valid_token_and_report_their_summary(
 
 
 def test_stats_count_each_domain_once_with_its_newest_assessment(
-    zones: ThreadedZoneServer, sqlite_store: Store
+    zones: ThreadedZoneServer, store: Store
 ) -> None:
     def document(domain: str, level: int) -> dict[str, object]:
         return {
@@ -234,8 +232,8 @@ def test_stats_count_each_domain_once_with_its_newest_assessment(
         }
 
     for domain, level in (("a.test", 2), ("a.test", 8), ("b.test", 8), ("c.test", 0)):
-        sqlite_store.add_result(None, NewResult.from_document(document(domain, level)))
-    with client_for(sqlite_store, settings_for(zones)) as client:
+        store.add_result(None, NewResult.from_document(document(domain, level)))
+    with client_for(store, settings_for(zones)) as client:
         stats = client.get("/api/v1/stats").json()
     assert stats["domains"] == 3
     assert stats["levels"]["phishing"] == {str(k): {0: 1, 8: 2}.get(k, 0) for k in range(11)}
