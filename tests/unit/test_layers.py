@@ -19,7 +19,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "mecsa"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "model", "domain"),
     ("dns",),
-    ("records", "spf", "orgdomain", "certs", "probes", "harden"),
+    ("records", "certs"),
+    ("spf", "orgdomain", "probes", "harden"),
     ("observe",),
     ("fixes",),
     ("checks",),

@@ -95,15 +95,16 @@ def register(app: typer.Typer) -> None:
     group.command("records")(records_command)
     group.command("dkim-rotate")(dkim_rotate_command)
     group.command("tlsa-next")(tlsa_next_command)
+    group.command("zone")(zone_command)
     app.add_typer(group)
 
 
-def _settings(config: Path | None, **flags: Any) -> HardenSettings:
+def _settings(config: Path | None, root: Path | None = None, **flags: Any) -> HardenSettings:
     from mecsa.harden.settings import SettingsError, load_settings
 
     overrides = {name: (str(v) if isinstance(v, Path) else v) for name, v in flags.items()}
     try:
-        return load_settings(config, overrides)
+        return load_settings(config, overrides, root=root)
     except SettingsError as exc:
         usage_error(str(exc))
 
@@ -130,18 +131,30 @@ def plan_command(config: ConfigOpt = None, root: RootOpt = Path("/"), **flags: A
     """Show what apply would change (a unified diff) and the DNS records to publish."""
     from mecsa.harden import unbound
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     diff = plan.diff()
     typer.echo(diff if diff else "No file would change: the setup is already in place.")
-    for warning in plan.warnings:
-        typer.echo(f"warning: {warning}")
+    _echo_plan_notes(plan)
     if plan.new_selectors:
         typer.echo(f"note: apply generates new DKIM key(s) for {', '.join(sorted(plan.new_selectors))};")
         typer.echo("      the DKIM records below show a sample key: publish the ones apply prints.")
-    typer.echo("\n; DNS records to publish")
-    typer.echo(plan.records().zone_text(), nl=False)
+    _echo_records(plan)
     typer.echo("\n" + unbound.instructions(settings), nl=False)
+
+
+def _echo_plan_notes(plan: Any) -> None:
+    """The plan's warnings and notes: the same lines for `plan` and `apply`."""
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}")
+    for note in plan.notes:
+        typer.echo(f"note: {note}")
+
+
+def _echo_records(plan: Any) -> None:
+    for records in plan.record_sets():
+        typer.echo(f"\n; DNS records to publish for {records.domain}")
+        typer.echo(records.zone_text(), nl=False)
 
 
 @settings_options(*ALL_SETTINGS)
@@ -155,8 +168,9 @@ def apply_command(
     from mecsa.harden import unbound
     from mecsa.harden.apply import ApplyError, apply_plan
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
+    _echo_plan_notes(plan)
     try:
         result = apply_plan(plan, reload=reload)
     except ApplyError as exc:
@@ -172,12 +186,18 @@ def apply_command(
         typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
     for note in result.notes:
         typer.echo(f"note: {note}")
+    if settings.certbot_hook:
+        layout = plan.layout
+        typer.echo(
+            f"Certbot: Postfix serves {layout.tls_deployed(settings.mx_host)}; the deploy hook"
+            f" {layout.certbot_hook(settings.mx_host)} installs a renewal only when its key"
+            " matches a published TLSA."
+        )
     if result.changed and not reload:
         typer.echo(
             "Services were not reloaded: run `postfix reload` and restart opendkim/opendmarc (or --reload)."
         )
-    typer.echo("\n; DNS records to publish")
-    typer.echo(plan.records().zone_text(), nl=False)
+    _echo_records(plan)
     typer.echo("\n" + unbound.instructions(settings), nl=False)
 
 
@@ -191,13 +211,19 @@ def records_command(
     """Print the DNS records alone: zone-file lines, or JSON with --json."""
     import json
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     plan = _plan(settings, root)
     if plan.new_selectors:
         missing = ", ".join(sorted(plan.new_selectors))
         usage_error(f"no DKIM key yet for {missing} under {root}: run `mecsa harden apply` first")
-    records = plan.records()
-    typer.echo(json.dumps(records.to_json(), indent=2) if json_output else records.zone_text().rstrip("\n"))
+    primary, *others = plan.record_sets()
+    if json_output:
+        document = primary.to_json()
+        if others:
+            document["other_domains"] = [r.to_json() for r in others]
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo("\n".join(r.zone_text() for r in (primary, *others)).rstrip("\n"))
 
 
 @settings_options("domain", "mx_host", "ipv4", "ipv6", "cert", "key", "selector", "postmaster")
@@ -212,7 +238,7 @@ def dkim_rotate_command(
     from mecsa.harden.records import DEFAULT_TTL, dkim_txt
     from mecsa.harden.settings import SettingsError, parse_selector
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, root, **flags)
     try:
         chosen = parse_selector(new_selector)
         made = rotate_dkim(settings, _layout(root), chosen)
@@ -242,7 +268,7 @@ def tlsa_next_command(
     from mecsa.harden.records import tlsa_311
     from mecsa.harden.settings import SettingsError, load_tls
 
-    settings = _settings(config, **flags)
+    settings = _settings(config, None, **flags)
     try:
         made = next_tls_key(settings, out)
         current = load_tls(settings).leaf
@@ -255,3 +281,61 @@ def tlsa_next_command(
         "At renewal, have the new certificate issued for this key (e.g. certbot --csr, or --reuse-key\n"
         "after installing it), wait at least the TTL after publishing, then set next_key in the settings."
     )
+
+
+@settings_options(*ALL_SETTINGS)
+def zone_command(
+    config: ConfigOpt = None,
+    root: RootOpt = Path("/"),
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write knot.conf and the zone files, check them, make the key.")
+    ] = False,
+    **flags: Any,
+) -> None:
+    """Host the domain's own zone in Knot DNS, signed automatically; print the DS for the registrar."""
+    from mecsa.harden import zone
+    from mecsa.harden.apply import ApplyError
+    from mecsa.harden.zone_apply import apply_zone, ds_records, make_zone_plan
+
+    settings = _settings(config, root, **flags)
+    plan = _plan(settings, root)
+    if plan.new_selectors:
+        missing = ", ".join(sorted(plan.new_selectors))
+        usage_error(f"no DKIM key yet for {missing} under {root}: run `mecsa harden apply` first")
+    try:
+        zplan = make_zone_plan(settings, plan.layout, plan.record_sets())
+    except ApplyError as exc:
+        usage_error(str(exc))  # a file that is not ours to write: the user must decide
+    try:
+        result = apply_zone(zplan) if apply else None
+    except ApplyError as exc:
+        typer.echo(f"mecsa: error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    ds = result.ds if result is not None else ds_records(zplan)
+    if result is not None:
+        if not result.written:
+            typer.echo("Nothing changed: the zone files are already in place.")
+        for path in result.written:
+            backup = result.backups.get(path)
+            typer.echo(f"wrote {path}" + (f" (backup: {backup})" if backup else " (new)"))
+        for check in result.checks:
+            state = "skipped" if check.skipped else "ok"
+            typer.echo(f"check {check.name}: {state}" + (f": {check.output}" if check.output else ""))
+        for domain in result.new_keys:
+            typer.echo(f"made the signing key of {domain} (ECDSA P-256, one combined key)")
+        typer.echo("Start or reload Knot: knotc reload (or systemctl restart knot).")
+    else:
+        for change in zplan.files:
+            typer.echo(f"# --- {change.path}" + ("" if change.changed else " (unchanged)"))
+            typer.echo(change.desired.content.decode(), nl=False)
+        typer.echo("Write them, check them and make the signing key with --apply.")
+    for domain in settings.domains:
+        lines = ds.get(domain, ())
+        if lines:
+            typer.echo("\n" + zone.registrar_steps(domain, lines), nl=False)
+        else:
+            typer.echo(f"\n; {domain}: no signing key yet: the DS appears once --apply has made it.")
+    if zplan.elsewhere:
+        typer.echo("\n; These records belong to zones served elsewhere: publish them there.")
+        for record in zplan.elsewhere:
+            typer.echo(record.zone_line())

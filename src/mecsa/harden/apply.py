@@ -15,18 +15,22 @@ import os
 import pty
 import pwd
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from mecsa.harden import opendkim, postfix
 from mecsa.harden.conffile import main_cf_values
 from mecsa.harden.files import DesiredFile, MissingFileError, desired_files
 from mecsa.harden.layout import Layout
-from mecsa.harden.records import RecordSet, records_for
-from mecsa.harden.settings import HardenSettings, load_public_key, load_tls
+from mecsa.harden.postfix_lists import ListSyntaxError
+from mecsa.harden.records import RecordSet, records_for, spki_sha256
+from mecsa.harden.settings import HardenSettings, certificate_warnings, load_public_key, load_tls
 
 CHECK_TIMEOUT = 60.0
 BACKUP_MARK = ".mecsa-bak-"
@@ -38,10 +42,27 @@ class ApplyError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class FileChange:
-    """One managed file: its wanted state and its current bytes (None when it does not exist)."""
+    """One managed file: its wanted state, its current bytes (None when absent), mode and owner."""
 
     desired: DesiredFile
     old: bytes | None
+    old_mode: int | None = None
+    old_owner: tuple[int, int] | None = None
+
+    @property
+    def mode(self) -> int:
+        """The mode to write: an existing file keeps its own (main.cf may be 0640 on purpose), a secret
+        gets the one it must have."""
+        return self.desired.mode if self.old_mode is None or self.desired.secret else self.old_mode
+
+    @property
+    def access_wrong(self) -> bool:
+        """A private key its daemon cannot read, or others can: mode or owner not the wanted ones."""
+        if not self.desired.secret or self.old is None:
+            return False
+        wanted = _owner_ids(self.desired.owner)
+        owner_wrong = wanted is not None and self.old_owner is not None and self.old_owner[0] != wanted[0]
+        return self.old_mode != self.desired.mode or owner_wrong
 
     @property
     def path(self) -> Path:
@@ -49,14 +70,18 @@ class FileChange:
 
     @property
     def changed(self) -> bool:
-        return self.old != self.desired.content
+        return self.old != self.desired.content or self.access_wrong
 
     def diff(self) -> str:
         """A unified diff of the change ('' when none); secrets are named, never shown."""
         if not self.changed:
             return ""
         if self.desired.secret:
-            return f"--- /dev/null\n+++ {self.path}\n+ (new private key, mode 0600, not shown)\n"
+            if self.old is None:
+                return f"--- /dev/null\n+++ {self.path}\n+ (new private key, mode 0600, not shown)\n"
+            owner = f" and owner {self.desired.owner}" if self.desired.owner else ""
+            fixed = f"private key kept, now mode {self.desired.mode:04o}{owner}"
+            return f"--- {self.path}\n+++ {self.path}\n+ ({fixed}, not shown)\n"
         before = (self.old or b"").decode("utf-8", "replace").splitlines(keepends=True)
         after = self.desired.content.decode("utf-8").splitlines(keepends=True)
         old_name = str(self.path) if self.old is not None else "/dev/null"
@@ -70,10 +95,18 @@ class Plan:
     settings: HardenSettings
     layout: Layout
     files: tuple[FileChange, ...]
-    dkim_keys: Mapping[str, opendkim.DkimPrivateKey]
-    new_selectors: frozenset[str]
+    dkim_keys: Mapping[tuple[str, str], opendkim.DkimPrivateKey]
+    new_keys: frozenset[tuple[str, str]]
     directories: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    in_service: x509.Certificate | None = None  # with the Certbot hook: the leaf Postfix serves
+
+    @property
+    def new_selectors(self) -> frozenset[str]:
+        """`selector` (primary domain) or `selector@domain` of each key apply will generate."""
+        primary = self.settings.domain
+        return frozenset(s if d == primary else f"{s}@{d}" for d, s in self.new_keys)
 
     @property
     def pending(self) -> tuple[FileChange, ...]:
@@ -82,12 +115,22 @@ class Plan:
     def diff(self) -> str:
         return "".join(f.diff() for f in self.pending)
 
+    def record_sets(self) -> tuple[RecordSet, ...]:
+        """The DNS records to publish, one set per mail domain (DKIM from the keys on disk or about to be)."""
+        live = load_tls(self.settings).leaf
+        served = self.in_service or live
+        next_key: Any = load_public_key(self.settings.next_key) if self.settings.next_key else None
+        if next_key is None and spki_sha256(live) != spki_sha256(served):
+            next_key = live  # a renewal the hook kept out of service: its TLSA must be published first
+        sets = []
+        for domain in self.settings.domains:
+            public = {s: k.public_key() for (d, s), k in self.dkim_keys.items() if d == domain}
+            sets.append(records_for(self.settings, public, served, next_key, domain=domain))
+        return tuple(sets)
+
     def records(self) -> RecordSet:
-        """The DNS records to publish for this setup (DKIM from the keys on disk or about to be)."""
-        tls = load_tls(self.settings)
-        next_key = load_public_key(self.settings.next_key) if self.settings.next_key else None
-        public = {s: k.public_key() for s, k in self.dkim_keys.items()}
-        return records_for(self.settings, public, tls.leaf, next_key)
+        """The records of the primary domain (with the MX host's own A/AAAA and TLSA)."""
+        return self.record_sets()[0]
 
 
 def _read(path: str) -> bytes | None:
@@ -102,38 +145,150 @@ def _text(path: str) -> str | None:
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
-def _dkim_keys(
-    settings: HardenSettings, layout: Layout
-) -> tuple[dict[str, opendkim.DkimPrivateKey], frozenset[str]]:
-    """The key of each selector: read from disk when there, otherwise newly generated."""
-    keys: dict[str, opendkim.DkimPrivateKey] = {}
-    new: set[str] = set()
-    for selector in settings.selectors:
-        path = layout.dkim_key(settings.domain, selector)
-        pem = _read(str(path))
-        if pem is not None:
-            try:
-                keys[selector] = opendkim.load_key(pem)
-            except ValueError as exc:
-                raise ApplyError(f"{path} is not a usable DKIM key: {exc}") from None
-            continue
-        ed = selector == settings.ed25519_selector and settings.dkim_ed25519
-        keys[selector] = opendkim.generate_ed25519_key() if ed else opendkim.generate_rsa_key()
-        new.add(selector)
+DkimKeys = dict[tuple[str, str], opendkim.DkimPrivateKey]
+
+
+def _dkim_keys(settings: HardenSettings, layout: Layout) -> tuple[DkimKeys, frozenset[tuple[str, str]]]:
+    """The key of each (domain, selector): read from disk when there, otherwise newly generated."""
+    keys: DkimKeys = {}
+    new: set[tuple[str, str]] = set()
+    for domain in settings.domains:
+        for selector in settings.selectors:
+            path = layout.dkim_key(domain, selector)
+            pem = _read(str(path))
+            if pem is not None:
+                try:
+                    keys[domain, selector] = opendkim.load_key(pem)
+                except ValueError as exc:
+                    raise ApplyError(f"{path} is not a usable DKIM key: {exc}") from None
+                continue
+            ed = selector == settings.ed25519_selector and settings.dkim_ed25519
+            keys[domain, selector] = opendkim.generate_ed25519_key() if ed else opendkim.generate_rsa_key()
+            new.add((domain, selector))
     return keys, frozenset(new)
 
 
-def make_plan(settings: HardenSettings, layout: Layout) -> Plan:
+def _existing_keys(
+    settings: HardenSettings, layout: Layout, new: frozenset[tuple[str, str]]
+) -> list[DesiredFile]:
+    """The DKIM keys already there, byte for byte, with the mode and owner they must have.
+
+    A key made by hand as root (opendkim-genkey, a copy) is unreadable for OpenDKIM, which then
+    answers every outgoing message with a temporary failure; apply gives it to `opendkim`, 0600.
+    """
+    out = []
+    for domain in settings.domains:
+        for selector in settings.selectors:
+            path = str(layout.dkim_key(domain, selector))
+            pem = _read(path)
+            if (domain, selector) not in new and pem is not None:
+                out.append(DesiredFile(path, pem, 0o600, opendkim.USER, secret=True))
+    return out
+
+
+def _file_change(desired: DesiredFile) -> FileChange:
+    try:
+        info = Path(desired.path).stat()
+    except FileNotFoundError:
+        return FileChange(desired, None)
+    return FileChange(desired, _read(desired.path), stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid))
+
+
+def _alias_names(text: str) -> set[str]:
+    from mecsa.harden.conffile import alias_key, split_entries
+
+    return {e.key for e in split_entries(text, alias_key) if e.key is not None}
+
+
+def check_alias_targets(settings: HardenSettings, layout: Layout) -> None:
+    """ApplyError unless each local alias target is a user of this system or another alias.
+
+    Postfix's local(8) looks users up in the system's passwd, whatever the configuration root;
+    a target that is neither bounces the postmaster's mail (RFC 5321 §4.5.1 requires that box).
+    """
+    names = _alias_names(_text(str(layout.aliases)) or "") - set(postfix.aliases(settings))
+    for setting, target in (
+        ("postmaster", settings.postmaster),
+        ("dmarc_reports_to", settings.dmarc_reports_to),
+    ):
+        if "@" in target or target in names:
+            continue
+        try:
+            pwd.getpwnam(target)
+        except KeyError:
+            raise ApplyError(
+                f"{setting}: {target!r} is neither a user of this system nor an alias in {layout.aliases};"
+                " create it, or give a mail address"
+            ) from None
+
+
+def make_plan(settings: HardenSettings, layout: Layout, now: dt.datetime | None = None) -> Plan:
     """Read the current state under `layout.root` and work out every file apply would write."""
+    check_alias_targets(settings, layout)
     keys, new = _dkim_keys(settings, layout)
     try:
-        desired = desired_files(settings, layout, _text, {s: keys[s] for s in new})
+        desired = desired_files(settings, layout, _text, {k: keys[k] for k in new})
     except MissingFileError as exc:
         raise ApplyError(str(exc)) from None
+    except ListSyntaxError as exc:
+        raise ApplyError(f"{layout.main_cf}: {exc}") from None
+    desired.extend(_existing_keys(settings, layout, new))
     directories = () if layout.is_system else (str(layout.queue_directory), str(layout.data_directory))
-    warnings = postfix.milter_warnings(main_cf_values(_text(str(layout.main_cf)) or ""))
-    files = tuple(FileChange(d, _read(d.path)) for d in desired)
-    return Plan(settings, layout, files, keys, new, directories, tuple(warnings))
+    warnings: list[str] = []
+    in_service = None
+    if settings.certbot_hook:
+        copy, in_service, copy_warnings = _deployed_copy(settings, layout, now)
+        desired.append(copy)
+        warnings.extend(copy_warnings)
+    files = tuple(_file_change(d) for d in desired)
+    existing = main_cf_values(_text(str(layout.main_cf)) or "")
+    after = main_cf_values(next(f.desired.content for f in files if f.path == Path(layout.main_cf)).decode())
+    warnings[:0] = [
+        *postfix.milter_warnings(after),
+        *certificate_warnings(load_tls(settings).leaf, settings.cert, now),
+    ]
+    notes = [
+        f"main.cf: removes {name} = {value} (smtpd_tls_chain_files replaces it; Postfix would ignore it"
+        " and warn on every connection)"
+        for name, value in postfix.main_cf_removals(existing).items()
+    ]
+    return Plan(settings, layout, files, keys, new, directories, tuple(warnings), tuple(notes), in_service)
+
+
+def _deployed_copy(
+    settings: HardenSettings, layout: Layout, now: dt.datetime | None
+) -> tuple[DesiredFile, x509.Certificate, list[str]]:
+    """The key+chain copy Postfix serves, and the leaf in it.
+
+    It is (re)made from the live certificate when there is none yet or when the key is the same
+    (a renewal with --reuse-key cannot break DANE). A copy with another key is the deploy
+    hook's refusal of a renewal: apply keeps it too, and says what to do.
+    """
+    from mecsa.harden.certbot import deployed_pem
+    from mecsa.harden.settings import SettingsError, load_chain
+
+    path = layout.tls_deployed(settings.mx_host)
+    live = load_tls(settings)
+    fresh = DesiredFile(str(path), deployed_pem(live), 0o600, secret=True)
+    current = _read(str(path))
+    if current is None:
+        return fresh, live.leaf, []
+    try:
+        served = load_chain(Path(path))[0]
+    except SettingsError:
+        return fresh, live.leaf, [f"{path} holds no certificate: it is made again from {settings.cert}"]
+    if spki_sha256(served) == spki_sha256(live.leaf):
+        return fresh, live.leaf, []
+    hook = layout.certbot_hook(settings.mx_host)
+    warning = (
+        f"{path} (in service) has another key than {settings.cert}: publish the next-key TLSA below,"
+        f" wait for its TTL, then run RENEWED_LINEAGE={settings.cert.parent} {hook}"
+    )
+    return (
+        DesiredFile(str(path), current, 0o600, secret=True),
+        served,
+        [warning, *certificate_warnings(served, Path(path), now)],
+    )
 
 
 # --- running the services' own checks ------------------------------------------------------------
@@ -290,28 +445,62 @@ def apply_plan(
     *,
     reload: bool = False,
     now: dt.datetime | None = None,
-    runner: Runner = run_command,
+    runner: Runner | None = None,
 ) -> ApplyResult:
     """Write the plan's changed files, check them, and roll back on a failed check (ApplyError)."""
+    runner = runner or run_command
     _make_directories(plan)
     pending = plan.pending
     if not pending:
-        return ApplyResult((), {}, (), ("nothing to change: the setup is already in place",))
+        return ApplyResult((), {}, ())  # the caller says "nothing changed", once
+    notes: list[str] = []
+    written, backups = write_checked(
+        pending, lambda paths: run_checks(plan, paths, runner), now=now, notes=notes
+    )
+    outcomes = written.outcomes
+    notes.extend(_rebuild_aliases(plan, list(written.changes), runner))
+    if reload:
+        notes.extend(_reload(plan, runner))
+    return ApplyResult(tuple(str(c.path) for c in written.changes), backups, outcomes, tuple(notes))
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The files `write_checked` wrote and the checks they passed."""
+
+    changes: tuple[FileChange, ...]
+    outcomes: tuple[CheckOutcome, ...]
+
+
+def write_checked(
+    pending: Sequence[FileChange],
+    check: Callable[[set[str]], list[CheckOutcome]],
+    *,
+    now: dt.datetime | None = None,
+    notes: list[str] | None = None,
+) -> tuple[Written, dict[str, str]]:
+    """Write each change (backup first, atomically), run `check(paths written)`, and on a failed
+    check or any error put every file back byte for byte (ApplyError). Returns what was written
+    and the backups (path -> backup path)."""
     stamp = (now or dt.datetime.now()).strftime("%Y%m%dT%H%M%S")
     backups: dict[str, str] = {}
     written: list[FileChange] = []
-    notes: list[str] = []
     try:
         for change in pending:
             if change.old is not None:
                 backups[str(change.path)] = str(_backup(change.path, stamp))
-            owner = _owner_ids(change.desired.owner)
-            if change.desired.owner is not None and owner is None:
+            owner = _owner_for(change)
+            if (
+                change.old is None
+                and change.desired.owner is not None
+                and owner is None
+                and notes is not None
+            ):
                 notes.append(f"{change.path}: could not give it to user {change.desired.owner}; chown it")
             written.append(change)
-            write_atomically(change.path, change.desired.content, change.desired.mode, owner)
+            write_atomically(change.path, change.desired.content, change.mode, owner)
             _secure_key_directory(change, owner)
-        outcomes = run_checks(plan, {str(c.path) for c in written}, runner)
+        outcomes = check({str(c.path) for c in written})
     except BaseException:
         _restore(written, backups)
         raise
@@ -320,10 +509,25 @@ def apply_plan(
         _restore(written, backups)
         reasons = "; ".join(f"{o.name}: {o.output or 'exit status non-zero'}" for o in failed)
         raise ApplyError(f"configuration check failed, every file was put back: {reasons}")
-    notes.extend(_rebuild_aliases(plan, written, runner))
-    if reload:
-        notes.extend(_reload(plan, runner))
-    return ApplyResult(tuple(str(c.path) for c in written), backups, tuple(outcomes), tuple(notes))
+    return Written(tuple(written), tuple(outcomes)), backups
+
+
+def file_change(desired: DesiredFile) -> FileChange:
+    """A desired file beside its current bytes, mode and owner."""
+    return _file_change(desired)
+
+
+def read_text(path: str) -> str | None:
+    """The current text of `path` (None when it does not exist)."""
+    return _text(path)
+
+
+def _owner_for(change: FileChange) -> tuple[int, int] | None:
+    """An existing file keeps its owner and group (e.g. root:postfix); a new one, and a private key,
+    get the desired user (OpenDKIM runs as `opendkim` and must read its key)."""
+    if change.old_owner is not None and not (change.desired.secret and change.desired.owner):
+        return change.old_owner if os.geteuid() == 0 else None
+    return _owner_ids(change.desired.owner)
 
 
 def _secure_key_directory(change: FileChange, owner: tuple[int, int] | None) -> None:

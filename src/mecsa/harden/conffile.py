@@ -9,7 +9,7 @@ tests) and leave comments, order and unmanaged entries byte for byte.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 _MAIN_CF_ENTRY = re.compile(r"^([A-Za-z0-9_.-]+)\s*=\s*(.*)$", re.DOTALL)
@@ -80,15 +80,16 @@ def _same_value(a: str, b: str) -> bool:
     return a.split() == b.split()
 
 
-def merge_main_cf(text: str, wanted: Mapping[str, str], header: str) -> str:
+def merge_main_cf(text: str, wanted: Mapping[str, str], header: str, remove: Collection[str] = ()) -> str:
     """Set each `wanted` parameter: replace its last definition in place, or append it (under `header`).
 
     A definition whose value already matches (whitespace aside) is left untouched, so a second
-    run changes nothing; parameters not in `wanted` are never touched.
+    run changes nothing; every definition of a `remove` parameter is deleted; other parameters
+    are never touched.
     """
     entries = split_entries(text, main_cf_key)
     last: dict[str, int] = {e.key: i for i, e in enumerate(entries) if e.key is not None}
-    out = [e.text for e in entries]
+    out = ["" if e.key in remove else e.text for e in entries]
     missing: list[str] = []
     for name, value in wanted.items():
         index = last.get(name)

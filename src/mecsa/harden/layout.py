@@ -97,6 +97,38 @@ class Layout:
     def policyd_spf_conf(self) -> PurePosixPath:
         return self.path("/etc/postfix-policyd-spf-python/policyd-spf.conf")
 
+    def mta_sts_webroot(self, domain: str) -> PurePosixPath:
+        """The web root whose `.well-known/mta-sts.txt` is `domain`'s MTA-STS policy."""
+        return self.path(f"/var/www/mta-sts/{domain}")
+
+    def nginx_site(self, domain: str) -> PurePosixPath:
+        return self.path(f"/etc/nginx/sites-available/mta-sts.{domain}.conf")
+
+    @property
+    def knot_conf(self) -> PurePosixPath:
+        return self.path("/etc/knot/knot.conf")
+
+    @property
+    def knot_zones(self) -> PurePosixPath:
+        """The unsigned zone files `mecsa harden zone` writes (Knot only reads them)."""
+        return self.path("/etc/knot/zones")
+
+    @property
+    def knot_storage(self) -> PurePosixPath:
+        """Knot's journal, timers and key database (keys/)."""
+        return self.path("/var/lib/knot")
+
+    @property
+    def knot_rundir(self) -> PurePosixPath:
+        return self.path("/run/knot")
+
+    def tls_deployed(self, mx_host: str) -> PurePosixPath:
+        """The key+chain copy Postfix serves when the Certbot deploy hook guards renewals."""
+        return self.path(f"/etc/postfix/tls/{mx_host}.pem")
+
+    def certbot_hook(self, mx_host: str) -> PurePosixPath:
+        return self.path(f"/etc/letsencrypt/renewal-hooks/deploy/mecsa-dane-{mx_host}")
+
     @property
     def unbound_conf(self) -> PurePosixPath:
         return self.path("/etc/unbound/unbound.conf.d/mecsa-dane.conf")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 from mecsa.harden.conffile import merge_shell_assignments
 from mecsa.harden.layout import OPENDKIM_SOCKET, Layout
 from mecsa.harden.settings import HardenSettings
+from mecsa.harden.tables import first_field, merge_key_values, merge_owned_lines, merge_set
 
 USER = "opendkim"
 RSA_BITS = 2048
@@ -51,47 +52,79 @@ def load_key(pem: bytes) -> DkimPrivateKey:
     return key
 
 
-def key_table(settings: HardenSettings, layout: Layout) -> str:
-    """KeyTable: `selector._domainkey.domain domain:selector:/path/to/key` per key."""
-    d = settings.domain
-    return "".join(f"{s}._domainkey.{d} {d}:{s}:{layout.dkim_key(d, s)}\n" for s in settings.selectors)
+HEADER = "# --- settings managed by `mecsa harden` (re-run it rather than editing these) ---"
+_WHOLE_FILE_HEADER = "# Written by `mecsa harden`; re-run it rather than editing this file.\n"
 
 
-def signing_table(settings: HardenSettings) -> str:
-    """SigningTable (refile): every address of the domain signs with every key, RSA first."""
-    d = settings.domain
-    return "".join(f"*@{d} {s}._domainkey.{d}\n" for s in settings.selectors)
+def key_names(settings: HardenSettings) -> list[tuple[str, str, str]]:
+    """(domain, selector, KeyTable key name) of every key, domain by domain, RSA first."""
+    return [(d, s, f"{s}._domainkey.{d}") for d in settings.domains for s in settings.selectors]
 
 
-def trusted_hosts(settings: HardenSettings) -> str:
-    """Hosts whose mail is signed rather than verified: loopback, the MX itself and mynetworks."""
-    hosts = ["127.0.0.1", "::1", "localhost", settings.mx_host, *settings.mynetworks]
-    return "".join(f"{h}\n" for h in dict.fromkeys(hosts))
+def key_table(settings: HardenSettings, layout: Layout, existing: str = "") -> str:
+    """KeyTable: `selector._domainkey.domain domain:selector:/path/to/key` per key.
+
+    Entries of other keys (another domain, an older selector) are kept as they are.
+    """
+    ours = [f"{name} {d}:{s}:{layout.dkim_key(d, s)}\n" for d, s, name in key_names(settings)]
+    names = {name for _, _, name in key_names(settings)}
+    return merge_owned_lines(existing, ours, lambda line: first_field(line) in names)
 
 
-def opendkim_conf(settings: HardenSettings, layout: Layout) -> str:
-    """The whole opendkim.conf."""
+def signing_table(settings: HardenSettings, existing: str = "") -> str:
+    """SigningTable (refile): every address of each domain signs with every key, RSA first.
+
+    The `*@domain` entries of our domains are ours (so a new selector replaces the old one,
+    which refile's first match would otherwise keep using); every other entry is kept.
+    """
+    ours = [f"*@{d} {name}\n" for d, _, name in key_names(settings)]
+    patterns = {f"*@{d}" for d in settings.domains}
+    return merge_owned_lines(existing, ours, lambda line: first_field(line) in patterns)
+
+
+def trusted_hosts(settings: HardenSettings, existing: str = "") -> str:
+    """Hosts whose mail is signed, not verified: loopback, the MX itself, mynetworks (others kept)."""
+    return merge_set(existing, ["127.0.0.1", "::1", "localhost", settings.mx_host, *settings.mynetworks])
+
+
+def conf_settings(settings: HardenSettings, layout: Layout) -> dict[str, str]:
+    """The opendkim.conf settings of the hardened setup, in file order."""
     table = layout.opendkim_dir
-    multiple = "MultipleSignatures\tyes\n" if settings.dkim_ed25519 else ""
-    return (
-        "# Written by `mecsa harden`; re-run it rather than editing this file.\n"
-        "Syslog\t\t\tyes\n"
-        "SyslogSuccess\t\tyes\n"
-        "Mode\t\t\tsv\n"
-        f"AuthservID\t\t{settings.mx_host}\n"
-        "Canonicalization\trelaxed/simple\n"
-        "OversignHeaders\t\tFrom\n"
-        f"{multiple}"
-        f"KeyTable\t\t{table / 'KeyTable'}\n"
-        f"SigningTable\t\trefile:{table / 'SigningTable'}\n"
-        f"ExternalIgnoreList\t{table / 'TrustedHosts'}\n"
-        f"InternalHosts\t\t{table / 'TrustedHosts'}\n"
-        f"UserID\t\t\t{USER}\n"
-        "UMask\t\t\t007\n"
-        f"Socket\t\t\t{OPENDKIM_SOCKET}\n"
-        "PidFile\t\t\t/run/opendkim/opendkim.pid\n"
-        "TrustAnchorFile\t\t/usr/share/dns/root.key\n"
-    )
+    wanted = {
+        "Syslog": "yes",
+        "SyslogSuccess": "yes",
+        "Mode": "sv",
+        "AuthservID": settings.mx_host,
+        "Canonicalization": "relaxed/simple",
+        "OversignHeaders": "From",
+    }
+    if settings.dkim_ed25519:
+        wanted["MultipleSignatures"] = "yes"
+    wanted |= {
+        "KeyTable": str(table / "KeyTable"),
+        "SigningTable": f"refile:{table / 'SigningTable'}",
+        "ExternalIgnoreList": str(table / "TrustedHosts"),
+        "InternalHosts": str(table / "TrustedHosts"),
+        "UserID": USER,
+        "UMask": "007",
+        "Socket": OPENDKIM_SOCKET,
+        "PidFile": "/run/opendkim/opendkim.pid",
+        "TrustAnchorFile": "/usr/share/dns/root.key",
+    }
+    return wanted
+
+
+def _conf_line(name: str, value: str) -> str:
+    # values line up at column 24 (tab stops of 8), as in Debian's own opendkim.conf
+    return f"{name}{chr(9) * max(1, 3 - len(name) // 8)}{value}\n"
+
+
+def opendkim_conf(settings: HardenSettings, layout: Layout, existing: str = "") -> str:
+    """opendkim.conf: ours whole when there is none, else merged (`LogWhy yes` and the like stay)."""
+    wanted = conf_settings(settings, layout)
+    if not existing.strip():
+        return _WHOLE_FILE_HEADER + "".join(_conf_line(k, v) for k, v in wanted.items())
+    return merge_key_values(existing, wanted, HEADER, _conf_line)
 
 
 def default_file(existing: str) -> str:
@@ -99,8 +132,6 @@ def default_file(existing: str) -> str:
     return merge_shell_assignments(existing, {"SOCKET": OPENDKIM_SOCKET})
 
 
-def key_files(
-    settings: HardenSettings, layout: Layout, keys: Mapping[str, DkimPrivateKey]
-) -> dict[str, bytes]:
-    """The private key files (path -> PEM) for `keys` (selector -> key)."""
-    return {str(layout.dkim_key(settings.domain, s)): key_pem(k) for s, k in keys.items()}
+def key_files(layout: Layout, keys: Mapping[tuple[str, str], DkimPrivateKey]) -> dict[str, bytes]:
+    """The private key files (path -> PEM) for `keys` ((domain, selector) -> key)."""
+    return {str(layout.dkim_key(d, s)): key_pem(k) for (d, s), k in keys.items()}

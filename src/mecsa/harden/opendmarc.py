@@ -24,6 +24,7 @@ from __future__ import annotations
 from mecsa.harden.conffile import merge_shell_assignments
 from mecsa.harden.layout import OPENDMARC_SOCKET, Layout
 from mecsa.harden.settings import HardenSettings
+from mecsa.harden.tables import merge_key_values, merge_set
 
 USER = "opendmarc"
 
@@ -32,31 +33,54 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-def opendmarc_conf(settings: HardenSettings, layout: Layout) -> str:
-    """The whole opendmarc.conf."""
-    return (
-        "# Written by `mecsa harden`; re-run it rather than editing this file.\n"
-        f"AuthservID {settings.mx_host}\n"
-        f"TrustedAuthservIDs {settings.mx_host}\n"
-        f"IgnoreHosts {layout.opendmarc_ignore_hosts}\n"
-        "IgnoreAuthenticatedClients true\n"
-        f"RejectFailures {_flag(settings.dmarc_reject_failures)}\n"
-        "SPFSelfValidate true\n"
-        "SPFIgnoreResults true\n"
-        "FailureReports false\n"
-        "PidFile /run/opendmarc/opendmarc.pid\n"
-        "# OpenDMARC 1.4.2 finds organisational domains with the PSL (RFC 7489), not RFC 9989's tree walk\n"
-        "PublicSuffixList /usr/share/publicsuffix/public_suffix_list.dat\n"
-        f"Socket {OPENDMARC_SOCKET}\n"
-        "Syslog true\n"
-        "UMask 0002\n"
-        f"UserID {USER}\n"
-    )
+HEADER = "# --- settings managed by `mecsa harden` (re-run it rather than editing these) ---"
 
 
-def ignore_hosts(settings: HardenSettings) -> str:
-    """Clients whose mail OpenDMARC does not judge: loopback and the trusted networks."""
-    return "".join(f"{h}\n" for h in dict.fromkeys(("127.0.0.1", "::1", *settings.mynetworks)))
+def conf_settings(settings: HardenSettings, layout: Layout) -> dict[str, str]:
+    """The opendmarc.conf settings of the hardened setup, in file order."""
+    return {
+        "AuthservID": settings.mx_host,
+        "TrustedAuthservIDs": settings.mx_host,
+        "IgnoreHosts": str(layout.opendmarc_ignore_hosts),
+        "IgnoreAuthenticatedClients": "true",
+        "RejectFailures": _flag(settings.dmarc_reject_failures),
+        "SPFSelfValidate": "true",
+        "SPFIgnoreResults": "true",
+        "FailureReports": "false",
+        "PidFile": "/run/opendmarc/opendmarc.pid",
+        "PublicSuffixList": "/usr/share/publicsuffix/public_suffix_list.dat",
+        "Socket": OPENDMARC_SOCKET,
+        "Syslog": "true",
+        "UMask": "0002",
+        "UserID": USER,
+    }
+
+
+_PSL_NOTE = (
+    "# OpenDMARC 1.4.2 finds organisational domains with the PSL (RFC 7489), not RFC 9989's tree walk\n"
+)
+
+
+def _conf_line(name: str, value: str) -> str:
+    return f"{name} {value}\n"
+
+
+def opendmarc_conf(settings: HardenSettings, layout: Layout, existing: str = "") -> str:
+    """opendmarc.conf: ours whole when there is none, else merged (other settings stay)."""
+    wanted = conf_settings(settings, layout)
+    if not existing.strip():
+        lines = ["# Written by `mecsa harden`; re-run it rather than editing this file.\n"]
+        for name, value in wanted.items():
+            if name == "PublicSuffixList":
+                lines.append(_PSL_NOTE)
+            lines.append(_conf_line(name, value))
+        return "".join(lines)
+    return merge_key_values(existing, wanted, HEADER, _conf_line)
+
+
+def ignore_hosts(settings: HardenSettings, existing: str = "") -> str:
+    """Clients whose mail OpenDMARC does not judge: loopback and the trusted networks (others kept)."""
+    return merge_set(existing, ["127.0.0.1", "::1", *settings.mynetworks])
 
 
 def default_file(existing: str) -> str:

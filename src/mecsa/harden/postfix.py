@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 
 from mecsa.harden.layout import OPENDKIM_MILTER, OPENDMARC_MILTER, Layout
+from mecsa.harden.postfix_lists import expand, extend_milters, milter_socket, parse_items
 from mecsa.harden.settings import HardenSettings
 
 HEADER = "# --- settings managed by `mecsa harden` (re-run it rather than editing these) ---"
@@ -21,6 +22,18 @@ POLICY_SPF_USER = "policyd-spf"
 WEAK_CIPHER_EXCLUSIONS = "aNULL, eNULL, EXPORT, DES, 3DES, RC4, MD5"
 _LOOPBACK_NETWORKS = ("127.0.0.0/8", "[::ffff:127.0.0.0]/104", "[::1]/128")
 _RELAY_GUARD = "reject_unauth_destination"
+OUR_MILTERS = (OPENDKIM_MILTER, OPENDMARC_MILTER)  # DKIM signs/verifies first, then DMARC reads its result
+MILTER_LISTS = ("smtpd_milters", "non_smtpd_milters")
+# postconf(5), smtpd_tls_chain_files: when it is set, these are ignored, and Postfix says so on
+# every TLS handshake ("legacy parameters will be ignored").
+LEGACY_TLS_FILES = (
+    "smtpd_tls_cert_file",
+    "smtpd_tls_key_file",
+    "smtpd_tls_dcert_file",
+    "smtpd_tls_dkey_file",
+    "smtpd_tls_eccert_file",
+    "smtpd_tls_eckey_file",
+)
 
 
 def split_list(value: str) -> list[str]:
@@ -98,18 +111,26 @@ def recipient_restrictions(existing: str) -> str:
 
 def main_cf_settings(settings: HardenSettings, layout: Layout, existing: Mapping[str, str]) -> dict[str, str]:
     """The main.cf parameters to set, in order, given the `existing` effective values."""
-    chain = f"{settings.key}, {settings.cert}"
+    # with the Certbot hook, Postfix serves the copy the hook replaces only when DANE stays valid
+    chain = (
+        str(layout.tls_deployed(settings.mx_host))
+        if settings.certbot_hook
+        else f"{settings.key}, {settings.cert}"
+    )
     wanted: dict[str, str] = {}
     if not layout.is_system:
         # a configuration under another root gets its own queue and data, as a separate instance
         wanted["queue_directory"] = str(layout.queue_directory)
         wanted["data_directory"] = str(layout.data_directory)
+    smtpd_milters = extend_milters(existing.get("smtpd_milters", ""), OUR_MILTERS, existing)
+    # `non_smtpd_milters = $smtpd_milters` must see smtpd_milters as it will be, ours included
+    after = {**existing, "smtpd_milters": smtpd_milters}
     wanted |= {
         "myhostname": settings.mx_host,
         "mydomain": settings.domain,
         "mydestination": extend_list(
             existing.get("mydestination", "$myhostname, localhost.$mydomain, localhost"),
-            (settings.domain,),
+            settings.domains,
         ),
         "mynetworks": " ".join((*_LOOPBACK_NETWORKS, *(_postfix_network(n) for n in settings.mynetworks))),
         "alias_maps": f"hash:{layout.aliases}",
@@ -132,17 +153,23 @@ def main_cf_settings(settings: HardenSettings, layout: Layout, existing: Mapping
         "smtp_tls_mandatory_protocols": ">=TLSv1.2",
         "smtp_tls_session_cache_database": "btree:${data_directory}/smtp_scache",
         "smtp_tls_loglevel": "1",
-        # DKIM signs/verifies first, then DMARC reads its result
-        "smtpd_milters": extend_list(existing.get("smtpd_milters", ""), (OPENDKIM_MILTER, OPENDMARC_MILTER)),
-        "non_smtpd_milters": extend_list(
-            existing.get("non_smtpd_milters", ""), (OPENDKIM_MILTER, OPENDMARC_MILTER)
-        ),
+        "smtpd_milters": smtpd_milters,
+        "non_smtpd_milters": extend_milters(existing.get("non_smtpd_milters", ""), OUR_MILTERS, after),
         "smtpd_recipient_restrictions": recipient_restrictions(
             existing.get("smtpd_recipient_restrictions", "")
         ),
         "policy-spf_time_limit": "3600s",
     }
     return wanted
+
+
+def main_cf_removals(existing: Mapping[str, str]) -> dict[str, str]:
+    """The parameters to delete (name -> value): the legacy TLS files `smtpd_tls_chain_files` replaces.
+
+    Debian's main.cf sets the snakeoil pair; left beside the chain files, Postfix ignores it and
+    warns on every connection.
+    """
+    return {name: existing[name] for name in LEGACY_TLS_FILES if existing.get(name, "").strip()}
 
 
 def policy_spf_service(layout: Layout) -> str:
@@ -163,15 +190,30 @@ def aliases(settings: HardenSettings) -> dict[str, str]:
     return {"postmaster": settings.postmaster, "dmarc_reports": settings.dmarc_reports_to}
 
 
-def milter_warnings(existing: Mapping[str, str]) -> list[str]:
-    """Warn about other OpenDKIM/OpenDMARC milter entries that would sign or judge twice."""
-    ours = {OPENDKIM_MILTER, OPENDMARC_MILTER}
+def milter_warnings(values: Mapping[str, str]) -> list[str]:
+    """Warn about milter entries that would sign or judge twice, in the lists as they will be.
+
+    References (`non_smtpd_milters = $smtpd_milters`) are expanded first, so a milter reached
+    both directly and through a reference counts twice, as it does in Postfix.
+    """
+    ours = set(OUR_MILTERS)
     warnings = []
-    for name in ("smtpd_milters", "non_smtpd_milters"):
-        for item in split_list(existing.get(name, "")):
-            looks_like_ours = "opendkim" in item or "opendmarc" in item or item.endswith(("8891", "8893"))
-            if item not in ours and looks_like_ours:
+    for name in MILTER_LISTS:
+        items = parse_items(values.get(name, ""))
+        through = "" if all(not i.startswith("$") for i in items) else " (references expanded)"
+        seen: set[str] = set()
+        for item in expand(items, values):
+            socket = milter_socket(item)
+            if socket in seen:
+                warnings.append(f"{name}{through} lists {socket} twice: each message would pass it twice")
+                continue
+            seen.add(socket)
+            looks_like_ours = (
+                "opendkim" in socket or "opendmarc" in socket or socket.endswith(("8891", "8893"))
+            )
+            if socket not in ours and looks_like_ours:
                 warnings.append(
-                    f"{name} also lists {item}: remove it if it is an old OpenDKIM/OpenDMARC milter"
+                    f"{name}{through} also lists {socket}:"
+                    " remove it if it is an old OpenDKIM/OpenDMARC milter"
                 )
     return warnings

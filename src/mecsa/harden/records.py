@@ -266,12 +266,19 @@ def records_for(
     dkim_keys: Mapping[str, PublicKeyTypes],
     certificate: x509.Certificate,
     next_key: PublicKeyTypes | PrivateKeyTypes | x509.Certificate | None = None,
+    domain: str | None = None,
 ) -> RecordSet:
-    """The full record set for `settings`; `dkim_keys` maps each selector to its public key."""
-    domain, mx = settings.domain, settings.mx_host
+    """The record set of one mail domain (default: the primary); `dkim_keys` maps selector -> public key.
+
+    The MX host's own records (A/AAAA, TLSA) are listed with the primary domain only: the host
+    has one name, whichever domains it receives for.
+    """
+    mx = settings.mx_host
+    domain = domain or settings.domain
+    primary = domain == settings.domain
     records: list[DnsRecord] = [
         mx_record(domain, mx),
-        *address_records(mx, settings.ipv4, settings.ipv6),
+        *(address_records(mx, settings.ipv4, settings.ipv6) if primary else ()),
         spf_record(domain, settings.spf_mechanisms),
         *(dkim_txt(selector, domain, key) for selector, key in dkim_keys.items()),
         dmarc_record(domain, settings.dmarc_rua, settings.dmarc_policy),
@@ -279,12 +286,15 @@ def records_for(
     authorization = dmarc_report_authorization(domain, settings.dmarc_rua)
     if authorization is not None:
         records.append(authorization)
-    records.append(tlsa_311(mx, certificate))
-    if next_key is not None:
-        nxt = tlsa_311(mx, next_key)
-        records.append(
-            DnsRecord(nxt.owner, nxt.rtype, nxt.value, nxt.ttl, "the next TLS key: publish now, switch later")
-        )
+    if primary:
+        records.append(tlsa_311(mx, certificate))
+        if next_key is not None:
+            nxt = tlsa_311(mx, next_key)
+            records.append(
+                DnsRecord(
+                    nxt.owner, nxt.rtype, nxt.value, nxt.ttl, "the next TLS key: publish now, switch later"
+                )
+            )
     sts = mta_sts_records(domain, (mx,), "enforce", settings.mta_sts_max_age)
     records.extend((sts.txt, tls_rpt_record(domain, settings.tls_rpt_rua)))
     return RecordSet(domain, tuple(records), sts, (ds_note(domain),))

@@ -7,10 +7,15 @@ and a flag overrides the file. See ``example.toml`` beside this module. Keys:
 key                      meaning
 =======================  ========================================================================
 domain (required)        the mail domain, e.g. ``example.com`` (IDNs accepted, stored as A-labels)
+domains                  more mail domains served by the same MX (a list); ``domain`` may be left
+                         out, the first of ``domains`` is then the primary one
 mx_host (required)       the MX host name; Postfix's ``myhostname``; must be covered by the cert
 ipv4, ipv6               the MX's public addresses (a string or a list; at least one in all)
 cert, key (required)     PEM certificate chain (leaf first) and its private key, as Postfix will
-                         read them; the key must match the leaf certificate
+                         read them; the key must match the leaf certificate, and the certificate
+                         must be valid now. Relative paths are made absolute (against the
+                         current directory): Postfix runs elsewhere and would not find them;
+                         under a --root, a system path that exists only there is taken from it
 next_key                 PEM key (or certificate) for the next TLS key: its TLSA is pre-published
 selector                 DKIM selector; default ``s<YYYYMM>`` of today, e.g. ``s202611``
 dkim_ed25519             also sign with an Ed25519 key (selector ``<selector>-ed25519``); false
@@ -25,6 +30,12 @@ postmaster (required)    target of the postmaster alias: a local user or a mail 
 dmarc_reports_to         target of the dmarc_reports alias; default the postmaster target
 resolver                 ``unbound`` (write a local validating resolver config, default) or
                          ``existing`` (a validating resolver runs already: instructions only)
+zone_nameservers         NS names of the zones `mecsa harden zone` writes; default ``ns1.<domain>``,
+                         at the MX's addresses (this host serves its own zone)
+mta_sts_web              write the MTA-STS policy file and an nginx block serving it; true
+certbot_hook             Postfix serves a copy of the certificate that a Certbot deploy hook
+                         replaces only when the renewed key matches a published TLSA; default
+                         true when ``cert`` lies under ``/etc/letsencrypt/live/``
 =======================  ========================================================================
 """
 
@@ -32,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -90,6 +102,15 @@ class HardenSettings:
     mynetworks: tuple[str, ...] = ()
     dmarc_reports_to: str = ""
     resolver: str = "unbound"
+    extra_domains: tuple[str, ...] = ()
+    certbot_hook: bool = False
+    mta_sts_web: bool = True
+    zone_nameservers: tuple[str, ...] = ()
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Every mail domain of this MX, the primary one first."""
+        return (self.domain, *self.extra_domains)
 
     @property
     def ed25519_selector(self) -> str:
@@ -101,13 +122,20 @@ class HardenSettings:
         return (self.selector, self.ed25519_selector) if self.dkim_ed25519 else (self.selector,)
 
 
-_KNOWN = {f.name for f in fields(HardenSettings)}
+_KNOWN = ({f.name for f in fields(HardenSettings)} - {"extra_domains"}) | {"domains"}
+CERT_WARN_DAYS = 21  # Certbot renews at 30 days left: under 21, renewal has been failing for 9 days
 
 
 def load_settings(
-    config: Path | None, overrides: Mapping[str, Any] | None = None, today: dt.date | None = None
+    config: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    today: dt.date | None = None,
+    root: Path | None = None,
 ) -> HardenSettings:
-    """Read `config` (TOML), apply `overrides` (CLI flags; None values ignored) and validate."""
+    """Read `config` (TOML), apply `overrides` (CLI flags; None values ignored) and validate.
+
+    With `root` (the --root of a staged copy of the system), an absolute TLS path that exists
+    only under the root is taken from there."""
     raw: dict[str, Any] = {}
     if config is not None:
         try:
@@ -117,26 +145,32 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{config} is not valid TOML: {exc}") from None
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None and v != [] and v != ()})
-    return settings_from_mapping(raw, today)
+    return settings_from_mapping(raw, today, root)
 
 
-def settings_from_mapping(raw: Mapping[str, Any], today: dt.date | None = None) -> HardenSettings:
+def settings_from_mapping(
+    raw: Mapping[str, Any], today: dt.date | None = None, root: Path | None = None
+) -> HardenSettings:
     """Validate a flat mapping (the TOML table) into `HardenSettings`; SettingsError on the first problem."""
     unknown = sorted(set(raw) - _KNOWN)
     if unknown:
         raise SettingsError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(_KNOWN))}")
+    listed = tuple(_domain(d, "domains") for d in _strings(raw.get("domains", ()), "domains"))
+    if raw.get("domain") in (None, "") and listed:
+        raw = {**raw, "domain": listed[0]}
     for required in ("domain", "mx_host", "cert", "key", "postmaster"):
         if raw.get(required) in (None, ""):
             raise SettingsError(f"missing setting {required!r} (flag --{required.replace('_', '-')})")
     domain = _domain(raw["domain"], "domain")
+    extra_domains = tuple(d for d in dict.fromkeys(listed) if d != domain)
     mx_host = _domain(raw["mx_host"], "mx_host")
     ipv4 = tuple(_address(a, 4) for a in _strings(raw.get("ipv4", ()), "ipv4"))
     ipv6 = tuple(_address(a, 6) for a in _strings(raw.get("ipv6", ()), "ipv6"))
     if not ipv4 and not ipv6:
         raise SettingsError("give the MX's public address: ipv4 and/or ipv6")
-    cert, key = Path(_string(raw["cert"], "cert")), Path(_string(raw["key"], "key"))
+    cert, key = _absolute(raw["cert"], "cert", root), _absolute(raw["key"], "key", root)
     check_tls_pair(cert, key, mx_host)
-    next_key = Path(_string(raw["next_key"], "next_key")) if raw.get("next_key") else None
+    next_key = _absolute(raw["next_key"], "next_key", root) if raw.get("next_key") else None
     if next_key is not None:
         load_public_key(next_key)
     dmarc_rua = _email(raw.get("dmarc_rua") or f"dmarc_reports@{domain}", "dmarc_rua")
@@ -161,6 +195,13 @@ def settings_from_mapping(raw: Mapping[str, Any], today: dt.date | None = None) 
         mynetworks=tuple(_network(n) for n in _strings(raw.get("mynetworks", ()), "mynetworks")),
         dmarc_reports_to=_alias_target(raw.get("dmarc_reports_to") or postmaster, "dmarc_reports_to"),
         resolver=_choice(raw.get("resolver", "unbound"), RESOLVER_MODES, "resolver"),
+        extra_domains=extra_domains,
+        zone_nameservers=tuple(
+            _domain(n, "zone_nameservers")
+            for n in _strings(raw.get("zone_nameservers", ()), "zone_nameservers")
+        ),
+        mta_sts_web=_bool(raw.get("mta_sts_web", True), "mta_sts_web"),
+        certbot_hook=_bool(raw.get("certbot_hook", "/letsencrypt/live/" in str(cert)), "certbot_hook"),
     )
 
 
@@ -182,6 +223,19 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
         # CLI flags may carry comma-separated lists
         out.extend(p.strip() for p in _string(item, name).split(",") if p.strip())
     return tuple(out)
+
+
+def _absolute(value: Any, name: str, root: Path | None = None) -> Path:
+    """An absolute path: a relative one against the current directory (Postfix runs in its queue
+    directory and would not find `pki/x.pem`); under a staged `root`, a system path found only there."""
+    # abspath, not resolve(): Certbot's live/ names are symlinks that renewal re-points, and
+    # Postfix must keep reading through them
+    path = Path(os.path.abspath(_string(value, name)))  # noqa: PTH100
+    if root is not None and not path.exists():
+        staged = Path(os.path.abspath(root)) / path.relative_to(path.anchor)  # noqa: PTH100
+        if staged.exists():
+            return staged
+    return path
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -311,9 +365,10 @@ def load_public_key(path: Path) -> Any:
         raise SettingsError(f"next_key: {path} is not an unencrypted PEM key or certificate: {exc}") from None
 
 
-def check_tls_pair(cert: Path, key: Path, mx_host: str) -> TlsMaterial:
-    """Load and cross-check the chain and key: parseable, matching, and valid for `mx_host`."""
+def check_tls_pair(cert: Path, key: Path, mx_host: str, now: dt.datetime | None = None) -> TlsMaterial:
+    """Load and cross-check the chain and key: parseable, matching, valid for `mx_host`, and valid now."""
     chain = load_chain(cert)
+    check_validity(chain[0], cert, now)
     try:
         key_pem = key.read_bytes()
     except OSError as exc:
@@ -328,6 +383,28 @@ def check_tls_pair(cert: Path, key: Path, mx_host: str) -> TlsMaterial:
     if not _covers(chain[0], mx_host):
         raise SettingsError(f"cert: {cert} is not valid for {mx_host} (not in its subjectAltName)")
     return TlsMaterial(chain, key_pem)
+
+
+def check_validity(leaf: x509.Certificate, path: Path, now: dt.datetime | None = None) -> None:
+    """SettingsError when the leaf is expired or not yet valid (RFC 5280 §4.1.2.5): senders refuse it."""
+    moment = now or dt.datetime.now(dt.UTC)
+    if moment > leaf.not_valid_after_utc:
+        raise SettingsError(f"cert: {path} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    if moment < leaf.not_valid_before_utc:
+        raise SettingsError(
+            f"cert: {path} is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def certificate_warnings(leaf: x509.Certificate, path: Path, now: dt.datetime | None = None) -> list[str]:
+    """A warning when the leaf has under CERT_WARN_DAYS days left."""
+    left = leaf.not_valid_after_utc - (now or dt.datetime.now(dt.UTC))
+    if left < dt.timedelta(days=CERT_WARN_DAYS):
+        return [
+            f"{path} expires in {left.days} day(s), on {leaf.not_valid_after_utc:%Y-%m-%d}: renew it"
+            " (Certbot renews at 30 days left; check `certbot renew --dry-run`)"
+        ]
+    return []
 
 
 def _covers(cert: x509.Certificate, host: str) -> bool:

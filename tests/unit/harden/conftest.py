@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import NameOID
 
 from mecsa.harden.opendkim import DkimPrivateKey, load_key
 from mecsa.harden.settings import HardenSettings, settings_from_mapping
@@ -24,7 +30,7 @@ def base_settings(**changes: object) -> dict[str, object]:
         "cert": str(FIXTURES / "tls-cert.pem"),
         "key": str(FIXTURES / "tls-key.pem"),
         "selector": "s202611",  # explicit: goldens must not depend on the date
-        "postmaster": "admin",
+        "postmaster": "root",  # a user every system has: apply checks that it exists
         "mynetworks": ["192.0.2.0/24", "2001:db8:1::/48"],
         "dkim_ed25519": True,
     }
@@ -41,10 +47,10 @@ def settings() -> HardenSettings:
     return make_settings()
 
 
-def fixed_dkim_keys() -> dict[str, DkimPrivateKey]:
+def fixed_dkim_keys(domain: str = "example.test") -> dict[tuple[str, str], DkimPrivateKey]:
     return {
-        "s202611": load_key((FIXTURES / "dkim-rsa.pem").read_bytes()),
-        "s202611-ed25519": load_key((FIXTURES / "dkim-ed25519.pem").read_bytes()),
+        (domain, "s202611"): load_key((FIXTURES / "dkim-rsa.pem").read_bytes()),
+        (domain, "s202611-ed25519"): load_key((FIXTURES / "dkim-ed25519.pem").read_bytes()),
     }
 
 
@@ -59,3 +65,33 @@ def check_golden(name: str, actual: str | bytes) -> None:
         if not UPDATE:
             pytest.fail(f"golden file {name} was missing and has been written: review it and rerun")
     assert data.decode("utf-8") == path.read_bytes().decode("utf-8"), f"differs from golden/{name}"
+
+
+def write_tls_pair(
+    directory: Path,
+    host: str = "mx.example.test",
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    key: ec.EllipticCurvePrivateKey | None = None,
+    name: str = "tls",
+) -> tuple[Path, Path]:
+    """A self-signed certificate for `host` and its key, written as `<name>-cert.pem` / `<name>-key.pem`."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(days=1))
+        .not_valid_after(not_after or now + dt.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
+    cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    return cert_path, key_path

@@ -16,7 +16,7 @@ from .conftest import FIXTURES
 FLAGS = [
     "--domain", "example.test", "--mx-host", "mx.example.test", "--ipv4", "127.0.0.25",
     "--cert", str(FIXTURES / "tls-cert.pem"), "--key", str(FIXTURES / "tls-key.pem"),
-    "--postmaster", "admin", "--selector", "s202611",
+    "--postmaster", "root", "--selector", "s202611",
 ]  # fmt: skip
 
 
@@ -50,7 +50,7 @@ def test_records_from_a_toml_file_as_zone_lines(root: Path, tmp_path: Path) -> N
     config.write_text(
         'domain = "example.test"\nmx_host = "mx.example.test"\nipv4 = "127.0.0.25"\n'
         f'cert = "{FIXTURES / "tls-cert.pem"}"\nkey = "{FIXTURES / "tls-key.pem"}"\n'
-        'postmaster = "admin"\nselector = "s202611"\n'
+        'postmaster = "root"\nselector = "s202611"\n'
     )
     code, out, _ = _run("harden", "records", "--config", str(config), "--root", str(root))
     assert code == 0

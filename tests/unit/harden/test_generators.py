@@ -46,6 +46,8 @@ def test_every_generated_file_matches_its_golden_file(settings: HardenSettings) 
         "/etc/unbound/unbound.conf.d/mecsa-dane.conf",
         "/etc/opendkim/keys/example.test/s202611.private",
         "/etc/opendkim/keys/example.test/s202611-ed25519.private",
+        "/var/www/mta-sts/example.test/.well-known/mta-sts.txt",
+        "/etc/nginx/sites-available/mta-sts.example.test.conf",
     }
     assert set(files) == expected
     for path, content in files.items():
@@ -66,7 +68,13 @@ def test_the_key_files_are_0600_and_owned_by_opendkim(settings: HardenSettings) 
 
 def test_main_cf_keeps_every_unmanaged_line_of_the_debian_file(settings: HardenSettings) -> None:
     main = _files(settings, DEBIAN)["/etc/postfix/main.cf"].decode()
-    managed = ("myhostname", "alias_maps", "alias_database", "mydestination", "mynetworks")
+    managed: tuple[str, ...] = ("myhostname", "alias_maps", "alias_database", "mydestination", "mynetworks")
+    managed += (
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+        "smtpd_tls_security_level",
+        "smtp_tls_security_level",
+    )
     for line in DEBIAN["/etc/postfix/main.cf"].splitlines():
         if not line.startswith(managed):
             assert line in main.splitlines()

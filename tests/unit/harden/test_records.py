@@ -32,7 +32,7 @@ NEXT_KEY = load_pem_private_key((FIXTURES / "tls-next-key.pem").read_bytes(), pa
 
 
 def _record_set(settings: HardenSettings):  # type: ignore[no-untyped-def]
-    public = {s: k.public_key() for s, k in fixed_dkim_keys().items()}
+    public = {s: k.public_key() for (_, s), k in fixed_dkim_keys().items()}
     return records_for(settings, public, CERT, NEXT_KEY.public_key())
 
 
@@ -66,7 +66,7 @@ def test_next_key_tlsa_differs_and_matches_the_next_key(settings: HardenSettings
 
 
 def test_dkim_record_has_no_h_tag_and_its_key_is_the_spki_split_into_255_byte_strings() -> None:
-    key = fixed_dkim_keys()["s202611"].public_key()
+    key = fixed_dkim_keys()["example.test", "s202611"].public_key()
     record = dkim_txt("s202611", "example.test", key)
     assert record.owner == "s202611._domainkey.example.test"
     assert "h=" not in record.value
@@ -79,7 +79,7 @@ def test_dkim_record_has_no_h_tag_and_its_key_is_the_spki_split_into_255_byte_st
 
 
 def test_ed25519_dkim_record_carries_the_raw_32_byte_key() -> None:
-    key = fixed_dkim_keys()["s202611-ed25519"].public_key()
+    key = fixed_dkim_keys()["example.test", "s202611-ed25519"].public_key()
     value = dkim_txt("s1", "example.test", key).value
     assert value.startswith("v=DKIM1; k=ed25519; p=")
     assert len(base64.b64decode(value.rpartition("p=")[2])) == 32

@@ -17,7 +17,7 @@ HEAD = "@ 300 IN SOA ns hostmaster 1 300 300 300 300\n@ IN NS ns\nns IN A 127.0.
 
 async def test_generated_records_pass_spf_dkim_and_dmarc(serve_zones, settings: HardenSettings) -> None:  # type: ignore[no-untyped-def]
     cert = x509.load_pem_x509_certificate((FIXTURES / "tls-cert.pem").read_bytes())
-    public = {s: k.public_key() for s, k in fixed_dkim_keys().items()}
+    public = {s: k.public_key() for (_, s), k in fixed_dkim_keys().items()}
     zone = HEAD + records_for(settings, public, cert).zone_text()
     client = await serve_zones({"example.test.": zone}, secure=["example.test."])
     options = AssessOptions(dkim_selectors=settings.selectors, only=frozenset({"spf", "dkim", "dmarc"}))

@@ -28,7 +28,7 @@ def test_defaults() -> None:
     assert s.tls_rpt_rua == s.dmarc_rua
     assert s.dmarc_policy == "reject" and s.dmarc_reject_failures
     assert s.spf_mechanisms == ("mx",)
-    assert s.dmarc_reports_to == "admin"
+    assert s.dmarc_reports_to == "root"
     assert s.selectors == ("s202611",)
 
 
