@@ -14,7 +14,7 @@ no DMARC; 1 list line in 100 is not a domain. The scan runs with every check, TL
 through the same code path as `mecsa scan` (`mecsa.scan.run.scan`), into a SQLite store.
 
     .venv/bin/python benchmarks/bench_scan.py [-n 1000] [--workers 2] [--concurrency 200]
-                                              [--agree]
+                                              [--agree] [--only CHECK,...]
 
 `--agree` then assesses every domain alone (`mecsa.assess.assess`, no sharing) and compares the
 verdicts and levels. Every domain is a zone of its own, so `-n 10000` is the same zones under new
@@ -339,20 +339,14 @@ def serve(n: int, folder: Path, conn: multiprocessing.connection.Connection) -> 
         assert dns_server._udp is not None
         dns_server._udp.set_protocol(MemoUdp(data, dns_server._udp))
         conn.send((dns_server.port, port, https.sockets[0].getsockname()[1]))
-        stop = loop.create_future()
-
-        def on_message() -> None:
-            if not stop.done():
-                stop.set_result(None)
-
-        loop.add_reader(conn.fileno(), on_message)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop, SERVER_LIFETIME_S)  # "logs": the hosts' logs so far, and go on
-        conn.recv()
-        conn.send({name: (log.peak, log.total) for name, log in logs.items()})
-        stop = loop.create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop, SERVER_LIFETIME_S)  # "stop"
+        # "logs": send the hosts' logs so far and go on serving; "stop": end. (A reader thread, so
+        # that the serving loop never blocks; the server ends by itself after SERVER_LIFETIME_S.)
+        for message in ("logs", "stop"):
+            with contextlib.suppress(TimeoutError):
+                while await asyncio.wait_for(asyncio.to_thread(conn.recv), SERVER_LIFETIME_S) != message:
+                    pass
+            if message == "logs":
+                conn.send({name: (log.peak, log.total) for name, log in logs.items()})
         for server in (*servers, https):
             server.close()
         await dns_server.stop()
@@ -388,13 +382,14 @@ class RssSampler(threading.Thread):
             self.peak_kib = max(self.peak_kib, total)
 
 
-def options(ca_file: Path, ports: tuple[int, int, int]) -> AssessOptions:
+def options(ca_file: Path, ports: tuple[int, int, int], only: frozenset[str] = frozenset()) -> AssessOptions:
     return AssessOptions(
         dkim_selectors=("bench",),
         ca_file=str(ca_file),
         smtp_port=ports[1],
         https_port=ports[2],
         smtp_timeout=10.0,
+        only=only,
     )
 
 
@@ -406,7 +401,7 @@ async def agree(
     from mecsa.dns.resolver import DnsClient, Nameserver
     from mecsa.report.json import assessment_to_json
 
-    gate = asyncio.Semaphore(20)
+    gate = asyncio.Semaphore(50)
     differences: list[str] = []
 
     async def one(name: str, record: dict[str, Any]) -> None:
@@ -416,7 +411,8 @@ async def agree(
         mine = {p: v["status"] for p, v in record["protocols"].items()}, record["scores"]
         theirs = {p: v["status"] for p, v in alone["protocols"].items()}, alone["scores"]
         if mine != theirs:
-            differences.append(f"{name}: scan {mine} != alone {theirs}")
+            errors = [f["message"] for f in alone["findings"] if f["status"] == "error"][:1]
+            differences.append(f"{name}: scan {mine} != alone {theirs} {errors}")
 
     await asyncio.gather(*(one(n, r) for n, r in records.items() if "scores" in r))
     return differences
@@ -441,7 +437,9 @@ async def main(args: argparse.Namespace) -> int:
             out.write(f"{domain(i)}\n")
             if i % 100 == 99:
                 out.write(f"not a domain {i}\n")
-    assess_options = options(folder / "ca.pem", ports)
+    assess_options = options(
+        folder / "ca.pem", ports, frozenset(args.only.split(",")) if args.only else frozenset()
+    )
     config = ScanConfig(
         options=assess_options, resolvers=(f"127.0.0.1:{ports[0]}",), concurrency=args.concurrency
     )
@@ -470,7 +468,8 @@ async def main(args: argparse.Namespace) -> int:
     c = result.outcome.counters
     parent_cpu, workers_cpu = cpu(self_after, self_before), cpu(children_after, children_before)
     records = {r["domain"]: r for r in map(json.loads, (folder / "out.jsonl").read_text().splitlines())}
-    print(f"\n{args.n} domains, {args.workers} workers, concurrency {args.concurrency}")
+    checks = args.only or "every check, TLS sweep included"
+    print(f"\n{args.n} domains, {args.workers} workers, concurrency {args.concurrency}, {checks}")
     print(f"records: {len(records)} ({c.errors} error records)")
     print(f"wall {wall:.1f} s: {60 * c.done / wall:.0f} domains/min")
     print(
@@ -508,6 +507,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--agree", action="store_true", help="compare with single assessments")
+    parser.add_argument("--only", default="", help="comma-separated checks (default: every check)")
     return parser.parse_args()
 
 
