@@ -79,9 +79,10 @@ def levels_chart(
                     f"<title>{html.escape(area)} {level} on {html.escape(when)}</title></circle>"
                 )
     if n:
-        for i in sorted({0, n - 1}):
+        # the first and last dates, anchored inwards so that they stay inside the chart
+        for i, anchor in sorted({(0, "start"), (n - 1, "end" if n > 1 else "middle")}):
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle" font-size="11">'
+                f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="{anchor}" font-size="11">'
                 f"{html.escape(points[i][0])}</text>"
             )
     return _svg(width, height, "levels over time", parts)
