@@ -123,6 +123,11 @@ def serve_command(
         app = create_app(settings)
     except (StoreError, StoreUrlError) as exc:
         usage_error(str(exc))
+    import sys
+
+    # Assessments run on a second thread (web/worker.py); a shorter GIL switch interval lets the
+    # serving thread take the interpreter back sooner while they compute (measured: bench_web.py).
+    sys.setswitchinterval(0.001)
     typer.echo(f"mecsa serve: http://{host}:{port}/ (store {app.state.store_url})", err=True)
     uvicorn.run(
         app,

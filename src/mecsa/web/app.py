@@ -51,10 +51,9 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The DNS client and the runner's locks belong to the server's event loop: made here.
+        # The runner's locks belong to the serving loop (made here); its DNS client to its worker loop.
         servers = [parse_nameserver(r) for r in chosen.resolvers]
-        client = DnsClient(servers or None, timeout=chosen.dns_timeout)
-        runner = JobRunner(chosen, opened, client)
+        runner = JobRunner(chosen, opened, lambda: DnsClient(servers or None, timeout=chosen.dns_timeout))
         scans = ScanRunner(chosen, opened)
         pages = Pages()
         app.state.service = Service(chosen, opened, runner, pages, ReportCache(pages), scans)

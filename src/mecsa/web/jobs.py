@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from mecsa.store.records import utc_now
 from mecsa.web.guard import GuardedClient
 from mecsa.web.limits import SlidingWindow
 from mecsa.web.settings import ServiceSettings
+from mecsa.web.worker import WorkerLoop
 
 log = logging.getLogger("mecsa.web.jobs")
 
@@ -143,10 +144,11 @@ def check_event(result: CheckResult, done: int, total: int) -> Event:
 class JobRunner:
     """Starts, tracks and bounds the service's assessments."""
 
-    def __init__(self, settings: ServiceSettings, store: Store, client: DnsClient) -> None:
+    def __init__(self, settings: ServiceSettings, store: Store, make_client: Callable[[], DnsClient]) -> None:
         self.settings = settings
         self.store = store
-        self.client = client
+        self.worker = WorkerLoop()
+        self.client = self.worker.call(make_client)  # shared by the assessments, on the worker loop
         self.per_client = SlidingWindow(settings.client_assessments, settings.client_window_s)
         self._slots = asyncio.Semaphore(settings.max_running)
         self._jobs: dict[str, Job] = {}
@@ -225,6 +227,23 @@ class JobRunner:
                 job.finish("failed", "the assessment was stopped")
 
     async def _assess(self, job: Job) -> None:
+        main = asyncio.get_running_loop()
+
+        def publish(event: Event) -> None:  # called on the worker loop: the job lives on this one
+            main.call_soon_threadsafe(job.publish, event)
+
+        document, refusal = await self.worker.run(self._assess_on_worker(job, publish))
+        if refusal is not None or document is None:
+            job.finish("refused", refusal)
+            return
+        stored = await asyncio.to_thread(self.store.add_result, None, NewResult.from_document(document))
+        assert stored is not None  # outside a scan, every result is stored
+        job.finish("finished", assessment_id=stored)
+
+    async def _assess_on_worker(
+        self, job: Job, publish: Callable[[Event], None]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Runs on the worker loop: the document, or the refusal when an internal address was seen."""
         from mecsa.assess import assess
         from mecsa.report.json import assessment_to_json
 
@@ -234,21 +253,18 @@ class JobRunner:
         def progress(result: CheckResult) -> None:
             nonlocal done
             done += 1
-            job.publish(check_event(result, done, job.total_checks))
+            publish(check_event(result, done, job.total_checks))
 
         assessment = await assess(
             job.domain, guard or self.client, self.settings.assess_options, on_result=progress
         )
         refusal = guard.refusal() if guard is not None else None
         if refusal is not None:
-            job.finish("refused", refusal)
-            return
-        document = assessment_to_json(assessment, self.settings.profile)
-        stored = await asyncio.to_thread(self.store.add_result, None, NewResult.from_document(document))
-        assert stored is not None  # outside a scan, every result is stored
-        job.finish("finished", assessment_id=stored)
+            return None, refusal
+        return assessment_to_json(assessment, self.settings.profile), None
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.worker.close)

@@ -154,8 +154,12 @@ async def _stored(request: Request, assessment_id: int) -> StoredAssessment:
 
 @router.get("/report/{assessment_id}", response_class=HTMLResponse)
 async def report(request: Request, assessment_id: int) -> HTMLResponse:
-    stored = await _stored(request, assessment_id)
-    return HTMLResponse(service_of(request).reports.page(request, stored, when(stored)))
+    reports = service_of(request).reports
+    page = reports.cached(request, assessment_id)
+    if page is None:
+        stored = await _stored(request, assessment_id)
+        page = reports.page(request, stored, when(stored))
+    return HTMLResponse(page)
 
 
 @router.get("/report/{assessment_id}/report.html")

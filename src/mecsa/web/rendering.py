@@ -54,6 +54,14 @@ class ReportCache:
         self.placeholder = "nonce" + secrets.token_hex(16)
         self._pages: OrderedDict[int, str] = OrderedDict()
 
+    def cached(self, request: Request, assessment_id: int) -> str | None:
+        """The page when it is rendered already: no store read at all (a stored result never changes)."""
+        cached = self._pages.get(assessment_id)
+        if cached is None:
+            return None
+        self._pages.move_to_end(assessment_id)
+        return cached.replace(self.placeholder, _nonce(request))
+
     def page(self, request: Request, stored: StoredAssessment, when: str) -> str:
         cached = self._pages.get(stored.id)
         if cached is None:
@@ -63,8 +71,7 @@ class ReportCache:
                 self._pages.popitem(last=False)
         else:
             self._pages.move_to_end(stored.id)
-        nonce: str = request.scope.get("state", {}).get("csp_nonce", "")
-        return cached.replace(self.placeholder, nonce)
+        return cached.replace(self.placeholder, _nonce(request))
 
     def _render(self, stored: StoredAssessment, when: str) -> str:
         from mecsa.report.html import COPY_SCRIPT, ring
@@ -83,3 +90,8 @@ class ReportCache:
             stored=stored,
             when=when,
         )
+
+
+def _nonce(request: Request) -> str:
+    nonce: str = request.scope.get("state", {}).get("csp_nonce", "")
+    return nonce

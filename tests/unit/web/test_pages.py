@@ -287,3 +287,17 @@ def test_a_scan_starts_from_an_uploaded_list_with_a_token(
     assert summary.status_code == 200 and "<h2>Levels per area</h2>" in summary.text
     assert "script-src" not in summary.headers["content-security-policy"]  # the summary has no script
     assert "list.txt" in listing.text
+
+
+def test_a_cached_report_page_carries_each_response_its_own_nonce(
+    zones: ThreadedZoneServer, sqlite_store: Store
+) -> None:
+    with client_for(sqlite_store, settings_for(zones)) as client:
+        report = f"/report/{assess_now(client, 'good.web.test')['assessment_id']}"
+        responses = [client.get(report) for _ in range(3)]
+    nonces = [nonce_of(r.headers["content-security-policy"]) for r in responses]
+    assert len(set(nonces)) == 3
+    for response, nonce in zip(responses, nonces, strict=True):
+        tags = parse(response.text).tags
+        assert [a.get("nonce") for t, a in tags if t in ("script", "style")] == [nonce, nonce]
+        assert response.text.count("nonce") == 2  # the two attributes: no placeholder left behind
