@@ -1,8 +1,9 @@
 """Pure certificate and DANE logic, shared by the x509 and dane checks and by mail mode.
 
 Nothing here does I/O except reading a trust-anchor file. Name matching follows RFC 6125; chain
-validation uses cryptography's verifier; DANE matching follows RFC 7672 (usages 2 and 3, selectors
-0 and 1, matching types 0, 1 and 2). No check imports another check: they import this module.
+validation is RFC 5280 §6.1 path validation as OpenSSL judges it (`mecsa.pkix`, on cryptography's
+verifier); DANE matching follows RFC 7672 (usages 2 and 3, selectors 0 and 1, matching types 0, 1
+and 2). No check imports another check: they import this module.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus
+from mecsa.pkix import validate_path
 
 MIN_RSA_BITS = 2048
 USABLE_USAGES = {2: "DANE-TA", 3: "DANE-EE"}
@@ -98,26 +99,13 @@ def verify_chain(
     anchors: tuple[x509.Certificate, ...],
     when: dt.datetime,
 ) -> tuple[bool, str, tuple[x509.Certificate, ...]]:
-    """Whether `leaf` chains to one of `anchors` at `when`, ignoring the server name.
+    """Whether `leaf` chains to one of `anchors` at `when` (RFC 5280 §6.1, see `mecsa.pkix`).
 
-    Returns (ok, reason, the validated chain). A client verifier is used because it checks no
-    server name (the name is judged separately); the end-entity policy is `permit_all` because
-    the web-PKI profile's demands on leaves (AKI, EKU details) are not MECSA's criteria.
+    Returns (ok, reason, the validated chain); the server name is not checked here. Callers that
+    report a web-PKI deviation or an unsupported algorithm use `mecsa.pkix.validate_path`.
     """
-    builder = (
-        verification.PolicyBuilder()
-        .store(verification.Store(list(anchors)))
-        .time(when)
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-    )
-    try:
-        verified = builder.build_client_verifier().verify(leaf, intermediates)
-    except verification.VerificationError as exc:
-        return False, str(exc), ()
-    return True, "valid", tuple(verified.chain)
+    result = validate_path(leaf, intermediates, anchors, when)
+    return result.valid, result.reason, result.chain
 
 
 def key_description(cert: x509.Certificate) -> tuple[str, int | None, bool]:
@@ -217,6 +205,7 @@ class TlsaMatch:
     record: Tlsa
     matched: bool
     note: str
+    webpki_deviation: str | None = None  # a DANE-TA match whose chain breaks the web-PKI profile
 
     def to_json(self) -> dict[str, Any]:
         return {"record": str(self.record), "matched": self.matched, "note": self.note}
@@ -225,24 +214,33 @@ class TlsaMatch:
 def match_record(
     record: Tlsa, chain: list[x509.Certificate], names: tuple[str, ...], now: dt.datetime
 ) -> TlsaMatch:
-    """Match one usable record against a presented chain (leaf first), per RFC 7672 §3.1."""
+    """Match one usable record against a presented chain (leaf first), per RFC 7672 §3.1.
+
+    DANE-TA: the matched certificate is the trust anchor of RFC 5280 §6.1 path validation
+    (RFC 6698 §2.1.1), judged the way OpenSSL does (`mecsa.pkix`); a 2 1 x record matches every
+    presented certificate with that key (a cross-signed intermediate), and any of them may anchor.
+    """
     leaf = chain[0]
     if record.usage == 3:
         hit = record.matches(leaf)
         return TlsaMatch(record, hit, "the leaf matches" if hit else "the leaf does not match")
+    failures: list[str] = []
     for ta in chain[1:]:
         if not record.matches(ta):
             continue
-        ok, reason, _ = verify_chain(leaf, chain[1:], (ta,), now)
+        result = validate_path(leaf, chain[1:], (ta,), now)
         issuer = ta.subject.rfc4514_string()
-        if not ok:
-            return TlsaMatch(record, False, f"matches {issuer}, but the leaf does not chain to it: {reason}")
+        if not result.valid:
+            failures.append(f"matches {issuer}, but the leaf does not chain to it: {result.reason}")
+            continue
         dns_names, _ = certificate_names(leaf)
         if not any(name_matches(n, ref) for n in dns_names for ref in names):
             return TlsaMatch(
                 record, False, f"matches {issuer}, but the leaf names none of {', '.join(names)}"
             )
-        return TlsaMatch(record, True, f"matches trust anchor {issuer}")
+        return TlsaMatch(record, True, f"matches trust anchor {issuer}", result.webpki_deviation)
+    if failures:
+        return TlsaMatch(record, False, "; ".join(failures))
     return TlsaMatch(record, False, "no certificate above the leaf matches")
 
 

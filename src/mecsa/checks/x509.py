@@ -4,19 +4,23 @@ MECSA's x509 passes for a host when its certificate chains to a trusted root, na
 and is within its dates. Trust anchors: the system CA bundle, or `--ca-file PEM` (the lab's CA).
 The per-MX share and the 80% rule are those of `starttls` (see `checks/permx.py`).
 
-Chain validation uses cryptography's verifier. Its web-PKI profile rejects end-entity certificates
-without an Authority Key Identifier and with other extension details that mail servers commonly
-lack; the end-entity extension policy is relaxed to `permit_all` (CA certificates keep the strict
-web-PKI rules), and the name and the dates are then judged separately here so that each failure
-gets its own finding. OCSP is not queried (no network beyond SMTP here): not done, not claimed.
+Chain validation is RFC 5280 §6.1 path validation, as OpenSSL-based MTAs do it (`mecsa.pkix`):
+a chain that passes it but breaks the CA/Browser Forum web-PKI profile (a non-critical
+basicConstraints, say) is valid, with a `x509.webpki_deviation` warning of its own. The name and
+the dates are judged separately here so that each failure gets its own finding.
+
+Revocation (MECSA's certificate check includes it): the leaf's OCSP responder, then its CRL
+distribution points, over HTTP through the assessment's resolver (`observe/revocation.py`,
+bounded in size and time), judged by `mecsa.revocation`. A revoked certificate fails the host;
+a status that could not be found out is a warning, never a failure. No OCSP stapling: Python's
+ssl module cannot ask for it (see `observe/revocation.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
@@ -29,7 +33,6 @@ from mecsa.certs import (
     name_matches,
     parse_chain,
     signature_description,
-    verify_chain,
 )
 from mecsa.checks.base import CheckSpec
 from mecsa.checks.permx import (
@@ -41,11 +44,14 @@ from mecsa.checks.permx import (
     tls_denied,
     unreachable_finding,
 )
-from mecsa.model import CheckResult, Finding, FindingKind, Status
+from mecsa.model import CheckResult, Finding, FindingKind, JsonValue, Status
 from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation
+from mecsa.observe.revocation import RevocationObservation, fingerprint, observe_revocation
 from mecsa.observe.transport import HostSessions, TransportObservation, observe_transport
+from mecsa.pkix import PathValidation, validate_path
 from mecsa.probes.smtp import SmtpObservation
+from mecsa.revocation import RevocationState, RevocationVerdict, judge_observation, revocation_points
 
 PROTOCOL = "x509"
 
@@ -96,6 +102,43 @@ WEAK_KEY = FindingKind(
 WEAK_SIGNATURE = FindingKind(
     "x509.weak_signature", Status.WARN, PROTOCOL, "MD5 or SHA-1 signature", "x509.replace"
 )
+CHAIN_UNSUPPORTED = FindingKind(
+    "x509.chain_unsupported",
+    Status.ERROR,
+    PROTOCOL,
+    "the chain uses an algorithm the verifier cannot judge: could not find out",
+)
+WEBPKI_DEVIATION = FindingKind(
+    "x509.webpki_deviation",
+    Status.WARN,
+    PROTOCOL,
+    "valid under RFC 5280 path validation, but not under the web-PKI profile",
+    "x509.replace",
+)
+REVOKED = FindingKind(
+    "x509.revoked", Status.FAIL, PROTOCOL, "the certificate is revoked (OCSP or CRL)", "x509.replace"
+)
+NOT_REVOKED = FindingKind(
+    "x509.not_revoked",
+    Status.PASS,
+    PROTOCOL,
+    "an OCSP responder or a CRL says the certificate is not revoked",
+)
+REVOCATION_UNKNOWN = FindingKind(
+    "x509.revocation_unknown",
+    Status.WARN,
+    PROTOCOL,
+    "revocation status unknown: source unreachable, unsigned or stale",
+)
+REVOCATION_NOT_PUBLISHED = FindingKind(
+    "x509.revocation_not_published",
+    Status.INFO,
+    PROTOCOL,
+    "the certificate names no OCSP responder and no CRL",
+)
+REVOCATION_NOT_CHECKED = FindingKind(
+    "x509.revocation_not_checked", Status.INFO, PROTOCOL, "revocation was not checked (--no-revocation)"
+)
 
 EXPIRY_WARNING_DAYS = 14
 
@@ -108,11 +151,19 @@ class X509Observation:
     transport: TransportObservation
     anchors: TrustAnchors
     checked_at: dt.datetime
+    revocation: tuple[RevocationObservation, ...] = ()
+    revocation_checked: bool = True
 
 
 async def observe(ctx: Context, mx: MxObservation | None = None) -> X509Observation:
     transport = await observe_transport(ctx, mx)
-    return X509Observation(transport, load_anchors(ctx.options.ca_file), dt.datetime.now(dt.UTC))
+    anchors = load_anchors(ctx.options.ca_file)
+    revocation: tuple[RevocationObservation, ...] = ()
+    if ctx.options.revocation:
+        chains = [s.tls.chain for h in transport.hosts for s in h.sessions if s.tls and s.tls.chain]
+        revocation = await observe_revocation(ctx, chains, anchors.certificates)
+    now = dt.datetime.now(dt.UTC)
+    return X509Observation(transport, anchors, now, revocation, ctx.options.revocation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +171,8 @@ class _Judge:
     anchors: TrustAnchors
     now: dt.datetime
     add: Callable[[Finding], None]
+    revocation: Mapping[str, RevocationObservation] = field(default_factory=dict)
+    revocation_checked: bool = True
 
 
 def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
@@ -139,16 +192,89 @@ def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
     return Status.FAIL
 
 
-def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class PresentedCertificate:
+    """The certificate an address presented: the leaf, the rest of the chain, and its days left."""
+
+    leaf: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    full_chain_seen: bool
+    days_left: int
+    revocation: RevocationVerdict | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The first DNS name it claims (SAN, else CN), for a one-line summary."""
+        names, _ = certificate_names(self.leaf)
+        return names[0] if names else None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "certificate": cert_json(self.leaf),
+            "chain": [cert_json(c) for c in self.chain],
+            "full_chain_seen": self.full_chain_seen,
+            "days_left": self.days_left,
+            "revocation": self.revocation.to_json() if self.revocation else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AddressCertificate:
+    address: str
+    outcome: Status
+    presented: PresentedCertificate | None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        extra = self.presented.to_json() if self.presented else {}
+        return {"address": self.address, "outcome": self.outcome.value, **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class HostCertificates:
+    name: str
+    outcome: Status
+    addresses: tuple[AddressCertificate, ...]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "addresses": [a.to_json() for a in self.addresses],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class X509Facts:
+    """What the x509 check found per MX host and address."""
+
+    trust_anchors: str
+    checked_at: dt.datetime
+    hosts: tuple[HostCertificates, ...]
+
+    def address(self, host: str, address: str) -> AddressCertificate | None:
+        for h in self.hosts:
+            if h.name == host:
+                return next((a for a in h.addresses if a.address == address), None)
+        return None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "trust_anchors": self.trust_anchors,
+            "checked_at": self.checked_at.isoformat(),
+            "hosts": [h.to_json() for h in self.hosts],
+        }
+
+
+def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, PresentedCertificate | None]:
     """Judge one address's certificate; returns its outcome and its details."""
     if s.tls is None:
-        return _no_tls(s, judge), {}
+        return _no_tls(s, judge), None
     where, subject = f"{s.host} [{s.address}]", f"{s.host} {s.address}"
     add = judge.add
     parsed = parse_chain(s.tls.chain) if s.tls.chain else "the server presented no certificate"
     if isinstance(parsed, str):
         add(NO_CERTIFICATE(f"{where}: {parsed}", subject=subject))
-        return Status.FAIL, {}
+        return Status.FAIL, None
     leaf, rest = parsed[0], parsed[1:]
     evidence = (f"subject={leaf.subject.rfc4514_string()}", f"issuer={leaf.issuer.rfc4514_string()}")
     chain_ok = _judge_chain(s, leaf, rest, judge, evidence)
@@ -160,15 +286,14 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
     sig, weak_sig = signature_description(leaf)
     if weak_sig:
         add(WEAK_SIGNATURE(f"{where}: weak signature algorithm {sig}", evidence, subject))
-    details = {
-        "certificate": cert_json(leaf),
-        "chain": [cert_json(c) for c in rest],
-        "full_chain_seen": s.tls.full_chain,
-        "days_left": (leaf.not_valid_after_utc - judge.now).days,
-    }
-    if not (name_ok and dates_ok) or chain_ok is False:
-        return Status.FAIL, details  # a proven fault fails the host even when the chain is unknown
-    return (Status.PASS if chain_ok else Status.ERROR), details
+    revocation = _judge_revocation(where, subject, leaf, judge)
+    revoked = revocation is not None and revocation.state is RevocationState.REVOKED
+    presented = PresentedCertificate(
+        leaf, tuple(rest), s.tls.full_chain, (leaf.not_valid_after_utc - judge.now).days, revocation
+    )
+    if not (name_ok and dates_ok) or chain_ok is False or revoked:
+        return Status.FAIL, presented  # a proven fault fails the host even when the chain is unknown
+    return (Status.PASS if chain_ok else Status.ERROR), presented
 
 
 def _judge_chain(
@@ -183,18 +308,29 @@ def _judge_chain(
     if judge.anchors.error:
         judge.add(ANCHORS_ERROR(judge.anchors.error, subject=subject))
         return None
-    ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, judge.now)
-    if not ok and not _within_dates(leaf, judge.now):
+    result = validate_path(leaf, rest, judge.anchors.certificates, judge.now)
+    if not result.valid and not _within_dates(leaf, judge.now):
         # Dates have their own finding: ask whether the chain was (or will be) trusted at the nearest
         # moment of the leaf's own validity.
         nearest = min(max(judge.now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
-        ok, reason, chain = verify_chain(leaf, rest, judge.anchors.certificates, nearest)
-    if ok:
-        path = tuple(c.subject.rfc4514_string() for c in chain)
+        result = validate_path(leaf, rest, judge.anchors.certificates, nearest)
+    reason = result.reason
+    if result.valid:
+        path = tuple(c.subject.rfc4514_string() for c in result.chain)
         judge.add(
             CHAIN_VALID(f"{where}: the chain is trusted (anchors: {judge.anchors.source})", path, subject)
         )
+        _webpki_deviation(where, subject, result, judge)
         return True
+    if result.unsupported:
+        judge.add(
+            CHAIN_UNSUPPORTED(
+                f"{where}: the chain uses an algorithm this tool's verifier cannot judge",
+                (*evidence, reason),
+                subject,
+            )
+        )
+        return None
     if leaf.issuer == leaf.subject and not rest:
         judge.add(SELF_SIGNED(f"{where}: the certificate is self-signed", evidence, subject))
         return False
@@ -215,6 +351,54 @@ def _judge_chain(
         )
     )
     return False
+
+
+def _webpki_deviation(where: str, subject: str, result: PathValidation, judge: _Judge) -> None:
+    if result.webpki_deviation is None:
+        return
+    judge.add(
+        WEBPKI_DEVIATION(
+            f"{where}: the chain is valid (RFC 5280 path validation, as OpenSSL-based MTAs judge it) "
+            "but breaks the CA/Browser Forum web-PKI profile",
+            (result.webpki_deviation,),
+            subject,
+        )
+    )
+
+
+def _judge_revocation(
+    where: str, subject: str, leaf: x509.Certificate, judge: _Judge
+) -> RevocationVerdict | None:
+    """Judge the leaf's OCSP/CRL answers (`mecsa.revocation`); None when none were looked up."""
+    seen = judge.revocation.get(fingerprint(leaf))
+    if seen is None:
+        if not revocation_points(leaf).any:
+            why = "the certificate names no OCSP responder and no CRL distribution point"
+            judge.add(REVOCATION_NOT_PUBLISHED(f"{where}: {why}", subject=subject))
+        elif not judge.revocation_checked:
+            judge.add(REVOCATION_NOT_CHECKED(f"{where}: revocation was not checked", subject=subject))
+        return None  # or no issuer was found: the chain findings say why
+    verdict = judge_observation(seen, leaf, judge.now)
+    evidence = tuple(a.describe() for a in verdict.answers)
+    deciding = verdict.deciding
+    if verdict.state is RevocationState.REVOKED and deciding is not None:
+        judge.add(
+            REVOKED(
+                f"{where}: the certificate is revoked ({deciding.source}: {deciding.detail})",
+                evidence,
+                subject,
+            )
+        )
+    elif verdict.state is RevocationState.GOOD and deciding is not None:
+        judge.add(
+            NOT_REVOKED(f"{where}: not revoked ({deciding.source}: {deciding.detail})", evidence, subject)
+        )
+    else:
+        # RFC 6960 §2.2, RFC 5280 §6.3: no answer that counts. Could not find out: a warning, never a failure.
+        judge.add(
+            REVOCATION_UNKNOWN(f"{where}: the revocation status could not be found out", evidence, subject)
+        )
+    return verdict
 
 
 def _judge_name(s: SmtpObservation, leaf: x509.Certificate, add: Callable[[Finding], None]) -> bool:
@@ -272,26 +456,19 @@ def evaluate(obs: X509Observation) -> CheckResult:
     transport = obs.transport
     findings = preamble_findings(TRANSPORT, transport.mx)
     findings += host_address_findings(TRANSPORT, transport.hosts)
-    judge = _Judge(obs.anchors, obs.checked_at, findings.append)
-    outcomes: dict[str, Status] = {}
-    hosts_json = [_host(h, judge, outcomes) for h in transport.hosts]
+    revocation = {r.leaf_sha256: r for r in obs.revocation}
+    judge = _Judge(obs.anchors, obs.checked_at, findings.append, revocation, obs.revocation_checked)
+    hosts = tuple(_host(h, judge) for h in transport.hosts)
+    outcomes = {h.name: h.outcome for h in hosts}
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "present a valid certificate")
-    details = {
-        "trust_anchors": obs.anchors.source,
-        "checked_at": obs.checked_at.isoformat(),
-        "hosts": hosts_json,
-    }
-    return CheckResult("x509", tuple(findings), (verdict,), details)
+    facts = X509Facts(obs.anchors.source, obs.checked_at, hosts)
+    return CheckResult.of("x509", tuple(findings), (verdict,), facts)
 
 
-def _host(h: HostSessions, judge: _Judge, outcomes: dict[str, Status]) -> dict[str, Any]:
-    addresses, statuses = [], []
-    for s in h.sessions:
-        status, details = _address(s, judge)
-        statuses.append(status)
-        addresses.append({"address": s.address, "outcome": status.value, **details})
-    outcomes[h.host.name] = host_outcome(statuses, complete=not h.host.lookup_failed)
-    return {"name": h.host.name, "outcome": outcomes[h.host.name].value, "addresses": addresses}
+def _host(h: HostSessions, judge: _Judge) -> HostCertificates:
+    addresses = tuple(AddressCertificate(s.address, *_address(s, judge)) for s in h.sessions)
+    outcome = host_outcome((a.outcome for a in addresses), complete=not h.host.lookup_failed)
+    return HostCertificates(h.host.name, outcome, addresses)
 
 
 CHECK = CheckSpec(
@@ -319,5 +496,12 @@ CHECK = CheckSpec(
         NOT_YET_VALID,
         WEAK_KEY,
         WEAK_SIGNATURE,
+        CHAIN_UNSUPPORTED,
+        WEBPKI_DEVIATION,
+        REVOKED,
+        NOT_REVOKED,
+        REVOCATION_UNKNOWN,
+        REVOCATION_NOT_PUBLISHED,
+        REVOCATION_NOT_CHECKED,
     ),
 )

@@ -11,6 +11,7 @@ from mecsa.cli.common import (
     HtmlOption,
     JsonOption,
     ResolverOption,
+    RevocationOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
@@ -47,6 +48,7 @@ def assess_command(
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
     html: HtmlOption = None,
+    revocation: RevocationOption = True,
     dmarc_discovery: Annotated[
         str | None,
         typer.Option(
@@ -77,6 +79,7 @@ def assess_command(
         ca_file=ca_file,
         smtp_timeout=smtp_timeout,
         tls_versions=tls_versions,
+        revocation=revocation,
         dmarc_discovery=discovery,
     )
     client = make_client(resolver, timeout)

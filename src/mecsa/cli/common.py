@@ -34,6 +34,10 @@ SmtpTimeoutOption = Annotated[
 TlsVersionsOption = Annotated[
     bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
 ]
+RevocationOption = Annotated[
+    bool,
+    typer.Option("--revocation/--no-revocation", help="Ask the certificates' OCSP responders and CRLs."),
+]
 HtmlOption = Annotated[
     Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
 ]

@@ -32,6 +32,14 @@ from mecsa.lab.plan import (
     MailDomain,
 )
 from mecsa.lab.receiver import build_receiver
+from mecsa.lab.revocation import (
+    OCSP_PORT,
+    RevocationEntry,
+    RevocationFiles,
+    responder_argv,
+    revocation_urls,
+    write_revocation,
+)
 from mecsa.lab.senders import private_key_pem, sender_daemons
 
 
@@ -61,20 +69,27 @@ def build(plan: LabPlan) -> Built:
     stub.write_text(unbound.stub_conf(plan.tlds))
     tlsa: dict[str, str] = {}
     jobs = []
+    revoking: list[RevocationEntry] = []
     for domain in plan.domains:
         for host in domain.hosts:
             valid = ca.issue([host.hostname])
-            kind = host.spec.certificate
-            served = valid if kind == "valid" else ca.issue([host.hostname], kind)
+            kind, revocation = host.spec.certificate, host.spec.revocation
+            urls = revocation_urls(domain.name, revocation)
+            served = (
+                valid if (kind, revocation) == ("valid", "none") else ca.issue([host.hostname], kind, urls)
+            )
+            if revocation != "none":
+                revoking.append(RevocationEntry(domain.name, revocation, served))
             jobs.append((domain, host, private_key_pem(dkim_keys[domain.name]), valid, served))
-            tlsa[host.hostname] = _tlsa_digest(host, served)
+            tlsa[host.hostname] = _tlsa_rdata(host, served)
+    revocation_files = write_revocation(plan.path("revocation"), ca, revoking) if revoking else None
     receiver = build_receiver(plan, ca) if plan.mailmode else None
     # harden's configuration checks are subprocesses: configure the hosts side by side
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = [pool.submit(mxconfig.configure_mx, plan, *job, stub) for job in jobs]
         for future in done:
             future.result()
-    material = {d.name: _material(d, dkim_keys[d.name], tlsa) for d in plan.domains}
+    material = {d.name: _material(d, dkim_keys[d.name], tlsa, revoking) for d in plan.domains}
 
     # every zone but the scenario domains' own, which a scenario may leave unsigned or make bogus
     lab_zones = [(s.domain, zones.sender_zone(s, sender_keys[s.domain])) for s in plan.senders]
@@ -105,13 +120,16 @@ def build(plan: LabPlan) -> Built:
     (zone_dir / "root.zone").write_text(zones.root_zone(plan.tlds, ds))
 
     unbound_conf = unbound.write_unbound(plan.path("unbound"), plan.logs / "unbound.log", plan.tlds, ds[""])
-    web = _write_web(plan, ca, [receiver.web_site] if receiver is not None else [])
+    web = _write_web(plan, ca, [receiver.web_site] if receiver is not None else [], revocation_files)
     daemons = [
         Daemon(
             "unbound", RESOLVER_NODE, tuple(unbound.unbound_argv(unbound_conf)), (("udp", RESOLVER_IP, 53),)
         ),
         web,
     ]
+    if revocation_files is not None:
+        argv = responder_argv(revocation_files)
+        daemons.append(Daemon("ocsp-responder", WEB_NODE, argv, (("tcp6", "::", OCSP_PORT),)))
     state_domains: dict[str, Any] = {}
     for domain in plan.domains:
         for host in domain.hosts:
@@ -158,19 +176,23 @@ def _tamper_target(domain: MailDomain, spec: str) -> tuple[str, str]:
     return owner, rtype.strip()
 
 
-def _tlsa_digest(host: LabMxHost, cert: IssuedCert) -> str:
+def _tlsa_rdata(host: LabMxHost, cert: IssuedCert) -> str:
     if host.spec.tlsa == "none":
         return ""
     if host.spec.tlsa == "mismatch":
-        return os.urandom(32).hex()  # a key nobody holds
-    return cert.spki_sha256
+        return f"3 1 1 {os.urandom(32).hex()}"  # a key nobody holds
+    if host.spec.tlsa == "issuer":
+        return f"2 1 1 {cert.issuer_spki_sha256}"  # DANE-TA: the issuing CA's key (RFC 7672 §3.1.2)
+    return f"3 1 1 {cert.spki_sha256}"
 
 
 def _dkim_key(bits: int) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def _material(domain: MailDomain, key: rsa.RSAPrivateKey, tlsa: dict[str, str]) -> zones.DomainMaterial:
+def _material(
+    domain: MailDomain, key: rsa.RSAPrivateKey, tlsa: dict[str, str], revoking: Sequence[RevocationEntry]
+) -> zones.DomainMaterial:
     """The records `mecsa harden records` generates for the domain (with the scenario's settings)."""
     hardening = domain.scenario.hardening
     rua = str(hardening.get("dmarc_rua") or f"dmarc_reports@{domain.name}")
@@ -180,11 +202,17 @@ def _material(domain: MailDomain, key: rsa.RSAPrivateKey, tlsa: dict[str, str]) 
         tls_rpt=tls_rpt_record(domain.name, str(hardening.get("tls_rpt_rua") or rua)).value,
         dkim_key=dkim_public_value(key.public_key()),
         tlsa={h.hostname: tlsa[h.hostname] for h in domain.hosts},
+        revocation=(f"ocsp.{domain.name}", f"crl.{domain.name}")
+        if any(e.domain == domain.name for e in revoking)
+        else (),
     )
 
 
-def _write_web(plan: LabPlan, ca: LabCa, sites: Sequence[tuple[str, str]] = ()) -> Daemon:
-    """The MTA-STS policies of the scenario domains, and `sites`: more (host name, policy) pairs."""
+def _write_web(
+    plan: LabPlan, ca: LabCa, sites: Sequence[tuple[str, str]] = (), revocation: RevocationFiles | None = None
+) -> Daemon:
+    """The MTA-STS policies of the scenario domains, `sites`: more (host name, policy) pairs, and
+    the CRLs over plain HTTP when a scenario asks for revocation."""
     root = plan.path("web", "root")
     names = []
     for name, policy in sites:
@@ -202,8 +230,12 @@ def _write_web(plan: LabPlan, ca: LabCa, sites: Sequence[tuple[str, str]] = ()) 
             names.append(f"mta-sts.{domain.name}")
     root.mkdir(parents=True, exist_ok=True)
     key, chain = ca.issue(names or ["mta-sts.lab.test"]).write(plan.path("web", "tls"))
-    argv = (sys.executable, "-m", "mecsa.lab.web", WEB_IP, str(chain), str(key), str(root))
-    return Daemon("mta-sts-web", WEB_NODE, argv, (("tcp", WEB_IP, 443),))
+    argv: tuple[str, ...] = (sys.executable, "-m", "mecsa.lab.web", WEB_IP, str(chain), str(key), str(root))
+    listens: tuple[tuple[str, str, int], ...] = (("tcp", WEB_IP, 443),)
+    if revocation is not None:
+        argv += (str(revocation.crl_root),)
+        listens += (("tcp", WEB_IP, 80),)
+    return Daemon("mta-sts-web", WEB_NODE, argv, listens)
 
 
 def _mx_daemons(plan: LabPlan, host: LabMxHost) -> list[Daemon]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-Listen = tuple[str, str, int]  # ("tcp" | "udp", address, port)
+Listen = tuple[str, str, int]  # ("tcp" | "udp" | "tcp6", address, port); tcp6: any address only
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ def deviations(spec: MxSpec, key_file: Path, chain_file: Path) -> dict[str, str]
     if not spec.starttls:
         return {"smtpd_tls_security_level": "none"}
     settings: dict[str, str] = {}
-    if spec.certificate != "valid":
+    if spec.certificate != "valid" or spec.revocation != "none":
         settings["smtpd_tls_chain_files"] = f"{key_file}, {chain_file}"
     if tuple(spec.tls) != HARDENED_TLS:
         excluded = [

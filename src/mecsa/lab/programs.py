@@ -17,6 +17,7 @@ REQUIRED_PROGRAMS = (
     "ldns-signzone",
     "ldns-keygen",
     "ldns-key2ds",
+    "openssl",  # the OCSP responder of the revocation scenarios (lab/revocation.py)
 )
 
 

@@ -174,16 +174,20 @@ def listening(namespace: str, proto: str, address: str, port: int) -> bool:
     pids = netns.namespace_pids(namespace)
     if not pids:
         return False
-    want_addr = "".join(f"{int(o):02X}" for o in reversed(address.split(".")))
-    want = f"{want_addr}:{port:04X}"
-    state = "0A" if proto == "tcp" else "07"  # TCP_LISTEN; an unconnected UDP socket
+    if proto == "tcp6":
+        # Only the any-address listener: what `openssl ocsp -port` opens (dual-stack [::]).
+        want, any_address = f"{'0' * 32}:{port:04X}", f"{'0' * 32}:{port:04X}"
+    else:
+        want_addr = "".join(f"{int(o):02X}" for o in reversed(address.split(".")))
+        want, any_address = f"{want_addr}:{port:04X}", f"00000000:{port:04X}"
+    state = "07" if proto == "udp" else "0A"  # an unconnected UDP socket; TCP_LISTEN
     try:
         table = Path(f"/proc/{pids[0]}/net/{proto}").read_text()
     except OSError:
         return False
     for line in table.splitlines()[1:]:
         fields = line.split()
-        if fields[1] in (want, f"00000000:{port:04X}") and fields[3] == state:
+        if fields[1] in (want, any_address) and fields[3] == state:
             return True
     return False
 

@@ -35,8 +35,12 @@ but `domain` is optional; the defaults describe the hardened, top-score setup. I
     preference = 10
     starttls = true
     tls = ["TLSv1.2", "TLSv1.3"]        # protocols the server offers
-    certificate = "valid"               # valid | expired | wrong-name | self-signed
-    tlsa = "match"                      # match | mismatch | none
+    certificate = "valid"               # valid | expired | wrong-name | self-signed | lenient-ca
+                                        # (lenient-ca: issued by an intermediate whose
+                                        # basicConstraints is not marked critical)
+    tlsa = "match"                      # match | mismatch | none | issuer (2 1 1 of the issuing CA)
+    revocation = "none"                 # none | good | revoked | crl-revoked | unreachable
+                                        # (see mecsa/lab/revocation.py)
     in_mta_sts = true                   # listed in the MTA-STS policy
 
     [expect]                            # what `mecsa lab assess` must find
@@ -63,8 +67,9 @@ from mecsa.domain import DomainError, normalise_domain
 
 SHIPPED_DIR = Path(__file__).parent / "scenarios"
 DNSSEC_MODES = ("signed", "unsigned", "bogus")
-CERT_KINDS = ("valid", "expired", "wrong-name", "self-signed")
-TLSA_KINDS = ("match", "mismatch", "none")
+CERT_KINDS = ("valid", "expired", "wrong-name", "self-signed", "lenient-ca")
+TLSA_KINDS = ("match", "mismatch", "none", "issuer")
+REVOCATION_KINDS = ("none", "good", "revoked", "crl-revoked", "unreachable")
 MTA_STS_MODES = ("enforce", "testing", "none")
 DEFAULT_TLS = ("TLSv1.2", "TLSv1.3")
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -87,6 +92,7 @@ class MxSpec:
     certificate: str = "valid"
     tlsa: str = "match"
     in_mta_sts: bool = True
+    revocation: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +258,8 @@ def _mx(table: Any, index: int) -> MxSpec:
     where = f"mx[{index}]."
     if not isinstance(table, dict):
         raise ScenarioError(f"{where[:-1]}: must be a table")
-    _known(table, where, {"name", "preference", "starttls", "tls", "certificate", "tlsa", "in_mta_sts"})
+    keys = {"name", "preference", "starttls", "tls", "certificate", "tlsa", "in_mta_sts", "revocation"}
+    _known(table, where, keys)
     label = _str(table, "name", f"mx{index + 1}")
     if not label.replace("-", "").isalnum():
         raise ScenarioError(f"{where}name: {label!r} is not one DNS label")
@@ -268,6 +275,7 @@ def _mx(table: Any, index: int) -> MxSpec:
         certificate=_choice(table, "certificate", CERT_KINDS, "valid"),
         tlsa=_choice(table, "tlsa", TLSA_KINDS, "match"),
         in_mta_sts=_bool(table, "in_mta_sts", True),
+        revocation=_choice(table, "revocation", REVOCATION_KINDS, "none"),
     )
 
 

@@ -31,8 +31,9 @@ class DomainMaterial:
     """What a mail domain's zone publishes unless the scenario overrides it: the hardened records.
 
     `spf`, `dmarc` and `tls_rpt` are the texts `mecsa harden records` generates for the domain,
-    `dkim_key` the `k=...; p=...` part of its DKIM record, `tlsa` the 3 1 1 digest per MX host
-    ("" publishes none).
+    `dkim_key` the `k=...; p=...` part of its DKIM record, `tlsa` the TLSA rdata per MX host
+    ("3 1 1 <digest>", or "2 1 1 <digest>" for its issuer; "" publishes none).
+    `revocation` lists the MX hosts' certificates' OCSP and CRL host names (A records to the web node).
     """
 
     spf: str
@@ -40,6 +41,7 @@ class DomainMaterial:
     tls_rpt: str
     dkim_key: str
     tlsa: Mapping[str, str]
+    revocation: Sequence[str] = ()
 
 
 def txt(text: str) -> str:
@@ -110,9 +112,9 @@ def mail_zone(domain: MailDomain, material: DomainMaterial) -> str:
     for host in domain.hosts:
         lines.append(f"@ MX {host.spec.preference} {host.hostname}.")
         lines.append(f"{host.hostname}. A {host.address}")
-        digest = material.tlsa.get(host.hostname, "")
-        if digest:
-            lines.append(f"_25._tcp.{host.hostname}. TLSA 3 1 1 {digest}")
+        rdata = material.tlsa.get(host.hostname, "")
+        if rdata:
+            lines.append(f"_25._tcp.{host.hostname}. TLSA {rdata}")
     spf = material.spf if sc.spf is None else sc.spf
     if spf:
         lines.append(f"@ TXT {txt(sc.text(spf))}")
@@ -124,6 +126,7 @@ def mail_zone(domain: MailDomain, material: DomainMaterial) -> str:
     if sts is not None:
         lines.append(f"_mta-sts TXT {txt(sts[0])}")
         lines.append(f"mta-sts A {WEB_IP}")
+    lines += [f"{name}. A {WEB_IP}" for name in material.revocation]
     tls_rpt = material.tls_rpt if sc.tls_rpt is None else sc.tls_rpt
     if tls_rpt:
         lines.append(f"_smtp._tls TXT {txt(sc.text(tls_rpt))}")

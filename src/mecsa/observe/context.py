@@ -28,6 +28,7 @@ class AssessOptions:
     only: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
     check_deadline: float = 120.0
+    revocation: bool = True  # x509 asks the certificates' OCSP responders and CRLs
     # RFC 9989 tree walk (default) or RFC 7489 public suffix list; a profile may name its own
     dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
 

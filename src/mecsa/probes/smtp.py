@@ -33,6 +33,11 @@ At most `PER_ADDRESS_CONNECTIONS` sessions run at once against one IP address (`
 
 The probe never verifies the certificate: it records everything it is shown, and the x509 and
 DANE evaluators judge it. Every step's result is kept even when a later step fails.
+
+No OCSP staple is asked for: that needs the status_request extension in the ClientHello (RFC 6066
+§8), which Python's ssl module can neither send nor read the answer of, and no library on the
+project's list can do it over asyncio streams. x509 asks the AIA responder instead
+(`observe/revocation.py`).
 """
 
 from __future__ import annotations

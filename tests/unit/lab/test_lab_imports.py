@@ -37,6 +37,7 @@ LAYERS = {
     "mxconfig": BUILDERS,
     "senders": BUILDERS,
     "receiver": BUILDERS,
+    "revocation": BUILDERS,
     "build": BUILDERS,
     "netns": RUNNER,
     "runner": RUNNER,
