@@ -4,8 +4,9 @@ Each assessment keeps its own `Resolver` cache (the architecture's rule); below 
 `SharedDnsClient` remembers whole replies for as long as their TTL allows, so that a thousand
 domains that include the same SPF record, or name the same MX host, cause one question.
 
-- Only NOERROR and NXDOMAIN replies are kept. A timeout, SERVFAIL or REFUSED is never cached:
-  the next asker tries again ("could not find out" must not spread by caching).
+- Only NOERROR and NXDOMAIN replies are kept or shared. A timeout, SERVFAIL or REFUSED is never
+  cached, and an asker who joined a query that failed asks again itself ("could not find out"
+  must not spread to every domain that happened to wait for the same answer).
 - The lifetime is the smallest TTL of the answer section; for a negative reply, the SOA's
   (min of its TTL and its MINIMUM field, RFC 2308 §5). It is capped at `max_ttl_s`, and a reply
   without a TTL to go by is not kept.
@@ -67,8 +68,14 @@ class SharedDnsClient(DnsClient):
         now = time.monotonic()
         entry = self._replies.get(key)
         if entry is not None and (entry[0] > now or not entry[1].done()):
-            self.hits += 1
-            return await asyncio.shield(entry[1])
+            shared = await asyncio.shield(entry[1])
+            if shared.rcode in _CACHEABLE:
+                self.hits += 1
+                return shared
+            # The query we joined failed (its attempts timed out, say): ask ourselves, as an
+            # unshared assessment would, so one unlucky query does not fail every domain that waited.
+            self.misses += 1
+            return await super().ask(name, rdtype, cd=cd)
         self.misses += 1
         task = asyncio.ensure_future(super().ask(name, rdtype, cd=cd))
         # Until the reply is in, the entry only shares the query in flight (expiry set on arrival).

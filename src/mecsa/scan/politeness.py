@@ -6,7 +6,7 @@ One `PoliteLimits` is shared by every assessment of a scan process (where the SM
 - new connections to one IP address start at least `1 / rate` seconds apart (default 5 a second),
   so a host that serves thousands of the list's domains never sees a burst.
 
-The pacing slot is reserved before waiting, so concurrent askers get distinct start times.
+Pacing is measured from the previous actual start, under a lock, so late wake-ups never bunch.
 """
 
 from __future__ import annotations
@@ -22,22 +22,28 @@ DEFAULT_RATE = 5.0  # new connections per second per IP address
 
 
 class PacedSlot(asyncio.Semaphore):
-    """A semaphore whose acquisitions are also spaced `interval` seconds apart."""
+    """A semaphore whose acquisitions also start at least `interval` seconds apart.
+
+    Pacing is serialised by a lock and measured from the previous *actual* start, so a waiter that
+    wakes late (a busy event loop) does not bunch up with the next one.
+    """
 
     def __init__(self, value: int, interval: float) -> None:
         super().__init__(value)
         self.interval = interval
-        self._next_start = 0.0
+        self._pace = asyncio.Lock()
+        self._last_start: float | None = None
 
     async def acquire(self) -> Literal[True]:
         await super().acquire()
         try:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            start = max(now, self._next_start)
-            self._next_start = start + self.interval
-            if start > now:
-                await asyncio.sleep(start - now)
+            async with self._pace:
+                loop = asyncio.get_running_loop()
+                if self._last_start is not None:
+                    wait = self._last_start + self.interval - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                self._last_start = loop.time()
         except BaseException:
             self.release()
             raise

@@ -18,6 +18,8 @@ from mecsa.store import Store
 ORIGIN = "scan.test"
 HEAD = f"$TTL 300\n@ SOA ns.{ORIGIN}. h.{ORIGIN}. 1 300 300 300 300\n@ NS ns\nns A 127.0.0.53\n"
 DNS_ONLY = frozenset({"mx", "spf", "dmarc"})
+# The TLD's zone: DMARC discovery walks up the tree (RFC 9989), where a real resolver says NXDOMAIN.
+TLD = {"test": "$TTL 300\n@ SOA ns.test. h.test. 1 300 300 300 300\n@ NS ns.test.\nns A 127.0.0.53\n"}
 
 
 def zone(names: Iterable[str], *, mx_address: str = "127.0.0.1") -> str:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from mecsa.cli import app
 from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData
 from mecsa.store import NewResult, open_store
-from tests.unit.scan.scanning import ORIGIN, write_list, zone
+from tests.unit.scan.scanning import ORIGIN, TLD, write_list, zone
 from tests.unit.store.documents import document
 
 RESOLVER = ["--resolver", "127.0.0.1:9", "--timeout", "0.2"]
@@ -106,7 +106,7 @@ def test_ctrl_c_exits_130_and_resume_finishes(tmp_path: Path) -> None:
     faults = {f"_dmarc.{n}.{ORIGIN}": Fault.TIMEOUT for n in names}
     source = write_list(tmp_path, [f"{n}.{ORIGIN}" for n in names])
     out = tmp_path / "out.jsonl"
-    with ThreadedZoneServer(ZoneData.from_texts({ORIGIN: zone(names)}, faults=faults)) as server:
+    with ThreadedZoneServer(ZoneData.from_texts({**TLD, ORIGIN: zone(names)}, faults=faults)) as server:
         command = [
             sys.executable, "-m", "mecsa", "scan", source, "--out", str(out),
             "--store", str(tmp_path / "s.sqlite"),
@@ -154,7 +154,7 @@ def _wait_for_progress(process: subprocess.Popen[str], deadline_s: float = 60.0)
 
 def test_scan_reads_stdin_and_writes_jsonl_to_stdout(tmp_path: Path) -> None:
     names = ["one", "two"]
-    with ThreadedZoneServer(ZoneData.from_texts({ORIGIN: zone(names)})) as server:
+    with ThreadedZoneServer(ZoneData.from_texts({**TLD, ORIGIN: zone(names)})) as server:
         result = subprocess.run(
             [sys.executable, "-m", "mecsa", "scan", "-", "--store", str(tmp_path / "s.sqlite"), "--quiet",
              "--resolver", server.address, "--workers", "1", *DNS_ONLY],

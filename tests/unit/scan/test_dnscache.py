@@ -105,3 +105,18 @@ def test_the_lifetime_of_a_negative_reply_is_the_soa_minimum() -> None:
     )
     assert reply_lifetime(response) == 60.0
     assert reply_lifetime(dns.message.make_response(query)) is None
+
+
+async def test_askers_who_joined_a_failed_query_ask_again_themselves(
+    server: tuple[ZoneServer, CountingZoneData],
+) -> None:
+    zone_server, data = server
+    client = client_for(zone_server)
+    answers = await asyncio.gather(*(Resolver(client).resolve("broken.c.test", "TXT") for _ in range(3)))
+    assert {a.rcode for a in answers} == {Rcode.SERVFAIL}
+    # one shared query, then each of the two joiners asks once more on its own: no failure is shared
+    alone = SharedDnsClient([Nameserver("127.0.0.1", zone_server.port)], timeout=0.3, attempts=2)
+    before = data.queries("broken.c.test.", "TXT")
+    await Resolver(alone).resolve("broken.c.test", "TXT")
+    one_resolution = data.queries("broken.c.test.", "TXT") - before
+    assert before == 3 * one_resolution

@@ -18,7 +18,7 @@ from mecsa.scan.progress import ProgressDisplay, describe, describe_end
 from mecsa.scan.records import error_record
 from mecsa.store import open_store
 from tests.conftest import ServeZones
-from tests.unit.scan.scanning import ORIGIN, config, run, write_list, zone
+from tests.unit.scan.scanning import ORIGIN, TLD, config, run, write_list, zone
 
 
 def _load(package: str, name: str) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def validator() -> jsonschema.Draft202012Validator:
 async def test_every_record_of_a_scan_validates(
     serve_zones: ServeZones, tmp_path: Path, validator: jsonschema.Draft202012Validator
 ) -> None:
-    client = await serve_zones({ORIGIN: zone(["alpha", "bad1"])})
+    client = await serve_zones({**TLD, ORIGIN: zone(["alpha", "bad1"])})
     listing = write_list(tmp_path, [f"alpha.{ORIGIN}", f"bad1.{ORIGIN}", "no such thing"])
     with open_store(tmp_path / "s.sqlite") as store:
         _, records = await run(store, listing, config(client))

@@ -12,7 +12,7 @@ import pytest
 
 from mecsa.store import open_store
 from tests.conftest import ServeZones
-from tests.unit.scan.scanning import ORIGIN, config, run, write_list, zone
+from tests.unit.scan.scanning import ORIGIN, TLD, config, run, write_list, zone
 
 
 @dataclass
@@ -69,7 +69,7 @@ async def test_one_session_per_mx_and_at_most_two_paced_connections_per_address(
     lines = [zone(shared).rstrip("\n")]
     for n in own:
         lines += [f"{n} MX 10 mx.{n}", f"mx.{n} A 127.0.0.1"]
-    client = await serve_zones({ORIGIN: "\n".join(lines) + "\n"})
+    client = await serve_zones({**TLD, ORIGIN: "\n".join(lines) + "\n"})
     rate = 8.0
     base = config(client, concurrency=22, per_ip_rate=rate)
     scan_config = replace(

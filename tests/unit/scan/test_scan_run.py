@@ -15,7 +15,7 @@ from mecsa.model import PROTOCOLS
 from mecsa.scan.records import CSV_COLUMNS
 from mecsa.store import Store, open_store
 from tests.conftest import ServeZones
-from tests.unit.scan.scanning import ORIGIN, config, run, write_list, zone
+from tests.unit.scan.scanning import ORIGIN, TLD, config, run, write_list, zone
 
 NAMES = ["alpha", "beta", "gamma", "bad1"]
 
@@ -27,7 +27,7 @@ def fqdn(name: str) -> str:
 async def test_every_entry_gets_one_record_in_the_output_and_the_store(
     serve_zones: ServeZones, tmp_path: Path
 ) -> None:
-    client = await serve_zones({ORIGIN: zone(NAMES)})
+    client = await serve_zones({**TLD, ORIGIN: zone(NAMES)})
     source = write_list(tmp_path, ["# sector list", *(fqdn(n) for n in NAMES), "not a domain", ""])
     with open_store(tmp_path / "s.sqlite") as store:
         result, records = await run(store, source, config(client))
@@ -55,7 +55,7 @@ async def test_the_record_is_the_assess_json_document(serve_zones: ServeZones, t
     from mecsa.assess import assess
     from mecsa.report.json import assessment_to_json
 
-    client = await serve_zones({ORIGIN: zone(["alpha"])})
+    client = await serve_zones({**TLD, ORIGIN: zone(["alpha"])})
     scan_config = config(client)
     with open_store(tmp_path / "s.sqlite") as store:
         _, [record] = await run(store, write_list(tmp_path, [fqdn("alpha")]), scan_config)
@@ -70,7 +70,7 @@ async def test_the_record_is_the_assess_json_document(serve_zones: ServeZones, t
 async def test_csv_output_has_levels_and_one_status_column_per_protocol(
     serve_zones: ServeZones, tmp_path: Path
 ) -> None:
-    client = await serve_zones({ORIGIN: zone(["alpha"])})
+    client = await serve_zones({**TLD, ORIGIN: zone(["alpha"])})
     out = tmp_path / "out.csv"
     with open_store(tmp_path / "s.sqlite") as store:
         await run(
@@ -96,7 +96,7 @@ async def test_csv_output_has_levels_and_one_status_column_per_protocol(
 
 
 async def test_a_repeated_line_is_assessed_and_written_once(serve_zones: ServeZones, tmp_path: Path) -> None:
-    client = await serve_zones({ORIGIN: zone(["alpha"])})
+    client = await serve_zones({**TLD, ORIGIN: zone(["alpha"])})
     source = write_list(tmp_path, [fqdn("alpha"), "ALPHA.scan.test.", fqdn("alpha")])
     with open_store(tmp_path / "s.sqlite") as store:
         result, records = await run(store, source, config(client, concurrency=1))
@@ -111,7 +111,7 @@ async def test_ctrl_c_keeps_what_is_done_and_resume_does_the_rest(
     names = [f"slow{i}" for i in range(12)]
     # Every DMARC question goes unanswered: each domain takes 2 attempts x 0.3 s.
     faults = {f"_dmarc.{fqdn(n)}": Fault.TIMEOUT for n in names}
-    client = await serve_zones({ORIGIN: zone(names)}, faults=faults)
+    client = await serve_zones({**TLD, ORIGIN: zone(names)}, faults=faults)
     source = write_list(tmp_path, [fqdn(n) for n in names])
     out = tmp_path / "out.jsonl"
     scan_config = config(client, concurrency=3)
@@ -140,7 +140,7 @@ async def test_ctrl_c_keeps_what_is_done_and_resume_does_the_rest(
 
 
 async def test_resume_picks_the_newest_scan_of_the_same_list(serve_zones: ServeZones, tmp_path: Path) -> None:
-    client = await serve_zones({ORIGIN: zone(["alpha", "beta"])})
+    client = await serve_zones({**TLD, ORIGIN: zone(["alpha", "beta"])})
     source = write_list(tmp_path, [fqdn("alpha")])
     with open_store(tmp_path / "s.sqlite") as store:
         first, _ = await run(store, source, config(client))
@@ -158,7 +158,7 @@ async def test_resume_picks_the_newest_scan_of_the_same_list(serve_zones: ServeZ
 
 async def test_two_worker_processes_give_the_same_records(serve_zones: ServeZones, tmp_path: Path) -> None:
     names = [f"w{i}" for i in range(8)] + ["bad2"]
-    client = await serve_zones({ORIGIN: zone(names)})
+    client = await serve_zones({**TLD, ORIGIN: zone(names)})
     source = write_list(tmp_path, [*(fqdn(n) for n in names), "x..y"])
 
     def verdicts(records: list[dict[str, object]]) -> dict[str, object]:
