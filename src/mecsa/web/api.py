@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from mecsa import __version__
 from mecsa.domain import DomainError
-from mecsa.web.app import service_of
 from mecsa.web.deps import authenticated, client_key, is_address, parse_domain
 from mecsa.web.jobs import Busy, RateLimited
+from mecsa.web.service import service_of
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,36 +14,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mecsa import __version__
 from mecsa.dns.resolver import DnsClient, parse_nameserver
 from mecsa.store import Store, open_store
+from mecsa.web import api, pages
 from mecsa.web.jobs import JobRunner
 from mecsa.web.rendering import Pages, ReportCache
 from mecsa.web.scans import ScanRunner
 from mecsa.web.security import BodyLimit, SecurityHeaders
+from mecsa.web.service import Service, service_of
 from mecsa.web.settings import ServiceSettings
 
 log = logging.getLogger("mecsa.web")
 
 
-@dataclass
-class Service:
-    """What the routes share: settings, the store, the job runner, the page renderer."""
-
-    settings: ServiceSettings
-    store: Store
-    runner: JobRunner
-    pages: Pages
-    reports: ReportCache
-    scans: ScanRunner
-
-
-def service_of(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
 def create_app(settings: ServiceSettings | None = None, *, store: Store | None = None) -> FastAPI:
     """The service's application. The store is opened (and migrated) here unless one is given."""
-    from mecsa.web import api, pages
-
     chosen = settings or ServiceSettings()
     opened = store or open_store(chosen.store_url)
     owns_store = store is None
@@ -53,9 +35,11 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The runner's locks belong to the serving loop (made here); its DNS client to its worker loop.
         servers = [parse_nameserver(r) for r in chosen.resolvers]
-        runner = JobRunner(chosen, opened, lambda: DnsClient(servers or None, timeout=chosen.dns_timeout))
+        pages = Pages(opened)
+        runner = JobRunner(
+            chosen, opened, lambda: DnsClient(servers or None, timeout=chosen.dns_timeout), pages
+        )
         scans = ScanRunner(chosen, opened)
-        pages = Pages()
         app.state.service = Service(chosen, opened, runner, pages, ReportCache(pages), scans)
         try:
             yield

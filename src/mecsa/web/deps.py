@@ -8,7 +8,7 @@ from fastapi import Request
 
 from mecsa.domain import DomainError, normalise_domain
 from mecsa.store.api_tokens import token_is_valid
-from mecsa.web.app import service_of
+from mecsa.web.service import service_of
 
 MAX_INPUT = 320  # an address is at most 254 octets (RFC 5321 §4.5.3.1.3), a domain 253
 

@@ -26,8 +26,10 @@ from mecsa.dns.resolver import DnsClient
 from mecsa.model import CheckResult
 from mecsa.store import NewResult, Store
 from mecsa.store.records import utc_now
+from mecsa.store.web_reports import save_report
 from mecsa.web.guard import GuardedClient
 from mecsa.web.limits import SlidingWindow
+from mecsa.web.rendering import Pages
 from mecsa.web.settings import ServiceSettings
 from mecsa.web.worker import WorkerLoop
 
@@ -144,8 +146,15 @@ def check_event(result: CheckResult, done: int, total: int) -> Event:
 class JobRunner:
     """Starts, tracks and bounds the service's assessments."""
 
-    def __init__(self, settings: ServiceSettings, store: Store, make_client: Callable[[], DnsClient]) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        store: Store,
+        make_client: Callable[[], DnsClient],
+        pages: Pages | None = None,
+    ) -> None:
         self.settings = settings
+        self.pages = pages or Pages()
         self.store = store
         self.worker = WorkerLoop()
         self.client = self.worker.call(make_client)  # shared by the assessments, on the worker loop
@@ -232,19 +241,27 @@ class JobRunner:
         def publish(event: Event) -> None:  # called on the worker loop: the job lives on this one
             main.call_soon_threadsafe(job.publish, event)
 
-        document, refusal = await self.worker.run(self._assess_on_worker(job, publish))
-        if refusal is not None or document is None:
+        made, refusal = await self.worker.run(self._assess_on_worker(job, publish))
+        if refusal is not None or made is None:
             job.finish("refused", refusal)
             return
-        stored = await asyncio.to_thread(self.store.add_result, None, NewResult.from_document(document))
-        assert stored is not None  # outside a scan, every result is stored
+        stored = await asyncio.to_thread(self._store, *made)
         job.finish("finished", assessment_id=stored)
+
+    def _store(self, document: dict[str, Any], body: str, file: str) -> int:
+        stored = self.store.add_result(None, NewResult.from_document(document))
+        assert stored is not None  # outside a scan, every result is stored
+        save_report(self.store, stored, body, file)
+        return stored
 
     async def _assess_on_worker(
         self, job: Job, publish: Callable[[Event], None]
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """Runs on the worker loop: the document, or the refusal when an internal address was seen."""
+    ) -> tuple[tuple[dict[str, Any], str, str] | None, str | None]:
+        """Runs on the worker loop: (document, report body, report file), or the refusal when an
+        internal address was seen. Rendering here keeps the typed facts (see store/web_reports.py)
+        and keeps the CPU off the serving loop."""
         from mecsa.assess import assess
+        from mecsa.report.html import render_html
         from mecsa.report.json import assessment_to_json
 
         guard = None if self.settings.allow_private else GuardedClient(self.client)
@@ -261,7 +278,9 @@ class JobRunner:
         refusal = guard.refusal() if guard is not None else None
         if refusal is not None:
             return None, refusal
-        return assessment_to_json(assessment, self.settings.profile), None
+        profile = self.settings.profile
+        body = self.pages.report_body(assessment, profile)
+        return (assessment_to_json(assessment, profile), body, render_html(assessment, profile)), None
 
     async def close(self) -> None:
         for task in list(self._tasks):

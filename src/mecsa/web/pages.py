@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from mecsa.domain import DomainError
 from mecsa.store import StoredAssessment
-from mecsa.web.app import service_of
 from mecsa.web.deps import authenticated, client_key, is_address, parse_domain
 from mecsa.web.jobs import Busy, Job, RateLimited
+from mecsa.web.service import service_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -165,11 +165,16 @@ async def report(request: Request, assessment_id: int) -> HTMLResponse:
 @router.get("/report/{assessment_id}/report.html")
 async def download(request: Request, assessment_id: int) -> Response:
     from mecsa.report.html import render_html, script_hash
+    from mecsa.store.web_reports import load_report
     from mecsa.web.document import assessment_from_document
 
     stored = await _stored(request, assessment_id)
-    document = stored.document()
-    text = render_html(assessment_from_document(document), str(document.get("profile") or "mecsa"))
+    kept = await asyncio.to_thread(load_report, service_of(request).store, assessment_id)
+    if kept is not None:
+        text = kept[1]
+    else:  # not made by the service (a scan's): from the document, without the typed facts
+        document = stored.document()
+        text = render_html(assessment_from_document(document), str(document.get("profile") or "mecsa"))
     name = f"mecsa-{stored.domain}-{stored.id}.html"
     return Response(
         text,

@@ -15,19 +15,40 @@ import jinja2
 from fastapi import Request
 from markupsafe import Markup
 
-from mecsa.store import StoredAssessment
+from mecsa.model import Assessment
+from mecsa.store import Store, StoredAssessment
 
 SCRIPTS = ("progress.js",)
 
 
 class Pages:
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
         from mecsa.report.html import template_environment
 
         here = resources.files("mecsa.web").joinpath("templates")
         self.env = template_environment(jinja2.FileSystemLoader(str(here)))
         static = resources.files("mecsa.web").joinpath("static")
         self.scripts = {name: Markup(static.joinpath(name).read_text("utf-8")) for name in SCRIPTS}
+
+    def report_body(self, assessment: Assessment, profile: str) -> str:
+        """The report's sections (`report_body.html.j2`) for a live assessment: thread-safe."""
+        from mecsa.report.html import ring
+        from mecsa.report.view import ADDRESS_COLUMNS, build_view
+
+        view = build_view(assessment, profile)
+        return self.env.get_template("report_body.html.j2").render(
+            view=view, ring=ring, address_columns=ADDRESS_COLUMNS
+        )
+
+    def body_from_document(self, document: dict[str, Any]) -> str:
+        """The sections for a stored document the service did not render itself (a scan's).
+
+        The typed facts are not in the document: the MX table shows dashes where they are needed.
+        """
+        from mecsa.web.document import assessment_from_document
+
+        return self.report_body(assessment_from_document(document), str(document.get("profile") or "mecsa"))
 
     def render(self, request: Request, template: str, **context: Any) -> str:
         nonce = request.scope.get("state", {}).get("csp_nonce", "")
@@ -74,22 +95,27 @@ class ReportCache:
         return cached.replace(self.placeholder, _nonce(request))
 
     def _render(self, stored: StoredAssessment, when: str) -> str:
-        from mecsa.report.html import COPY_SCRIPT, ring
-        from mecsa.report.view import ADDRESS_COLUMNS, build_view
-        from mecsa.web.document import assessment_from_document
+        from mecsa.report.html import COPY_SCRIPT
+        from mecsa.store.web_reports import load_report
 
-        document = stored.document()
-        view = build_view(assessment_from_document(document), str(document.get("profile") or "mecsa"))
+        kept = load_report(self.pages.store, stored.id) if self.pages.store is not None else None
+        body = kept[0] if kept is not None else self.pages.body_from_document(stored.document())
         return self.pages.env.get_template("page_report.html.j2").render(
             nonce=self.placeholder,
             scripts=self.pages.scripts,
-            view=view,
-            ring=ring,
-            address_columns=ADDRESS_COLUMNS,
+            view=_Heading(stored.domain),
+            body=Markup(body),
             copy_script=Markup(COPY_SCRIPT),
             stored=stored,
             when=when,
         )
+
+
+class _Heading:
+    """What the page template reads of the view outside the report's body."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
 
 
 def _nonce(request: Request) -> str:

@@ -139,6 +139,7 @@ def test_the_form_leads_to_live_progress_then_to_the_report(
     assert {"area-confidentiality", "area-phishing", "area-integrity", "host-1", "permalink"} <= ids
     assert "★" in report.text or "☆" in report.text
     assert "mx.good.web.test" in report.text and 'class="addresses"' in report.text
+    assert "preference 10" in report.text  # the MX check's typed facts, kept with the rendered report
     assert 'class="problems"' in report.text
     assert [a for t, a in elements.tags if t == "button" and "copy" in (a.get("class") or "")]
     nonce = nonce_of(report.headers["content-security-policy"])

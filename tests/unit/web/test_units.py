@@ -119,9 +119,12 @@ def test_the_diff_names_changed_protocols_and_added_and_removed_findings() -> No
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 @pytest.mark.parametrize("profile", ["mecsa", "mecsa-st"])
-def test_a_stored_document_gives_back_the_same_report(sample: str, profile: str) -> None:
+def test_a_stored_document_gives_back_its_levels_protocols_and_problems(sample: str, profile: str) -> None:
+    # The typed facts stay behind (the service keeps the report it rendered from the live
+    # assessment, store/web_reports.py); what the document holds comes back whole.
     assessment = SAMPLES[sample]()
     document = assessment_to_json(assessment, profile)
     rebuilt = assessment_from_document(document)
-    assert assessment_to_json(rebuilt, profile)["findings"] == document["findings"]
-    assert build_view(rebuilt, profile, TODAY) == build_view(assessment, profile, TODAY)
+    assert assessment_to_json(rebuilt, profile) == document
+    live, again = build_view(assessment, profile, TODAY), build_view(rebuilt, profile, TODAY)
+    assert (again.areas, again.protocols, again.problems) == (live.areas, live.protocols, live.problems)

@@ -1,4 +1,4 @@
-"""The web service's API tokens (issue 16), stored hashed.
+"""The web service's tables (issue 16): API tokens (stored hashed) and its rendered reports.
 
 Revision ID: 0016_web_tokens
 Revises: 0001_core
@@ -30,7 +30,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
         sa.UniqueConstraint("digest", name="uq_api_tokens_digest"),
     )
+    op.create_table(
+        "web_reports",
+        sa.Column("assessment_id", _ID, nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("file", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("assessment_id", name="pk_web_reports"),
+        sa.ForeignKeyConstraint(
+            ["assessment_id"],
+            ["assessments.id"],
+            name="fk_web_reports_assessment_id_assessments",
+            ondelete="CASCADE",
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("web_reports")
     op.drop_table("api_tokens")
