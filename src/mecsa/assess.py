@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ async def assess(
     options: AssessOptions | None = None,
     *,
     shared: SharedObservations | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
 ) -> Assessment:
     """Assess `domain` (already normalised to its A-label form).
 
@@ -31,7 +33,8 @@ async def assess(
     finding for its protocols and never sinks the others (its traceback goes to the debug log).
     Unless the options set one, the deadline is derived from the DNS and SMTP timeouts
     (`mecsa.observe.deadline`). `shared` is the scan's process-wide observation cache and per-IP limits,
-    when there is a scan.
+    when there is a scan. `on_result` is called with each check's result as it finishes (the web
+    service's live progress).
     """
     from mecsa.checks.registry import CHECKS
 
@@ -45,7 +48,14 @@ async def assess(
     selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
     started = time.monotonic()
     validating_task = asyncio.ensure_future(client.validates())
-    results = await asyncio.gather(*(run_check(c, ctx) for c in selected))
+
+    async def run_and_report(check: CheckSpec[Any]) -> CheckResult:
+        result = await run_check(check, ctx)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    results = await asyncio.gather(*(run_and_report(c) for c in selected))
     validating = await validating_task
     resolver_info: dict[str, Any] = {
         **client.describe(),

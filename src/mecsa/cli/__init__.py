@@ -11,7 +11,20 @@ import sys
 
 import typer
 
-from mecsa.cli import assess, checks, demo, harden, lab, mailmode, reports, scan, scoring, spf, starttls
+from mecsa.cli import (
+    assess,
+    checks,
+    demo,
+    harden,
+    lab,
+    mailmode,
+    reports,
+    scan,
+    scoring,
+    serve,
+    spf,
+    starttls,
+)
 
 app = typer.Typer(
     name="mecsa",
@@ -22,7 +35,7 @@ app = typer.Typer(
     # Plain help text: rich's markup rendering doubles --help's start-up time (benchmarks/README.md).
     rich_markup_mode=None,
 )
-for _module in (assess, spf, starttls, harden, scoring, checks, lab, demo, mailmode, reports, scan):
+for _module in (assess, spf, starttls, harden, scoring, checks, lab, demo, mailmode, reports, scan, serve):
     _module.register(app)
 
 

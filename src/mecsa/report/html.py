@@ -13,9 +13,13 @@ import base64
 import datetime as dt
 import hashlib
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from mecsa.model import Assessment
 from mecsa.report.untrusted import html_value
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATE = "report.html.j2"
 # the whole script of the report, kept here so that the CSP can name its hash; `copyReady`
@@ -42,39 +46,51 @@ function fallback(text) {
 """
 
 
-def _script_hash() -> str:
+def script_hash() -> str:
     digest = hashlib.sha256(COPY_SCRIPT.encode("utf-8")).digest()
     return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def render_html(assessment: Assessment, profile: str = "mecsa", today: dt.date | None = None) -> str:
     """The report as one HTML document."""
-    import jinja2
     import markupsafe
 
     from mecsa.report.view import ADDRESS_COLUMNS, build_view
 
-    source = resources.files("mecsa.report").joinpath("templates", TEMPLATE).read_text("utf-8")
-    env = jinja2.Environment(
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        finalize=html_value,
-    )
-    template = env.from_string(source)
+    template = template_environment().get_template(TEMPLATE)
     view = build_view(assessment, profile, today)
     # the script is this module's constant, not data: the one value passed as markup
     script = markupsafe.Markup(COPY_SCRIPT)
     return template.render(
         view=view,
         script=script,
-        script_hash=_script_hash(),
-        ring=_ring,
+        script_hash=script_hash(),
+        ring=ring,
         address_columns=ADDRESS_COLUMNS,
     )
 
 
-def _ring(level: int) -> dict[str, float]:
+def template_environment(*extra: jinja2.BaseLoader) -> jinja2.Environment:
+    """The report's templates (autoescaped), after `extra` loaders: the web pages reuse its parts.
+
+    `report.html.j2` is the whole document; `report_body.html.j2` (the sections) and
+    `report_style.css.j2` (its style sheet) are the components it includes.
+    """
+    import jinja2
+
+    templates = resources.files("mecsa.report").joinpath("templates")
+    loader = jinja2.ChoiceLoader([*extra, jinja2.FileSystemLoader(str(templates))])
+    return jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        # every value from the network is escaped for control and bidi characters too (issue 12)
+        finalize=html_value,
+    )
+
+
+def ring(level: int) -> dict[str, float]:
     """Geometry of one area's ring gauge: the arc length for `level` out of 10."""
     radius = 42.0
     circumference = 2 * 3.141592653589793 * radius

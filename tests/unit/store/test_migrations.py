@@ -33,7 +33,9 @@ def test_the_migrated_schema_equals_the_metadata_of_every_table_module(store: St
 def test_a_store_at_an_unknown_revision_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "newer.sqlite"
     with open_store(str(path)) as store, store.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+        # one row per head (features branch off 0001_core): make one of them a revision we lack
+        conn.execute(text("DELETE FROM alembic_version"))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('9999_from_the_future')"))
     with pytest.raises(StoreError, match="9999_from_the_future"):
         open_store(str(path))
 
