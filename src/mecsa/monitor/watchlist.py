@@ -100,8 +100,8 @@ class WatchedDomain:
 class WatchList:
     domains: tuple[WatchedDomain, ...]
     notifiers: Mapping[str, NotifierConfig]
-    assess: AssessSettings = AssessSettings()
-    rules: RuleSettings = RuleSettings()
+    assess: AssessSettings = field(default_factory=AssessSettings)
+    rules: RuleSettings = field(default_factory=RuleSettings)
     source: str = field(default="", compare=False)
 
 
