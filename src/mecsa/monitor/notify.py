@@ -86,7 +86,8 @@ class Notice:
 
 
 class Notifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def send(self, notice: Notice) -> None: ...
 
