@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from mecsa.cli import assess, checks, demo, harden, lab, mailmode, scan, scoring, spf, starttls
+from mecsa.cli import assess, checks, demo, harden, lab, mailmode, monitor, scan, scoring, spf, starttls
 
 app = typer.Typer(
     name="mecsa",
@@ -21,7 +21,7 @@ app = typer.Typer(
     # Plain help text: rich's markup rendering doubles --help's start-up time (benchmarks/README.md).
     rich_markup_mode=None,
 )
-for _module in (assess, spf, starttls, harden, scoring, checks, lab, demo, mailmode, scan):
+for _module in (assess, spf, starttls, harden, scoring, checks, lab, demo, mailmode, scan, monitor):
     _module.register(app)
 
 
