@@ -144,7 +144,7 @@ def parse_watchlist(data: Mapping[str, Any], source: str = "") -> WatchList:
         if name in seen:
             raise WatchListError(f"{where}: {name} is listed twice")
         seen.add(name)
-        notify = _strings(table.get("notify", default_notify), f"{where}.notify")
+        notify = _strings(table["notify"], f"{where}.notify") if "notify" in table else default_notify
         for n in notify:
             if n not in notifiers:
                 raise WatchListError(f"{where}: unknown notifier {n!r} (define [notifier.{n}])")
