@@ -195,7 +195,7 @@ def test_a_failed_delivery_is_an_error_and_is_retried(store: Store, tmp_path: Pa
 
 def test_a_mail_server_without_starttls_is_not_sent_to(store: Store, sinks: Sinks) -> None:
     class Accept:
-        async def handle_DATA(self, *_args: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, *_args: Any) -> str:
             raise AssertionError("a message was sent in clear text")
 
     port = free_port()
