@@ -18,7 +18,7 @@ import ssl
 import sys
 import threading
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -154,8 +154,10 @@ class Sinks:
         self._smtp.stop()
 
 
-def parse_mail(content: bytes) -> Message:
-    return message_from_bytes(content, policy=default_policy)
+def parse_mail(content: bytes) -> EmailMessage:
+    message = message_from_bytes(content, policy=default_policy)
+    assert isinstance(message, EmailMessage)  # what the default policy builds
+    return message
 
 
 def main(directory: Path) -> None:

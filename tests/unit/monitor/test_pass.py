@@ -149,7 +149,8 @@ def test_a_break_is_told_once_by_mail_and_webhook_and_its_fix_sends_resolved(
     fixed = one_pass(w, store, assess, T0 + dt.timedelta(hours=3))
     assert (fixed.exit_code, fixed.sent) == (0, {"mail": 1, "hook": 1})
     assert _changes(sinks.posts()[1]) == {("resolved", "finding dmarc_policy.none")}
-    assert "RESOLVED" in parse_mail(sinks.mails()[1]["content"]).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    resolved = parse_mail(sinks.mails()[1]["content"]).get_body(("plain",))
+    assert resolved is not None and "RESOLVED [critical] p=none" in resolved.get_content()
 
 
 def test_an_open_alert_whose_evidence_changes_is_told_again(store: Store, sinks: Sinks) -> None:
