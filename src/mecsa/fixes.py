@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mecsa.model import Assessment, Finding, Status
+from mecsa.observe.mx import MxFacts
 
 if TYPE_CHECKING:
     from mecsa.harden.records import DnsRecord
@@ -71,10 +72,13 @@ class FixContext:
         return self.mx_hosts or (f"mail.{self.domain}",)
 
     def hosts(self) -> tuple[str, ...]:
-        """The MX host the finding is about, or every MX host."""
-        subject = self.finding.subject
-        if subject and subject in self.mx_hosts:
-            return (subject,)
+        """The MX host the finding is about, or every MX host.
+
+        A per-MX finding's subject is the host name; a per-address one's is "HOST ADDRESS".
+        """
+        host = (self.finding.subject or "").partition(" ")[0]
+        if host and host in self.mx_hosts:
+            return (host,)
         return self.mx_or_default
 
     def found(self, prefix: str) -> str | None:
@@ -96,12 +100,16 @@ def _zone(ctx: FixContext, records: Iterable[DnsRecord]) -> Snippet:
 
 
 def _tags(record: str | None) -> dict[str, str]:
-    """`k=v; k=v` tag lists (DMARC, DKIM) into a dict; the fix only needs a few tags back."""
+    """The tags of a found DMARC or DKIM record, by lower-cased name (the first of duplicates).
+
+    The project's one tag-list splitter (`mecsa.records.taglist`) reads them, as the checks do.
+    """
+    from mecsa.records.taglist import split_tags
+
+    tags, _ = split_tags(record or "", fold_case=True)
     out: dict[str, str] = {}
-    for part in (record or "").split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            out.setdefault(name.strip().lower(), value.strip())
+    for tag in tags:
+        out.setdefault(tag.name.lower(), tag.value)
     return out
 
 
@@ -512,23 +520,16 @@ def fix_for(key: str, ctx: FixContext, builders: Mapping[str, FixBuilder] = FIXE
     return Fix(key, title, snippets, (ctx.finding.id,), ctx.finding.subject)
 
 
-def _mx_details(assessment: Assessment) -> list[Mapping[str, object]]:
-    for result in assessment.results:
-        if result.check == "mx":
-            hosts = result.details.get("hosts") or []
-            return [h for h in hosts if isinstance(h, Mapping) and h.get("name")]
-    return []
-
-
 def mx_hosts(assessment: Assessment) -> tuple[str, ...]:
     """The MX host names the mx check found, in preference order."""
-    return tuple(str(h["name"]) for h in _mx_details(assessment))
+    mx = assessment.facts(MxFacts)
+    return tuple(h.name for h in mx.hosts) if mx else ()
 
 
 def mx_addresses(assessment: Assessment) -> tuple[str, ...]:
     """The addresses of every MX host, in MX order, without repeats."""
-    found = (str(a) for h in _mx_details(assessment) for a in h.get("addresses") or [])  # type: ignore[attr-defined]
-    return tuple(dict.fromkeys(found))
+    mx = assessment.facts(MxFacts)
+    return mx.addresses if mx else ()
 
 
 def fixes_for(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 # JSON-able values: the details that checks attach for reports and the JSON output.
 JsonValue = Any
@@ -118,6 +118,7 @@ class ProtocolVerdict:
     reason: str
     share: float | None = None
     details: Mapping[str, JsonValue] = field(default_factory=dict)
+    facts: Facts | None = None
 
     def to_json(self) -> dict[str, JsonValue]:
         out: dict[str, JsonValue] = {"status": self.status.value, "reason": self.reason}
@@ -128,14 +129,38 @@ class ProtocolVerdict:
         return out
 
 
+class Facts(Protocol):
+    """A check's typed facts: frozen data the view, scoring and fixes read by attribute.
+
+    `to_json` is the JSON form (the `details` of the assessment document), built from the same
+    values, so the two cannot disagree.
+    """
+
+    def to_json(self) -> dict[str, JsonValue]: ...
+
+
+FactsT = TypeVar("FactsT", bound=Facts)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """What one check's evaluator returns: its findings, its protocols' verdicts, and details."""
+    """What one check's evaluator returns: its findings, its protocols' verdicts, and details.
+
+    `facts`, when the check has typed facts, is where `details` comes from (`CheckResult.of`).
+    """
 
     check: str
     findings: tuple[Finding, ...]
     verdicts: tuple[ProtocolVerdict, ...]
     details: Mapping[str, JsonValue] = field(default_factory=dict)
+    facts: Facts | None = None
+
+    @classmethod
+    def of(
+        cls, check: str, findings: tuple[Finding, ...], verdicts: tuple[ProtocolVerdict, ...], facts: Facts
+    ) -> CheckResult:
+        """A result whose details are its typed facts' JSON form."""
+        return cls(check, findings, verdicts, facts.to_json(), facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +180,14 @@ class Assessment:
     @property
     def verdicts(self) -> dict[str, ProtocolVerdict]:
         return {v.protocol: v for r in self.results for v in r.verdicts}
+
+    def facts(self, kind: type[FactsT]) -> FactsT | None:
+        """The typed facts of that kind, from the check or verdict that made them (None if it did not run)."""
+        for result in self.results:
+            for found in (result.facts, *(v.facts for v in result.verdicts)):
+                if isinstance(found, kind):
+                    return found
+        return None
 
     def supported(self) -> frozenset[str]:
         """The scored protocols that pass: the input of the scoring engine."""

@@ -42,7 +42,7 @@ from mecsa.checks.permx import (
     unreachable_finding,
 )
 from mecsa.dns.answer import DnsAnswer
-from mecsa.model import CheckResult, Finding, FindingKind, Status
+from mecsa.model import CheckResult, Finding, FindingKind, JsonValue, Status
 from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation, observe_mx
 from mecsa.observe.tlsa import lookup_tlsa
@@ -243,51 +243,88 @@ def _rollover_advice(name: str, results: list[TlsaMatch], add: Callable[[Finding
             )
 
 
+@dataclass(frozen=True, slots=True)
+class AddressDane:
+    """One address: its outcome, a short label (matched, no_match, not_secure...) and each record match."""
+
+    address: str
+    outcome: Status
+    label: str
+    records: tuple[TlsaMatch, ...]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "address": self.address,
+            "outcome": self.outcome.value,
+            "dane": self.label,
+            "records": [r.to_json() for r in self.records],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostDane:
+    name: str
+    outcome: Status
+    host: DaneHost
+    applicability: DaneApplicability
+    addresses: tuple[AddressDane, ...]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        tlsa = self.host.tlsa
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "tlsa_base_domain": self.host.base_domain,
+            "tlsa_owner": tlsa.qname if tlsa else None,
+            "tlsa_dnssec": tlsa.dnssec.value if tlsa else None,
+            "tlsa": [str(r) for r in self.applicability.records],
+            "usable": len(self.applicability.usable),
+            "addresses": [a.to_json() for a in self.addresses],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DaneFacts:
+    """What the dane check found per MX host (those with an address) and address."""
+
+    port: int
+    hosts: tuple[HostDane, ...]
+
+    def address(self, host: str, address: str) -> AddressDane | None:
+        for h in self.hosts:
+            if h.name == host:
+                return next((a for a in h.addresses if a.address == address), None)
+        return None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"port": self.port, "hosts": [h.to_json() for h in self.hosts]}
+
+
 def evaluate(obs: DaneObservation) -> CheckResult:
     transport = obs.transport
     findings = preamble_findings(TRANSPORT, transport.mx)
     findings += host_address_findings(TRANSPORT, transport.hosts)
     add = findings.append
     outcomes: dict[str, Status] = {}
-    hosts_json = []
+    hosts: list[HostDane] = []
     for d in obs.hosts:
-        if not d.sessions.host.addresses:
-            outcomes[d.sessions.host.name] = Status.ERROR
-            continue
         host = d.sessions.host
+        if not host.addresses:
+            outcomes[host.name] = Status.ERROR
+            continue
         state = dane_applicability(d.tlsa, host.name, (host.a, host.aaaa))
         _host_findings(d, state, add)
-        addresses, statuses, advised = [], [], False
+        addresses, advised = [], False
         for s in d.sessions.sessions:
             status, label, results = _address(d, state, s, obs.checked_at, add)
-            statuses.append(status)
             if not advised and results:
-                _rollover_advice(d.sessions.host.name, results, add)
+                _rollover_advice(host.name, results, add)
                 advised = any(r.matched for r in results)
-            addresses.append(
-                {
-                    "address": s.address,
-                    "outcome": status.value,
-                    "dane": label,
-                    "records": [r.to_json() for r in results],
-                }
-            )
-        name = d.sessions.host.name
-        outcomes[name] = host_outcome(statuses, complete=not d.sessions.host.lookup_failed)
-        hosts_json.append(
-            {
-                "name": name,
-                "outcome": outcomes[name].value,
-                "tlsa_base_domain": d.base_domain,
-                "tlsa_owner": d.tlsa.qname if d.tlsa else None,
-                "tlsa_dnssec": d.tlsa.dnssec.value if d.tlsa else None,
-                "tlsa": [str(r) for r in state.records],
-                "usable": len(state.usable),
-                "addresses": addresses,
-            }
-        )
+            addresses.append(AddressDane(s.address, status, label, tuple(results)))
+        outcomes[host.name] = host_outcome((a.outcome for a in addresses), complete=not host.lookup_failed)
+        hosts.append(HostDane(host.name, outcomes[host.name], d, state, tuple(addresses)))
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "match their DNSSEC-secure TLSA records")
-    return CheckResult("dane", tuple(findings), (verdict,), {"port": obs.port, "hosts": hosts_json})
+    return CheckResult.of("dane", tuple(findings), (verdict,), DaneFacts(obs.port, tuple(hosts)))
 
 
 CHECK = CheckSpec(

@@ -243,20 +243,20 @@ def evaluate(obs: MtaStsObservation) -> CheckResult:
     if not any(f.status in (Status.FAIL, Status.ERROR) for f in findings):
         add(ENFORCED(f"MTA-STS policy in enforce mode covers all {len(coverage)} MX host(s)"))
     verdict = verdict_from_findings(PROTOCOL, findings)
-    details: dict[str, JsonValue] = {
-        "mode": policy.mode.value if policy is not None else None,
-        "mecsa_st_pass": mecsa_st_pass,
-        "txt_id": txt_id,
-        "policy_sha256": _policy_hash(obs.fetch),
-        "mx": coverage,
-    }
     covered_share = (
-        sum(1 for c in coverage if c["covered"]) / len(coverage) if policy is not None and coverage else None
+        sum(1 for c in coverage if c.covered) / len(coverage) if policy is not None and coverage else None
     )
-    details["mecsa_st_share"] = covered_share
+    facts = MtaStsVerdictFacts(
+        policy.mode.value if policy is not None else None,
+        mecsa_st_pass,
+        txt_id,
+        _policy_hash(obs.fetch),
+        coverage,
+        covered_share,
+    )
     # Under our rule an MX host passes only when covered by an enforce-mode policy.
     share = covered_share if policy is None or policy.mode is StsMode.ENFORCE else 0.0
-    verdict = replace(verdict, details=details, share=share)
+    verdict = replace(verdict, details=facts.to_json(), facts=facts, share=share)
     observed: dict[str, JsonValue] = {
         "txt_name": obs.txt_name,
         "txt_rcode": obs.txt.rcode.value,
@@ -364,22 +364,57 @@ def _judge_policy(policy: StsPolicy, add: _Add) -> None:
         add(MAX_AGE_SHORT(message))
 
 
+@dataclass(frozen=True, slots=True)
+class MxCoverage:
+    """Whether the policy's mx patterns cover one MX host (None: the policy is unknown)."""
+
+    host: str
+    covered: bool | None
+    pattern: str | None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"host": self.host, "covered": self.covered, "pattern": self.pattern}
+
+
+@dataclass(frozen=True, slots=True)
+class MtaStsVerdictFacts:
+    """The verdict's facts: the mode, mecsa-st's view, the id/policy pair and the per-MX coverage."""
+
+    mode: str | None
+    mecsa_st_pass: bool | None
+    txt_id: str | None
+    policy_sha256: str | None
+    coverage: tuple[MxCoverage, ...]
+    mecsa_st_share: float | None
+
+    def covering(self, host: str) -> MxCoverage | None:
+        return next((c for c in self.coverage if c.host == host), None)
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "mode": self.mode,
+            "mecsa_st_pass": self.mecsa_st_pass,
+            "txt_id": self.txt_id,
+            "policy_sha256": self.policy_sha256,
+            "mx": [c.to_json() for c in self.coverage],
+            "mecsa_st_share": self.mecsa_st_share,
+        }
+
+
 def _judge_coverage(
     mx: MxObservation, policy: StsPolicy | None, add: _Add
-) -> tuple[list[dict[str, JsonValue]], bool | None]:
+) -> tuple[tuple[MxCoverage, ...], bool | None]:
     """Per-MX coverage by the policy's patterns; None when the MX set or the policy is unknown."""
     if mx.mx.failed:
         message = f"could not look up the MX records to match them: {mx.mx.describe_failure()}"
         add(MX_UNKNOWN(message))
-        return [], None
+        return (), None
     if policy is None:
-        return [{"host": h.name, "covered": None, "pattern": None} for h in mx.hosts], None
-    coverage: list[dict[str, JsonValue]] = []
+        return tuple(MxCoverage(h.name, None, None) for h in mx.hosts), None
+    coverage: list[MxCoverage] = []
     for host in mx.hosts:
         pattern = policy.covering(host.name)
-        coverage.append(
-            {"host": host.name, "covered": pattern is not None, "pattern": pattern and pattern.text}
-        )
+        coverage.append(MxCoverage(host.name, pattern is not None, pattern.text if pattern else None))
         if pattern is None:
             add(
                 MX_NOT_COVERED(
@@ -388,7 +423,7 @@ def _judge_coverage(
                     host.name,
                 )
             )
-    return coverage, all(c["covered"] for c in coverage)
+    return tuple(coverage), all(c.covered for c in coverage)
 
 
 def _policy_json(policy: StsPolicy | None) -> dict[str, JsonValue] | None:

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from mecsa.checks.base import CheckSpec
 from mecsa.dns.answer import Rcode
 from mecsa.model import CheckResult, Finding, FindingKind, Status
-from mecsa.observe.mx import MxHost, MxObservation, observe_mx
+
+# MxFacts lives beside the observation it wraps, so that mecsa.fixes (below the checks) can read it.
+from mecsa.observe.mx import MxFacts as MxFacts
+from mecsa.observe.mx import MxObservation, observe_mx
 
 PROTOCOL = "mx"
 
@@ -60,12 +63,7 @@ def evaluate(obs: MxObservation) -> CheckResult:
             add(NULL(f"{obs.domain} publishes a null MX: it accepts no mail (RFC 7505)", evidence))
     else:
         _evaluate_hosts(obs, add)
-    return CheckResult(
-        "mx",
-        tuple(findings),
-        (),
-        {"hosts": [_host_json(h) for h in obs.hosts], "null_mx": obs.null_mx, "implicit": obs.implicit},
-    )
+    return CheckResult.of("mx", tuple(findings), (), MxFacts(obs))
 
 
 def _evaluate_hosts(obs: MxObservation, add: Callable[[Finding], None]) -> None:
@@ -118,16 +116,6 @@ def _evaluate_hosts(obs: MxObservation, add: Callable[[Finding], None]) -> None:
             )
         else:
             add(HOST_NO_ADDRESS(f"MX host {host.name} has no A or AAAA record", subject=host.name))
-
-
-def _host_json(host: MxHost) -> dict[str, object]:
-    return {
-        "name": host.name,
-        "preference": host.preference,
-        "addresses": list(host.addresses),
-        "cname_chain": list(host.cname_chain),
-        "dnssec": {"A": host.a.dnssec.value, "AAAA": host.aaaa.dnssec.value},
-    }
 
 
 CHECK = CheckSpec(

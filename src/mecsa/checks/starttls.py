@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from mecsa.checks.base import CheckSpec
 from mecsa.checks.permx import (
@@ -24,7 +23,7 @@ from mecsa.checks.permx import (
     share_verdict,
     unreachable_finding,
 )
-from mecsa.model import CheckResult, Finding, FindingKind, Status
+from mecsa.model import CheckResult, Finding, FindingKind, JsonValue, Status
 from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation
 from mecsa.observe.transport import TransportObservation, observe_transport, tls_sweep
@@ -217,40 +216,87 @@ def _sweep(host: str, address: str, sweep: TlsSweep, add: Callable[[Finding], No
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AddressTls:
+    """One address: its main session, its outcome under MECSA's rule, and its TLS sweep (if run)."""
+
+    session: SmtpObservation
+    outcome: Status
+    sweep: TlsSweep | None
+
+    @property
+    def address(self) -> str:
+        return self.session.address
+
+    def to_json(self) -> dict[str, JsonValue]:
+        s = self.session
+        out: dict[str, JsonValue] = {"address": s.address, "outcome": self.outcome.value, "smtp": s.to_json()}
+        if s.tls is not None:
+            kex = key_exchange(s.tls.version, s.tls.cipher)
+            out["key_exchange"] = {"kind": kex.kind, "forward_secret": kex.forward_secret}
+        if self.sweep is not None:
+            out["tls_sweep"] = self.sweep.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class HostTls:
+    name: str
+    outcome: Status
+    addresses: tuple[AddressTls, ...]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "addresses": [a.to_json() for a in self.addresses],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StarttlsFacts:
+    """What the starttls check found per MX host and address."""
+
+    port: int
+    swept: bool
+    hosts: tuple[HostTls, ...]
+
+    def address(self, host: str, address: str) -> AddressTls | None:
+        for h in self.hosts:
+            if h.name == host:
+                return next((a for a in h.addresses if a.address == address), None)
+        return None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "port": self.port,
+            "tls_versions_swept": self.swept,
+            "hosts": [h.to_json() for h in self.hosts],
+        }
+
+
 def evaluate(obs: StarttlsObservation) -> CheckResult:
     transport = obs.transport
     findings = preamble_findings(TRANSPORT, transport.mx)
     findings += host_address_findings(TRANSPORT, transport.hosts)
     sweeps = {(h, a): s for h, a, s in obs.sweeps}
     outcomes: dict[str, Status] = {}
-    hosts_json = []
+    hosts: list[HostTls] = []
     for h in transport.hosts:
         addresses = []
-        per_address = []
         for s in h.sessions:
             status = _address(s, findings.append)
-            per_address.append(status)
             sweep = sweeps.get((s.host, s.address))
             if sweep is not None:
                 _sweep(s.host, s.address, sweep, findings.append)
-            addresses.append(_address_json(s, status, sweep))
-        outcomes[h.host.name] = host_outcome(per_address, complete=not h.host.lookup_failed)
-        hosts_json.append(
-            {"name": h.host.name, "outcome": outcomes[h.host.name].value, "addresses": addresses}
+            addresses.append(AddressTls(s, status, sweep))
+        outcomes[h.host.name] = host_outcome(
+            (a.outcome for a in addresses), complete=not h.host.lookup_failed
         )
+        hosts.append(HostTls(h.host.name, outcomes[h.host.name], tuple(addresses)))
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "offer STARTTLS with TLS 1.2+")
-    details: dict[str, Any] = {"port": transport.port, "tls_versions_swept": obs.swept, "hosts": hosts_json}
-    return CheckResult("starttls", tuple(findings), (verdict,), details)
-
-
-def _address_json(s: SmtpObservation, status: Status, sweep: TlsSweep | None) -> dict[str, Any]:
-    out = {"address": s.address, "outcome": status.value, "smtp": s.to_json()}
-    if s.tls is not None:
-        kex = key_exchange(s.tls.version, s.tls.cipher)
-        out["key_exchange"] = {"kind": kex.kind, "forward_secret": kex.forward_secret}
-    if sweep is not None:
-        out["tls_sweep"] = sweep.to_json()
-    return out
+    facts = StarttlsFacts(transport.port, obs.swept, tuple(hosts))
+    return CheckResult.of("starttls", tuple(findings), (verdict,), facts)
 
 
 CHECK = CheckSpec(

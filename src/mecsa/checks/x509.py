@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 
@@ -45,7 +44,7 @@ from mecsa.checks.permx import (
     tls_denied,
     unreachable_finding,
 )
-from mecsa.model import CheckResult, Finding, FindingKind, Status
+from mecsa.model import CheckResult, Finding, FindingKind, JsonValue, Status
 from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation
 from mecsa.observe.revocation import RevocationObservation, fingerprint, observe_revocation
@@ -193,16 +192,89 @@ def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
     return Status.FAIL
 
 
-def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class PresentedCertificate:
+    """The certificate an address presented: the leaf, the rest of the chain, and its days left."""
+
+    leaf: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    full_chain_seen: bool
+    days_left: int
+    revocation: RevocationVerdict | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The first DNS name it claims (SAN, else CN), for a one-line summary."""
+        names, _ = certificate_names(self.leaf)
+        return names[0] if names else None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "certificate": cert_json(self.leaf),
+            "chain": [cert_json(c) for c in self.chain],
+            "full_chain_seen": self.full_chain_seen,
+            "days_left": self.days_left,
+            "revocation": self.revocation.to_json() if self.revocation else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AddressCertificate:
+    address: str
+    outcome: Status
+    presented: PresentedCertificate | None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        extra = self.presented.to_json() if self.presented else {}
+        return {"address": self.address, "outcome": self.outcome.value, **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class HostCertificates:
+    name: str
+    outcome: Status
+    addresses: tuple[AddressCertificate, ...]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "addresses": [a.to_json() for a in self.addresses],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class X509Facts:
+    """What the x509 check found per MX host and address."""
+
+    trust_anchors: str
+    checked_at: dt.datetime
+    hosts: tuple[HostCertificates, ...]
+
+    def address(self, host: str, address: str) -> AddressCertificate | None:
+        for h in self.hosts:
+            if h.name == host:
+                return next((a for a in h.addresses if a.address == address), None)
+        return None
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "trust_anchors": self.trust_anchors,
+            "checked_at": self.checked_at.isoformat(),
+            "hosts": [h.to_json() for h in self.hosts],
+        }
+
+
+def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, PresentedCertificate | None]:
     """Judge one address's certificate; returns its outcome and its details."""
     if s.tls is None:
-        return _no_tls(s, judge), {}
+        return _no_tls(s, judge), None
     where, subject = f"{s.host} [{s.address}]", f"{s.host} {s.address}"
     add = judge.add
     parsed = parse_chain(s.tls.chain) if s.tls.chain else "the server presented no certificate"
     if isinstance(parsed, str):
         add(NO_CERTIFICATE(f"{where}: {parsed}", subject=subject))
-        return Status.FAIL, {}
+        return Status.FAIL, None
     leaf, rest = parsed[0], parsed[1:]
     evidence = (f"subject={leaf.subject.rfc4514_string()}", f"issuer={leaf.issuer.rfc4514_string()}")
     chain_ok = _judge_chain(s, leaf, rest, judge, evidence)
@@ -214,18 +286,14 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, dict[str, Any]]
     sig, weak_sig = signature_description(leaf)
     if weak_sig:
         add(WEAK_SIGNATURE(f"{where}: weak signature algorithm {sig}", evidence, subject))
-    details = {
-        "certificate": cert_json(leaf),
-        "chain": [cert_json(c) for c in rest],
-        "full_chain_seen": s.tls.full_chain,
-        "days_left": (leaf.not_valid_after_utc - judge.now).days,
-    }
     revocation = _judge_revocation(where, subject, leaf, judge)
-    details["revocation"] = revocation.to_json() if revocation else None
     revoked = revocation is not None and revocation.state is RevocationState.REVOKED
+    presented = PresentedCertificate(
+        leaf, tuple(rest), s.tls.full_chain, (leaf.not_valid_after_utc - judge.now).days, revocation
+    )
     if not (name_ok and dates_ok) or chain_ok is False or revoked:
-        return Status.FAIL, details  # a proven fault fails the host even when the chain is unknown
-    return (Status.PASS if chain_ok else Status.ERROR), details
+        return Status.FAIL, presented  # a proven fault fails the host even when the chain is unknown
+    return (Status.PASS if chain_ok else Status.ERROR), presented
 
 
 def _judge_chain(
@@ -390,25 +458,17 @@ def evaluate(obs: X509Observation) -> CheckResult:
     findings += host_address_findings(TRANSPORT, transport.hosts)
     revocation = {r.leaf_sha256: r for r in obs.revocation}
     judge = _Judge(obs.anchors, obs.checked_at, findings.append, revocation, obs.revocation_checked)
-    outcomes: dict[str, Status] = {}
-    hosts_json = [_host(h, judge, outcomes) for h in transport.hosts]
+    hosts = tuple(_host(h, judge) for h in transport.hosts)
+    outcomes = {h.name: h.outcome for h in hosts}
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "present a valid certificate")
-    details = {
-        "trust_anchors": obs.anchors.source,
-        "checked_at": obs.checked_at.isoformat(),
-        "hosts": hosts_json,
-    }
-    return CheckResult("x509", tuple(findings), (verdict,), details)
+    facts = X509Facts(obs.anchors.source, obs.checked_at, hosts)
+    return CheckResult.of("x509", tuple(findings), (verdict,), facts)
 
 
-def _host(h: HostSessions, judge: _Judge, outcomes: dict[str, Status]) -> dict[str, Any]:
-    addresses, statuses = [], []
-    for s in h.sessions:
-        status, details = _address(s, judge)
-        statuses.append(status)
-        addresses.append({"address": s.address, "outcome": status.value, **details})
-    outcomes[h.host.name] = host_outcome(statuses, complete=not h.host.lookup_failed)
-    return {"name": h.host.name, "outcome": outcomes[h.host.name].value, "addresses": addresses}
+def _host(h: HostSessions, judge: _Judge) -> HostCertificates:
+    addresses = tuple(AddressCertificate(s.address, *_address(s, judge)) for s in h.sessions)
+    outcome = host_outcome((a.outcome for a in addresses), complete=not h.host.lookup_failed)
+    return HostCertificates(h.host.name, outcome, addresses)
 
 
 CHECK = CheckSpec(

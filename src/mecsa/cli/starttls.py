@@ -25,8 +25,11 @@ from mecsa.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from mecsa.checks.dane import AddressDane
+    from mecsa.checks.starttls import AddressTls
+    from mecsa.checks.x509 import AddressCertificate
     from mecsa.dns.resolver import DnsClient
-    from mecsa.model import CheckResult
+    from mecsa.model import CheckResult, FactsT
     from mecsa.observe import AssessOptions
 
 
@@ -143,56 +146,71 @@ def results_to_json(host: str, port: int, results: tuple[CheckResult, ...]) -> d
 
 def render_results(host: str, port: int, results: tuple[CheckResult, ...]) -> str:
     """Plain text: per address, what the server said and showed; then the findings and verdicts."""
-    details = {r.check: dict(r.details) for r in results}
+    from mecsa.checks.dane import DaneFacts
+    from mecsa.checks.starttls import StarttlsFacts
+    from mecsa.checks.x509 import X509Facts
+    from mecsa.report.text import clean
+
     lines = [f"{host} port {port}"]
-    certs = _by_address(details.get("x509", {}))
-    tlsa = _by_address(details.get("dane", {}))
-    for h in details.get("starttls", {}).get("hosts", []):
-        if not h["addresses"]:
+    tls = _facts(results, StarttlsFacts)
+    x509 = _facts(results, X509Facts)
+    dane = _facts(results, DaneFacts)
+    certs = {a.address: a for h in (x509.hosts if x509 else ()) for a in h.addresses}
+    tlsa = {a.address: a for h in (dane.hosts if dane else ()) for a in h.addresses}
+    for h in tls.hosts if tls else ():
+        if not h.addresses:
             lines.append("  no address found")
-        for address in h["addresses"]:
-            lines += _address_lines(address, certs.get(address["address"], {}), tlsa.get(address["address"]))
+        for address in h.addresses:
+            lines += _address_lines(address, certs.get(address.address), tlsa.get(address.address))
     lines.append("findings:")
     lines += [f"  [{f.status.value}] {f.message}" for r in results for f in r.findings]
     lines.append("verdicts:")
     lines += [f"  {v.protocol}: {v.status.value}: {v.reason}" for r in results for v in r.verdicts]
-    return "\n".join(lines)
+    # Banners, EHLO lines, certificate names and messages quoting them come from the server:
+    # control and bidi characters are shown escaped, never sent to the terminal.
+    return "\n".join(clean(line) for line in lines)
 
 
-def _by_address(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {a["address"]: a for h in details.get("hosts", []) for a in h["addresses"]}
+def _facts(results: tuple[CheckResult, ...], kind: type[FactsT]) -> FactsT | None:
+    return next((r.facts for r in results if isinstance(r.facts, kind)), None)
 
 
-def _address_lines(address: dict[str, Any], cert: dict[str, Any], dane: dict[str, Any] | None) -> list[str]:
-    smtp = address["smtp"]
-    out = [f"  {address['address']}: starttls {address['outcome']}"]
-    if smtp["banner"]:
-        out.append(f"    banner: {smtp['banner']['code']} {' / '.join(smtp['banner']['lines'])}")
-    if smtp["extensions"]:
-        out.append(f"    EHLO: {', '.join(smtp['extensions'])}")
-    if smtp["failed_stage"]:
-        out.append(f"    stopped at {smtp['failed_stage']}: {smtp['reason']}")
-    if smtp["tls"]:
-        tls = smtp["tls"]
-        out.append(
-            f"    TLS: {tls['version']} {tls['cipher']} ({tls['certificates']} certificate(s) presented)"
-        )
-    if smtp["extensions_after_tls"]:
-        out.append(f"    EHLO after TLS: {', '.join(smtp['extensions_after_tls'])}")
-    sweep = address.get("tls_sweep")
+def _address_lines(
+    address: AddressTls, cert: AddressCertificate | None, dane: AddressDane | None
+) -> list[str]:
+    from mecsa.certs import certificate_names, key_description
+
+    smtp = address.session
+    out = [f"  {address.address}: starttls {address.outcome.value}"]
+    if smtp.banner:
+        out.append(f"    banner: {smtp.banner.code} {' / '.join(smtp.banner.lines)}")
+    if smtp.extensions:
+        out.append(f"    EHLO: {', '.join(smtp.extensions)}")
+    if smtp.failed_stage:
+        out.append(f"    stopped at {smtp.failed_stage.value}: {smtp.reason}")
+    if smtp.tls:
+        t = smtp.tls
+        out.append(f"    TLS: {t.version} {t.cipher} ({len(t.chain)} certificate(s) presented)")
+    if smtp.extensions_tls:
+        out.append(f"    EHLO after TLS: {', '.join(smtp.extensions_tls)}")
+    sweep = address.sweep
     if sweep:
-        out.append("    versions: " + ", ".join(f"{t['label']} {t['outcome']}" for t in sweep["versions"]))
+        out.append("    versions: " + ", ".join(f"{t.label} {t.outcome.value}" for t in sweep.versions))
         out.append(
-            "    weak suites: " + ", ".join(f"{t['label']} {t['outcome']}" for t in sweep["weak_ciphers"])
+            "    weak suites: " + ", ".join(f"{t.label} {t.outcome.value}" for t in sweep.weak_ciphers)
         )
-    leaf = cert.get("certificate")
-    if leaf:
-        out.append(f"    certificate: {leaf['subject']} issued by {leaf['issuer']}")
+    presented = cert.presented if cert else None
+    if presented:
+        leaf = presented.leaf
+        key_type, key_bits, _ = key_description(leaf)
         out.append(
-            f"      names: {', '.join(leaf['dns_names'])}; expires {leaf['not_after']} "
-            f"({cert.get('days_left')} days); key {leaf['key']['type']} {leaf['key']['bits']}"
+            f"    certificate: {leaf.subject.rfc4514_string()} issued by {leaf.issuer.rfc4514_string()}"
+        )
+        out.append(
+            f"      names: {', '.join(certificate_names(leaf)[0])}; expires "
+            f"{leaf.not_valid_after_utc.isoformat()} ({presented.days_left} days); key {key_type} {key_bits}"
         )
     if dane is not None:
-        out.append(f"    DANE: {dane['dane']}")
-        out += [f"      {r['record']}: {r['note']}" for r in dane["records"]]
+        out.append(f"    DANE: {dane.label}")
+        out += [f"      {r.record}: {r.note}" for r in dane.records]
     return out

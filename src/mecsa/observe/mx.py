@@ -13,6 +13,7 @@ import dns.name
 
 from mecsa.dns.answer import DnsAnswer, Rcode
 from mecsa.dns.resolver import Resolver
+from mecsa.model import JsonValue
 from mecsa.observe.context import Context
 
 
@@ -51,6 +52,39 @@ class MxObservation:
     def receives_mail(self) -> bool:
         """False for a null MX or a domain with nowhere to deliver; transport checks then do not apply."""
         return not self.null_mx and any(h.addresses for h in self.hosts)
+
+
+@dataclass(frozen=True, slots=True)
+class MxFacts:
+    """The MX set as the reports and fixes read it: the hosts in preference order, with addresses."""
+
+    observation: MxObservation
+
+    @property
+    def hosts(self) -> tuple[MxHost, ...]:
+        return self.observation.hosts
+
+    def host(self, name: str) -> MxHost | None:
+        return next((h for h in self.observation.hosts if h.name == name), None)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every MX host's addresses, in MX order, without repeats."""
+        return tuple(dict.fromkeys(a for h in self.observation.hosts for a in h.addresses))
+
+    def to_json(self) -> dict[str, JsonValue]:
+        obs = self.observation
+        return {"hosts": [_host_json(h) for h in obs.hosts], "null_mx": obs.null_mx, "implicit": obs.implicit}
+
+
+def _host_json(host: MxHost) -> dict[str, JsonValue]:
+    return {
+        "name": host.name,
+        "preference": host.preference,
+        "addresses": list(host.addresses),
+        "cname_chain": list(host.cname_chain),
+        "dnssec": {"A": host.a.dnssec.value, "AAAA": host.aaaa.dnssec.value},
+    }
 
 
 async def _host(resolver: Resolver, name: str, preference: int) -> MxHost:

@@ -21,6 +21,7 @@ wrong (see NOTES.md).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -151,6 +152,9 @@ def is_dmarc_record(text: str) -> bool:
     return _VERSION.match(text) is not None
 
 
+# Discovery, the check's verdicts, its report-destination lookups and mail mode all read the same
+# record: the parse (pure, immutable) is memoised, so a record is parsed once however often asked.
+@functools.lru_cache(maxsize=1024)
 def parse_dmarc(text: str, rules: Rules = Rules.RFC9989) -> DmarcParse:
     """Parse one DMARC record's text (TXT strings already joined) under `rules`; never raises."""
     tags, syntax = split_tags(text, fold_case=True)

@@ -1,7 +1,7 @@
 """What every human-facing report shows, computed once from an `Assessment`: the renderers only format.
 
 Per-host sections have two layers. The compact one (`HostView.facts` and `HostView.addresses`)
-picks the few values a mail administrator reads, from the detail keys of the mx, starttls, x509,
+picks the few values a mail administrator reads, from the typed facts of the mx, starttls, x509,
 dane and mta-sts checks (see `address_rows`); a missing value is a dash. The full one
 (`HostView.rows`) is built generically: any `details["hosts"]` or `details["mx"]` list of objects,
 in a check's details or a verdict's details, becomes rows of the section of the host it names, so
@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mecsa.checks.dane import AddressDane, DaneFacts
+from mecsa.checks.mta_sts import MtaStsVerdictFacts
 from mecsa.checks.registry import remedies
+from mecsa.checks.starttls import AddressTls, StarttlsFacts
+from mecsa.checks.x509 import AddressCertificate, X509Facts
 from mecsa.fixes import Fix, fixes_for
 from mecsa.model import (
     PROTOCOLS,
@@ -26,6 +30,7 @@ from mecsa.model import (
     Status,
     VerdictStatus,
 )
+from mecsa.observe.mx import MxFacts
 from mecsa.scoring import AREA_TITLES, AREAS, Profile, Score, load_profile, score_assessment, stars
 
 HOST_LIST_KEYS = ("hosts", "mx")
@@ -142,7 +147,9 @@ def build_view(assessment: Assessment, profile: str = "mecsa", today: dt.date | 
         AreaView(a, AREA_TITLES[a], levels[a], stars(levels[a]), chosen.areas[a].protocols) for a in AREAS
     )
     verdicts = assessment.verdicts
-    owner_details = {v.protocol: r.details for r in assessment.results for v in r.verdicts}
+    # A check's own details (the record it read, its lookups) are shown once, under its first
+    # protocol: dmarc_policy and spf_policy judge the same record as dmarc and spf.
+    owner_details = {r.verdicts[0].protocol: r.details for r in assessment.results if r.verdicts}
     protocols = tuple(
         _protocol_view(p, verdicts.get(p), score, chosen, assessment, owner_details.get(p, {}))
         for p in (*PROTOCOLS, *(p for p in verdicts if p not in PROTOCOLS))
@@ -283,7 +290,8 @@ def scalar_text(value: Any) -> str:
     return str(value)
 
 
-# --- the compact per-address table: the detail keys of checks/{mx,starttls,x509,dane,mta_sts}.py ---
+# --- the compact per-address table, read from the typed facts of the mx, starttls, x509, dane and
+# mta-sts checks (a check that did not run leaves dashes) ---
 
 DASH = "—"
 DANE_LABELS: Mapping[str, str] = {
@@ -296,137 +304,102 @@ DANE_LABELS: Mapping[str, str] = {
 }
 
 
-def _host_item(assessment: Assessment, check: str, name: str) -> Mapping[str, Any]:
-    """The `hosts` entry named `name` in one check's details (empty when the check did not run)."""
-    for result in assessment.results:
-        if result.check != check:
-            continue
-        for item in result.details.get("hosts") or ():
-            if isinstance(item, Mapping) and item.get("name") == name:
-                return item
-    return {}
-
-
-def _address_item(host: Mapping[str, Any], address: str) -> Mapping[str, Any]:
-    for item in host.get("addresses") or ():
-        if isinstance(item, Mapping) and item.get("address") == address:
-            return item
-    return {}
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
-
-
 def host_facts(assessment: Assessment, name: str) -> tuple[tuple[str, str], ...]:
     """The MX-level facts: preference and the DNSSEC status of its A/AAAA answers."""
-    mx = _host_item(assessment, "mx", name)
-    dnssec = mx.get("dnssec")
-    if not isinstance(dnssec, Mapping):
-        dnssec = {}
+    mx = assessment.facts(MxFacts)
+    host = mx.host(name) if mx else None
+    if host is None:
+        return (("preference", DASH), ("DNSSEC A", DASH), ("DNSSEC AAAA", DASH))
     return (
-        ("preference", scalar_text(mx.get("preference"))),
-        ("DNSSEC A", scalar_text(dnssec.get("A"))),
-        ("DNSSEC AAAA", scalar_text(dnssec.get("AAAA"))),
+        ("preference", str(host.preference)),
+        ("DNSSEC A", host.a.dnssec.value),
+        ("DNSSEC AAAA", host.aaaa.dnssec.value),
     )
 
 
 def address_rows(assessment: Assessment, name: str) -> tuple[AddressRow, ...]:
     """One row per address of MX host `name`: the addresses the MX check found, then any a check added."""
-    hosts = {c: _host_item(assessment, c, name) for c in ("mx", "starttls", "x509", "dane")}
-    addresses = [a for a in hosts["mx"].get("addresses") or () if isinstance(a, str)]
-    for check in ("starttls", "x509", "dane"):
-        for item in hosts[check].get("addresses") or ():
-            address = item.get("address") if isinstance(item, Mapping) else None
-            if isinstance(address, str) and address not in addresses:
-                addresses.append(address)
+    mx = assessment.facts(MxFacts)
+    starttls, x509_facts, dane = (
+        assessment.facts(StarttlsFacts),
+        assessment.facts(X509Facts),
+        assessment.facts(DaneFacts),
+    )
+    host = mx.host(name) if mx else None
+    addresses = list(host.addresses if host else ())
+    for facts in (starttls, x509_facts, dane):
+        for h in facts.hosts if facts else ():
+            if h.name == name:
+                addresses += [a.address for a in h.addresses if a.address not in addresses]
     mta_sts = _mta_sts_cell(assessment, name)
     return tuple(
         AddressRow(
             address,
-            _starttls_cell(_address_item(hosts["starttls"], address)),
-            _versions_cell(_address_item(hosts["starttls"], address)),
-            _certificate_cell(assessment, name, address, _address_item(hosts["x509"], address)),
-            _dane_cell(_address_item(hosts["dane"], address)),
+            _starttls_cell(starttls.address(name, address) if starttls else None),
+            _versions_cell(starttls.address(name, address) if starttls else None),
+            _certificate_cell(
+                assessment, name, address, x509_facts.address(name, address) if x509_facts else None
+            ),
+            _dane_cell(dane.address(name, address) if dane else None),
             mta_sts,
         )
         for address in addresses
     )
 
 
-def _starttls_cell(item: Mapping[str, Any]) -> str:
-    smtp = item.get("smtp")
-    if not isinstance(smtp, Mapping):
+def _starttls_cell(item: AddressTls | None) -> str:
+    if item is None:
         return DASH
-    if not smtp.get("connected"):
-        stage = smtp.get("failed_stage")
+    smtp = item.session
+    if not smtp.connected:
+        stage = smtp.failed_stage.value if smtp.failed_stage else None
         return f"unreachable ({stage})" if stage else "unreachable"
-    offered = smtp.get("starttls_offered")
-    if offered is False:
+    if smtp.starttls_offered is False:
         return "not offered"
-    if offered is None:
-        return f"failed at {smtp['failed_stage']}" if smtp.get("failed_stage") else DASH
-    version, cipher = _get(smtp, "tls", "version"), _get(smtp, "tls", "cipher")
-    if version is None:  # offered, but the handshake did not complete
-        return f"offered; TLS failed ({smtp.get('failed_stage') or 'handshake'})"
+    if smtp.starttls_offered is None:
+        return f"failed at {smtp.failed_stage.value}" if smtp.failed_stage else DASH
+    if smtp.tls is None:  # offered, but the handshake did not complete
+        stage = smtp.failed_stage.value if smtp.failed_stage else "handshake"
+        return f"offered; TLS failed ({stage})"
+    version, cipher = smtp.tls.version, smtp.tls.cipher
     return f"offered; {version}; {cipher}" if cipher else f"offered; {version}"
 
 
-def _versions_cell(item: Mapping[str, Any]) -> str:
-    versions = _get(item, "tls_sweep", "versions")
-    if not isinstance(versions, list):
+def _versions_cell(item: AddressTls | None) -> str:
+    if item is None or item.sweep is None:
         return DASH
-    accepted = [
-        str(v.get("label", "")).removeprefix("TLSv")
-        for v in versions
-        if isinstance(v, Mapping) and v.get("outcome") == "accepted"
-    ]
+    accepted = [label.removeprefix("TLSv") for label in item.sweep.accepted(item.sweep.versions)]
     # the sweep labels TLS 1.0 "TLSv1"; spell it as people say it
     return ", ".join("1.0" if a == "1" else a for a in accepted) if accepted else "none"
 
 
-def _certificate_cell(assessment: Assessment, host: str, address: str, item: Mapping[str, Any]) -> str:
-    outcome = item.get("outcome")
-    if outcome is None:
+def _certificate_cell(
+    assessment: Assessment, host: str, address: str, item: AddressCertificate | None
+) -> str:
+    if item is None:
         return DASH
-    cert = item.get("certificate")
-    name = DASH
-    if isinstance(cert, Mapping):
-        names = cert.get("dns_names")
-        subject = str(cert.get("subject") or "")
-        cn = next((p[3:] for p in subject.split(",") if p.startswith("CN=")), None)
-        name = str(names[0]) if isinstance(names, list) and names else cn or DASH
-    days = item.get("days_left")
-    # why it failed is in the findings (x509.expired, x509.name_mismatch...), not in the details
+    # why it failed is in the findings (x509.expired, x509.name_mismatch...), not in the facts
     problems = [
         f.id.removeprefix("x509.")
         for f in assessment.findings
         if f.protocol == "x509" and f.subject == f"{host} {address}" and f.status in PROBLEM_STATUSES
     ]
-    state = "valid" if outcome == "pass" else ", ".join(problems) or str(outcome)
-    if not isinstance(cert, Mapping):
+    state = "valid" if item.outcome is Status.PASS else ", ".join(problems) or item.outcome.value
+    presented = item.presented
+    if presented is None:
         return state
-    return f"{state}; {name}; {days} days left" if isinstance(days, int) else f"{state}; {name}"
+    return f"{state}; {presented.name or DASH}; {presented.days_left} days left"
 
 
-def _dane_cell(item: Mapping[str, Any]) -> str:
-    label = item.get("dane")
-    if not isinstance(label, str):
+def _dane_cell(item: AddressDane | None) -> str:
+    if item is None:
         return DASH
-    return DANE_LABELS.get(label, label.replace("_", " "))
+    return DANE_LABELS.get(item.label, item.label.replace("_", " "))
 
 
 def _mta_sts_cell(assessment: Assessment, host: str) -> str:
-    verdict = assessment.verdicts.get("mta-sts")
-    coverage = verdict.details.get("mx") if verdict is not None else None
-    for item in coverage if isinstance(coverage, list) else ():
-        if isinstance(item, Mapping) and item.get("host") == host:
-            covered = item.get("covered")
-            if covered is None:
-                return DASH
-            return f"covered; by {item.get('pattern')}" if covered else "not covered"
-    return DASH
+    facts = assessment.facts(MtaStsVerdictFacts)
+    coverage = facts.covering(host) if facts else None
+    if coverage is None or coverage.covered is None:
+        return DASH
+    return f"covered; by {coverage.pattern}" if coverage.covered else "not covered"

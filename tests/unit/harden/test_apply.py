@@ -40,6 +40,7 @@ def _passing(command: Sequence[str]) -> tuple[int, str]:
 
 
 @REAL_POSTFIX
+@pytest.mark.slow
 def test_apply_passes_the_real_postfix_check_and_a_second_run_changes_nothing(
     tmp_path: Path, settings: HardenSettings
 ) -> None:
@@ -64,6 +65,7 @@ def test_apply_passes_the_real_postfix_check_and_a_second_run_changes_nothing(
 
 
 @REAL_POSTFIX
+@pytest.mark.slow
 def test_a_broken_existing_setting_fails_the_check_and_every_file_comes_back(
     tmp_path: Path, settings: HardenSettings
 ) -> None:

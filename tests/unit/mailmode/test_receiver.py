@@ -161,6 +161,7 @@ async def test_starttls_records_version_and_cipher(start_receiver: StartReceiver
     assert conn["tls"]["cipher"].startswith("TLS_") and conn["tls"]["bits"] >= 128
 
 
+@pytest.mark.slow
 async def test_200_concurrent_connections_lose_nothing(
     start_receiver: StartReceiver, serve_zones: ServeZones
 ) -> None:

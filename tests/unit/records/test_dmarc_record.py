@@ -286,3 +286,10 @@ def test_rfc9989_size_suffix_is_obsolete_but_the_uri_is_kept() -> None:
     assert parsed.record is not None and [u.uri for u in parsed.record.rua] == ["mailto:a@example.com"]
     assert [i.code for i in parsed.warnings] == ["rua.size_obsolete"]
     assert parse_dmarc("v=DMARC1; p=reject; rua=mailto:a@example.com!10m", rules=OLD).issues == ()
+
+
+def test_a_record_is_parsed_once_however_often_it_is_read() -> None:
+    text = "v=DMARC1; p=reject; rua=mailto:once@example.test"
+    first = parse_dmarc(text)
+    assert parse_dmarc(text) is first
+    assert parse_dmarc(text, Rules.RFC7489) is not first  # the rule set is part of the parse

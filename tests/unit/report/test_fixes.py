@@ -154,16 +154,35 @@ def test_fixes_for_covers_failures_and_warnings_only_and_merges_duplicates() -> 
     ]
 
 
+def test_a_per_address_finding_is_fixed_on_its_own_host() -> None:
+    # per-address findings (starttls, x509, dane) have the subject "HOST ADDRESS"
+    for subject in ("mx2.example.test", "mx2.example.test 127.0.0.2", "mx2.example.test ::1"):
+        assert _ctx("starttls.enable", subject=subject).hosts() == ("mx2.example.test",)
+    assert _ctx("starttls.enable", subject="other.example.test 127.0.0.2").hosts() == MX
+    assert _ctx("starttls.enable").hosts() == MX
+
+
 def test_fixes_of_a_sample_use_its_names() -> None:
-    fixes = fixes_for(neglected(), dt.date(2026, 11, 5))
+    fixes = fixes_for(neglected(), dt.date(2026, 11, 5), remedies())
     assert [f.key for f in fixes] == [
-        "spf.end_with_all",
-        "dmarc.publish",
         "tls-rpt.publish",
+        "mta_sts.enforce",
+        "dmarc.publish",
+        "dkim.publish",
+        "spf.end_with_all",
         "starttls.enable",
+        "dane.publish",
+        "dane.publish",
     ]
-    starttls = fixes[-1]
-    assert starttls.subject == "mx2.weak.test"
+    (starttls,) = [f for f in fixes if f.key == "starttls.enable"]
+    assert starttls.subject == "mx2.weak.test 127.0.0.21"
+    assert starttls.findings == ("starttls.not_offered", "x509.no_tls")
+    assert starttls.title == "Offer STARTTLS with TLS 1.2+ on mx2.weak.test"
     assert "smtpd_tls_chain_files = /etc/ssl/private/mx2.weak.test.key, /etc/ssl/certs/mx2.weak.test.pem" in (
         starttls.snippets[0].text
     )
+    (spf,) = [f for f in fixes if f.key == "spf.end_with_all"]
+    assert spf.snippets[0].text == 'weak.test. 3600 IN TXT "v=spf1 mx a:out.weak.test -all"'
+    sts = next(f for f in fixes if f.key == "mta_sts.enforce")
+    # the policy lists the MX hosts the mx check found (MxFacts), in preference order
+    assert "mx: mx1.weak.test\r\nmx: mx2.weak.test\r\n" in sts.snippets[1].text

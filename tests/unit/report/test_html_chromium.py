@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from mecsa.report.html import render_html
+from mecsa.report.view import build_view
 from tests.unit.report.samples import HOSTILE_IMG, HOSTILE_SCRIPT, TODAY, hostile, neglected
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) is not installed"
+    ),
+    pytest.mark.slow,
+]
 
 
 def _chromium(profile_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -93,5 +97,7 @@ def test_dom_keeps_levels_details_and_copy_buttons(tmp_path: Path) -> None:
     assert dom.tags["details"] == 11 + 2  # one per protocol, one per MX host
     buttons = [v for tag, k, v in dom.attributes if tag == "button" and k == "data-target"]
     ids = {v for _, k, v in dom.attributes if k == "id"}
-    assert len(buttons) == 4 and set(buttons) <= ids  # four fixes of one snippet each
+    # one copy button per snippet: 8 fixes (tls-rpt, mta-sts, dmarc, dkim, spf, starttls, dane x2)
+    snippets = [s for f in build_view(neglected(), today=TODAY).fixes for s in f.snippets]
+    assert len(buttons) == len(snippets) == 15 and set(buttons) <= ids
     assert "level 2/10" in "".join(dom.text)

@@ -115,11 +115,15 @@ class Pki:
         issuing = _build(f"{label} Issuing CA", new_key(), root, ca=True, not_before=start, not_after=end)
         return cls(root, issuing)
 
-    def leaf(self, *names: str, expired: bool = False, key: Key | None = None) -> Issued:
+    def leaf(
+        self, *names: str, expired: bool = False, key: Key | None = None, subject: str | None = None
+    ) -> Issued:
+        """A leaf for `names` (its SANs); its CN is `subject`, else the first name."""
+        cn = subject or names[0]
         if expired:
             start = _now() - dt.timedelta(days=100)
             return _build(
-                names[0],
+                cn,
                 key or new_key(),
                 self.intermediate,
                 ca=False,
@@ -127,7 +131,7 @@ class Pki:
                 not_before=start,
                 not_after=start + dt.timedelta(days=90),
             )
-        return _build(names[0], key or new_key(), self.intermediate, ca=False, names=names)
+        return _build(cn, key or new_key(), self.intermediate, ca=False, names=names)
 
     def chain_pem(self, leaf: Issued) -> bytes:
         """The leaf and the intermediate, as a server presents them."""

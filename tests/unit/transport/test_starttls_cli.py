@@ -55,6 +55,71 @@ async def test_probe_server_by_ip_skips_dane(
     assert "x509: fail" in text  # an IP literal is not the certificate's name
 
 
+async def test_probe_server_by_name_shows_every_address_from_the_typed_facts(
+    serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
+) -> None:
+    leaf = pki.leaf("mx.example.test")
+    await servers.add_smtpd("127.0.0.2", server_context(leaf, pki.intermediate.pem, tmp_path))
+    await servers.add_smtpd("127.0.0.3", None)
+    tlsa = f"_{servers.port}._tcp.mx IN TLSA 3 1 1 {leaf.spki_sha256()}\n"
+    body = HEAD + "mx IN A 127.0.0.2\nmx IN A 127.0.0.3\nmx IN A 127.0.0.4\n" + tlsa
+    client = await serve_zones({"example.test.": body}, secure=["example.test."])
+    options = AssessOptions(smtp_port=servers.port, smtp_timeout=0.5, ca_file=ca_file)
+    results = await probe_server("mx.example.test", client, options)
+    assert [r.check for r in results] == ["starttls", "x509", "dane"]
+    lines = render_results("mx.example.test", servers.port, results).splitlines()
+    tls_address = lines.index("  127.0.0.2: starttls pass")
+    assert lines[tls_address + 1] == "    banner: 220 mx.test Python SMTP 1.4.6"
+    assert lines[tls_address + 2].startswith("    EHLO: SIZE 33554432, 8BITMIME, STARTTLS")
+    assert lines[tls_address + 3].startswith("    TLS: TLSv1.3 ")
+    assert lines[tls_address + 3].endswith(" (2 certificate(s) presented)")
+    assert lines[tls_address + 4].startswith("    EHLO after TLS: SIZE 33554432")
+    assert lines[tls_address + 5] == (
+        "    versions: TLSv1 refused, TLSv1.1 refused, TLSv1.2 accepted, TLSv1.3 accepted"
+    )
+    assert lines[tls_address + 6].startswith("    weak suites: NULL refused, ")
+    assert lines[tls_address + 7] == "    certificate: CN=mx.example.test issued by CN=Test Issuing CA"
+    expires = leaf.cert.not_valid_after_utc.isoformat()
+    assert (
+        lines[tls_address + 8]
+        == f"      names: mx.example.test; expires {expires} (88 days); key EC secp256r1 256"
+    )
+    assert lines[tls_address + 9] == "    DANE: matched"
+    assert lines[tls_address + 10] == f"      3 1 1 {leaf.spki_sha256()}: the leaf matches"
+    plain = lines.index("  127.0.0.3: starttls fail")
+    assert lines[plain + 3] == "    DANE: no_tls"
+    assert "  127.0.0.4: starttls error" in lines
+    assert any(line.startswith("    stopped at connect: could not connect") for line in lines)
+    assert "  dane: fail: 0 of 1 reachable MX host(s) match their DNSSEC-secure TLSA records" in "\n".join(
+        lines
+    )
+
+
+async def _hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write("220 mx\x1b[2J ESMTP \u202eevil\r\n".encode())
+    while line := await reader.readline():
+        if line.upper().startswith(b"EHLO"):
+            writer.write(b"250-mx.example.test\r\n250 X-\x1b]0;pwned\x07\r\n")
+        elif line.upper().startswith(b"QUIT"):
+            writer.write(b"221 bye\r\n")
+            await writer.drain()
+            break
+        await writer.drain()
+    writer.close()
+
+
+async def test_server_text_is_escaped_before_the_terminal(
+    serve_zones: ServeZones, servers: LoopbackServers, ca_file: str
+) -> None:
+    await servers.add_raw("127.0.0.2", _hostile)
+    client = await serve_zones({"example.test.": HEAD})
+    options = AssessOptions(smtp_port=servers.port, smtp_timeout=0.5, ca_file=ca_file, tls_versions=False)
+    text = render_results("127.0.0.2", servers.port, await probe_server("127.0.0.2", client, options))
+    assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+    assert "    banner: 220 mx\\x1b[2J ESMTP \\u202eevil" in text.splitlines()
+    assert "    EHLO: X-\\x1b]0;pwned\\x07" in text.splitlines()
+
+
 async def test_cli_subprocess_prints_json(
     serve_zones: ServeZones, servers: LoopbackServers, pki: Pki, ca_file: str, tmp_path: Path
 ) -> None:
