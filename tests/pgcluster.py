@@ -2,7 +2,11 @@
 
 PostgreSQL refuses to run as root (NOTES.md): as root the cluster runs as the `postgres` user
 through runuser; otherwise as the current user. `fsync=off`: the data is thrown away anyway.
-Other test modules reuse it: `with PostgresCluster(tmp_path) as pg: open_store(pg.url("db"))`.
+Other test modules reuse it: `with PostgresCluster() as pg: open_store(pg.create_database("db"))`.
+
+The cluster lives in a directory of its own under the system temp directory, not under pytest's
+tmp_path: pytest resets its base directory to mode 0700 whenever a session starts (any session of
+root on this machine), which would lock the postgres user out mid-test.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -36,12 +41,12 @@ def free_port() -> int:
 
 
 class PostgresCluster:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self) -> None:
         found = postgres_bin()
         if found is None:
             pytest.skip("Debian's postgresql package is not installed (scripts/bootstrap installs it)")
         self.bin = found
-        self.directory = directory
+        self.directory = Path(tempfile.mkdtemp(prefix="mecsa-pg-"))
         self.port = free_port()
         self._as_root = os.geteuid() == 0
 
@@ -52,15 +57,8 @@ class PostgresCluster:
         return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)
 
     def start(self) -> PostgresCluster:
-        self.directory.mkdir(parents=True, exist_ok=True)
         if self._as_root:
             shutil.chown(self.directory, "postgres")
-            # the tmp_path parents must be traversable by the postgres user
-            for parent in self.directory.parents:
-                if parent == Path("/"):
-                    break
-                with contextlib.suppress(PermissionError):
-                    parent.chmod(parent.stat().st_mode | 0o011)
         data = self.directory / "data"
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
         options = f"-k {self.directory} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"
@@ -70,6 +68,7 @@ class PostgresCluster:
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):
             self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)

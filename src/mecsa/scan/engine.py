@@ -50,7 +50,8 @@ class Counters:
 
 class ResultSink:
     """Stores finished records in batches, then writes them out: the output never holds a record the
-    store lacks, so `--resume` after a crash neither loses nor repeats a line."""
+    store lacks, so a `--resume` never repeats a line. (After a hard crash between the two, the
+    store has the last batch and the output does not; `mecsa scan report` reads the store.)"""
 
     def __init__(
         self,

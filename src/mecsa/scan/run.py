@@ -65,9 +65,9 @@ def pick_scan(store: Store, request: ScanRequest) -> tuple[int, bool]:
             if scan is None:
                 raise LookupError(f"the store has no scan {request.resume_scan_id}")
             return scan.id, True
-        for scan in store.list_scans(limit=1000):
-            if scan.input_name == request.source:
-                return scan.id, True
+        latest = store.latest_scan_of(request.source)
+        if latest is not None:
+            return latest.id, True
     scan_id = store.create_scan(
         options={**request.config.to_json(), "workers": request.workers, "format": request.output_format},
         profile=request.config.profile,

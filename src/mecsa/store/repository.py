@@ -121,6 +121,14 @@ class Store:
             rows = conn.execute(select(scans).order_by(scans.c.id.desc()).limit(limit)).all()
         return [_scan(r) for r in rows]
 
+    def latest_scan_of(self, input_name: str) -> ScanRecord | None:
+        """The newest scan of the list called `input_name` (what `--resume` continues)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(scans).where(scans.c.input_name == input_name).order_by(scans.c.id.desc()).limit(1)
+            ).first()
+        return _scan(row) if row is not None else None
+
     def set_scan_state(self, scan_id: int, state: str) -> None:
         """`running` again (a resume) clears the end time; any other state sets it."""
         if state not in SCAN_STATES:

@@ -15,9 +15,9 @@ _databases = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+def postgres() -> Iterator[PostgresCluster]:
     """One throwaway cluster for the session (about 1 s to start); each test gets its own database."""
-    with PostgresCluster(tmp_path_factory.mktemp("pg")) as cluster:
+    with PostgresCluster() as cluster:
         yield cluster
 
 

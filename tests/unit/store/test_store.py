@@ -202,3 +202,14 @@ def test_a_domain_another_writer_stored_meanwhile_is_skipped_not_an_error(
     assert store.count_results(scan_id) == 2
     scan = store.get_scan(scan_id)
     assert scan is not None and scan.domains_done == 2
+
+
+def test_the_latest_scan_of_a_list(store: Store) -> None:
+    first = new_scan(store)
+    other = store.create_scan(options={}, profile="mecsa", mecsa_version="0.1.0", input_name="other.txt")
+    second = new_scan(store)
+    latest = store.latest_scan_of("list.txt")
+    assert latest is not None and latest.id == second != first
+    other_scan = store.latest_scan_of("other.txt")
+    assert other_scan is not None and other_scan.id == other
+    assert store.latest_scan_of("never.txt") is None
