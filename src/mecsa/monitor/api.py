@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mecsa.monitor.run import next_due, run_daemon
+from mecsa.monitor.run import AssessFn, next_due, run_daemon
 from mecsa.monitor.state import alerts, watch_states
 from mecsa.monitor.watchlist import WatchList
 from mecsa.store import Store
@@ -51,7 +51,9 @@ def next_pass_at(watchlist: WatchList, store: Store) -> str:
     return next_due(watchlist, store, dt.datetime.now(dt.UTC)).isoformat()
 
 
-def start_monitor(watchlist: WatchList, store: Store) -> tuple[asyncio.Task[None], asyncio.Event]:
+def start_monitor(
+    watchlist: WatchList, store: Store, assess: AssessFn | None = None
+) -> tuple[asyncio.Task[None], asyncio.Event]:
     """Run the monitor in the running event loop; set the returned event to stop it, then await the task."""
     stop = asyncio.Event()
-    return asyncio.get_running_loop().create_task(run_daemon(watchlist, store, stop)), stop
+    return asyncio.get_running_loop().create_task(run_daemon(watchlist, store, stop, assess=assess)), stop
