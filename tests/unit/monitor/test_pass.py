@@ -250,3 +250,27 @@ def test_stdout_escapes_text_from_the_network(store: Store) -> None:
     asyncio.run(run_pass(w, store, assess=Assessments(**{"top.test": hostile}), notifiers=notifiers, now=T0))
     assert "\x1b" not in out.getvalue() and "\u202e" not in out.getvalue()
     assert "p=none \\x1b[2J\\x1b]0;owned\\x07 \\u202e" in out.getvalue()
+
+
+def test_a_mail_server_whose_certificate_is_not_trusted_is_not_sent_to(
+    store: Store, sinks: Sinks, tmp_path: Path
+) -> None:
+    from tests.monitor_sinks import make_tls_files
+
+    other = tmp_path / "other"
+    other.mkdir()
+    stranger, _ = make_tls_files(other)  # a CA file that does not hold the sink's certificate
+    w = watchlist(sinks)
+    mail = w.notifiers["mail"]
+    w = WatchList(
+        w.domains, {"mail": type(mail)(**{**_fields(mail), "ca_file": str(stranger)})}, w.assess, w.rules
+    )
+    w = WatchList(
+        tuple(type(d)(d.name, d.interval_s, ("mail",)) for d in w.domains), w.notifiers, w.assess, w.rules
+    )
+    result = one_pass(w, store, Assessments(**{"top.test": docs.with_dmarc_none(docs.top())}), T0)
+    assert result.exit_code == 2 and sinks.mails() == []
+    [error] = result.errors
+    assert (
+        error.startswith(f"mail: SMTP 127.0.0.1:{sinks.smtp_port}:") and "CERTIFICATE_VERIFY_FAILED" in error
+    )
