@@ -45,15 +45,17 @@ def mailmode_lab() -> Iterator[Path]:
     assert netns.list_namespaces(namespace_prefix(directory) + "-") == []
 
 
-def _reply(directory: Path, role: str, *, traps: bool = True) -> tuple[str, dict[str, Any]]:
-    """Mail from the sender of `role` to a new token's control address (Cc the traps when asked);
-    return the token and the sender Postfix's outcome per recipient."""
+def _reply(
+    directory: Path, role: str, *, traps: bool = True, token: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Mail from the sender of `role` to a token's control address (a new token unless given; Cc
+    the traps when asked); return the token and the sender Postfix's outcome per recipient."""
     from mecsa.lab.mailflow import send
     from mecsa.lab.plan import RECEIVER_DOMAIN, SENDERS
     from mecsa.lab.runner import load_state
     from mecsa.mailmode.addresses import new_token
 
-    token = new_token()
+    token = token or new_token()
     cc = [f"{token}@dane-trap.{RECEIVER_DOMAIN}", f"{token}@sts-trap.{RECEIVER_DOMAIN}"]
     outcomes = send(
         load_state(directory),
@@ -72,9 +74,12 @@ def _report(directory: Path, token: str, *, trapped: bool = True) -> dict[str, A
 
     def ready(report: dict[str, Any]) -> bool:
         dane = next(e for e in report["enforcement"] if e["trap"] == "dane")
-        return report["outbound"] is not None and (not trapped or dane["verdict"] != "unknown_yet")
+        assessed = report["sender_assessment"] is not None  # the inbound side of the provider grade
+        return (
+            report["outbound"] is not None and assessed and (not trapped or dane["verdict"] != "unknown_yet")
+        )
 
-    return wait_report(store_file(directory), token, ready, window=WINDOW)
+    return wait_report(store_file(directory), token, ready, window=WINDOW, timeout=60)
 
 
 def _enforcement(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -85,6 +90,30 @@ def _control_analysis(report: dict[str, Any]) -> dict[str, Any]:
     [control] = [m for m in report["messages"] if m["recipients"][0]["kind"] == "control"]
     analysis: dict[str, Any] = control["analysis"]
     return analysis
+
+
+def _mecsa_st_reference(report: dict[str, Any]) -> dict[str, int]:
+    """MECSA's combination of this report's evidence, by the unit tests' independent reimplementation."""
+    from mecsa.mailmode.grade import hosts_from_assessment, records_from_assessment
+    from tests.unit.mailmode.test_grade import _reference
+
+    protocols = report["sender_assessment"]["assessment"]["protocols"]
+    hosts = [
+        {"tls12": h.starttls, "cert": h.certificate, "dane": h.dane, "sts": h.mta_sts}
+        for h in hosts_from_assessment(protocols)
+    ]
+    outs = [
+        {
+            "tls": m["analysis"]["connection"]["tls"] is not None,
+            "spf": m["analysis"]["spf"]["mailfrom"]["result"] == "pass",
+            "dkim": any(s["result"] == "pass" for s in m["analysis"]["dkim"]),
+        }
+        for m in report["messages"]
+        if m["analysis"] and m["recipients"][0]["kind"] == "control"
+    ]
+    counted = records_from_assessment(protocols)["mecsa-st"].supported
+    dns = {p: p in counted for p in ("spf", "spf_policy", "dmarc", "dmarc_policy", "dnssec")}
+    return _reference(hosts, outs, dns)
 
 
 def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_spf(
@@ -115,9 +144,19 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
     traps = _enforcement(report)
     assert traps["dane"]["label"] == "enforces DANE", traps["dane"]
     assert [m for m in report["messages"] if m["recipients"][0]["kind"] == "dane_trap"] == []
+    # the positive evidence: Postfix connected to the trap's MX, saw its certificate, and quit
+    assert any("SNI mx.dane-trap." in x and "quit without sending" in x for x in traps["dane"]["evidence"])
     # Postfix has no MTA-STS of its own: the MTA-STS trap (no TLSA, so DANE does not apply) catches it
     assert sent[f"sts-trap.{d}"].status == "sent"
     assert traps["mta-sts"]["label"] == "does not enforce MTA-STS"
+    # the provider grade: sender.test's MX is hardened too (TLSA, MTA-STS, lab CA), so both sides pass
+    provider = report["provider"]
+    assert provider["domain"] == hardened.domain and provider["assessed"], provider
+    assert report["sender_assessment"]["assessment"]["protocols"]["dkim"]["status"] == "pass"
+    assert report["sender_assessment"]["dkim_selectors"] == ["lab"]
+    mecsa = provider["profiles"]["mecsa"]
+    assert mecsa["levels"] == {"confidentiality": 10, "phishing": 10, "integrity": 10}, mecsa
+    assert provider["profiles"]["mecsa-st"]["levels"] == _mecsa_st_reference(report), provider
 
     # the same verdicts through `mecsa mailmode report`, as a user reads them
     store, minutes = str(store_file(mailmode_lab)), str(WINDOW.total_seconds() / 60)
@@ -143,6 +182,10 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
     report = _report(mailmode_lab, token)
     dane = _enforcement(report)["dane"]
     assert dane["label"] == "does not enforce DANE", dane
+    graded = report["provider"]["profiles"]["mecsa"]
+    assert graded["levels"]["confidentiality"] < 10, graded
+    assert not graded["protocols"]["dane"]["counted"]
+    assert "does not enforce DANE" in graded["protocols"]["dane"]["why"]
     assert len(dane["evidence"]) == 1
     assert f"@dane-trap.{d} " in dane["evidence"][0]
     assert f"from {may.host} [{may.address}]" in dane["evidence"][0]
@@ -159,6 +202,9 @@ def test_receiver_grades_the_hardened_sender_a_may_sender_and_a_sender_not_in_sp
     assert spf["reason"].endswith("matched -all"), spf  # the record lists another address only
     assert report["messages"][0]["connection"]["peer_ip"] == not_in_spf.address
     assert _enforcement(report)["dane"]["verdict"] == "unknown_yet"  # never asked to use the trap
+    spf_grade = report["provider"]["profiles"]["mecsa"]["protocols"]["spf"]
+    assert not spf_grade["counted"] and "0 of 1 message(s) passed SPF" in spf_grade["why"]
+    assert report["provider"]["profiles"]["mecsa"]["levels"]["phishing"] < 10
 
     # the receiver really listened in the lab, on its own address
     assert (
@@ -182,3 +228,39 @@ def test_mta_sts_trap_policy_is_served_and_excludes_the_trap_mx(mailmode_lab: Pa
     assert [line for line in policy if line.startswith("mx:")] == [
         f"mx: not-the-mx.sts-trap.{RECEIVER_DOMAIN}"
     ]
+
+
+def test_probe_to_the_hardened_mx_then_the_reply_grade_both_sides(mailmode_lab: Path) -> None:
+    """The whole loop from the terminal: the probe lands at sender.test's hardened MX (TLS 1.3, a
+    valid certificate, DANE matched), the provider replies with the traps in Cc, and the report
+    grades both sides: 10/10/10 under mecsa and MECSA's combination under mecsa-st."""
+    from mecsa.lab.plan import RECEIVER_DOMAIN, RECEIVER_NODE, RESOLVER_IP, SENDERS, store_file
+    from mecsa.lab.runner import load_state, run_in
+    from mecsa.mailmode.addresses import new_token
+
+    state = load_state(mailmode_lab)
+    hardened = SENDERS["hardened"]
+    token = new_token()
+    argv = [
+        sys.executable, "-m", "mecsa", "mailmode", "probe", hardened.from_address,
+        "--from", f"{token}@{RECEIVER_DOMAIN}", "--resolver", RESOLVER_IP,
+        "--ca-file", str(state.data["ca_file"]), "--store", str(store_file(mailmode_lab)), "--json",
+    ]  # fmt: skip
+    done = run_in(state, RECEIVER_NODE, argv, capture=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["delivered"] is True, probe
+    (attempt,) = probe["attempts"]
+    assert attempt["host"] == hardened.host and attempt["session"]["tls"]["version"] in MODERN_TLS
+    assert attempt["pkix"]["valid"] is True and attempt["dane"]["status"] == "matched"
+    assert attempt["delivery"]["explanation"] == "the provider's server accepted the probe"
+    _, sent = _reply(mailmode_lab, "hardened", token=token)
+    assert sent[RECEIVER_DOMAIN].status == "sent"
+    report = _report(mailmode_lab, token)
+    assert report["inbound"]["recipient"] == hardened.from_address
+    provider = report["provider"]
+    assert provider["messages"] == 1 and provider["inbound_hosts"] == 1
+    assert provider["profiles"]["mecsa"]["levels"] == {"confidentiality": 10, "phishing": 10, "integrity": 10}
+    assert provider["profiles"]["mecsa-st"]["levels"] == _mecsa_st_reference(report)
+    evidence = {p: g["evidence"] for p, g in provider["profiles"]["mecsa-st"]["protocols"].items()}
+    assert (evidence["starttls"], evidence["dkim"], evidence["x509"]) == ("both", "outbound", "inbound")

@@ -195,22 +195,56 @@ def send_command(
     ],
     directory: DirOption = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for delivery.")] = 20.0,
+    sender: Annotated[
+        str,
+        typer.Option(
+            "--sender",
+            help="hardened (sender.test, DANE), may (may.test) or outsider (nospf.test, not in its SPF).",
+        ),
+    ] = "hardened",
+    cc_traps: Annotated[
+        bool,
+        typer.Option(
+            "--cc-traps", help="Cc the DANE and MTA-STS traps of the recipient's token (mail mode)."
+        ),
+    ] = False,
 ) -> None:
-    """Send a DKIM-signed message from the DANE sender (sender.test) and show how it was delivered."""
-    _need_root()
+    """Send a DKIM-signed message from one of the lab's senders and show how it was delivered.
+
+    For the mail-mode receiver (mailmode.test) the outcome is the sender's log line: there is no
+    local mailbox to wait for.
+    """
     from mecsa.lab.mailflow import send
+    from mecsa.lab.plan import RECEIVER_DOMAIN, SENDERS
     from mecsa.lab.runner import load_state
     from mecsa.lab.state import LabError
 
+    roles = {"hardened": "hardened", "may": "may", "outsider": "not-in-spf", "not-in-spf": "not-in-spf"}
+    if sender not in roles:
+        _fail(f"--sender must be hardened, may or outsider, not {sender!r}", code=2)
+    local, _, domain = recipient.rpartition("@")
+    cc: list[str] = []
+    if cc_traps:
+        if domain.lower() != RECEIVER_DOMAIN:
+            _fail(f"--cc-traps needs a mail-mode address <token>@{RECEIVER_DOMAIN}", code=2)
+        cc = [f"{local}@dane-trap.{RECEIVER_DOMAIN}", f"{local}@sts-trap.{RECEIVER_DOMAIN}"]
+    _need_root()
     try:
-        delivery = send(load_state(_dir(directory)), recipient, timeout=timeout)[recipient]
+        state = load_state(_dir(directory))
+        deliveries = send(state, recipient, cc, sender=SENDERS[roles[sender]], timeout=timeout)
     except LabError as exc:
         _fail(str(exc))
+    delivery = deliveries[recipient]
+    # the first lines keep their shape (scripts read them); Cc'd traps follow, one line each
     typer.echo(f"message {delivery.message_id} to {recipient}: {delivery.status} ({delivery.detail})")
     typer.echo(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")
     if delivery.maildir_file is not None:
         typer.echo(f"  delivered to {delivery.maildir_file}")
         for method, result in sorted(delivery.results().items()):
             typer.echo(f"  {method}: {result}")
+    for rcpt in cc:
+        d = deliveries[rcpt]
+        verified = "yes" if d.verified_tls else "no"
+        typer.echo(f"  cc {rcpt}: {d.status} ({d.detail}); DANE-verified TLS: {verified}")
     if delivery.status != "sent":
         raise typer.Exit(1)

@@ -35,6 +35,32 @@ StoreOption = Annotated[
 ]
 
 
+DkimKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dkim-key",
+        help="PEM private key (RSA or Ed25519) that signs as the test domain: the probe, the auto-reply.",
+    ),
+]
+DkimSelectorOption = Annotated[
+    str, typer.Option("--dkim-selector", help="The selector of --dkim-key (its record: mailmode zone).")
+]
+DEFAULT_SELECTOR = "mecsa"
+
+
+def _signer(domain: str, key: str | None, selector: str) -> Any:
+    """The test domain's DKIM signer from --dkim-key, or None; a bad key is a usage error."""
+    if key is None:
+        return None
+    from mecsa.mailmode.signing import DkimSigner, SignerError
+
+    input_file("--dkim-key", key)
+    try:
+        return DkimSigner.from_file(domain, selector, key)
+    except SignerError as exc:
+        usage_error(f"--dkim-key {exc}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `mecsa` app."""
     mail_app = typer.Typer(
@@ -104,9 +130,30 @@ def serve_command(
             "--dmarc-discovery", help="DMARC discovery: treewalk (RFC 9989, default) or psl (RFC 7489)."
         ),
     ] = "treewalk",
+    dkim_key: DkimKeyOption = None,
+    dkim_selector: DkimSelectorOption = DEFAULT_SELECTOR,
+    autoreply: Annotated[
+        bool,
+        typer.Option(
+            "--autoreply/--no-autoreply",
+            help="Answer the first message of a new token with where to read the report (needs --dkim-key).",
+        ),
+    ] = True,
+    report_url: Annotated[
+        str | None,
+        typer.Option("--report-url", help="The report's web address in the auto-reply, with {token}."),
+    ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored."""
+    """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored.
+
+    With --dkim-key, the first message under a new token gets a DKIM-signed auto-reply (RFC 3834:
+    never to <>, daemons or automatic mail; one per sender per hour) with the report's link
+    (--report-url) or the command that prints it.
+    """
+    from mecsa.mailmode.autoreply import AutoReplySettings
     from mecsa.mailmode.receiver import ReceiverSettings
+    from mecsa.observe import AssessOptions
 
     test_domain = domain_argument(domain)
     host, port = parse_listen(listen)
@@ -114,6 +161,11 @@ def serve_command(
         usage_error("--tls-cert and --tls-key go together")
     input_file("--tls-cert", tls_cert)
     input_file("--tls-key", tls_key)
+    if report_url is not None and "{token}" not in report_url:
+        usage_error(f"--report-url {report_url!r} must contain {{token}}")
+    input_file("--ca-file", ca_file)
+    signer = _signer(test_domain, dkim_key, dkim_selector)
+    auto = AutoReplySettings(signer, report_url) if signer is not None and autoreply else None
     settings = ReceiverSettings(
         test_domain,
         host,
@@ -122,6 +174,8 @@ def serve_command(
         max_connections=max_connections,
         assess_sender=assess_sender,
         dmarc_discovery=_discovery(dmarc_discovery),
+        autoreply=auto,
+        assess_options=AssessOptions(ca_file=ca_file),
     )
     client = make_client(resolver, timeout)
     try:
@@ -168,8 +222,14 @@ def probe_command(
     smtp_port: Annotated[int, typer.Option("--smtp-port", help="SMTP port of the MX hosts.", min=1)] = 25,
     store: StoreOption = DEFAULT_STORE,
     json_output: JsonOption = False,
+    dkim_key: DkimKeyOption = None,
+    dkim_selector: DkimSelectorOption = DEFAULT_SELECTOR,
 ) -> None:
-    """Send the probe mail to ADDRESS's MX, record its inbound side, and store it under the token."""
+    """Send the probe mail to ADDRESS's MX, record its inbound side, and store it under the token.
+
+    Sign it with --dkim-key and send it from an address in the test domain's SPF (mailmode zone
+    --probe-ipv4), so that receivers enforcing DMARC (p=reject) accept it.
+    """
     import json
 
     from mecsa.mailmode.addresses import is_token, new_token
@@ -184,6 +244,7 @@ def probe_command(
         usage_error(f"{address!r} is not an address")
     domain_argument(address.rpartition("@")[2])
     input_file("--ca-file", ca_file)
+    signer = _signer(test_domain, dkim_key, dkim_selector)
     client = make_client(resolver, timeout)
 
     async def go() -> dict[str, Any]:
@@ -197,6 +258,7 @@ def probe_command(
             port=smtp_port,
             smtp_timeout=smtp_timeout,
             ca_file=ca_file,
+            signer=signer,
         )
         data = result.to_json()
         opened = await MailStore.open(store)
@@ -216,6 +278,8 @@ def probe_command(
     for a in data["attempts"]:
         tls = (a["session"].get("tls") or {}).get("version") or "no TLS"
         typer.echo(f"  {a['host']} [{a['session']['address']}]: {tls}, DANE {a['dane']['status']}")
+        if a.get("delivery") and not a["delivery"]["accepted"]:
+            typer.echo(f"    {a['delivery']['explanation']}")
     typer.echo(f"ask the user to reply to all; then: mecsa mailmode report {token}")
 
 
@@ -268,9 +332,21 @@ def zone_command(
     trap_ipv4: Annotated[
         list[str] | None, typer.Option("--trap-ipv4", help="The trap hosts' IPv4 (default: the receiver's).")
     ] = None,
+    probe_ipv4: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--probe-ipv4", help="Where the probe leaves from, if not the receiver (SPF); repeatable."
+        ),
+    ] = None,
+    dkim_key: DkimKeyOption = None,
+    dkim_selector: DkimSelectorOption = DEFAULT_SELECTOR,
     json_output: JsonOption = False,
 ) -> None:
-    """Print the zone records of test domain D: the receiver, its DANE trap and its MTA-STS trap."""
+    """Print the zone records of test domain D: the receiver, its DANE trap and its MTA-STS trap.
+
+    SPF lists the receiver's and --probe-ipv4 addresses, DMARC is p=reject, and with --dkim-key the
+    key record that signs the probe and the auto-reply is printed too: the probe passes DMARC.
+    """
     import json
 
     from cryptography import x509
@@ -286,9 +362,15 @@ def zone_command(
     except ValueError as exc:
         usage_error(f"--cert {cert}: not a PEM certificate: {exc}")
     zone = ReceiverZone(
-        test_domain, tuple(ipv4 or ()), tuple(ipv6 or ()), tuple(trap_ipv4) if trap_ipv4 else None
+        test_domain,
+        tuple(ipv4 or ()),
+        tuple(ipv6 or ()),
+        tuple(trap_ipv4) if trap_ipv4 else None,
+        probe_ipv4=tuple(probe_ipv4 or ()),
     )
-    records = receiver_zone_records(zone, certificate)
+    signer = _signer(test_domain, dkim_key, dkim_selector)
+    dkim = (signer.selector, signer.public_key()) if signer is not None else None
+    records = receiver_zone_records(zone, certificate, dkim)
     if json_output:
         data = {
             "records": [r.to_json() for r in records.records],

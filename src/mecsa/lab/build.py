@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mecsa.harden.records import dkim_public_value, dmarc_record, spf_record, tls_rpt_record
+from mecsa.harden.records import (
+    MtaSts,
+    dkim_public_value,
+    dmarc_record,
+    mta_sts_records,
+    spf_record,
+    tls_rpt_record,
+)
 from mecsa.lab import knot, milters, mxconfig, postfix, unbound, zones
 from mecsa.lab.ca import IssuedCert, LabCa
 from mecsa.lab.daemon import Daemon
@@ -92,7 +100,11 @@ def build(plan: LabPlan) -> Built:
     material = {d.name: _material(d, dkim_keys[d.name], tlsa, revoking) for d in plan.domains}
 
     # every zone but the scenario domains' own, which a scenario may leave unsigned or make bogus
-    lab_zones = [(s.domain, zones.sender_zone(s, sender_keys[s.domain])) for s in plan.senders]
+    inbound = _sender_inbound(plan, ca) if plan.mailmode else {}
+    lab_zones = [
+        (s.domain, zones.sender_zone(s, sender_keys[s.domain], inbound[s.domain][1:] if inbound else None))
+        for s in plan.senders
+    ]
     if receiver is not None:
         lab_zones.append(receiver.zone)
     knot_base = plan.path("knot")
@@ -120,7 +132,9 @@ def build(plan: LabPlan) -> Built:
     (zone_dir / "root.zone").write_text(zones.root_zone(plan.tlds, ds))
 
     unbound_conf = unbound.write_unbound(plan.path("unbound"), plan.logs / "unbound.log", plan.tlds, ds[""])
-    web = _write_web(plan, ca, [receiver.web_site] if receiver is not None else [], revocation_files)
+    sites = [receiver.web_site] if receiver is not None else []
+    sites += [(f"mta-sts.{domain}", sts.policy) for domain, (_, _, sts) in inbound.items()]
+    web = _write_web(plan, ca, sites, revocation_files)
     daemons = [
         Daemon(
             "unbound", RESOLVER_NODE, tuple(unbound.unbound_argv(unbound_conf)), (("udp", RESOLVER_IP, 53),)
@@ -141,7 +155,8 @@ def build(plan: LabPlan) -> Built:
             "hosts": [{"hostname": h.hostname, "address": h.address, "node": h.node} for h in domain.hosts],
         }
     for sender in plan.senders:
-        daemons += sender_daemons(plan, sender, sender_keys[sender.domain], stub)
+        tls = inbound[sender.domain][0] if inbound else None
+        daemons += sender_daemons(plan, sender, sender_keys[sender.domain], stub, tls)
     if receiver is not None:
         daemons.append(receiver.daemon)
     sockets = [plan.syslog_socket(h.hostname) for h in plan.hosts]
@@ -160,6 +175,20 @@ def build(plan: LabPlan) -> Built:
         state_domains,
         receiver.state if receiver is not None else None,
     )
+
+
+def _sender_inbound(
+    plan: LabPlan, ca: LabCa
+) -> dict[str, tuple[tuple[Path, Path], x509.Certificate, MtaSts]]:
+    """Mail mode grades the senders' domains as providers, both sides: each sender's MX gets a
+    certificate from the lab CA, a TLSA record and an enforce MTA-STS policy (see zones.sender_zone)."""
+    out = {}
+    for sender in plan.senders:
+        key_file, chain_file = ca.issue([sender.host]).write(plan.host_dir(sender.host) / "tls")
+        certificate = x509.load_pem_x509_certificate(chain_file.read_bytes())
+        sts = mta_sts_records(sender.domain, (sender.host,), "enforce")
+        out[sender.domain] = ((key_file, chain_file), certificate, sts)
+    return out
 
 
 def _zone_files(plan: LabPlan, lab_zones: Sequence[str]) -> list[knot.ZoneFile]:

@@ -68,8 +68,8 @@ def build_receiver(plan: LabPlan, ca: LabCa) -> ReceiverBuild:
 def _receiver_daemon(plan: LabPlan, key_file: Path, chain_file: Path) -> Daemon:
     """`mecsa mailmode serve` as users run it, inside its namespace, resolving through the lab.
 
-    `--no-assess`: the domain-mode assessment of each sender's domain is not what the lab tests
-    here, and would add TLS probes of the senders to every message.
+    It assesses each sender's domain in domain mode (the inbound side of the provider grade),
+    trusting the lab CA for the senders' MX certificates and their MTA-STS hosts.
     """
     argv = (
         sys.executable,
@@ -89,6 +89,7 @@ def _receiver_daemon(plan: LabPlan, key_file: Path, chain_file: Path) -> Daemon:
         str(store_file(plan.directory)),
         "--resolver",
         RESOLVER_IP,
-        "--no-assess",
+        "--ca-file",
+        str(plan.path("ca", "ca.pem")),
     )
     return Daemon("mailmode-receiver", RECEIVER_NODE, argv, (("tcp", RECEIVER_IP, 25),))

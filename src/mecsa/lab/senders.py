@@ -15,8 +15,14 @@ from mecsa.lab.daemon import Daemon
 from mecsa.lab.plan import RESOLVER_IP, SENDER_SELECTOR, LabPlan, Sender
 
 
-def sender_daemons(plan: LabPlan, sender: Sender, key: rsa.RSAPrivateKey, stub: Path) -> list[Daemon]:
-    """Write the sender's OpenDKIM and Postfix configuration; return the two daemons to start."""
+def sender_daemons(
+    plan: LabPlan, sender: Sender, key: rsa.RSAPrivateKey, stub: Path, tls: tuple[Path, Path] | None = None
+) -> list[Daemon]:
+    """Write the sender's OpenDKIM and Postfix configuration; return the two daemons to start.
+
+    `tls` (key file, chain file): the sender's own MX offers STARTTLS with it (mail mode, where
+    the sender's domain is the provider being graded from both sides).
+    """
     host = sender.host
     hdir = plan.host_dir(host)
     key_file = write_private_key(key, hdir / "dkim" / f"{SENDER_SELECTOR}.private")
@@ -44,6 +50,9 @@ def sender_daemons(plan: LabPlan, sender: Sender, key: rsa.RSAPrivateKey, stub: 
     )
     settings.update(postfix.sender_settings())
     settings["smtp_tls_security_level"] = sender.tls_level
+    if tls is not None:
+        settings["smtpd_tls_security_level"] = "may"
+        settings["smtpd_tls_key_file"], settings["smtpd_tls_cert_file"] = str(tls[0]), str(tls[1])
     config_dir = hdir / "etc" / "postfix"
     postfix.write_instance(config_dir, settings)
     devlog = plan.syslog_socket(host)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mecsa.harden.records import (
+    MtaSts,
     address_records,
     dkim_txt,
     dmarc_record,
@@ -20,6 +22,7 @@ from mecsa.harden.records import (
     mx_record,
     spf_record,
     split_txt,
+    tlsa_311,
 )
 from mecsa.lab.plan import AUTH_IP, NS_HOST, SENDER_SELECTOR, SPF_ELSEWHERE, WEB_IP, MailDomain, Sender
 
@@ -134,10 +137,15 @@ def mail_zone(domain: MailDomain, material: DomainMaterial) -> str:
     return zone_text(sc.domain, lines)
 
 
-def sender_zone(sender: Sender, key: rsa.RSAPrivateKey) -> str:
+def sender_zone(
+    sender: Sender, key: rsa.RSAPrivateKey, inbound: tuple[x509.Certificate, MtaSts] | None = None
+) -> str:
     """A lab sender's domain, with the records `mecsa harden records` makes: MX, A, SPF, DKIM, DMARC.
 
     Its mail passes SPF, DKIM and DMARC, unless the sender is one that is not in its own SPF.
+    With `inbound` (the MX certificate and the MTA-STS records, mail mode only), its
+    MX is hardened too: TLSA 3 1 1 for the MX and an MTA-STS policy served by the lab's web server,
+    so that the provider grade can reach 10 in every area on the inbound side.
     """
     spf_ip = sender.address if sender.in_spf else SPF_ELSEWHERE
     records = [
@@ -147,6 +155,13 @@ def sender_zone(sender: Sender, key: rsa.RSAPrivateKey) -> str:
         dkim_txt(SENDER_SELECTOR, sender.domain, key.public_key()),
         dmarc_record(sender.domain, f"postmaster@{sender.domain}", "reject"),
     ]
+    if inbound is not None:
+        certificate, sts = inbound
+        records += [
+            tlsa_311(sender.host, certificate),
+            sts.txt,
+            *address_records(f"mta-sts.{sender.domain}", (WEB_IP,)),
+        ]
     return zone_text(sender.domain, [r.zone_line() for r in records])
 
 

@@ -15,10 +15,13 @@ provider deliver to all three:
 Verdicts, per trap, with their evidence:
 
 - mail for the trap arrived (at any time) -> "does not enforce";
-- the control arrived, the reply was addressed to the trap, and the trap stayed empty for the
-  whole window after the control's arrival -> "enforces" (an enforcing sender keeps deferring);
-- otherwise -> "unknown yet" (no control yet, the window is still open, or the reply did not
-  name the trap, so the sender was never asked to deliver there).
+- DANE: the control arrived, the reply named the trap, and the receiver's connection log shows
+  the sender at the trap's MX starting TLS and quitting without MAIL -> "enforces" (positive
+  evidence: it saw the certificate and refused it), at once, without waiting for the window;
+- MTA-STS: the trap stayed empty for the whole window after the control's arrival, and the
+  sender never connected to the trap's MX -> "enforces" (an enforcing sender never connects);
+- otherwise -> "unknown yet" (no control yet, the window is still open, the reply did not name
+  the trap, or the trap stayed empty without the evidence above), with what is still pending.
 
 The lab provides the real servers; this module provides the zone records and the judgement.
 """
@@ -35,6 +38,7 @@ from mecsa.harden.records import (
     DnsRecord,
     MtaSts,
     address_records,
+    dkim_txt,
     dmarc_record,
     mta_sts_records,
     mx_record,
@@ -43,9 +47,11 @@ from mecsa.harden.records import (
     tlsa_311,
 )
 from mecsa.mailmode.addresses import DANE_TRAP_LABEL, STS_TRAP_LABEL, AddressKind
+from mecsa.mailmode.connections import ConnectionAttempt, aimed_at
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 DEFAULT_WINDOW = dt.timedelta(minutes=30)
 STS_TRAP_MAX_AGE = 86400
@@ -94,12 +100,16 @@ class Arrival:
 
 @dataclass(frozen=True, slots=True)
 class EnforcementResult:
-    """The verdict on one trap, its human label, and the evidence behind it."""
+    """The verdict on one trap, its human label, the evidence behind it, and the window's state:
+    how long it has been open and what is still pending."""
 
     trap: Trap
     verdict: Enforcement
     reason: str
     evidence: tuple[str, ...] = ()
+    elapsed: dt.timedelta | None = None  # since the control arrived
+    window: dt.timedelta | None = None
+    pending: str | None = None
 
     @property
     def label(self) -> str:
@@ -117,13 +127,33 @@ class EnforcementResult:
             "label": self.label,
             "reason": self.reason,
             "evidence": list(self.evidence),
+            "elapsed_minutes": round(self.elapsed.total_seconds() / 60, 2) if self.elapsed else None,
+            "window_minutes": round(self.window.total_seconds() / 60, 2) if self.window else None,
+            "pending": self.pending,
         }
 
 
+def trap_host(trap: Trap, domain: str) -> str:
+    """The trap's MX host name under test domain `domain`."""
+    return f"mx.{trap.label}.{domain}"
+
+
 def judge(
-    trap: Trap, arrivals: Sequence[Arrival], now: dt.datetime, window: dt.timedelta
+    trap: Trap,
+    arrivals: Sequence[Arrival],
+    now: dt.datetime,
+    window: dt.timedelta,
+    connections: Sequence[ConnectionAttempt] = (),
+    trap_addresses: frozenset[str] = frozenset(),
 ) -> EnforcementResult:
-    """The verdict on one trap from every arrival of one token (pure)."""
+    """The verdict on one trap from every arrival of one token and the receiver's connection log (pure).
+
+    DANE: "enforces" needs positive evidence, a connection from the sender to the trap's MX that
+    started TLS (so the sender saw the trap's certificate) and ended without a MAIL command (RFC
+    7672 §2.2: an unauthenticated server gets no mail). Absence alone could be any failure.
+    MTA-STS: an enforcing sender never connects to an MX its policy excludes (RFC 8461 §4.1), so
+    absence over the window, with no connection to the trap's MX, is the evidence.
+    """
     caught = [a for a in arrivals if a.kind is trap.kind]
     if caught:
         evidence = tuple(a.describe() for a in caught)
@@ -136,26 +166,59 @@ def judge(
     controls = sorted((a for a in arrivals if a.kind is AddressKind.CONTROL), key=lambda a: a.received_at)
     if not controls:
         why = "no mail from the sender has reached the control address yet"
-        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why)
+        return EnforcementResult(
+            trap, Enforcement.UNKNOWN_YET, why, pending="the reply to the control address"
+        )
     asked = [c for c in controls if any(_is_trap_address(r, trap) for r in c.header_recipients)]
     if not asked:
         why = f"the mail that arrived did not name the {trap.protocol_name} trap: the sender was never asked"
         return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, tuple(c.describe() for c in controls))
     first = asked[0]
     ends = first.received_at + window
-    evidence = (
-        f"control: {first.describe()}",
-        f"trap addressed in To/Cc; nothing arrived by {now:%H:%M:%S}Z",
-    )
+    elapsed = max(now - first.received_at, dt.timedelta(0))
+    host = trap_host(trap, first.recipient.rpartition("@")[2].lower())
+    peers = {c.peer_ip for c in controls}
+    tried = [
+        c
+        for c in connections
+        if c.peer_ip in peers
+        and aimed_at(c, host, trap_addresses)
+        and c.started_at >= first.received_at - window
+    ]
+    control = f"control: {first.describe()}"
+    attempts = tuple(c.describe() for c in tried)
+    aborted = [c for c in tried if c.aborted_after_tls]
+    if trap is Trap.DANE and aborted:
+        why = (
+            f"the sender connected to the DANE trap's MX {host}, started TLS, saw a certificate that "
+            "matches none of its TLSA records, and quit without sending: it enforces DANE"
+        )
+        return EnforcementResult(trap, Enforcement.ENFORCES, why, (control, *attempts), elapsed, window)
+    base = (control, *attempts, f"trap addressed in To/Cc; nothing arrived by {now:%H:%M:%S}Z")
     if now < ends:
         why = f"waiting: the control arrived; the trap stays open until {ends:%Y-%m-%d %H:%M:%S}Z"
-        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, evidence)
+        pending = (
+            f"{trap.protocol_name} trap: {int((ends - now).total_seconds() // 60)} min of the window left"
+        )
+        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, base, elapsed, window, pending)
     minutes = int(window.total_seconds() // 60)
+    if trap is Trap.DANE:
+        why = (
+            f"no mail in {minutes} min, but no connection that aborted after TLS either: the sender may "
+            "enforce DANE or may have failed for another reason (it was not seen at the trap's MX)"
+        )
+        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, base, elapsed, window)
+    if tried:
+        why = (
+            f"the sender connected to the MTA-STS trap's MX {host} although its policy excludes it, "
+            "and delivered nothing: a failure for another reason, not MTA-STS enforcement"
+        )
+        return EnforcementResult(trap, Enforcement.UNKNOWN_YET, why, base, elapsed, window)
     why = (
-        f"the control arrived and the {trap.protocol_name} trap received nothing in {minutes} min: "
-        f"the sender refuses to deliver where {trap.protocol_name} cannot be satisfied"
+        f"the control arrived and the MTA-STS trap received nothing in {minutes} min, and the sender "
+        f"never connected to its MX {host}: it refuses an MX that the policy does not list"
     )
-    return EnforcementResult(trap, Enforcement.ENFORCES, why, evidence)
+    return EnforcementResult(trap, Enforcement.ENFORCES, why, base, elapsed, window)
 
 
 def _is_trap_address(address: str, trap: Trap) -> bool:
@@ -196,6 +259,9 @@ class ReceiverZone:
     trap_ipv4: tuple[str, ...] | None = None
     trap_ipv6: tuple[str, ...] | None = None
     policy_ipv4: tuple[str, ...] | None = None  # the HTTPS host serving the MTA-STS trap policy
+    # where the probe and the auto-replies leave from, when not the receiver's own addresses
+    probe_ipv4: tuple[str, ...] = ()
+    probe_ipv6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +286,16 @@ def mismatching_tlsa(mx_host: str, certificate: x509.Certificate, port: int = 25
     )
 
 
-def receiver_zone_records(zone: ReceiverZone, certificate: x509.Certificate) -> ReceiverRecords:
+def receiver_zone_records(
+    zone: ReceiverZone, certificate: x509.Certificate, dkim: tuple[str, PublicKeyTypes] | None = None
+) -> ReceiverRecords:
     """Every record of the receiver's test domain: the control MX (with a matching TLSA), SPF and
-    DMARC for the probe's From domain, the DANE trap and the MTA-STS trap."""
+    DMARC for the probe's From domain, the DKIM key that signs the probe and the auto-replies
+    (`dkim`: selector and public key), the DANE trap and the MTA-STS trap.
+
+    The probe is accepted anywhere when it passes DMARC: SPF lists every address it leaves from
+    (the receiver's and `probe_ipv4`/`probe_ipv6`), and its DKIM signature has d= the test domain.
+    """
     d = zone.domain
     trap4 = zone.trap_ipv4 if zone.trap_ipv4 is not None else zone.ipv4
     trap6 = zone.trap_ipv6 if zone.trap_ipv6 is not None else zone.ipv6
@@ -230,13 +303,16 @@ def receiver_zone_records(zone: ReceiverZone, certificate: x509.Certificate) -> 
     sts_domain = f"{STS_TRAP_LABEL}.{d}"
     sts_mx = f"mx.{sts_domain}"
     sts = mta_sts_records(sts_domain, (f"not-the-mx.{sts_domain}",), "enforce", STS_TRAP_MAX_AGE)
-    spf_terms = [f"ip4:{a}" for a in zone.ipv4] + [f"ip6:{a}" for a in zone.ipv6]
+    senders4 = tuple(dict.fromkeys((*zone.ipv4, *zone.probe_ipv4)))
+    senders6 = tuple(dict.fromkeys((*zone.ipv6, *zone.probe_ipv6)))
+    spf_terms = [f"ip4:{a}" for a in senders4] + [f"ip6:{a}" for a in senders6]
     records = [
         mx_record(d, mx),
         *address_records(mx, zone.ipv4, zone.ipv6),
         tlsa_311(mx, certificate),
         spf_record(d, spf_terms),
         dmarc_record(d, f"postmaster@{d}", "reject"),
+        *((dkim_txt(dkim[0], d, dkim[1]),) if dkim else ()),
         mx_record(f"{DANE_TRAP_LABEL}.{d}", dane_mx),
         *address_records(dane_mx, trap4, trap6),
         mismatching_tlsa(dane_mx, certificate),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -39,6 +40,7 @@ from mecsa.certs import (
 )
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, control_address, trap_address
+from mecsa.mailmode.signing import DkimSigner
 from mecsa.observe import Context
 from mecsa.observe.mx import MxHost, observe_mx
 from mecsa.observe.tlsa import lookup_tlsa
@@ -57,24 +59,70 @@ class DaneMatch:
         return {"status": self.status, "reason": self.reason, "records": list(self.records)}
 
 
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+# RFC 3463 §3: the subject (second number) of an enhanced status code, in plain words
+_SUBJECTS = {
+    "0": "for a reason the server did not classify",
+    "1": "because of the address",
+    "2": "because of the recipient's mailbox",
+    "3": "because of the receiving system",
+    "4": "because of the network or routing",
+    "5": "because of the mail protocol",
+    "6": "because of the message's content",
+    "7": "by the server's security or policy",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How the probe mail's delivery went."""
+    """How the probe mail's delivery went: the reply code, RFC 3463 enhanced status and text,
+    and, when it was refused, what happened in plain words."""
 
     accepted: bool
     code: int | None
     reply: str
     tls_version: str | None = None
     tls_cipher: str | None = None
+    enhanced_status: str | None = None
+    stage: str | None = None  # the SMTP command the server refused: MAIL, RCPT or DATA
+
+    @property
+    def explanation(self) -> str:
+        """The outcome in plain words."""
+        if self.accepted:
+            return "the provider's server accepted the probe"
+        if self.code is None:
+            return f"the probe could not be delivered: the connection failed ({self.reply})"
+        kind = "refused the probe for good" if self.code >= 500 else "asked to try the probe again later"
+        stage = f" at {self.stage}" if self.stage else ""
+        subject = ""
+        if self.enhanced_status:
+            subject = " " + _SUBJECTS.get(self.enhanced_status.split(".")[1], _SUBJECTS["0"])
+        return f"the provider's server {kind}{stage}{subject} ({self.code} {self.reply})"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
             "code": self.code,
             "reply": self.reply,
+            "enhanced_status": self.enhanced_status,
+            "stage": self.stage,
+            "explanation": self.explanation,
             "tls_version": self.tls_version,
             "tls_cipher": self.tls_cipher,
         }
+
+
+def refused(
+    code: int, message: str, stage: str | None, tls: tuple[str | None, str | None] = (None, None)
+) -> Delivery:
+    """A refusal: the reply's text with its RFC 3463 enhanced status code split off."""
+    text = " ".join(message.split())
+    match = _ENHANCED.match(text)
+    enhanced = ".".join(match.groups()) if match else None
+    if match:
+        text = text[match.end() :].strip()
+    return Delivery(False, code, text, tls[0], tls[1], enhanced, stage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +244,7 @@ def _pkix(session: SmtpObservation, host: str, ca_file: str | None) -> tuple[boo
     return True, f"chains to {anchors.source} and names {host}"
 
 
-async def _deliver(
+async def deliver(
     host: str,
     address: str,
     port: int,
@@ -219,13 +267,22 @@ async def _deliver(
         ssl_object = smtp.get_transport_info("ssl_object")
         version = ssl_object.version() if isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket) else None
         cipher = ssl_object.cipher()[0] if version else None
-        refused, reply = await smtp.sendmail(sender, [recipient], raw)
-        if refused:
-            (bad,) = refused.values()
-            return Delivery(False, bad.code, bad.message, version, cipher)
-        return Delivery(True, 250, reply, version, cipher)
+        tls = (version, cipher)
+        try:
+            rejected, reply = await smtp.sendmail(sender, [recipient], raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused: the first says why
+            first = exc.recipients[0]
+            return refused(first.code, first.message, "RCPT", tls)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            return refused(exc.code, exc.message, "MAIL", tls)
+        except aiosmtplib.SMTPDataError as exc:
+            return refused(exc.code, exc.message, "DATA", tls)
+        if rejected:
+            (bad,) = rejected.values()
+            return refused(bad.code, bad.message, "RCPT", tls)
+        return Delivery(True, 250, " ".join(reply.split()), version, cipher)
     except aiosmtplib.SMTPResponseException as exc:
-        return Delivery(False, exc.code, exc.message)
+        return refused(exc.code, exc.message, None)
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         return Delivery(False, None, f"{type(exc).__name__}: {exc}")
     finally:
@@ -246,8 +303,13 @@ async def run_probe(
     smtp_timeout: float = 10.0,
     ca_file: str | None = None,
     ehlo_name: str | None = None,
+    signer: DkimSigner | None = None,
 ) -> ProbeResult:
-    """Send the probe mail to `recipient`'s MX hosts in preference order until one takes it."""
+    """Send the probe mail to `recipient`'s MX hosts in preference order until one takes it.
+
+    With `signer` (d= the test domain) the probe is DKIM-signed and DMARC-aligned; sent from an
+    address in the test domain's SPF, it is then accepted by receivers that enforce DMARC.
+    """
     now = dt.datetime.now(dt.UTC)
     sender = control_address(token, test_domain)
     domain = recipient.rpartition("@")[2].lower().rstrip(".")
@@ -258,6 +320,8 @@ async def run_probe(
     if not mx.receives_mail:
         return ProbeResult(token, recipient, sender, f"{domain} has no usable MX host", (), now)
     raw = probe_message(recipient, token, test_domain, now)
+    if signer is not None:
+        raw = signer.sign(raw)
     ehlo = ehlo_name or f"mx.{test_domain}"
     attempts: list[HostAttempt] = []
     for host in mx.hosts:
@@ -267,7 +331,7 @@ async def run_probe(
             )
             dane, delivery = await asyncio.gather(
                 _dane(resolver, host, port, session),
-                _deliver(host.name, address, port, sender, recipient, raw, smtp_timeout, ehlo)
+                deliver(host.name, address, port, sender, recipient, raw, smtp_timeout, ehlo)
                 if session.reachable
                 else _none(),
             )

@@ -30,17 +30,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import email.policy
 import logging
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
 
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.mailmode.addresses import AddressKind, Recipient, classify, new_token
-from mecsa.mailmode.analysis import Connection, TlsInfo, analyse_message, header_recipients
+from mecsa.mailmode.analysis import (
+    Connection,
+    MessageAnalysis,
+    TlsInfo,
+    analyse_message,
+    header_recipients,
+)
+from mecsa.mailmode.autoreply import AutoReplyLimiter, AutoReplySettings
+from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt, ConnectionLog
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
 from mecsa.observe.dmarc import DiscoveryMethod
@@ -71,6 +81,10 @@ class ReceiverSettings:
     analyse: bool = True
     assess_sender: bool = True
     max_analyses: int = 8
+    # record every connection (peer, EHLO, STARTTLS, SNI, verbs): the trap's positive evidence
+    record_connections: bool = True
+    # answer the first message of a new token with where to read the report (None: never)
+    autoreply: AutoReplySettings | None = None
     # how DMARC finds policies and organisational domains: RFC 9989 tree walk or RFC 7489 PSL
     dmarc_discovery: DiscoveryMethod = DiscoveryMethod.TREEWALK
     assess_options: AssessOptions = field(default_factory=AssessOptions)
@@ -86,19 +100,36 @@ class _Refuse(asyncio.Protocol):
 
 
 class _BoundedSMTP(SMTP):
-    """aiosmtpd's SMTP with a whole-session deadline, a close callback, and enhanced 552 codes."""
+    """aiosmtpd's SMTP with a whole-session deadline, a close callback, enhanced 552 codes, and a
+    log of the connection (`mecsa.mailmode.connections`): the verbs, STARTTLS, the SNI, the
+    recipients, whether mail was delivered."""
 
-    def __init__(self, handler: Any, on_close: Callable[[], None], session_timeout: float, **kw: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        on_close: Callable[[ConnectionLog | None], None],
+        session_timeout: float,
+        sni: Callable[[Any], str | None],
+        **kw: Any,
+    ) -> None:
         super().__init__(handler, **kw)
         self._on_close = on_close
         self._session_timeout = session_timeout
         self._deadline: asyncio.TimerHandle | None = None
+        self._sni_of = sni
+        self.log: ConnectionLog | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self._deadline is None  # STARTTLS calls this again with the TLS transport
         super().connection_made(transport)
         if first:
             self._deadline = self.loop.call_later(self._session_timeout, self._expire)
+            peer = transport.get_extra_info("peername") or ("", 0)
+            local = transport.get_extra_info("sockname") or ("", 0)
+            self.log = ConnectionLog(str(peer[0]), str(local[0]))
+        elif self.log is not None and self.session is not None:
+            tls = _tls_info(self.session)
+            self.log.tls_version = tls.version if tls else None
 
     def _expire(self) -> None:
         if self.transport is not None:
@@ -107,16 +138,61 @@ class _BoundedSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        if self.log is not None and self.log.starttls and self.log.sni is None:
+            # the handshake may have ended in an alert: the SNI was still seen by the callback
+            self.log.sni = self._sni_of(getattr(self._tls_protocol, "_sslobj", None))
         try:
             super().connection_lost(error)
         finally:
-            self._on_close()
+            self._on_close(self.log)
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
             await super().push(_REPLY_REWRITES.get(status, status))
         else:
             await super().push(status)
+
+    def _verb(self, verb: str) -> None:
+        if self.log is not None:
+            self.log.command(verb)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._verb("HELO")
+        if self.log is not None:
+            self.log.ehlo = hostname[:255]
+        await super().smtp_HELO(hostname)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._verb("EHLO")
+        if self.log is not None:
+            self.log.ehlo = hostname[:255]
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        self._verb("STARTTLS")
+        if self.log is not None:
+            self.log.starttls = True
+        await super().smtp_STARTTLS(arg)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._verb("MAIL")
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        self._verb("RCPT")
+        await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._verb("DATA")
+        await super().smtp_DATA(arg)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        self._verb("RSET")
+        await super().smtp_RSET(arg)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self._verb("QUIT")
+        await super().smtp_QUIT(arg)
 
 
 def _tls_info(session: Any) -> TlsInfo | None:
@@ -147,6 +223,14 @@ class Receiver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.max_analyses)
         self._assessed: set[tuple[str, str]] = set()
+        # SNI per TLS object, filled by the context's sni_callback (the names senders asked for)
+        self._sni: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        auto = settings.autoreply
+        self._limiter = AutoReplyLimiter(
+            auto.min_interval if auto else dt.timedelta(hours=1), auto.max_per_hour if auto else 0
+        )
+        if tls_context is not None:
+            tls_context.sni_callback = self._remember_sni
 
     @property
     def port(self) -> int:
@@ -163,6 +247,7 @@ class Receiver:
             self,
             self._closed,
             s.session_timeout,
+            self._sni_of,
             data_size_limit=s.max_size,
             hostname=s.banner_name or f"mx.{s.domain}",
             ident="mecsa mail-mode receiver",
@@ -170,8 +255,67 @@ class Receiver:
             timeout=s.idle_timeout,
         )
 
-    def _closed(self) -> None:
+    def _closed(self, log: ConnectionLog | None) -> None:
         self.active -= 1
+        if log is None or not self.settings.record_connections:
+            return
+        self._background(self._store_connection(log.close()))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _autoreply(self, tokens: list[str], mail_from: str, raw: bytes) -> None:
+        """Tell the sender where to read the report (rules: `mecsa.mailmode.autoreply`)."""
+        from email.parser import BytesHeaderParser
+
+        from mecsa.mailmode.autoreply import autoreply_message, decide, send_autoreply
+
+        settings = self.settings.autoreply
+        assert settings is not None
+        headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        now = dt.datetime.now(dt.UTC)
+        decision = decide(mail_from, headers)
+        if decision.reply:
+            decision = self._limiter.allow(mail_from, now)
+        for token in tokens:
+            entry: dict[str, Any] = {"recipient": mail_from, "decision": decision.reason}
+            if decision.reply:
+                reply = autoreply_message(
+                    mail_from,
+                    token,
+                    settings,
+                    now,
+                    in_reply_to=headers.get("Message-ID"),
+                    subject=" ".join(str(headers.get("Subject") or "").split())[:200] or None,
+                )
+                try:
+                    entry |= await send_autoreply(mail_from, reply, self._client(), settings)
+                except Exception as exc:  # a failed reply is recorded; the message itself is safe
+                    entry |= {"sent": False, "reason": f"{type(exc).__name__}: {exc}"}
+            else:
+                entry["sent"] = False
+            with contextlib.suppress(Exception):
+                await self.store.add(token, "autoreply", entry)
+
+    async def _store_connection(self, attempt: ConnectionAttempt) -> None:
+        try:
+            await self.store.add(CONNECTIONS_TOKEN, "connection", attempt.to_json())
+        except Exception:  # a lost connection record weakens evidence; it must not stop the receiver
+            log.exception("could not store a connection record")
+
+    def _remember_sni(self, ssl_object: Any, server_name: str | None, context: Any) -> None:
+        if server_name:
+            self._sni[ssl_object] = server_name.lower()
+
+    def _sni_of(self, ssl_object: Any) -> str | None:
+        if ssl_object is None:
+            return None
+        try:
+            return self._sni.get(ssl_object)
+        except TypeError:  # not weak-referenceable
+            return None
 
     async def start(self) -> Receiver:
         loop = asyncio.get_running_loop()
@@ -207,6 +351,8 @@ class Receiver:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        if isinstance(server, _BoundedSMTP) and server.log is not None:
+            server.log.recipients.append(recipient.address)
         return "250 2.1.5 Recipient ok"
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
@@ -231,6 +377,7 @@ class Receiver:
             "size": len(raw),
         }
         try:
+            new = [t for t in tokens if not await self.store.has(t)]
             ids = [await self.store.add(token, "delivery", record, raw) for token in tokens]
         except Exception as exc:  # the disk, the database: the sender must retry, not lose the mail
             log.exception("could not store a message")
@@ -239,6 +386,11 @@ class Receiver:
             task = asyncio.ensure_future(self._process(tokens, ids, raw, connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        graded = any(r.kind in (AddressKind.CONTROL, AddressKind.FIXED) for r in recipients)
+        if self.settings.autoreply is not None and new and graded:
+            self._background(self._autoreply(new, mail_from, raw))
+        if isinstance(server, _BoundedSMTP) and server.log is not None:
+            server.log.delivered = True
         return f"250 2.0.0 Stored for report {' '.join(tokens)}"
 
     # --- after the 250 ---------------------------------------------------------------------------
@@ -268,25 +420,45 @@ class Receiver:
         for token, delivery in zip(tokens, ids, strict=True):
             await self.store.add(token, "analysis", {"delivery": delivery, **data})
         if self.settings.assess_sender and domain:
-            await self._assess(tokens, domain, client)
+            await self._assess(tokens, domain, client, verified_selectors(analysis, domain))
 
-    async def _assess(self, tokens: list[str], domain: str, client: DnsClient) -> None:
+    async def _assess(
+        self, tokens: list[str], domain: str, client: DnsClient, selectors: tuple[str, ...] = ()
+    ) -> None:
         from mecsa.assess import assess
+        from mecsa.checks.registry import remedies
+        from mecsa.fixes import fixes_for
         from mecsa.report.json import assessment_to_json
 
         todo = [t for t in tokens if (t, domain) not in self._assessed]
         if not todo:
             return
         self._assessed.update((t, domain) for t in todo)
-        assessment = await assess(domain, client, self.settings.assess_options)
+        options = self.settings.assess_options
+        # the selector that just verified is one the domain uses: ask for it, besides the usual list
+        given = tuple(dict.fromkeys((*options.dkim_selectors, *selectors)))
+        assessment = await assess(domain, client, replace(options, dkim_selectors=given))
         data = assessment_to_json(assessment)
+        fixes = [f.to_json() for f in fixes_for(assessment, builders=remedies())]
         for token in todo:
-            await self.store.add(token, "assessment", {"domain": domain, "assessment": data})
+            entry = {"domain": domain, "assessment": data, "fixes": fixes, "dkim_selectors": list(selectors)}
+            await self.store.add(token, "assessment", entry)
 
     def _client(self) -> DnsClient:
         if self.client is None:
             self.client = DnsClient()
         return self.client
+
+
+def verified_selectors(analysis: MessageAnalysis, domain: str) -> tuple[str, ...]:
+    """The selectors of the message's verified DKIM signatures for `domain` (d= equal to it)."""
+    return tuple(
+        dict.fromkeys(
+            s.selector.lower()
+            for s in analysis.dkim
+            if s.result.value == "pass" and s.selector and (s.domain or "").lower() == domain
+        )
+    )
 
 
 def _recipient_json(r: Recipient) -> dict[str, Any]:

@@ -79,13 +79,21 @@ class MailStore:
         entry_id: int = await self._run(_insert, token, kind, now, text, raw)
         return entry_id
 
-    async def entries(self, token: str, *, with_raw: bool = False) -> list[StoredEntry]:
-        """Every entry of `token`, oldest first."""
-        rows: list[tuple[Any, ...]] = await self._run(_select, token, with_raw)
+    async def entries(
+        self, token: str, *, with_raw: bool = False, since: dt.datetime | None = None
+    ) -> list[StoredEntry]:
+        """Every entry of `token` (stored at or after `since`, when given), oldest first."""
+        after = since.astimezone(dt.UTC).isoformat() if since is not None else ""
+        rows: list[tuple[Any, ...]] = await self._run(_select, token, with_raw, after)
         return [
             StoredEntry(r[0], r[1], r[2], dt.datetime.fromisoformat(r[3]), json.loads(r[4]), r[5])
             for r in rows
         ]
+
+    async def has(self, token: str) -> bool:
+        """True when `token` has at least one entry."""
+        found: bool = await self._run(_has, token)
+        return found
 
     async def count(self, kind: str | None = None) -> int:
         """How many entries (of one kind) the store holds."""
@@ -121,10 +129,18 @@ def _insert(db: sqlite3.Connection, token: str, kind: str, now: str, text: str, 
     return int(cursor.lastrowid or 0)
 
 
-def _select(db: sqlite3.Connection, token: str, with_raw: bool) -> list[tuple[Any, ...]]:
+def _select(db: sqlite3.Connection, token: str, with_raw: bool, after: str) -> list[tuple[Any, ...]]:
     raw = "raw" if with_raw else "NULL"
-    query = f"SELECT id, token, kind, created_at, data, {raw} FROM entries WHERE token = ? ORDER BY id"
-    return list(db.execute(query, (token,)))
+    # created_at is UTC ISO 8601 throughout, so text order is time order
+    query = (
+        f"SELECT id, token, kind, created_at, data, {raw} FROM entries "
+        "WHERE token = ? AND created_at >= ? ORDER BY id"
+    )
+    return list(db.execute(query, (token, after)))
+
+
+def _has(db: sqlite3.Connection, token: str) -> bool:
+    return db.execute("SELECT 1 FROM entries WHERE token = ? LIMIT 1", (token,)).fetchone() is not None
 
 
 def _count(db: sqlite3.Connection, kind: str | None) -> int:
@@ -134,5 +150,8 @@ def _count(db: sqlite3.Connection, kind: str | None) -> int:
 
 
 def _tokens(db: sqlite3.Connection) -> list[str]:
-    rows = db.execute("SELECT token FROM entries GROUP BY token ORDER BY MAX(id) DESC")
+    # the connection log's key is not a report token (mecsa.mailmode.connections)
+    rows = db.execute(
+        "SELECT token FROM entries WHERE token != '-connections-' GROUP BY token ORDER BY MAX(id) DESC"
+    )
     return [r[0] for r in rows]

@@ -9,6 +9,7 @@ import dns.zone
 
 from mecsa.harden.records import spki_sha256
 from mecsa.mailmode.addresses import AddressKind
+from mecsa.mailmode.connections import ConnectionAttempt
 from mecsa.mailmode.enforcement import (
     Arrival,
     Enforcement,
@@ -95,3 +96,57 @@ def test_zone_records_have_a_matching_and_a_never_matching_tlsa(tmp_path: Path) 
     )
     zone = dns.zone.from_text(text, relativize=False, check_origin=False)
     assert zone.get_rdataset("mx.dane-trap.receiver.test.", "A") is not None
+
+
+def _attempt(sni: str | None, commands: tuple[str, ...], minutes: float = 0.05) -> ConnectionAttempt:
+    when = T0 + dt.timedelta(minutes=minutes)
+    tls = "TLSv1.3" if "STARTTLS" in commands else None
+    return ConnectionAttempt(
+        "127.0.0.10", "127.0.0.20", when, when, "mail.sender.test", commands, tls is not None, tls, sni
+    )
+
+
+def test_dane_enforces_at_once_on_a_connection_that_quit_after_seeing_the_trap_certificate() -> None:
+    aborted = _attempt("mx.dane-trap.receiver.test", ("EHLO", "STARTTLS", "EHLO", "QUIT"))
+    now = T0 + dt.timedelta(minutes=2)
+    result = judge(Trap.DANE, [arrival(AddressKind.CONTROL)], now, WINDOW, [aborted])
+    assert (result.verdict, result.label) == (Enforcement.ENFORCES, "enforces DANE")
+    assert "quit without sending" in result.reason
+    assert result.evidence[1].startswith("connection from mail.sender.test [127.0.0.10] to 127.0.0.20")
+    assert "SNI mx.dane-trap.receiver.test" in result.evidence[1]
+    assert result.to_json()["elapsed_minutes"] == 2.0
+
+
+def test_dane_empty_trap_after_the_window_without_a_trap_connection_is_not_enforcement() -> None:
+    # the old rule read mere absence as "enforces DANE": a trap that failed for any reason passed
+    late = T0 + dt.timedelta(minutes=31)
+    elsewhere = _attempt("mx.receiver.test", ("EHLO", "STARTTLS", "EHLO", "QUIT"))
+    result = judge(Trap.DANE, [arrival(AddressKind.CONTROL)], late, WINDOW, [elsewhere])
+    assert result.verdict is Enforcement.UNKNOWN_YET
+    assert "failed for another reason" in result.reason
+
+
+def test_a_connection_that_never_started_tls_is_no_dane_evidence() -> None:
+    plain = _attempt("mx.dane-trap.receiver.test", ("EHLO", "QUIT"))
+    result = judge(Trap.DANE, [arrival(AddressKind.CONTROL)], T0 + dt.timedelta(minutes=40), WINDOW, [plain])
+    assert result.verdict is Enforcement.UNKNOWN_YET
+
+
+def test_the_open_window_says_how_long_has_passed_and_what_is_pending() -> None:
+    result = judge(Trap.MTA_STS, [arrival(AddressKind.CONTROL)], T0 + dt.timedelta(minutes=10), WINDOW)
+    data = result.to_json()
+    assert (data["elapsed_minutes"], data["window_minutes"]) == (10.0, 30.0)
+    assert data["pending"] == "MTA-STS trap: 20 min of the window left"
+
+
+def test_mta_sts_is_not_enforcement_when_the_sender_connected_to_the_excluded_mx() -> None:
+    seen = _attempt(None, ("EHLO", "QUIT"))
+    result = judge(
+        Trap.MTA_STS,
+        [arrival(AddressKind.CONTROL)],
+        T0 + dt.timedelta(minutes=31),
+        WINDOW,
+        [seen],
+        frozenset({"127.0.0.20"}),
+    )
+    assert result.verdict is Enforcement.UNKNOWN_YET and "another reason" in result.reason

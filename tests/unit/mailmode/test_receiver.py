@@ -5,50 +5,18 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 
-from mecsa.dns.resolver import DnsClient
-from mecsa.mailmode.receiver import Receiver, ReceiverSettings, server_tls_context
-from mecsa.mailmode.store import MailStore
+from mecsa.mailmode.receiver import Receiver, server_tls_context
 from mecsa.observe import AssessOptions
 from tests.conftest import ServeZones
 from tests.unit.mailmode.certs import write_self_signed
+from tests.unit.mailmode.conftest import DOMAIN, TOKEN, StartReceiver
 from tests.unit.mailmode.signing import message, sign_rsa
 from tests.unit.mailmode.zones import zones
-
-DOMAIN = "receiver.test"
-TOKEN = "abcdefgh12345678"
-StartReceiver = Callable[..., Awaitable[Receiver]]
-
-
-@pytest.fixture
-async def start_receiver(tmp_path: Path, serve_zones: ServeZones) -> AsyncIterator[StartReceiver]:
-    # serve_zones is requested here so that the DNS server outlives the receivers' background work
-    running: list[Receiver] = []
-
-    async def start(
-        client: DnsClient | None = None, tls: ssl.SSLContext | None = None, **settings: object
-    ) -> Receiver:
-        store = await MailStore.open(tmp_path / "store.sqlite3")
-        opts = {
-            "domain": DOMAIN,
-            "port": 0,
-            "analyse": client is not None,
-            "assess_sender": False,
-            **settings,
-        }
-        receiver = await Receiver(ReceiverSettings(**opts), store, client, tls).start()  # type: ignore[arg-type]
-        running.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in running:
-        await receiver.stop()
-        await receiver.store.close()
 
 
 async def _client(receiver: Receiver) -> aiosmtplib.SMTP:
@@ -203,3 +171,31 @@ async def test_sender_domain_is_assessed_once_per_token(
     (assessed,) = [e for e in await receiver.store.entries(TOKEN) if e.kind == "assessment"]
     assert assessed.data["domain"] == "sender.test"
     assert assessed.data["assessment"]["domain"] == "sender.test"
+
+
+async def test_sender_domain_assessment_asks_for_the_selector_that_just_verified(
+    start_receiver: StartReceiver, serve_zones: ServeZones
+) -> None:
+    """Selector `lab` is in no built-in list: the domain assessment finds the key only because the
+    reply's verified signature named it (no "no key under the selectors tried")."""
+    from tests.unit.mailmode.signing import HEAD, key_line, rsa_record
+
+    all_zones = zones()
+    # only selector `lab`: the built-in list (s1, default, ...) finds nothing here
+    all_zones["sender.test."] = HEAD + key_line("lab", rsa_record("good"))
+    receiver = await start_receiver(
+        await serve_zones(all_zones),
+        assess_sender=True,
+        assess_options=AssessOptions(only=frozenset({"dkim"})),
+    )
+    smtp = await _client(receiver)
+    await smtp.sendmail(
+        "bounce@sender.test", [f"{TOKEN}@{DOMAIN}"], sign_rsa(message(), "lab", "sender.test", "good")
+    )
+    await smtp.quit()
+    await receiver.drain()
+    (analysed,) = [e for e in await receiver.store.entries(TOKEN) if e.kind == "analysis"]
+    assert [(s["s"], s["result"]) for s in analysed.data["analysis"]["dkim"]] == [("lab", "pass")]
+    (assessed,) = [e for e in await receiver.store.entries(TOKEN) if e.kind == "assessment"]
+    dkim = assessed.data["assessment"]["protocols"]["dkim"]
+    assert dkim["status"] == "pass", dkim
