@@ -116,9 +116,17 @@ async def test_ctrl_c_keeps_what_is_done_and_resume_does_the_rest(
     out = tmp_path / "out.jsonl"
     scan_config = config(client, concurrency=3)
     with open_store(tmp_path / "s.sqlite") as store:
-        loop = asyncio.get_running_loop()
-        loop.call_later(1.0, os.kill, os.getpid(), signal.SIGINT)
+
+        async def ctrl_c_once_some_are_written() -> None:
+            for _ in range(1200):  # polls the output file, 60 s at most
+                if out.exists() and out.stat().st_size:
+                    break
+                await asyncio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        pressing = asyncio.ensure_future(ctrl_c_once_some_are_written())
         first, _ = await run(store, source, scan_config, output=out)
+        await pressing
         assert first.outcome.interrupted
         scan = store.get_scan(first.scan_id)
         assert scan is not None and scan.state == "interrupted" and scan.finished_at is not None
