@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mecsa.orgdomain import NotADomainError, aligned, normalise, organisational_domain
@@ -52,3 +54,36 @@ def test_the_lab_tld_test_is_a_public_suffix_by_the_implicit_rule() -> None:
     assert organisational_domain("mail.example.test") == "example.test"
     assert organisational_domain("test") == "test"
     assert organisational_domain("walkonly.psdwalk") == "walkonly.psdwalk"
+
+
+def test_compiled_rules_give_the_parsed_list() -> None:
+    # The shipped compiled form (issue 20) must be exactly what publicsuffixlist parses itself.
+    from publicsuffixlist import PublicSuffixList
+
+    from mecsa import orgdomain
+
+    parsed = PublicSuffixList()
+    orgdomain._suffix_list.cache_clear()
+    loaded = orgdomain._suffix_list()
+    assert loaded._publicsuffix == parsed._publicsuffix
+    assert loaded._maxlabel == parsed._maxlabel
+    shipped = orgdomain.COMPILED_RULES.read_text(encoding="utf-8")
+    assert shipped == orgdomain.compiled_rules_text(), "stale: run scripts/compile-psl"
+
+
+def test_compiled_rules_load_without_parsing_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    import publicsuffixlist
+
+    from mecsa import orgdomain
+
+    def no_full_parse(self: Any, source: Any, *args: Any, **kwargs: Any) -> None:
+        assert source is not None and not hasattr(source, "read")  # never the library's own file
+        real(self, source, *args, **kwargs)
+
+    real: Any = publicsuffixlist.PublicSuffixList._parse
+    monkeypatch.setattr(publicsuffixlist.PublicSuffixList, "_parse", no_full_parse)
+    orgdomain._suffix_list.cache_clear()
+    try:
+        assert organisational_domain("a.b.example.co.uk") == "example.co.uk"
+    finally:
+        orgdomain._suffix_list.cache_clear()

@@ -156,7 +156,11 @@ async def observe(ctx: Context) -> DkimObservation:
     selectors = (*given, *(s for s in dict.fromkeys(builtin) if s not in given))
     answers = await asyncio.gather(
         ctx.resolver.resolve(f"_domainkey.{ctx.domain}", "TXT"),
-        *(ctx.resolver.resolve(f"{s}._domainkey.{ctx.domain}", "TXT") for s in selectors),
+        # Guesses wait for the assessment's other first questions (MX first: dns/resolver.py).
+        *(
+            ctx.resolver.resolve(f"{s}._domainkey.{ctx.domain}", "TXT", background=s not in given)
+            for s in selectors
+        ),
     )
     lookups = tuple(SelectorLookup(s, s in given, a) for s, a in zip(selectors, answers[1:], strict=True))
     return DkimObservation(ctx.domain, lookups, answers[0])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mecsa.checks.base import declared_kinds
-from mecsa.model import FindingKind
+if TYPE_CHECKING:
+    from mecsa.model import FindingKind
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +29,7 @@ def checks_command(
     ] = False,
 ) -> None:
     """List every check, the MECSA protocols it owns and the finding ids it can report."""
+    from mecsa.checks.base import declared_kinds
     from mecsa.checks.registry import CHECKS
 
     if schema:
@@ -50,6 +51,7 @@ def catalogue() -> dict[str, dict[str, object]]:
     `findings` is the original id -> meaning map; `declared` adds each declaration's status,
     protocol and remediation key (an id may be declared with two statuses, e.g. `dkim.revoked`).
     """
+    from mecsa.checks.base import declared_kinds
     from mecsa.checks.registry import CHECKS
 
     return {
@@ -81,6 +83,7 @@ def _meanings(kinds: tuple[FindingKind, ...]) -> dict[str, str]:
 
 def catalogue_markdown() -> str:
     """The finding catalogue as Markdown; docs/findings.md is this text (a test keeps them equal)."""
+    from mecsa.checks.base import declared_kinds
     from mecsa.checks.registry import CHECKS
 
     lines = [

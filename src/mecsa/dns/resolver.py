@@ -15,6 +15,7 @@ exactly the evidence needed to keep "could not find out" apart from "not there".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -230,19 +231,36 @@ def to_name(name: str | dns.name.Name) -> dns.name.Name:
     return name if isinstance(name, dns.name.Name) else dns.name.from_text(name)
 
 
+# How long a background question waits for the assessment's other questions to be answered
+# before it goes out anyway (it never waits on a busy resolver for ever).
+BACKGROUND_WAIT = 0.25
+
+
 class Resolver:
-    """One assessment's view of DNS: cached, deduplicated, every answer with rcode and DNSSEC status."""
+    """One assessment's view of DNS: cached, deduplicated, every answer with rcode and DNSSEC status.
+
+    A `background` question (a guessed DKIM selector) goes out once the assessment's other
+    questions in flight are answered, or after `BACKGROUND_WAIT`: 28 guesses sent first made the
+    MX answer, on which every SMTP session waits, queue behind their replies (issue 20).
+    """
 
     def __init__(self, client: DnsClient) -> None:
         self.client = client
         self._cache: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
+        self._foreground = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     @property
     def queries_sent(self) -> int:
         return len(self._cache)
 
-    async def resolve(self, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType) -> DnsAnswer:
-        """Ask once per assessment; concurrent askers of the same question share one query."""
+    async def resolve(
+        self, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType, *, background: bool = False
+    ) -> DnsAnswer:
+        """Ask once per assessment; concurrent askers of the same question share one query.
+
+        `background`: a question no result waits on first (see the class docstring)."""
         # Keyed on the text, so a cache hit skips name parsing (6% of bulk-scan CPU, benchmarks/).
         text = (name if isinstance(name, str) else name.to_text()).lower().rstrip(".")
         kind = rdtype.upper() if isinstance(rdtype, str) else dns.rdatatype.to_text(rdtype)
@@ -252,10 +270,30 @@ class Resolver:
                 qname = to_name(name)
             except dns.exception.DNSException as exc:
                 return DnsAnswer(str(name), str(rdtype), Rcode.FORMERR, detail=f"not a valid DNS name: {exc}")
-            task = asyncio.ensure_future(self._lookup(qname, dns.rdatatype.RdataType.make(rdtype)))
+            qtype = dns.rdatatype.RdataType.make(rdtype)
+            if background:
+                task = asyncio.ensure_future(self._after_others(qname, qtype))
+            else:
+                # Counted from now, not from when the task first runs, so that a background
+                # question created in the same loop iteration already sees it.
+                self._foreground += 1
+                self._quiet.clear()
+                task = asyncio.ensure_future(self._lookup(qname, qtype))
+                task.add_done_callback(self._answered)
             self._cache[(text, kind)] = task
         # shield: one caller's cancellation (a timeout elsewhere) must not cancel the shared query.
         return await asyncio.shield(task)
+
+    def _answered(self, _task: asyncio.Task[DnsAnswer]) -> None:
+        self._foreground -= 1
+        if not self._foreground:
+            self._quiet.set()
+
+    async def _after_others(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> DnsAnswer:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BACKGROUND_WAIT):
+                await self._quiet.wait()
+        return await self._lookup(qname, qtype)
 
     async def _lookup(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> DnsAnswer:
         reply = await self.client.ask(qname, qtype)

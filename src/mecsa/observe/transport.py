@@ -6,12 +6,13 @@ Shared by the starttls, x509 and dane checks, and across the assessments of a sc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mecsa.observe.context import Context
 from mecsa.observe.mx import MxHost, MxObservation, observe_mx
 from mecsa.probes.smtp import SmtpObservation, SmtpTimeouts, probe_smtp
-from mecsa.probes.tls import TlsSweep, sweep_tls
+from mecsa.probes.tls import TlsSweep, TlsTrial, early_trials, sweep_tls
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +30,45 @@ class TransportObservation:
     port: int
 
 
+# Early trials started and not yet done: a reference, so that the event loop's weak one is not the last.
+_STARTED: set[asyncio.Future[Mapping[str, TlsTrial]]] = set()
+
+
 def timeouts(ctx: Context) -> SmtpTimeouts:
     return SmtpTimeouts.from_base(ctx.options.smtp_timeout)
 
 
 async def session(ctx: Context, host: str, address: str) -> SmtpObservation:
-    """The main SMTP session to `address` of MX `host`, run once per assessment."""
+    """The main SMTP session to `address` of MX `host`, run once per assessment.
+
+    When the TLS sweep will run, its early trials start beside it, in the address's other slot.
+    """
     port = ctx.options.smtp_port
+    main = asyncio.ensure_future(
+        ctx.across(
+            ("smtp", host, address, str(port)),
+            lambda: probe_smtp(host, address, port, timeouts=timeouts(ctx), limits=ctx.limits),
+        )
+    )
+    if sweep_wanted(ctx):
+        # Started after the main session's task, so the main session takes the first slot. The
+        # memo (`ctx.across`) shares the trials' task with the sweep, which awaits the same one.
+        started = asyncio.ensure_future(_early(ctx, host, address, port))
+        _STARTED.add(started)
+        started.add_done_callback(_STARTED.discard)
+    return await main
+
+
+def sweep_wanted(ctx: Context) -> bool:
+    """Whether the starttls check will sweep TLS versions in this assessment."""
+    opts = ctx.options
+    return opts.tls_versions and (not opts.only or "starttls" in opts.only) and "starttls" not in opts.skip
+
+
+async def _early(ctx: Context, host: str, address: str, port: int) -> Mapping[str, TlsTrial]:
     return await ctx.across(
-        ("smtp", host, address, str(port)),
-        lambda: probe_smtp(host, address, port, timeouts=timeouts(ctx), limits=ctx.limits),
+        ("tls-early", host, address, str(port)),
+        lambda: early_trials(host, address, port, timeouts=timeouts(ctx), limits=ctx.limits),
     )
 
 
@@ -47,7 +77,15 @@ async def tls_sweep(ctx: Context, s: SmtpObservation) -> TlsSweep:
     return await ctx.across(
         ("tls-sweep", s.host, s.address, str(s.port)),
         # The main session's negotiated version (and weak suite, if any) is proven: not re-tried.
-        lambda: sweep_tls(s.host, s.address, s.port, timeouts=timeouts(ctx), limits=ctx.limits, known=s.tls),
+        lambda: sweep_tls(
+            s.host,
+            s.address,
+            s.port,
+            timeouts=timeouts(ctx),
+            limits=ctx.limits,
+            known=s.tls,
+            early=_early(ctx, s.host, s.address, s.port) if sweep_wanted(ctx) else None,
+        ),
     )
 
 

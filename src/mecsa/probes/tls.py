@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -165,6 +166,38 @@ def answered_by(known: TlsSession | None, label: str, context: ssl.SSLContext | 
     )
 
 
+# Trials that the main session answers only on a legacy server (one that prefers TLS 1.0/1.1 or
+# a weak suite): they can run beside the main session, in the address's second slot (issue 20).
+EARLY_LABELS: frozenset[str] = frozenset({"TLSv1", "TLSv1.1", *(name for name, _ in WEAK_CLASSES)})
+
+
+def _plans() -> list[tuple[str, ssl.SSLContext | None]]:
+    plans = [(v, trial_context(v, "ALL")) for v in TLS_VERSIONS]
+    return plans + [(name, trial_context(None, spec)) for name, spec in WEAK_CLASSES]
+
+
+async def early_trials(
+    host: str, address: str, port: int, *, timeouts: SmtpTimeouts, limits: ConnectionLimits
+) -> dict[str, TlsTrial]:
+    """The `EARLY_LABELS` trials, started while the main session to `address` still runs.
+
+    Politeness: the first trial runs alone; the others start only once it showed that the server
+    speaks STARTTLS (accepted or refused, not an error), so a server without TLS sees one extra
+    session, not five. All of them wait for the per-address limit like any session.
+    """
+    runnable = [(label, ctx) for label, ctx in _plans() if label in EARLY_LABELS and ctx is not None]
+    if not runnable:
+        return {}
+    (first_label, first_ctx), rest = runnable[0], runnable[1:]
+    first = await _trial(first_label, first_ctx, host, address, port, timeouts, limits)
+    if first.outcome is TrialOutcome.ERROR:
+        return {first_label: first}  # the sweep runs the rest if the main session proves TLS
+    others = await asyncio.gather(
+        *(_trial(label, ctx, host, address, port, timeouts, limits) for label, ctx in rest)
+    )
+    return {first_label: first, **{t.label: t for t in others}}
+
+
 async def sweep_tls(
     host: str,
     address: str,
@@ -173,20 +206,35 @@ async def sweep_tls(
     timeouts: SmtpTimeouts,
     limits: ConnectionLimits,
     known: TlsSession | None = None,
+    early: Awaitable[Mapping[str, TlsTrial]] | None = None,
 ) -> TlsSweep:
     """Try every TLS version and every weak-cipher class against one address.
 
     `known` is what the main session to this address negotiated: the trials it answers are
-    reported from it and not run again (see `answered_by`).
+    reported from it and not run again (see `answered_by`). `early` gives the trials that ran
+    beside the main session (`early_trials`); the ones it lacks, or that ended in an error, run here.
     """
-    plans = [(v, trial_context(v, "ALL")) for v in TLS_VERSIONS]
-    plans += [(name, trial_context(None, spec)) for name, spec in WEAK_CLASSES]
-    answered = [answered_by(known, label, ctx) for label, ctx in plans]
+    plans = _plans()
+    answered: dict[str, TlsTrial | None] = {label: answered_by(known, label, ctx) for label, ctx in plans}
+
+    def start(label: str, ctx: ssl.SSLContext | None) -> asyncio.Task[TlsTrial]:
+        return asyncio.create_task(_trial(label, ctx, host, address, port, timeouts, limits))
+
+    # The trials nothing ran yet start first, so that they take the slot the main session left.
+    deferred = EARLY_LABELS if early is not None else frozenset()
     tasks = {
-        label: asyncio.create_task(_trial(label, ctx, host, address, port, timeouts, limits))
-        for (label, ctx), answer in zip(plans, answered, strict=True)
-        if answer is None
+        label: start(label, ctx) for label, ctx in plans if answered[label] is None and label not in deferred
     }
+    if early is not None:
+        ran = await early
+        for label, ctx in plans:
+            if label not in deferred or answered[label] is not None:
+                continue
+            trial = ran.get(label)
+            if trial is not None and trial.outcome is not TrialOutcome.ERROR:
+                answered[label] = trial
+            else:
+                tasks[label] = start(label, ctx)
     done: set[asyncio.Task[TlsTrial]] = set()
     if tasks:
         done, pending = await asyncio.wait(tasks.values(), timeout=timeouts.session)
@@ -194,14 +242,15 @@ async def sweep_tls(
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    def result(label: str, answer: TlsTrial | None) -> TlsTrial:
+    def result(label: str) -> TlsTrial:
+        answer = answered[label]
         if answer is not None:
             return answer
         if tasks[label] in done:
             return tasks[label].result()
         return TlsTrial(label, TrialOutcome.ERROR, reason=f"the sweep ran out of its {timeouts.session:g} s")
 
-    trials = [result(label, answer) for (label, _), answer in zip(plans, answered, strict=True)]
+    trials = [result(label) for label, _ in plans]
     return TlsSweep(tuple(trials[: len(TLS_VERSIONS)]), tuple(trials[len(TLS_VERSIONS) :]))
 
 

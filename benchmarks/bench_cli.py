@@ -1,0 +1,161 @@
+"""Cold `mecsa assess` against checkdmarc on the lab's real servers (issue 20). Needs root.
+
+Brings up the lab with the top-score scenario in a directory of its own, then runs, interleaved,
+`mecsa assess top.test` (all checks) and `checkdmarc top.test --check-mx-tls` inside the lab's
+client namespace, each a fresh process, as a user would. Reports medians and the ratio, and exits
+1 when a target of issue 20 is missed:
+
+- mecsa's median at most 0.30 s;
+- checkdmarc's median at least 2x mecsa's;
+- `mecsa --version` and `mecsa --help` at most 60 ms (on the host).
+
+Time what users get: point `--mecsa` at a regular (non-editable) install, whose bytecode pip
+compiled, e.g. `python3 -m venv /tmp/mecsa-venv && /tmp/mecsa-venv/bin/pip install .`.
+checkdmarc lives in a test-only environment of its own (`--checkdmarc`), never beside mecsa:
+`python3 -m venv /tmp/checkdmarc-venv && /tmp/checkdmarc-venv/bin/pip install checkdmarc`.
+
+Network: only the lab's namespaces, which have no route out, and loopback.
+Not done here yet: the same comparison with 50 ms per round trip (a frame-delaying relay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mecsa.lab.plan import CLIENT_NODE
+from mecsa.lab.runner import default_scenarios, down, load_state, run_in, up
+from mecsa.lab.state import LabState
+
+DOMAIN = "top.test"
+TARGET_MECSA_S = 0.30
+TARGET_RATIO = 2.0
+TARGET_STARTUP_S = 0.060
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(state: LabState, argv: Sequence[str]) -> tuple[float, int, float]:
+    """Wall seconds, exit status and CPU seconds (user + system, the command and `ip netns exec`).
+
+    On a shared machine the CPU figure is the steadier one: wall time also counts waiting for a core.
+    """
+    cpu = _children_cpu()
+    started = time.perf_counter()
+    done = run_in(state, CLIENT_NODE, argv, capture=True, timeout=120)
+    return time.perf_counter() - started, done.returncode, _children_cpu() - cpu
+
+
+def _timed_host(argv: Sequence[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=False, timeout=60)
+    return time.perf_counter() - started
+
+
+def mecsa_argv(mecsa: str, state: LabState) -> list[str]:
+    info = state.data["domains"][DOMAIN]
+    return [
+        mecsa, "assess", DOMAIN, "--json",
+        "--resolver", str(state.data["resolver"]),
+        "--ca-file", str(state.data["ca_file"]),
+        "--dkim-selector", str(info["selector"]),
+    ]  # fmt: skip
+
+
+def checkdmarc_argv(checkdmarc: str, state: LabState) -> list[str]:
+    return [checkdmarc, DOMAIN, "--check-mx-tls", "-n", str(state.data["resolver"])]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=9, help="Runs of each tool (interleaved).")
+    parser.add_argument("--mecsa", default=shutil.which("mecsa") or "mecsa", help="The mecsa executable.")
+    parser.add_argument("--checkdmarc", default="/tmp/checkdmarc-venv/bin/checkdmarc")
+    parser.add_argument("--dir", type=Path, default=Path(f"/run/mecsa-lab-bench-cli-{os.getpid()}"))
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_cli needs root (the lab's namespaces)", file=sys.stderr)
+        return 2
+    for tool in (args.mecsa, args.checkdmarc):
+        if not Path(tool).is_file():
+            print(f"not found: {tool}", file=sys.stderr)
+            return 2
+
+    print(f"lab up in {args.dir} ...", flush=True)
+    up(default_scenarios(), args.dir)
+    try:
+        state = load_state(args.dir)
+        floor: list[float] = []
+        floor_cpu: list[float] = []
+        times: dict[str, list[float]] = {"mecsa": [], "checkdmarc": []}
+        cpus: dict[str, list[float]] = {"mecsa": [], "checkdmarc": []}
+        argvs = {
+            "mecsa": mecsa_argv(args.mecsa, state),
+            "checkdmarc": checkdmarc_argv(args.checkdmarc, state),
+        }
+        for name, argv in argvs.items():  # one warm-up each: page cache, the servers' first sessions
+            seconds, code, _ = _timed(state, argv)
+            print(f"warm-up {name}: {seconds:.3f} s, exit {code}")
+        for _ in range(args.runs):
+            seconds, _, cpu = _timed(state, ["true"])
+            floor.append(seconds)
+            floor_cpu.append(cpu)
+            for name, argv in argvs.items():
+                seconds, code, cpu = _timed(state, argv)
+                cpus[name].append(cpu)
+                if name == "mecsa" and code != 0:
+                    print(f"mecsa exited {code}", file=sys.stderr)
+                times[name].append(seconds)
+    finally:
+        down(args.dir)
+
+    startup = {
+        what: statistics.median(_timed_host([args.mecsa, what]) for _ in range(args.runs))
+        for what in ("--version", "--help")
+    }
+    netns = statistics.median(floor)
+    med = {name: statistics.median(ts) - netns for name, ts in times.items()}
+    print(
+        f"\n`ip netns exec` + mount + `true` (subtracted below): {netns * 1000:.0f} ms median,"
+        f" CPU {statistics.median(floor_cpu) * 1000:.0f} ms; load average {os.getloadavg()[0]:.1f}"
+    )
+    for name, ts in times.items():
+        low = (min(ts) - netns) * 1000
+        cpu = (statistics.median(cpus[name]) - statistics.median(floor_cpu)) * 1000
+        print(
+            f"{name:<11} median {med[name] * 1000:6.0f} ms   min {low:6.0f} ms   "
+            f"CPU median {cpu:5.0f} ms   n={len(ts)}"
+        )
+    ratio = med["checkdmarc"] / med["mecsa"]
+    print(f"checkdmarc / mecsa: {ratio:.2f}x")
+    for what, seconds in startup.items():
+        print(f"mecsa {what}: {seconds * 1000:.0f} ms median (host)")
+
+    missed = []
+    if med["mecsa"] > TARGET_MECSA_S:
+        missed.append(f"mecsa median {med['mecsa']:.3f} s > {TARGET_MECSA_S} s")
+    if ratio < TARGET_RATIO:
+        missed.append(f"ratio {ratio:.2f} < {TARGET_RATIO}")
+    missed += [
+        f"mecsa {what} {s * 1000:.0f} ms > {TARGET_STARTUP_S * 1000:.0f} ms"
+        for what, s in startup.items()
+        if s > TARGET_STARTUP_S
+    ]
+    for line in missed:
+        print(f"TARGET MISSED: {line}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

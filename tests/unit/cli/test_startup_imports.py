@@ -1,0 +1,53 @@
+"""Commands that do no network work must not pay for the network libraries (issue 20).
+
+Each command runs in a fresh interpreter, since this test process has long imported everything;
+the child prints the heavy packages it ended up with.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("dns", "cryptography", "httpx", "publicsuffixlist", "dkim", "jinja2")
+
+_CHILD = """
+import json, sys
+sys.argv = ["mecsa", *json.loads(sys.argv[1])]
+from mecsa.cli import app
+try:
+    app()
+except SystemExit:
+    pass
+sys.stderr.write("IMPORTED " + json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)) + "\\n")
+"""
+
+
+def _heavy_imports(*args: str) -> list[str]:
+    code = f"HEAVY = {HEAVY!r}\n{_CHILD}"
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    marker = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED ")]
+    assert done.returncode == 0 and marker, done.stderr
+    found: list[str] = json.loads(marker[-1].removeprefix("IMPORTED "))
+    return found
+
+
+@pytest.mark.parametrize(
+    "args", [("--version",), ("--help",), ("scoring", "table"), ("assess", "--help")], ids=" ".join
+)
+def test_command_imports_no_network_library(args: tuple[str, ...]) -> None:
+    assert _heavy_imports(*args) == []
+
+
+def test_the_probe_sees_heavy_imports() -> None:
+    # The control: `checks` reads the registry, which imports the checks and dnspython with them.
+    assert "dns" in _heavy_imports("checks", "--json")
