@@ -11,6 +11,7 @@ import typer
 from mecsa.cli.common import (
     CaFileOption,
     ResolverOption,
+    RevocationOption,
     SmtpTimeoutOption,
     TimeoutOption,
     TlsVersionsOption,
@@ -124,6 +125,15 @@ def scan_command(
     profile: Annotated[
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
+    revocation: RevocationOption = True,
+    dmarc_discovery: Annotated[
+        str | None,
+        typer.Option(
+            "--dmarc-discovery",
+            help="How to find the DMARC policy: treewalk (RFC 9989) or psl (RFC 7489, as MECSA). "
+            "Default: the profile's (mecsa: treewalk, mecsa-st: psl).",
+        ),
+    ] = None,
 ) -> None:
     if source == "report":
         _report(scan_id, store, out, output_format or "text")
@@ -131,7 +141,7 @@ def scan_command(
     if scan_id is not None:
         usage_error(f"unexpected argument {scan_id!r}: give one list (FILE or -)")
     from mecsa.checks.registry import check_names
-    from mecsa.cli.assess import _check_profile, _selector
+    from mecsa.cli.assess import _check_profile, _dmarc_discovery, _selector
     from mecsa.observe import AssessOptions
     from mecsa.scan.assessor import ScanConfig
     from mecsa.scan.progress import ProgressDisplay
@@ -148,6 +158,7 @@ def scan_command(
         if chosen not in known:
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
     _check_profile(profile)
+    discovery = _dmarc_discovery(dmarc_discovery, profile)
     input_file("--ca-file", ca_file)
     make_client(resolver, timeout)  # the resolver specs are checked here, before any work
     if resume_id is not None and not resume:
@@ -159,6 +170,8 @@ def scan_command(
         ca_file=ca_file,
         smtp_timeout=smtp_timeout,
         tls_versions=tls_versions,
+        revocation=revocation,
+        dmarc_discovery=discovery,
     )
     config = ScanConfig(
         options=options,

@@ -42,6 +42,8 @@ class ScanConfig:
             "tls_versions": o.tls_versions,
             "only": sorted(o.only),
             "skip": sorted(o.skip),
+            "revocation": o.revocation,
+            "dmarc_discovery": str(o.dmarc_discovery.value),
         }
 
 

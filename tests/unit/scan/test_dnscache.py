@@ -120,3 +120,21 @@ async def test_askers_who_joined_a_failed_query_ask_again_themselves(
     await Resolver(alone).resolve("broken.c.test", "TXT")
     one_resolution = data.queries("broken.c.test.", "TXT") - before
     assert before == 3 * one_resolution
+
+
+async def test_the_cache_keeps_the_recently_used_answers_within_its_bound(
+    server: tuple[ZoneServer, CountingZoneData],
+) -> None:
+    zone_server, data = server
+    client = SharedDnsClient(
+        [Nameserver("127.0.0.1", zone_server.port)], timeout=0.3, attempts=2, max_entries=3
+    )
+    await Resolver(client).resolve("c.test", "TXT")  # the popular one
+    others = [("ns.c.test", "A"), ("c.test", "NS"), ("c.test", "SOA"), ("short.c.test", "TXT")]
+    for name, rdtype in others:  # four more answers that may be kept: one must go each time
+        await Resolver(client).resolve(name, rdtype)
+        await Resolver(client).resolve("c.test", "TXT")  # used again: kept
+    assert client.stats()["entries"] == 3
+    assert data.queries("c.test.", "TXT") == 1
+    await Resolver(client).resolve("ns.c.test", "A")  # the least recently used went first
+    assert data.queries("ns.c.test.", "A") == 2
