@@ -143,7 +143,17 @@ def cert_json(cert: x509.Certificate) -> dict[str, Any]:
         "names_from_cn": from_cn,
         "key": {"type": key_type, "bits": key_bits},
         "signature_algorithm": signature_description(cert)[0],
+        # the TLSA 3 1 1 data of this key: what the monitor compares to see a key change (RFC 6698 §2.1)
+        "spki_sha256": spki_sha256(cert),
     }
+
+
+def spki_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's SubjectPublicKeyInfo, in hex (a TLSA 3 1 1 record's data)."""
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
 
 
 def parse_chain(chain: tuple[bytes, ...]) -> list[x509.Certificate] | str:

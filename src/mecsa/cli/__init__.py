@@ -18,6 +18,7 @@ from mecsa.cli import (
     harden,
     lab,
     mailmode,
+    monitor,
     reports,
     scan,
     scoring,
@@ -35,7 +36,21 @@ app = typer.Typer(
     # Plain help text: rich's markup rendering doubles --help's start-up time (benchmarks/README.md).
     rich_markup_mode=None,
 )
-for _module in (assess, spf, starttls, harden, scoring, checks, lab, demo, mailmode, reports, scan, serve):
+for _module in (
+    assess,
+    spf,
+    starttls,
+    harden,
+    scoring,
+    checks,
+    lab,
+    demo,
+    mailmode,
+    reports,
+    scan,
+    serve,
+    monitor,
+):
     _module.register(app)
 
 

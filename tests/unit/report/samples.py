@@ -257,6 +257,8 @@ _PATTERNS = (
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:\+00:00|Z)?"), "<timestamp>"),
     # a JSON member ("serial": "1f...") or a folded HTML detail row (serial</th><td>1f...)
     (re.compile(r'(serial(?:": "|</th><td>))[0-9a-f]+'), r"\1<serial>"),
+    # the key's digest (a fresh key per run), in the same two shapes
+    (re.compile(r'(spki_sha256(?:": "|</th><td>))[0-9a-f]{64}'), r"\1<spki_sha256>"),
     (re.compile(r'(elapsed_s(?:": |</th><td>))[0-9.]+'), r"\1<elapsed>"),
 )
 

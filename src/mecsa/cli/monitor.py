@@ -1,0 +1,129 @@
+"""`mecsa monitor run|daemon|alerts`: re-assess watched domains on a schedule and alert on breaks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mecsa.cli.common import run, usage_error
+
+if TYPE_CHECKING:
+    from mecsa.monitor.run import PassResult
+    from mecsa.monitor.watchlist import WatchList
+    from mecsa.store import Store
+
+MONITOR_HELP = """Re-assess the domains of a watch list (TOML) on their schedule, into the store, and alert.
+
+Alerts come from the difference between a domain's new assessment and its earlier stored ones, and
+from what the assessment predicts: a level dropped, a protocol went from pass to fail or error, a
+failing finding appeared (or cleared: a "resolved"), a certificate expires within expiry_days
+(default 21) on any MX address, the key changed with no TLSA for it, a renewal is near with no TLSA
+for the next key, the MTA-STS policy text changed without its id, the MX set or its addresses
+changed, an MX address did not answer on port 25 in two passes in a row. Each carries its evidence
+and the exact fix. Notifiers: stdout, email (SMTP with STARTTLS), webhook (JSON POST, HMAC-signed);
+an alert is not resent until it changes or clears, and each notifier has an hourly limit."""
+
+WatchOption = Annotated[Path, typer.Option("--watch", help="The watch list (TOML).", metavar="FILE")]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="A SQLite file or a postgresql:// URL "
+        "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    monitor = typer.Typer(help=MONITOR_HELP, no_args_is_help=True, rich_markup_mode=None)
+    monitor.command(
+        "run", help="One pass (for cron or a systemd timer): exit 0 all well, 1 on an alert, 2 on error."
+    )(run_command)
+    monitor.command(
+        "daemon", help="Stay up and run the passes as the domains fall due (Ctrl-C or SIGTERM stops)."
+    )(daemon_command)
+    monitor.command("alerts", help="List the stored alerts (newest first).")(alerts_command)
+    app.add_typer(monitor, name="monitor")
+
+
+def _load(path: Path) -> WatchList:
+    from mecsa.monitor.watchlist import WatchListError, load_watchlist
+
+    try:
+        return load_watchlist(path)
+    except WatchListError as exc:
+        usage_error(str(exc))
+
+
+def _open(store_url: str | None) -> Store:
+    from mecsa.store import StoreError, StoreUrlError, open_store
+
+    try:
+        return open_store(store_url)
+    except (StoreError, StoreUrlError) as exc:
+        usage_error(str(exc))
+
+
+def run_command(
+    watch: WatchOption,
+    store: StoreOption = None,
+    force: Annotated[bool, typer.Option("--all", help="Assess every domain now, due or not.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No summary line on stderr.")] = False,
+) -> None:
+    from mecsa.monitor.run import run_pass, summary_lines
+
+    watchlist = _load(watch)
+    with _open(store) as opened:
+        result = run(run_pass(watchlist, opened, force=force))
+    for line in summary_lines(result):
+        if not quiet or "error" in line:
+            typer.echo(line, err=True)
+    raise typer.Exit(result.exit_code)
+
+
+def daemon_command(watch: WatchOption, store: StoreOption = None) -> None:
+    import asyncio
+    import signal
+
+    from mecsa.monitor.run import run_daemon, summary_lines
+
+    watchlist = _load(watch)
+
+    async def main(opened: Store) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        def report(result: PassResult) -> None:
+            for line in summary_lines(result):
+                typer.echo(line, err=True)
+
+        await run_daemon(watchlist, opened, stop, on_pass=report)
+
+    with _open(store) as opened:
+        run(main(opened))
+
+
+def alerts_command(
+    store: StoreOption = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="Only this domain's alerts.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="open, resolved or event.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+) -> None:
+    from mecsa.monitor.notify import clean
+    from mecsa.monitor.state import alerts
+
+    if state not in (None, "open", "resolved", "event"):
+        usage_error(f"--state must be open, resolved or event, not {state!r}")
+    with _open(store) as opened:
+        found = alerts(opened, domain, state)
+    if as_json:
+        sys.stdout.write(json.dumps([a.to_json() for a in found], ensure_ascii=False, indent=1) + "\n")
+        return
+    for a in found:
+        typer.echo(f"{a.first_seen:%Y-%m-%d %H:%M} {a.state:8} {a.alert.domain} {clean(a.alert.message)}")
