@@ -34,6 +34,7 @@ from mecsa.certs import (
 from mecsa.checks.base import CheckSpec
 from mecsa.checks.permx import (
     TransportKinds,
+    find_address,
     host_address_findings,
     host_outcome,
     preamble_findings,
@@ -291,10 +292,7 @@ class DaneFacts:
     hosts: tuple[HostDane, ...]
 
     def address(self, host: str, address: str) -> AddressDane | None:
-        for h in self.hosts:
-            if h.name == host:
-                return next((a for a in h.addresses if a.address == address), None)
-        return None
+        return find_address(self.hosts, host, address)
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"port": self.port, "hosts": [h.to_json() for h in self.hosts]}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from mecsa.model import Finding, FindingKind, ProtocolVerdict, Status, VerdictStatus
+from mecsa.model import Finding, FindingKind, JsonValue, ProtocolVerdict, Status, VerdictStatus
 from mecsa.observe.mx import MxObservation
 from mecsa.observe.transport import HostSessions
 from mecsa.probes.smtp import Failure, SmtpObservation, Stage
@@ -148,3 +149,48 @@ def preamble_findings(kinds: TransportKinds, mx: MxObservation) -> list[Finding]
     if not mx.receives_mail:
         return [kinds.no_mx("no MX host to test")]
     return []
+
+
+# --- the per-host, per-address facts the transport checks share ---------------------------------
+
+
+class AddressFacts(Protocol):
+    @property
+    def address(self) -> str: ...
+
+    def to_json(self) -> dict[str, JsonValue]: ...
+
+
+AddressT = TypeVar("AddressT", bound=AddressFacts)
+
+
+@dataclass(frozen=True)  # not slots: a slotted generic dataclass breaks zero-argument super()
+class HostFacts(Generic[AddressT]):
+    """One MX host's outcome under MECSA's rule, and its addresses' facts."""
+
+    name: str
+    outcome: Status
+    addresses: tuple[AddressT, ...]
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "addresses": [a.to_json() for a in self.addresses],
+        }
+
+
+class _NamedHost(Protocol[AddressT]):  # type: ignore[misc]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def addresses(self) -> tuple[AddressT, ...]: ...
+
+
+def find_address(hosts: Iterable[_NamedHost[AddressT]], host: str, address: str) -> AddressT | None:
+    """The facts of `address` of MX host `host`, or None when the check did not judge it."""
+    for h in hosts:
+        if h.name == host:
+            return next((a for a in h.addresses if a.address == address), None)
+    return None

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from mecsa.checks.base import CheckSpec
 from mecsa.checks.permx import (
+    HostFacts,
     TransportKinds,
+    find_address,
     host_address_findings,
     host_outcome,
     preamble_findings,
@@ -240,32 +242,15 @@ class AddressTls:
 
 
 @dataclass(frozen=True, slots=True)
-class HostTls:
-    name: str
-    outcome: Status
-    addresses: tuple[AddressTls, ...]
-
-    def to_json(self) -> dict[str, JsonValue]:
-        return {
-            "name": self.name,
-            "outcome": self.outcome.value,
-            "addresses": [a.to_json() for a in self.addresses],
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class StarttlsFacts:
     """What the starttls check found per MX host and address."""
 
     port: int
     swept: bool
-    hosts: tuple[HostTls, ...]
+    hosts: tuple[HostFacts[AddressTls], ...]
 
     def address(self, host: str, address: str) -> AddressTls | None:
-        for h in self.hosts:
-            if h.name == host:
-                return next((a for a in h.addresses if a.address == address), None)
-        return None
+        return find_address(self.hosts, host, address)
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
@@ -281,7 +266,7 @@ def evaluate(obs: StarttlsObservation) -> CheckResult:
     findings += host_address_findings(TRANSPORT, transport.hosts)
     sweeps = {(h, a): s for h, a, s in obs.sweeps}
     outcomes: dict[str, Status] = {}
-    hosts: list[HostTls] = []
+    hosts: list[HostFacts[AddressTls]] = []
     for h in transport.hosts:
         addresses = []
         for s in h.sessions:
@@ -293,7 +278,7 @@ def evaluate(obs: StarttlsObservation) -> CheckResult:
         outcomes[h.host.name] = host_outcome(
             (a.outcome for a in addresses), complete=not h.host.lookup_failed
         )
-        hosts.append(HostTls(h.host.name, outcomes[h.host.name], tuple(addresses)))
+        hosts.append(HostFacts(h.host.name, outcomes[h.host.name], tuple(addresses)))
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "offer STARTTLS with TLS 1.2+")
     facts = StarttlsFacts(transport.port, obs.swept, tuple(hosts))
     return CheckResult.of("starttls", tuple(findings), (verdict,), facts)

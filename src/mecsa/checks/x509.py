@@ -36,7 +36,9 @@ from mecsa.certs import (
 )
 from mecsa.checks.base import CheckSpec
 from mecsa.checks.permx import (
+    HostFacts,
     TransportKinds,
+    find_address,
     host_address_findings,
     host_outcome,
     preamble_findings,
@@ -230,32 +232,15 @@ class AddressCertificate:
 
 
 @dataclass(frozen=True, slots=True)
-class HostCertificates:
-    name: str
-    outcome: Status
-    addresses: tuple[AddressCertificate, ...]
-
-    def to_json(self) -> dict[str, JsonValue]:
-        return {
-            "name": self.name,
-            "outcome": self.outcome.value,
-            "addresses": [a.to_json() for a in self.addresses],
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class X509Facts:
     """What the x509 check found per MX host and address."""
 
     trust_anchors: str
     checked_at: dt.datetime
-    hosts: tuple[HostCertificates, ...]
+    hosts: tuple[HostFacts[AddressCertificate], ...]
 
     def address(self, host: str, address: str) -> AddressCertificate | None:
-        for h in self.hosts:
-            if h.name == host:
-                return next((a for a in h.addresses if a.address == address), None)
-        return None
+        return find_address(self.hosts, host, address)
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
@@ -465,10 +450,10 @@ def evaluate(obs: X509Observation) -> CheckResult:
     return CheckResult.of("x509", tuple(findings), (verdict,), facts)
 
 
-def _host(h: HostSessions, judge: _Judge) -> HostCertificates:
+def _host(h: HostSessions, judge: _Judge) -> HostFacts[AddressCertificate]:
     addresses = tuple(AddressCertificate(s.address, *_address(s, judge)) for s in h.sessions)
     outcome = host_outcome((a.outcome for a in addresses), complete=not h.host.lookup_failed)
-    return HostCertificates(h.host.name, outcome, addresses)
+    return HostFacts(h.host.name, outcome, addresses)
 
 
 CHECK = CheckSpec(
