@@ -25,6 +25,7 @@ from mecsa.cli import (
     serve,
     spf,
     starttls,
+    worker,
 )
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ for _module in (
     scan,
     serve,
     monitor,
+    worker,
 ):
     _module.register(app)
 

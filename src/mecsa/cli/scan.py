@@ -39,7 +39,11 @@ Politeness, across the whole scan: at most 2 simultaneous SMTP connections per M
 that uses it, MTA-STS policies and DNS answers shared within their TTL.
 
 Ctrl-C stores what is done and exits 130; --resume continues. `mecsa scan report SCAN_ID` prints a
-scan's summary (--format text|json|html)."""
+scan's summary (--format text|json|html); `mecsa scan status SCAN_ID` how far it is.
+
+--engine celery --broker redis://HOST:PORT/DB queues the list in chunks for `mecsa worker`
+processes (any number of hosts, one store: PostgreSQL) and follows the scan from the store, with
+the same output, progress and exit status; the politeness above then holds across all workers."""
 
 
 def register(app: typer.Typer) -> None:
@@ -48,10 +52,11 @@ def register(app: typer.Typer) -> None:
 
 def scan_command(
     source: Annotated[
-        str, typer.Argument(help="The list: a file, or - for stdin; or `report`.", metavar="FILE|-")
+        str,
+        typer.Argument(help="The list: a file, or - for stdin; or `report` or `status`.", metavar="FILE|-"),
     ] = "-",
     scan_id: Annotated[
-        str | None, typer.Argument(help="With `report`: the scan's id.", metavar="[SCAN_ID]")
+        str | None, typer.Argument(help="With `report` or `status`: the scan's id.", metavar="[SCAN_ID]")
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write records (or the report) to FILE; default stdout.")
@@ -126,6 +131,16 @@ def scan_command(
         str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
     ] = "mecsa",
     revocation: RevocationOption = True,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (default: processes on this host) or celery.")
+    ] = "local",
+    broker: Annotated[
+        str | None,
+        typer.Option("--broker", help="With --engine celery (and for status): the Redis URL of the workers."),
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="With --engine celery: domains per task.", min=1, max=10000)
+    ] = 50,
     dmarc_discovery: Annotated[
         str | None,
         typer.Option(
@@ -138,6 +153,15 @@ def scan_command(
     if source == "report":
         _report(scan_id, store, out, output_format or "text")
         return
+    if source == "status":
+        _status(scan_id, store, broker)
+        return
+    if engine not in ("local", "celery"):
+        usage_error(f"--engine {engine!r}: local or celery")
+    if engine == "celery" and broker is None:
+        usage_error("--engine celery needs --broker redis://HOST:PORT/DB")
+    if broker is not None:
+        _check_broker(broker)
     if scan_id is not None:
         usage_error(f"unexpected argument {scan_id!r}: give one list (FILE or -)")
     from mecsa.checks.registry import check_names
@@ -193,7 +217,30 @@ def scan_command(
         progress=ProgressDisplay.choose(quiet),
         progress_every=progress_every,
     )
-    _scan(request, store, summary)
+    _scan(request, store, summary, broker if engine == "celery" else None, chunk_size)
+
+
+def _check_broker(broker: str) -> None:
+    from mecsa.distributed.app import check_broker
+
+    try:
+        check_broker(broker)
+    except ValueError as exc:
+        usage_error(str(exc))
+
+
+def _status(scan_id: str | None, store_url: str | None, broker: str | None) -> None:
+    from mecsa.distributed.status import scan_status
+
+    if scan_id is None or not scan_id.isdigit():
+        usage_error("usage: mecsa scan status SCAN_ID [--store URL] [--broker URL]")
+    if broker is not None:
+        _check_broker(broker)
+    with _open(store_url) as store:
+        line = run(scan_status(store, int(scan_id), broker))
+    if line is None:
+        usage_error(f"the store has no scan {scan_id}")
+    typer.echo(line)
 
 
 def _open(store_url: str | None) -> Store:
@@ -205,14 +252,23 @@ def _open(store_url: str | None) -> Store:
         usage_error(str(exc))
 
 
-def _scan(request: ScanRequest, store_url: str | None, summary: bool) -> None:
+def _scan(
+    request: ScanRequest, store_url: str | None, summary: bool, broker: str | None, chunk_size: int
+) -> None:
     import sys
 
     from mecsa.scan.run import scan
 
     with _open(store_url) as store:
         try:
-            result = run(scan(request, store, sys.stdout, sys.stdin))
+            if broker is None:
+                result = run(scan(request, store, sys.stdout, sys.stdin))
+            else:
+                from mecsa.distributed.submit import submit_scan
+
+                result = run(
+                    submit_scan(request, store, broker, sys.stdout, sys.stdin, chunk_size=chunk_size)
+                )
         except LookupError as exc:
             usage_error(str(exc))
         if summary:

@@ -209,4 +209,3 @@ class RedisLimits(ConnectionLimits):
         self._held.clear()
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
-

@@ -16,7 +16,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 T = TypeVar("T")
-REDIS_DOWN: tuple[type[BaseException], ...] = (ConnectionError, OSError, RedisConnectionError, RedisTimeoutError)
+REDIS_DOWN: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OSError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
 DOWN_PATIENCE_S = 120.0
 
 

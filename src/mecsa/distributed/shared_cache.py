@@ -77,7 +77,9 @@ return 0
 class RedisObservationCache(ObservationCache):
     """This process's cache, backed by the scan-wide claim table and store in Redis."""
 
-    def __init__(self, redis: Redis, scan_id: int, *, ttl_s: float = DEFAULT_TTL_S, prefix: str = "mecsa") -> None:
+    def __init__(
+        self, redis: Redis, scan_id: int, *, ttl_s: float = DEFAULT_TTL_S, prefix: str = "mecsa"
+    ) -> None:
         super().__init__(ttl_s=ttl_s)
         self.redis = redis
         self.namespace = f"{prefix}:scan:{scan_id}:obs"
@@ -103,19 +105,20 @@ class RedisObservationCache(ObservationCache):
         except REDIS_DOWN:
             return await self._alone(make)
         if answer[0] == 0:
-            return self._loaded(answer[1])
+            loaded: T = self._loaded(answer[1])
+            return loaded
         if answer[0] == 2:
             found = await self._wait(data_key, claim_key)
             if found is not None:
-                return self._loaded(found)
+                shared: T = self._loaded(found)
+                return shared
             # The claimant failed: probe for ourselves, and share what we find.
             return await self._probe_unclaimed(make, data_key)
         return await self._probe_claimed(make, data_key, claim_key, token, claim_ms)
 
-    def _loaded(self, data: bytes) -> T:
+    def _loaded(self, data: bytes) -> Any:
         self.shared_hits += 1
-        value: T = pickle.loads(data)  # noqa: S301 - a trusted Redis only (module docstring)
-        return value
+        return pickle.loads(data)  # a trusted Redis only (module docstring)
 
     async def _alone(self, make: Callable[[], Awaitable[T]]) -> T:
         self.probes += 1

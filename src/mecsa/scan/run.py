@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mecsa.scan.assessor import Assessor, ScanConfig
 from mecsa.scan.engine import AssessOne, Counters, ResultSink, ScanOutcome, run_scan
@@ -55,8 +55,12 @@ def open_lines(source: str, stdin: TextIO) -> Iterator[Iterable[str]]:
         yield stream
 
 
-def pick_scan(store: Store, request: ScanRequest) -> tuple[int, bool]:
-    """The scan to run: (id, resumed). --resume takes the given scan, else the newest of the same input."""
+def pick_scan(
+    store: Store, request: ScanRequest, extra: Mapping[str, Any] | None = None
+) -> tuple[int, bool]:
+    """The scan to run: (id, resumed). --resume takes the given scan, else the newest of the same input.
+
+    `extra` joins the options recorded with a new scan (the distributed engine notes itself there)."""
     from mecsa import __version__
 
     if request.resume:
@@ -69,7 +73,12 @@ def pick_scan(store: Store, request: ScanRequest) -> tuple[int, bool]:
         if latest is not None:
             return latest.id, True
     scan_id = store.create_scan(
-        options={**request.config.to_json(), "workers": request.workers, "format": request.output_format},
+        options={
+            **request.config.to_json(),
+            "workers": request.workers,
+            "format": request.output_format,
+            **(extra or {}),
+        },
         profile=request.config.profile,
         mecsa_version=__version__,
         input_name=request.source,
