@@ -36,10 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scan import domain, options, serve  # noqa: E402
+from bench_scan import domain, options, serve
 
-from mecsa.scan.assessor import ScanConfig  # noqa: E402
-from mecsa.scan.run import ScanRequest  # noqa: E402
+from mecsa.scan.assessor import ScanConfig
+from mecsa.scan.run import ScanRequest
 
 
 @dataclass
@@ -89,39 +89,55 @@ async def local_run(config: ScanConfig, listing: Path, folder: Path, processes: 
     return Run("local", processes, result.outcome.counters.done, wall, cpu)
 
 
-async def celery_run(config: ScanConfig, listing: Path, folder: Path, processes: int, chunk: int) -> Run:
-    from mecsa.distributed.submit import submit_scan
+def start_cluster(
+    folder: Path, store_path: Path, processes: int
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]:
+    """redis-server on a loopback port and one `mecsa worker --concurrency P`."""
     from mecsa.store import open_store
 
-    store_path = folder / f"celery{processes}.sqlite"
     port = free_port()
-    before_self, before_children = self_cpu(), children_cpu()
-    started = time.perf_counter()
     redis = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(folder), "--logfile", str(folder / f"redis{processes}.log")],
     )  # fmt: skip
     broker = f"redis://127.0.0.1:{port}/0"
     open_store(store_path).close()  # created before the worker, as an operator would
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "mecsa", "worker", "--broker", broker, "--store", str(store_path),
-         "--concurrency", str(processes), "--loglevel", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=open(folder / f"worker{processes}.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+    with (folder / f"worker{processes}.log").open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mecsa", "worker", "--broker", broker, "--store", str(store_path),
+             "--concurrency", str(processes), "--loglevel", "WARNING"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    return redis, worker, broker
+
+
+async def celery_run(config: ScanConfig, listing: Path, folder: Path, processes: int, chunk: int) -> Run:
+    from mecsa.distributed.submit import submit_scan
+    from mecsa.store import open_store
+
+    store_path = folder / f"celery{processes}.sqlite"
+    before_self, before_children = self_cpu(), children_cpu()
+    started = time.perf_counter()
+    redis, worker, broker = start_cluster(folder, store_path, processes)
     # --concurrency is per worker process for the celery engine: split it, for as many in flight as local
     per_process = dataclasses.replace(config, concurrency=max(1, config.concurrency // processes))
-    request = ScanRequest(source=str(listing), config=per_process, output=folder / f"celery{processes}.jsonl")
+    output = folder / f"celery{processes}.jsonl"
+    request = ScanRequest(source=str(listing), config=per_process, output=output)
     try:
         with open_store(store_path) as store:
             result = await submit_scan(request, store, broker, io.StringIO(), io.StringIO(), chunk_size=chunk)
     finally:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown, then the pool is gone
-        worker.wait(60)
-        redis.terminate()
-        redis.wait(10)
+        await asyncio.to_thread(stop_cluster, redis, worker)
     wall = time.perf_counter() - started  # worker start-up included: an operator pays it once
     cpu = self_cpu() - before_self + children_cpu() - before_children
     return Run("celery", processes, result.outcome.counters.done, wall, cpu)
+
+
+def stop_cluster(redis: subprocess.Popen[bytes], worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGTERM)  # warm shutdown, then the pool is gone
+    worker.wait(60)
+    redis.terminate()
+    redis.wait(10)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -157,14 +173,16 @@ async def main(args: argparse.Namespace) -> int:
     server.join(10)
     print(f"\n{args.n} domains, concurrency {args.concurrency}, chunk size {args.chunk_size}, "
           f"every check; {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f})")  # fmt: skip
-    print("processes | local dom/min | celery dom/min | wall overhead | CPU local | CPU celery | CPU overhead")
+    print(
+        "processes | local dom/min | celery dom/min | wall overhead | CPU local | CPU celery | CPU overhead"
+    )
     by = {(r.engine, r.processes): r for r in runs}
     for processes in sorted({r.processes for r in runs}):
         local, dist = by[("local", processes)], by[("celery", processes)]
         wall_over = 100 * (local.per_minute / dist.per_minute - 1)
         cpu_over = 100 * (dist.cpu / local.cpu - 1)
-        print(f"{processes:>9} | {local.per_minute:>13.0f} | {dist.per_minute:>14.0f} | {wall_over:>12.1f}% | "
-              f"{local.cpu:>8.1f}s | {dist.cpu:>9.1f}s | {cpu_over:>11.1f}%")  # fmt: skip
+        rates = f"{processes:>9} | {local.per_minute:>13.0f} | {dist.per_minute:>14.0f} | {wall_over:>12.1f}%"
+        print(f"{rates} | {local.cpu:>8.1f}s | {dist.cpu:>9.1f}s | {cpu_over:>11.1f}%")
     for name, (peak, total) in host_logs.items():
         print(f"MX {name}: {total} connections over all runs, at most {peak} at once")
     return 0

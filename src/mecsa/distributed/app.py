@@ -58,7 +58,13 @@ def make_app(
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=QUEUE,
-        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout_s,
+            # Look for messages past their visibility timeout about four times per timeout (kombu's
+            # default sweep runs every 100 s whatever the timeout).
+            "unacked_restore_interval": max(1, min(10, int(visibility_timeout_s / 4))),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a restarting broker: keep trying
         worker_send_task_events=False,
