@@ -43,7 +43,7 @@ def _deliver(store_path: str, redis_url: str, scan_id: int, prefix: str) -> None
             await asyncio.sleep(0.3)
             return error_record(entry, "assessed", self.scan_id)
 
-    chunks.Assessor = CrashingAssessor  # type: ignore[assignment,misc]
+    chunks.Assessor = CrashingAssessor  # type: ignore[attr-defined,assignment]
     chunks.CHUNK_LEASE_S = 0.6  # a dead delivery's chunk lease lapses sooner than the default 15 s
     chunk = Chunk(scan_id, 1, ScanConfig(options=AssessOptions(), concurrency=10),
                   tuple(target(i + 1, n) for i, n in enumerate(NAMES)))  # fmt: skip

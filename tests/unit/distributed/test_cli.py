@@ -31,7 +31,7 @@ def invoke(args: list[str]) -> Any:
 
     from mecsa.cli import app
 
-    command = app
+    command: Any = app
     if not isinstance(app, click.Command):
         import typer
 
@@ -99,7 +99,8 @@ def test_a_celery_scan_from_the_command_line_stores_and_writes_every_domain(tmp_
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "mecsa", "scan", listing, "--engine", "celery",
-                 "--broker", redis.url(), "--chunk-size", "3", "--store", str(store), "--out", str(tmp_path / "out.jsonl"),
+                 "--broker", redis.url(), "--chunk-size", "3", "--store", str(store),
+                 "--out", str(tmp_path / "out.jsonl"),
                  "--resolver", dns.address, "--progress-every", "0.2", *DNS_ONLY],
                 capture_output=True, text=True, timeout=120, check=False,
             )  # fmt: skip
