@@ -94,12 +94,12 @@ async def submit_scan(
             await _queue(
                 app, redis, keys, store, read_targets(lines), request, chunk_size, resumed, counters, stop
             )
-            await asyncio.wait(
-                {following, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
-            )
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (following, stopped):
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
             follower.catch_up()
             if stop.is_set():
                 await patiently(lambda: redis.set(keys.cancelled, 1))

@@ -126,3 +126,49 @@ def test_a_celery_scan_from_the_command_line_stores_and_writes_every_domain(tmp_
     with open_store(store) as s:
         assert s.count_results(1) == 13
     assert b"Traceback" not in worker_log
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_a_celery_scan_and_resume_finishes_it(tmp_path: Path) -> None:
+    import time
+
+    names = [f"r{i}.{ORIGIN}" for i in range(6)]
+    listing = write_list(tmp_path, names)
+    store = tmp_path / "s.sqlite"
+    with (
+        RedisServer() as redis,
+        ThreadedZoneServer(ZoneData.from_texts({**TLD, ORIGIN: zone(n.split(".")[0] for n in names)})) as dns,
+    ):
+        argv = [sys.executable, "-m", "mecsa", "scan", listing, "--engine", "celery", "--broker", redis.url(),
+                "--chunk-size", "2", "--store", str(store), "--out", str(tmp_path / "out.jsonl"),
+                "--resolver", dns.address, "--progress-every", "0.2", *DNS_ONLY]  # fmt: skip
+        # no worker yet: the chunks wait in the queue
+        submitter = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert submitter.stderr is not None
+        assert submitter.stderr.readline().startswith("scan: 0/6 done")
+        submitter.send_signal(signal.SIGINT)
+        _, err = submitter.communicate(timeout=60)
+        assert submitter.returncode == 130, err
+        assert "interrupted after 0 domains; continue with --resume --scan 1" in err
+        with open_store(store) as s:
+            scan = s.get_scan(1)
+            assert scan is not None and scan.state == "interrupted"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mecsa", "worker", "--broker", redis.url(), "--store", str(store),
+             "--concurrency", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            started = time.monotonic()
+            done = subprocess.run([*argv, "--resume", "--scan", "1"], capture_output=True, text=True,
+                                  timeout=120, check=False)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert time.monotonic() - started < 60
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(r["domain"] for r in records) == sorted(names)
+    with open_store(store) as s:
+        scan = s.get_scan(1)
+        assert scan is not None and (scan.state, scan.domains_done) == ("finished", 6)
