@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,25 @@ def test_a_scan_config_crosses_the_broker_as_json_unchanged() -> None:
     assert target_from_json(json.loads(json.dumps(target_to_json(entry)))) == entry
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The one store of workers and submitter: a SQLite file (one host) or PostgreSQL (several)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "s.sqlite")
+        return
+    from tests.pgcluster import PostgresCluster
+
+    with PostgresCluster() as pg:
+        yield pg.create_database("celery")
+
+
 @pytest.mark.slow
-def test_a_celery_scan_from_the_command_line_stores_and_writes_every_domain(tmp_path: Path) -> None:
+def test_a_celery_scan_from_the_command_line_stores_and_writes_every_domain(
+    tmp_path: Path, store_url: str
+) -> None:
     names = [f"d{i}.{ORIGIN}" for i in range(12)]
     listing = write_list(tmp_path, [*names, "not a domain", names[0]])
-    store = tmp_path / "s.sqlite"
+    store = store_url
     with (
         RedisServer() as redis,
         ThreadedZoneServer(ZoneData.from_texts({**TLD, ORIGIN: zone(n.split(".")[0] for n in names)})) as dns,
