@@ -289,7 +289,8 @@ class TlsaMatch:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TlsaMatch:
-        deviation = data.get("webpki_deviation")
+        # not .get: details of another shape (a list) must raise TypeError, which readers expect
+        deviation = data["webpki_deviation"] if "webpki_deviation" in data else None  # noqa: SIM401
         return cls(
             Tlsa.from_text(str(data["record"])),
             bool(data["matched"]),

@@ -243,7 +243,8 @@ class AddressTls:
     @classmethod
     def from_json(cls, data: Mapping[str, JsonValue]) -> AddressTls:
         """The address as the document keeps it (`key_exchange` is derived; see SmtpObservation.from_json)."""
-        sweep = data.get("tls_sweep")
+        # only when the sweep ran; not .get: details of another shape must raise TypeError
+        sweep = data["tls_sweep"] if "tls_sweep" in data else None  # noqa: SIM401
         return cls(
             SmtpObservation.from_json(data["smtp"]),
             Status(data["outcome"]),

@@ -7,6 +7,7 @@ and judged by the mx check.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -119,15 +120,16 @@ def _answer_from_json(
     status = DnssecStatus(dnssec)
     if not addresses:
         return replace(_not_kept(name, rdtype), cname_chain=cname_chain, dnssec=status)
-    records = tuple(dns.rdata.from_text(dns.rdataclass.IN, rdtype, a) for a in addresses)
+    records = tuple(dns.rdata.from_text(dns.rdataclass.IN, rdtype, a) for a in addresses)  # checked IPs
     return DnsAnswer(name, rdtype, Rcode.NOERROR, records, cname_chain=cname_chain, dnssec=status)
 
 
 def _host_from_json(data: Mapping[str, JsonValue]) -> MxHost:
-    name, addresses = str(data["name"]), [str(a) for a in data["addresses"]]
-    chain, dnssec = tuple(str(c) for c in data["cname_chain"]), data["dnssec"]
-    v4 = [a for a in addresses if ":" not in a]
-    v6 = [a for a in addresses if ":" in a]
+    name, chain, dnssec = str(data["name"]), tuple(str(c) for c in data["cname_chain"]), data["dnssec"]
+    # ip_address raises ValueError on a value that is not an address, which dnspython would not
+    addresses = [(a, ipaddress.ip_address(a).version) for a in (str(a) for a in data["addresses"])]
+    v4 = [a for a, version in addresses if version == 4]
+    v6 = [a for a, version in addresses if version == 6]
     return MxHost(
         name,
         int(data["preference"]),
