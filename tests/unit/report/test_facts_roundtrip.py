@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from mecsa.certs import CertificateSummary, Tlsa, TlsaMatch
 from mecsa.checks.dane import DaneFacts
@@ -31,8 +34,12 @@ from mecsa.report.json import assessment_to_json
 from mecsa.report.view import DASH, build_view
 from mecsa.revocation import RevocationAnswer, RevocationState, RevocationVerdict
 from mecsa.web.document import assessment_from_document
+from tests.conftest import ServeZones
 from tests.unit.report import test_mx_table
 from tests.unit.report.samples import SAMPLES, TODAY
+from tests.unit.transport.chains import Shape, ca, leaf
+from tests.unit.transport.servers import LoopbackServers, server_context
+from tests.unit.transport.test_transport_checks import MX1, _assess, _tlsa
 
 ALL: dict[str, Callable[[], Assessment]] = {**SAMPLES, "mx_table": test_mx_table._assessment}
 KINDS = (MxFacts, StarttlsFacts, X509Facts, DaneFacts, MtaStsVerdictFacts)
@@ -167,6 +174,39 @@ def test_the_lab_free_values_come_back_equal() -> None:
     for value in values:
         assert type(value).from_json(value.to_json()) == value
     assert "webpki_deviation" not in values[2].to_json()  # the additive key is there only when set
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[LoopbackServers]:
+    running = LoopbackServers()
+    yield running
+    await running.close()
+
+
+async def test_a_dane_ta_match_keeps_its_web_pki_deviation(
+    serve_zones: ServeZones, servers: LoopbackServers, tmp_path: Path
+) -> None:
+    # the loopback MX of test_pkix_assess: its issuing CA's basicConstraints is not critical
+    root = ca("Lenient Root", None)
+    issuing = ca("Lenient Issuing CA", root, Shape(bc_critical=False))
+    ca_file = tmp_path / "lenient-root.pem"
+    ca_file.write_bytes(root.cert.public_bytes(serialization.Encoding.PEM))
+    pem = issuing.cert.public_bytes(serialization.Encoding.PEM)
+    await servers.add_smtpd("127.0.0.2", server_context(leaf(issuing, MX1).issued, pem, tmp_path))
+    spki = issuing.cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    tlsa = _tlsa(servers.port, MX1, f"2 1 1 {hashlib.sha256(spki).hexdigest()}")
+    a = await _assess(serve_zones, "@ IN MX 10 mx1\nmx1 IN A 127.0.0.2\n" + tlsa, servers, str(ca_file))
+    dane = a.facts(DaneFacts)
+    assert dane is not None
+    (match,) = dane.hosts[0].addresses[0].records
+    assert match.matched and match.webpki_deviation and "2.5.29.19" in match.webpki_deviation
+    assert match.to_json()["webpki_deviation"] == match.webpki_deviation
+    for facts in (dane, a.facts(X509Facts), a.facts(StarttlsFacts)):
+        assert facts is not None
+        assert type(facts).from_json(facts.to_json()).to_json() == facts.to_json()
+    assert DaneFacts.from_json(dane.to_json()) == dane
 
 
 # --- the report rebuilt from a stored document ---------------------------------------------------
