@@ -31,6 +31,7 @@ from mecsa.probes.smtp import SmtpObservation, SmtpReply, Stage, TlsSession
 from mecsa.probes.tls import TlsSweep, TlsTrial, TrialOutcome
 from mecsa.report.html import render_html
 from mecsa.report.json import assessment_to_json
+from mecsa.report.text import render_text
 from mecsa.report.view import DASH, build_view
 from mecsa.revocation import RevocationAnswer, RevocationState, RevocationVerdict
 from mecsa.web.document import assessment_from_document
@@ -222,6 +223,14 @@ def test_the_compact_mx_table_of_a_stored_document_is_the_live_one(sample: str) 
     assert [(h.name, h.facts, h.addresses) for h in again.hosts] == compact
     assert any(DASH not in (r.starttls, r.certificate) for _, _, rows in compact for r in rows)
     assert again.fixes == live.fixes  # the fixes read the MX hosts and addresses from the facts too
+
+
+@pytest.mark.parametrize("sample", sorted(ALL))
+def test_the_whole_report_of_a_stored_document_is_the_live_one(sample: str) -> None:
+    assessment = ALL[sample]()
+    rebuilt = assessment_from_document(assessment_to_json(assessment, "mecsa-st"))
+    assert render_html(rebuilt, "mecsa-st") == render_html(assessment, "mecsa-st")
+    assert render_text(rebuilt, "mecsa-st") == render_text(assessment, "mecsa-st")
 
 
 def test_the_rebuilt_document_is_the_stored_one() -> None:
