@@ -143,10 +143,24 @@ _FAST_EXIT_COMMANDS = frozenset({"assess", "checks", "scoring", "spf", "starttls
 
 def main() -> None:
     """Entry point: exit 0 when the work ran, 2 on bad usage, 1 on an internal error, 130 on Ctrl-C."""
+    _skip_httpx_cli()
     code = _run()
     if _fast_exit_allowed(sys.argv[1:]):
         _exit_now(code)
     sys.exit(code)
+
+
+def _skip_httpx_cli() -> None:
+    """Keep httpx's own command line (the module httpx._main) out of this process.
+
+    `import httpx` also imports httpx._main when click, rich and pygments are installed, as they
+    are here: about 60 ms of CPU in a cold `mecsa assess` (issue 20). httpx guards that import with
+    `except ImportError` (its CLI is an optional extra); a None entry in sys.modules makes the
+    import raise ImportError, the import system's way to block a module, so httpx defines its stub
+    `main` instead. mecsa never runs httpx's command line.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def _run() -> int:

@@ -97,3 +97,19 @@ def test_main_exit_statuses() -> None:
     assert status("assess", "--bogus") == 2
     assert status() == 2  # no command: the help, as a usage error
     assert status("assess", "not a domain") == 2
+
+
+def test_the_cli_keeps_httpx_own_command_line_out() -> None:
+    code = (
+        "import sys\n"
+        "from mecsa.cli import _skip_httpx_cli\n"
+        "_skip_httpx_cli()\n"
+        "import httpx\n"
+        "with httpx.Client() as client:\n"
+        "    assert client.timeout.connect == 5.0\n"
+        "print(sorted(m for m in ('rich', 'pygments', 'httpx._main') if sys.modules.get(m) is not None))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
