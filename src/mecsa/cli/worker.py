@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import click
 
-import typer
-
-from mecsa.cli.common import usage_error
+from mecsa.cli.common import STORE_HELP, usage_error
 
 WORKER_HELP = """Run chunks of `mecsa scan --engine celery` scans queued on the broker, until SIGTERM.
 
@@ -18,38 +16,35 @@ The per-IP connection limit and pace, and the observation cache, are shared thro
 Redis, which must be trusted (it holds pickled observations): see docs/scale-out.md."""
 
 
-def register(app: typer.Typer) -> None:
-    app.command("worker", help=WORKER_HELP)(worker_command)
-
-
+@click.command("worker", help=WORKER_HELP)
+@click.option("--broker", required=True, help="The Redis URL: redis://HOST:PORT/DB.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help="Worker processes (default: the number of cores).",
+)
+@click.option("--store", default=None, help=STORE_HELP)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1, max=100),
+    default=3,
+    help="Attempts per domain before it is stored as an error.",
+)
+@click.option(
+    "--visibility-timeout",
+    type=click.FloatRange(min=1.0),
+    default=3600.0,
+    help="Seconds before the chunk of a vanished worker is delivered again.",
+)
+@click.option("--loglevel", default="INFO", help="Celery's log level.")
 def worker_command(
-    broker: Annotated[str, typer.Option("--broker", help="The Redis URL: redis://HOST:PORT/DB.")],
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="Worker processes (default: cores).", min=1, max=256)
-    ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            help="A SQLite file or a postgresql:// URL "
-            "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
-        ),
-    ] = None,
-    max_attempts: Annotated[
-        int,
-        typer.Option(
-            "--max-attempts", help="Attempts per domain before it is stored as an error.", min=1, max=100
-        ),
-    ] = 3,
-    visibility_timeout: Annotated[
-        float,
-        typer.Option(
-            "--visibility-timeout",
-            help="Seconds before the chunk of a vanished worker is delivered again.",
-            min=1.0,
-        ),
-    ] = 3600.0,
-    loglevel: Annotated[str, typer.Option("--loglevel", help="Celery's log level.")] = "INFO",
+    broker: str,
+    concurrency: int | None,
+    store: str | None,
+    max_attempts: int,
+    visibility_timeout: float,
+    loglevel: str,
 ) -> None:
     import os
 
