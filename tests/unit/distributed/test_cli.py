@@ -26,18 +26,11 @@ DNS_ONLY = ["--only", "mx", "--only", "spf", "--only", "dmarc"]
 
 
 def invoke(args: list[str]) -> Any:
-    """The CLI in this process (a click command, or typer's app turned into one)."""
-    import click
     from click.testing import CliRunner
 
     from mecsa.cli import app
 
-    command: Any = app
-    if not isinstance(app, click.Command):
-        import typer
-
-        command = typer.main.get_command(app)
-    return CliRunner().invoke(command, args)
+    return CliRunner().invoke(app, args)
 
 
 @pytest.mark.parametrize(
