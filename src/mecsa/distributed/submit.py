@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CHUNK_SIZE = 50
 POLL_S = 0.5
+_BATCH = 500  # ids per look-up: an IN list stays below old SQLite builds' 999 parameters
 
 
 async def submit_scan(
@@ -177,28 +178,42 @@ class Follower:
         return int(found or 0)
 
     def read_new(self, after: int) -> int:
-        """Write the results with an id above `after` not written yet; how many were."""
+        """Write the results with an id above `after` not written yet; how many were.
+
+        Ids first (the look-back window re-reads them), documents only for the new ones."""
         written = 0
         while True:
             with self.store.engine.connect() as conn:
-                rows = conn.execute(
-                    select(assessments.c.id, assessments.c.error, assessments.c.document)
-                    .where(assessments.c.scan_id == self.scan_id, assessments.c.id > after)
-                    .order_by(assessments.c.id)
-                    .limit(1000)
-                ).all()
+                ids = (
+                    conn.execute(
+                        select(assessments.c.id)
+                        .where(assessments.c.scan_id == self.scan_id, assessments.c.id > after)
+                        .order_by(assessments.c.id)
+                        .limit(_BATCH)
+                    )
+                    .scalars()
+                    .all()
+                )
+                new = [int(i) for i in ids if int(i) not in self.seen]
+                rows = (
+                    conn.execute(
+                        select(assessments.c.id, assessments.c.error, assessments.c.document)
+                        .where(assessments.c.id.in_(new))
+                        .order_by(assessments.c.id)
+                    ).all()
+                    if new
+                    else []
+                )
             for row in rows:
-                if row.id in self.seen:
-                    continue
                 self.seen.add(int(row.id))
                 self.writer.write(json.loads(row.document))
                 self.counters.done += 1
                 self.counters.errors += bool(row.error)
                 written += 1
                 self.last_id = max(self.last_id, int(row.id))
-            if len(rows) < 1000:
+            if len(ids) < _BATCH:
                 break
-            after = int(rows[-1].id)
+            after = int(ids[-1])
         if written:
             self.writer.flush()
         return written
