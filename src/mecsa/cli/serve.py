@@ -83,6 +83,14 @@ def serve_command(
     tls_versions: Annotated[
         bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
     ] = True,
+    mailmode: Annotated[
+        str | None,
+        typer.Option("--mailmode", help="Enable mail mode (addresses on the home page): its TOML file."),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", help="This service's address, for mail mode's auto-reply link."),
+    ] = None,
 ) -> None:
     """Run the web service."""
     if ctx.invoked_subcommand is not None:
@@ -103,7 +111,18 @@ def serve_command(
         load_profile(profile)
     except (ResolverConfigError, ProfileError) as exc:
         usage_error(str(exc))
+    if public_url is not None and mailmode is None:
+        usage_error("--public-url is for mail mode: give --mailmode FILE too")
+    mail_config = None
+    if mailmode is not None:
+        from mecsa.web.mailmode_config import MailModeConfigError, load_mailmode_config
+
+        try:
+            mail_config = load_mailmode_config(mailmode, public_url=public_url)
+        except MailModeConfigError as exc:
+            usage_error(str(exc))
     settings = ServiceSettings(
+        mailmode=mail_config,
         store_url=store,
         resolvers=tuple(resolver or ()),
         dns_timeout=timeout,
