@@ -120,7 +120,7 @@ def test_the_web_flow_in_chromium_grades_the_hardened_provider_from_both_sides(
             "sts-trap": f"{token}@sts-trap.{d}",
         }
         assert landed["stage"] == "waiting_for_reply", landed
-        assert landed["probe"] == "the probe reached your provider: reply to it, to all"
+        assert landed["probe"] == "The probe reached your provider: reply to it, to all"
         assert landed["updated_in_place"] is True  # the live update, not a reload
 
         # the provider replies to all: the control address, the traps in Cc (a DANE sender)

@@ -121,7 +121,7 @@ def steps(state: LiveState) -> dict[str, dict[str, str]]:
     else:
         report = ("pending", "The report appears here once your reply is analysed.")
     return {
-        "probe": {"class": probe_class, "text": state.probe},
+        "probe": {"class": probe_class, "text": state.probe[:1].upper() + state.probe[1:]},
         "reply": {"class": reply[0], "text": reply[1]},
         "report": {"class": report[0], "text": report[1]},
     }
