@@ -166,6 +166,11 @@ class MailModeService:
         except Exception as exc:  # recorded: the live page says why instead of waiting forever
             await self.store.add(token, "error", {"stage": "probe", "error": f"{type(exc).__name__}: {exc}"})
 
+    @property
+    def running(self) -> int:
+        """Probes started here and not finished yet."""
+        return len(self._tasks)
+
     async def drain(self) -> None:
         """Wait for the probes started here (tests, shutdown)."""
         while self._tasks:

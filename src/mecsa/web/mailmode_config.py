@@ -18,6 +18,7 @@ A TOML file, so that `mecsa serve` takes one option rather than mirroring every 
     smtp_port = 25   smtp_timeout = 10    # where the probe connects (tests and the lab change it)
     window_minutes = 30                   # how long a trap must stay empty
     probes_per_client = 5   probes_per_recipient = 3   probe_window_s = 3600
+    max_running_probes = 16               # probes in flight at once; beyond, "busy" (503)
     report_addresses = ["dmarc@example.org"]   reports_store = "..."
     dmarc_discovery = "treewalk"          # or "psl"
 
@@ -59,6 +60,7 @@ class MailModeConfig:
     probes_per_client: int = 5
     probes_per_recipient: int = 3
     probe_window_s: float = 3600.0
+    max_running_probes: int = 16
     report_addresses: tuple[str, ...] = ()
     reports_store: str | None = None
     dmarc_discovery: str = "treewalk"
@@ -72,7 +74,7 @@ class MailModeConfig:
 _PATHS = ("store", "tls_cert", "tls_key", "dkim_key", "ca_file", "reports_store")
 _STRINGS = (*_PATHS, "domain", "dkim_selector", "public_url", "dmarc_discovery", "listen")
 _NUMBERS = ("autoreply_interval_minutes", "smtp_timeout", "window_minutes", "probe_window_s")
-_COUNTS = ("smtp_port", "probes_per_client", "probes_per_recipient")
+_COUNTS = ("smtp_port", "probes_per_client", "probes_per_recipient", "max_running_probes")
 _FLAGS = ("autoreply", "assess")
 _KNOWN = frozenset((*_STRINGS, *_NUMBERS, *_COUNTS, *_FLAGS, "report_addresses"))
 

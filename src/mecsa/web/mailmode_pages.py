@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Annotated, Any
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from mecsa.mailmode.service import LiveState, ProbeRequestError, Stage
 from mecsa.web.deps import client_key
-from mecsa.web.mailmode_service import ProbeRateLimited, WebMailMode
+from mecsa.web.mailmode_service import ProbeRateLimited, ProbesBusy, WebMailMode
 from mecsa.web.service import service_of
 from mecsa.web.settings import ServiceSettings
 
@@ -137,13 +137,16 @@ def event_data(state: LiveState) -> dict[str, Any]:
 # --- pages -------------------------------------------------------------------------------------------
 
 
-async def start_from_home(request: Request, target: str) -> Response:
-    """The home form's address: start the probe and go to the live page (the home page on error)."""
-    from mecsa.web.pages import MAIL_MODE_NOTICE, _home
-
+async def start_from_home(
+    request: Request, target: str, home: Callable[..., HTMLResponse], off_notice: str
+) -> Response:
+    """The home form's address: start the probe and go to the live page. On error, `home` (the
+    home page's renderer, `pages._home`: passed in, so that this module does not import pages)
+    shows the form again; with mail mode off it shows `off_notice`."""
+    _home = home
     mail = mailmode_of(request)
     if mail is None:
-        return _home(request, notice=MAIL_MODE_NOTICE, target=target)
+        return _home(request, notice=off_notice, target=target)
     try:
         started = await mail.start_probe(target, client_key(request))
     except ProbeRequestError as exc:
@@ -152,6 +155,8 @@ async def start_from_home(request: Request, target: str) -> Response:
         page = _home(request, 429, error=str(exc), target=target)
         page.headers["Retry-After"] = str(int(exc.retry_after) + 1)
         return page
+    except ProbesBusy as exc:
+        return _home(request, 503, error=str(exc), target=target)
     return RedirectResponse(f"/mail/{started.token}", 303)
 
 
@@ -257,6 +262,8 @@ async def api_start(request: Request, body: MailTestRequest) -> JSONResponse:
         raise HTTPException(400, str(exc)) from None
     except ProbeRateLimited as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(int(exc.retry_after) + 1)}) from None
+    except ProbesBusy as exc:
+        raise HTTPException(503, str(exc)) from None
     return JSONResponse(
         {
             "token": started.token,

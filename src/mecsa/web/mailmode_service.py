@@ -7,7 +7,8 @@ serve` shares the store), and wraps `mecsa.mailmode.service.MailModeService` for
 
 Abuse controls, before any mail leaves:
 - probes per client IP and per recipient address, each a sliding window (`web/limits.py`): a
-  stranger cannot make the service mail someone over and over;
+  stranger cannot make the service mail someone over and over; and at most
+  `max_running_probes` in flight at once, whoever asks;
 - the probe's DNS goes through `GuardedClient` unless --allow-private: an MX whose address is
   private, loopback or link-local is never connected to, and the page says why.
 """
@@ -27,6 +28,10 @@ from mecsa.web.mailmode_config import MailModeConfig, MailModeConfigError
 from mecsa.web.settings import ServiceSettings
 
 log = logging.getLogger("mecsa.web.mailmode")
+
+
+class ProbesBusy(Exception):
+    """As many probes are in flight as the configuration allows."""
 
 
 class ProbeRateLimited(Exception):
@@ -128,9 +133,12 @@ class WebMailMode:
     async def start_probe(self, address: str, client_key: str) -> ProbeStarted:
         """Check the address and the limits, then send the probe (in the background).
 
-        `ProbeRequestError` for a bad address, `ProbeRateLimited` past a limit.
+        `ProbeRequestError` for a bad address, `ProbeRateLimited` past a limit, `ProbesBusy` when
+        `max_running_probes` are in flight (checked first: a busy service counts no probe).
         """
         recipient, _ = validate_address(address)
+        if self.service.running >= self.config.max_running_probes:
+            raise ProbesBusy("the service is sending as many test messages as it may: try again in a minute")
         self.limits.check(client_key, recipient)
         client: DnsClient = self.client
         if not self.settings.allow_private:

@@ -87,7 +87,7 @@ async def start_assessment(request: Request, target: Annotated[str, Form(max_len
     if is_address(target):
         from mecsa.web.mailmode_pages import start_from_home
 
-        return await start_from_home(request, target)
+        return await start_from_home(request, target, _home, MAIL_MODE_NOTICE)
     try:
         domain = parse_domain(target)
     except DomainError as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from mecsa.dns.zoneserver import ThreadedZoneServer, ZoneData
+from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData
 from mecsa.harden.records import dkim_txt, spki_sha256
 from mecsa.lab.senders import private_key_pem
 from mecsa.mailmode.receiver import Receiver, ReceiverSettings, server_tls_context
@@ -107,8 +107,11 @@ def user_provider(directory: Path) -> Iterator[tuple[UserMx, ThreadedZoneServer]
         # internal.test: its MX is on loopback like user.test's; without --allow-private the guard refuses it
         "internal.test.": HEAD + "@ IN MX 10 mx\nmx IN A 127.0.0.1\n",
         "nomx.test.": HEAD + '@ IN TXT "v=spf1 -all"\n',
+        # slow.test never answers its MX question: a probe to it stays in flight for a while
+        "slow.test.": HEAD,
     }
-    data = ZoneData.from_texts(zones, secure=["test.", "user.test.", "internal.test.", "nomx.test."])
+    secure = ["test.", "user.test.", "internal.test.", "nomx.test.", "slow.test."]
+    data = ZoneData.from_texts(zones, secure=secure, faults={"slow.test": Fault.TIMEOUT})
     try:
         with ThreadedZoneServer(data) as server:
             yield mx, server

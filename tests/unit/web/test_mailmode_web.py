@@ -177,6 +177,21 @@ def test_probes_are_rate_limited_per_client_and_per_recipient(
         assert bad.status_code == 400 and "is not an e-mail address" in bad.text
 
 
+def test_probes_in_flight_are_bounded(
+    tmp_path: Path, provider: tuple[UserMx, ThreadedZoneServer], web_store: Store
+) -> None:
+    mx, server = provider
+    settings = with_changes(mail_settings(tmp_path, server, mx), max_running_probes=1, listen=None)
+    with mail_client(web_store, settings) as client:
+        token = _start(client, "a@slow.test")  # its MX question is never answered
+        busy = client.post("/assess", data={"target": "b@nomx.test"}, follow_redirects=False)
+        assert busy.status_code == 503 and "as many test messages as it may" in busy.text
+        assert client.post("/api/v1/mail", json={"address": "b@nomx.test"}).status_code == 503
+        failed = wait_state(client, token, {"probe_failed"})
+        assert failed["state"]["stage"] == "probe_failed"
+        _start(client, "b@nomx.test")  # the slot is free again, and the refusals were not counted
+
+
 def test_the_guard_refuses_a_probe_to_an_internal_mx(
     tmp_path: Path, provider: tuple[UserMx, ThreadedZoneServer], web_store: Store
 ) -> None:
