@@ -19,6 +19,8 @@ may start --client-assessments new assessments per --client-window seconds; at m
 run at once (and --max-waiting wait); request bodies are bounded; targets whose hosts resolve to
 private, loopback or link-local addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
+With --mailmode FILE (TOML: the test domain, the mail store, the receiver's address, its keys; see
+docs/mailmode.md), the home page also takes an e-mail address and the SMTP receiver runs beside.
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
 StoreOption = Annotated[
