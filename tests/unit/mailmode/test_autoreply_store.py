@@ -115,3 +115,39 @@ async def test_a_restarted_receiver_still_refuses_the_same_sender_within_the_hou
     finally:
         await user_mx.stop()
         await user_mx.store.close()
+
+
+async def test_refused_mail_claims_no_slot_of_the_persistent_limit(
+    tmp_path: Path, serve_zones: ServeZones
+) -> None:
+    """<>, MAILER-DAEMON and Auto-Submitted mail are refused before the limiter is asked, so
+    they never use up a sender's one reply (nor the hourly total of 2 here)."""
+    user_mx, client = await _user_mx(tmp_path, serve_zones, tlsa_ok=True)
+    store = await MailStore.open(tmp_path / "rcv.sqlite3")
+    auto = AutoReplySettings(SIGNER, port=user_mx.port, smtp_timeout=5, max_per_hour=2)
+    receiver = Receiver(
+        ReceiverSettings("receiver.test", port=0, analyse=False, autoreply=auto), store, client
+    )
+    await receiver.start()
+    try:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=receiver.port, start_tls=False)
+        await smtp.connect()
+        head = f"From: <{USER}>\r\nTo: test@receiver.test\r\nSubject: hello\r\n"
+        automatic = (head + "Auto-Submitted: auto-generated\r\n\r\nhi\r\n").encode()
+        await smtp.sendmail(USER, ["test@receiver.test"], automatic)
+        await smtp.sendmail("", ["test@receiver.test"], (head + "\r\nhi\r\n").encode())
+        await smtp.sendmail("MAILER-DAEMON@user.test", ["test@receiver.test"], (head + "\r\nhi\r\n").encode())
+        await smtp.sendmail(USER, ["test@receiver.test"], (head + "\r\nhi\r\n").encode())
+        await smtp.quit()
+        await receiver.drain()
+        replies = await _replies(store)
+        refused = sorted(str(r["decision"]) for r in replies if not r["sent"])
+        assert len(refused) == 3 and not any("rate-limited" in r for r in refused), refused
+        assert [r["recipient"] for r in replies if r["sent"]] == [USER]
+        allowed, _ = await store.claim_autoreply("bob@user.test", dt.datetime.now(dt.UTC), HOUR, 2)
+        assert allowed  # the hourly total counted one reply, not four
+    finally:
+        await receiver.stop()
+        await store.close()
+        await user_mx.stop()
+        await user_mx.store.close()
