@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE_S = 15.0
 DEFAULT_RATE = 5.0
 POLL_S = 0.05  # how often a waiter for a full address asks again
-REDIS_DOWN_WAIT_S = 120.0  # how long a connection waits for a Redis that went away before it gives up
 
 # KEYS: leases, pace. ARGV: token, limit, lease ms, interval ms.
 # Returns 0 when the lease is taken, N > 0: ms until the pace allows a start, -1: every slot is held.
@@ -140,6 +139,7 @@ class RedisLimits(ConnectionLimits):
         leases, pace = self.keys(address)
         interval_ms = max(1, int(1000 / self.rate))
         down_since: float | None = None
+        warned = False
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -152,13 +152,16 @@ class RedisLimits(ConnectionLimits):
                 self._remove_later(leases, token)  # the script may have run: never leave the lease
                 raise
             except REDIS_DOWN as exc:
-                # Redis restarting: wait for it rather than connect unmetered or fail the domain.
-                down_since = down_since if down_since is not None else loop.time()
-                if loop.time() - down_since > REDIS_DOWN_WAIT_S:
-                    raise ConnectionError(f"Redis unreachable for a connection slot: {exc}") from exc
+                # Redis restarting: wait for it rather than connect unmetered, or fail the domain
+                # for what is our own infrastructure's fault (an SMTP slot's wait has no bound anyway).
+                if down_since is None:
+                    down_since = loop.time()
+                elif loop.time() - down_since > 10 and not warned:
+                    log.warning("Redis unreachable, connections to %s wait: %s", address, exc)
+                    warned = True
                 await asyncio.sleep(0.5)
                 continue
-            down_since = None
+            down_since, warned = None, False
             if answer == 0:
                 self._held[token] = leases
                 self._start_renewer()

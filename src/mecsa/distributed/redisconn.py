@@ -8,6 +8,7 @@ answer about the domain, when only our own infrastructure was away.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -22,7 +23,7 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
 )
-DOWN_PATIENCE_S = 120.0
+log = logging.getLogger(__name__)
 
 
 def connect(url: str) -> Redis:
@@ -30,16 +31,23 @@ def connect(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=10)
 
 
-async def patiently(call: Callable[[], Awaitable[T]], patience_s: float = DOWN_PATIENCE_S) -> T:
-    """`await call()`, retried while Redis is unreachable, for up to `patience_s` seconds."""
+async def patiently(call: Callable[[], Awaitable[T]], patience_s: float | None = None) -> T:
+    """`await call()`, retried while Redis is unreachable: for up to `patience_s` seconds, or for as
+    long as it takes (None). Waiting is right for a worker: nothing it could do without Redis would
+    be a true answer about a domain, and the broker's return resumes the scan."""
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + patience_s
+    started = loop.time()
     delay = 0.2
+    warned = False
     while True:
         try:
             return await call()
-        except REDIS_DOWN:
-            if loop.time() > give_up:
+        except REDIS_DOWN as exc:
+            waited = loop.time() - started
+            if patience_s is not None and waited > patience_s:
                 raise
+            if waited > 10 and not warned:
+                log.warning("Redis unreachable for %.0f s, still waiting: %s", waited, exc)
+                warned = True
             await asyncio.sleep(delay)
             delay = min(2 * delay, 2.0)
