@@ -248,9 +248,10 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_stores_each_domain_once(
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     victim = cluster.workers[0]
     deadline = time.monotonic() + 120
-    while "received" not in cluster.log(0) or _stored(cluster.store) < 2:
+    # kill it while it holds a chunk (received, not yet succeeded), once the scan is under way
+    while not (_holding(cluster.log(0)) and _stored(cluster.store) >= 2):
         assert time.monotonic() < deadline, cluster.log(0)
-        time.sleep(0.1)
+        time.sleep(0.05)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
     received, succeeded = cluster.log(0).count(" received"), cluster.log(0).count(" succeeded")
@@ -278,6 +279,10 @@ def test_the_scan_carries_on_when_redis_restarts(full_lab: Path, tmp_path: Path)
         assert set(records(tmp_path / "restart.jsonl")) == {*DOMAINS, "not a domain"}
     finally:
         cluster.stop()
+
+
+def _holding(log: str) -> bool:
+    return log.count(" received") > log.count(" succeeded")
 
 
 def _stored(store_path: Path) -> int:

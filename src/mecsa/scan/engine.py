@@ -110,10 +110,16 @@ async def run_scan(
     stop: asyncio.Event,
     tick: Callable[[], None] = lambda: None,
 ) -> ScanOutcome:
-    """Assess every target not yet done; on `stop` (Ctrl-C) cancel what is in flight and keep what is done."""
+    """Assess every target not yet done; on `stop` (Ctrl-C) cancel what is in flight and keep what is done.
+
+    A record the sink fails to store ends the scan with that error (raised after what is in flight
+    is cancelled): the scan must never go on, or end `finished`, as though the record were kept.
+    """
     counters = sink.counters
     slots = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
+    failures: list[Exception] = []
+    halt = asyncio.Event()  # the sink failed
 
     async def one(entry: Target) -> None:
         try:
@@ -124,16 +130,20 @@ async def run_scan(
                     record = await assess_one(entry)
                 except Exception as exc:  # never let one domain end the scan
                     record = error_record(entry, f"internal error: {type(exc).__name__}: {exc}", scan_id)
-            sink.put(record)
+            try:
+                sink.put(record)
+            except Exception as exc:  # the store failed: this task's exception would go unseen
+                failures.append(exc)
+                halt.set()
         finally:
             counters.in_flight -= 1
             slots.release()
             tick()
 
-    stopper = asyncio.ensure_future(stop.wait())
+    stopper = asyncio.ensure_future(_first(stop, halt))
     try:
         for chunk in chunked(targets, CHUNK):
-            if stop.is_set():
+            if stopper.done():
                 break
             done = sink.store.done_domains(scan_id, [t.key for t in chunk]) if resume else set()
             for entry in chunk:
@@ -152,7 +162,7 @@ async def run_scan(
             else:
                 continue
             break
-        while running and not stop.is_set():
+        while running and not stopper.done():
             await asyncio.wait({*running, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         interrupted = stop.is_set()
@@ -161,5 +171,17 @@ async def run_scan(
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         stopper.cancel()
-        sink.flush()
+        if not failures:
+            sink.flush()
+    if failures:
+        raise failures[0]
     return ScanOutcome(interrupted, counters)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
