@@ -33,6 +33,7 @@ import dns.rdatatype
 import dns.rrset
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
+from mecsa.dns.udp import Query, exchange, make_query
 from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, combine
 
 if TYPE_CHECKING:  # loaded only when a resolver validates (dns.dnssec costs ~25 ms to import)
@@ -150,9 +151,7 @@ class DnsClient:
         self._saw_ad = False
 
     async def ask(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool = False) -> _Reply:
-        query = dns.message.make_query(name, rdtype, use_edns=0, payload=1232, want_dnssec=True)
-        if cd:
-            query.flags |= dns.flags.CD
+        query = make_query(name, rdtype, cd=cd)
         last = _Reply(None, Rcode.TIMEOUT, None, "no nameserver answered")
         for attempt in range(self.attempts):
             server = self.nameservers[attempt % len(self.nameservers)]
@@ -169,21 +168,19 @@ class DnsClient:
             return reply
         return last
 
-    async def _ask_one(self, query: dns.message.Message, server: Nameserver) -> _Reply:
+    async def _ask_one(self, query: Query, server: Nameserver) -> _Reply:
         async with self._slots:
             try:
-                # Anyone can send a datagram: a reply from another address (ignore_unexpected), or
-                # with the wrong ID or question, or unparsable (ignore_errors), is dropped and the
-                # wait for the real reply goes on until the timeout, instead of ending the lookup.
-                response, _ = await dns.asyncquery.udp_with_fallback(
-                    query,
-                    server.host,
-                    timeout=self.timeout,
-                    port=server.port,
-                    ignore_unexpected=True,
-                    ignore_errors=True,
-                )
-            except dns.exception.Timeout:
+                # Anyone can send a datagram: a reply from another address, or with the wrong ID
+                # or question, or unparsable, is dropped and the wait for the real reply goes on
+                # until the timeout, instead of ending the lookup (`mecsa.dns.udp.exchange`).
+                try:
+                    response = await exchange(query, server.host, server.port, self.timeout)
+                except dns.message.Truncated:
+                    response = await dns.asyncquery.tcp(
+                        query.message(), server.host, timeout=self.timeout, port=server.port
+                    )
+            except (TimeoutError, dns.exception.Timeout):
                 return _Reply(
                     None, Rcode.TIMEOUT, server, f"no reply from {server} within {self.timeout:g} s"
                 )
