@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import logging
 import multiprocessing
@@ -33,13 +34,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_latency as lab  # noqa: E402  (the servers and the zone of the latency bench)
+import bench_latency as lab
 
-from mecsa.assess import assess  # noqa: E402
-from mecsa.dns.resolver import DnsClient, Nameserver  # noqa: E402
-from mecsa.dns.zoneserver import ZoneData  # noqa: E402
-from mecsa.observe import AssessOptions, SharedObservations  # noqa: E402
-from mecsa.scan.records import assessment_record  # noqa: E402
+from mecsa.assess import assess
+from mecsa.dns.resolver import DnsClient, Nameserver
+from mecsa.dns.zoneserver import ZoneData
+from mecsa.observe import AssessOptions, SharedObservations
+from mecsa.scan.records import assessment_record
 
 TARGET_CPU_MS = 30.0
 SERVER_LIFETIME_S = 600  # the server process ends by itself even if the parent dies
@@ -74,11 +75,14 @@ def serve(conn: multiprocessing.connection.Connection) -> None:
         dns_server = await lab.DelayedZoneServer(data, 0.0).start()
         conn.send((dns_server.port, smtp_port, https.sockets[0].getsockname()[1], str(ca_file)))
         done = loop.create_future()
-        loop.add_reader(conn.fileno(), lambda: done.done() or done.set_result(None))
-        try:
+
+        def stop() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(conn.fileno(), stop)
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done, SERVER_LIFETIME_S)
-        except TimeoutError:
-            pass
         for server in (*servers, https):
             server.close()
         await dns_server.stop()

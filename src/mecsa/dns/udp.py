@@ -77,8 +77,8 @@ def make_query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool
     return Query(name, rdtype, header + qname + struct.pack("!HH", rdtype, 1) + _OPT)
 
 
-async def exchange(query: Query, host: str, port: int, timeout: float) -> dns.message.Message:
-    """Send `query` to `host`:`port` and wait up to `timeout` seconds for its reply.
+async def exchange(query: Query, host: str, port: int, wait: float) -> dns.message.Message:
+    """Send `query` to `host`:`port` and wait up to `wait` seconds for its reply.
 
     Raises TimeoutError, OSError, or `dns.message.Truncated` (for a truncated reply to this query).
     """
@@ -88,7 +88,7 @@ async def exchange(query: Query, host: str, port: int, timeout: float) -> dns.me
     expected = (address.compressed, port)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait):
             await loop.sock_sendto(sock, query.wire, (host, port))
             while True:
                 wire, source = await loop.sock_recvfrom(sock, _MAX_DATAGRAM)
@@ -97,10 +97,10 @@ async def exchange(query: Query, host: str, port: int, timeout: float) -> dns.me
                 try:
                     reply = dns.message.from_wire(wire, raise_on_truncation=True)
                 except dns.message.Truncated as exc:
-                    if query.answered_by(exc.message()):
+                    if query.answered_by(exc.message()):  # type: ignore[no-untyped-call]
                         raise
                     continue
-                except Exception:  # noqa: BLE001 - an unparsable datagram is dropped, as dnspython does
+                except Exception:  # an unparsable datagram is dropped, as dnspython does
                     continue
                 if query.answered_by(reply):
                     return reply

@@ -20,7 +20,9 @@ from mecsa.dns.udp import Query, make_query
         ("sel\\.ector._domainkey.a-b.test.", dns.rdatatype.TXT, False),
     ],
 )
-def test_query_octets_equal_dnspythons_rendering(name: str, rdtype: dns.rdatatype.RdataType, cd: bool) -> None:
+def test_query_octets_equal_dnspythons_rendering(
+    name: str, rdtype: dns.rdatatype.RdataType, cd: bool
+) -> None:
     ours = make_query(dns.name.from_text(name), rdtype, cd=cd)
     theirs = dns.message.make_query(name, rdtype, use_edns=0, payload=1232, want_dnssec=True)
     if cd:
