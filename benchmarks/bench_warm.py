@@ -98,6 +98,7 @@ async def measure(args: argparse.Namespace, ports: tuple[int, int, int, str]) ->
         smtp_port=smtp_port,
         https_port=https_port,
         tls_versions=not args.no_sweep,
+        only=frozenset(args.only.split(",")) if args.only else frozenset(),
     )
 
     # As in a scan: the transport observations (SMTP sessions, sweeps, MTA-STS is per domain) are
@@ -134,6 +135,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--profile", metavar="FILE")
+    parser.add_argument("--only", help="comma-separated checks (the CPU of a part; the target is for all)")
     parser.add_argument("--no-sweep", action="store_true", help="AssessOptions(tls_versions=False)")
     parser.add_argument(
         "--cold-transport",
@@ -159,7 +161,7 @@ def main() -> int:
         f"median {median:.1f} ms, min {min(cpus) * 1000:.1f} ms, max {max(cpus) * 1000:.1f} ms, "
         f"n={len(cpus)}; load average {os.getloadavg()[0]:.1f}"
     )
-    if median > TARGET_CPU_MS and not args.profile and not args.cold_transport:
+    if median > TARGET_CPU_MS and not (args.profile or args.cold_transport or args.only):
         print(f"TARGET MISSED: {median:.1f} ms > {TARGET_CPU_MS:g} ms")
         return 1
     return 0
