@@ -74,6 +74,7 @@ def mecsa_argv(mecsa: str, state: LabState) -> list[str]:
         "--resolver", str(state.data["resolver"]),
         "--ca-file", str(state.data["ca_file"]),
         "--dkim-selector", str(info["selector"]),
+        "--trust-anchor", str(state.data["trust_anchor"]),  # the lab's root (the default mode is `both`)
     ]  # fmt: skip
 
 
