@@ -47,14 +47,15 @@ def critical_path_rtts() -> list[tuple[str, int]]:
     """
     return [
         ("MX question", 1),
-        ("A/AAAA of the MX host (the AAAA beside it)", 1),
+        ("A/AAAA of the MX host, asked beside the chain walk's DS/DNSKEY that validate the MX answer", 1),
         ("main session: TCP connect + 220 banner", 2),
         ("main session: EHLO, STARTTLS, TLS 1.3 handshake, EHLO after TLS (QUIT not awaited)", 4),
         ("slot 1 after the main session: the TLSv1.2 offer (connect+banner 2, EHLO, STARTTLS, handshake)", 5),
     ]
     # Beside it, slot 2: the old-versions offer (5, from the A answer) then the weak offer (5)
     # ends at 2 + 10 = 12, one round trip before slot 1's 2 + 6 + 5 = 13. MTA-STS (TXT, A,
-    # connect, handshake, GET = 5), DANE's TLSA and the DMARC walk run beside the sessions.
+    # connect, handshake, GET = 5), DANE's TLSA, the DMARC walk and the guessed DKIM selectors
+    # run beside the sessions.
 
 
 def _children_cpu() -> float:
