@@ -273,9 +273,12 @@ OFFERS: tuple[tuple[str, ...], ...] = (
     ("TLSv1.3",),
     tuple(name for name, _ in WEAK_CLASSES),
 )
-# Trials that the main session answers only on a legacy server (one that prefers TLS 1.0/1.1 or
-# a weak suite): they can run beside the main session, in the address's second slot.
-EARLY_LABELS: frozenset[str] = frozenset({*OLD_VERSIONS, *(name for name, _ in WEAK_CLASSES)})
+# The version trials, run in the address's second slot beside the main session: the old versions
+# at once, then, as soon as the main session's handshake tells which version it negotiated, the
+# one it did not (TLSv1.2 against a TLS 1.3 server). The weak classes go out in the slot the main
+# session leaves. At 50 ms a round trip that order is the shorter path: an accepted TLS 1.2
+# handshake takes two round trips, a refused offer one (benchmarks/README.md, issue 20).
+EARLY_LABELS: frozenset[str] = frozenset(TLS_VERSIONS)
 
 
 def _not_tested(label: str) -> TlsTrial:
@@ -293,22 +296,35 @@ def _offers(wanted: Collection[str]) -> list[tuple[str, ...]]:
 
 
 async def early_trials(
-    host: str, address: str, port: int, *, timeouts: SmtpTimeouts, limits: ConnectionLimits
+    host: str,
+    address: str,
+    port: int,
+    *,
+    timeouts: SmtpTimeouts,
+    limits: ConnectionLimits,
+    main_tls: Awaitable[TlsSession | None] | None = None,
 ) -> dict[str, TlsTrial]:
-    """The `EARLY_LABELS` trials, started while the main session to `address` still runs.
+    """The version trials (`EARLY_LABELS`), started while the main session to `address` still runs.
 
-    Politeness: the old versions' offer runs alone; the weak classes' offer starts only once it
-    showed that the server speaks STARTTLS (accepted or refused, not an error), so a server
-    without TLS sees one extra session. Both wait for the per-address limit like any session.
+    The old versions' offer first, alone. Then, once it showed that the server speaks STARTTLS
+    (accepted or refused, not an error) and `main_tls` gave what the main session's handshake
+    negotiated (None: it did not get that far), the version offers that handshake did not
+    answer. A server without TLS sees one extra session. Each waits for the per-address limit
+    like any session.
     """
-    offers = _offers(EARLY_LABELS)
-    if not offers:
-        return {}
-    first, *rest = offers
-    ran = await _offer(first, host, address, port, timeouts, limits)
-    if any(t.outcome is TrialOutcome.ERROR for t in ran.values()):
+    offers = _offers(OLD_VERSIONS)
+    ran: dict[str, TlsTrial] = {}
+    for offer in offers:
+        ran.update(await _offer(offer, host, address, port, timeouts, limits))
+    if any(t.outcome is TrialOutcome.ERROR for t in ran.values()) or main_tls is None:
         return ran  # the sweep runs the rest if the main session proves TLS
-    for offer in rest:
+    known = await main_tls
+    if known is None:
+        return ran
+    unanswered = [
+        v for v in TLS_VERSIONS if v not in ran and answered_by(known, v, _single_context(v)) is None
+    ]
+    for offer in _offers(unanswered):
         ran.update(await _offer(offer, host, address, port, timeouts, limits))
     return ran
 

@@ -2,10 +2,10 @@
 
 A loopback server that answers every command 0.1 s late records when each connection opens and
 closes. Against a modern server (TLS 1.2 and 1.3, no weak suite) one address must see: the main
-session and three sweep sessions (TLSv1 + TLSv1.1 in one ClientHello, the weak classes in another,
-TLSv1.2), never more than two at once (`PER_ADDRESS_CONNECTIONS`), the first trial beside the main
-session, and no chain of more than two sessions one after the other: the sweep adds one session's
-length to the main one, not three waves.
+session and three sweep sessions (TLSv1 + TLSv1.1 in one ClientHello, then TLSv1.2, beside the
+main session; the weak classes in another ClientHello after it), never more than two at once
+(`PER_ADDRESS_CONNECTIONS`), and no chain of more than two sessions one after the other: the
+sweep adds one session's length to the main one, not three waves.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ async def test_modern_server_sees_the_sweep_beside_the_main_session_in_two_slots
     assert outcomes["TLSv1"] is outcomes["TLSv1.1"] is outcomes["NULL"] is TrialOutcome.REFUSED
     assert len(recorder.spans) == 1 + 3
     assert recorder.most == PER_ADDRESS_CONNECTIONS == 2
-    first, second = sorted(recorder.spans)[:2]
+    first, second, third, _ = sorted(recorder.spans)
     assert second[0] < first[1]  # the first trial connected while the main session ran
+    # and the TLSv1.2 offer followed it in that slot as soon as the main session's handshake
+    # showed TLSv1.3, before the main session's last EHLO was answered
+    assert second[1] <= third[0] < first[1]
     assert recorder.longest_chain() == 2
