@@ -41,21 +41,24 @@ def critical_path_rtts() -> list[tuple[str, int]]:
     """The round trips on the longest dependent chain of `mecsa assess top.test` (one MX, one address).
 
     Every frame is delayed, so TCP connects and TLS handshakes cost round trips too. Per address
-    two sessions may run at once (`PER_ADDRESS_CONNECTIONS`); the sweep's offers (probes/tls.py)
-    are TLSv1+TLSv1.1 (beside the main session, in the second slot), then the weak classes in the
-    same slot, and TLSv1.2 in the slot the main session leaves (it negotiated TLSv1.3).
+    two sessions may run at once (`PER_ADDRESS_CONNECTIONS`). Slot 1: the main session, then the
+    weak-class offer (refused: 5). Slot 2, from the A answer: the TLSv1+TLSv1.1 offer (refused:
+    5), then the TLSv1.2 offer (accepted: 6, a TLS 1.2 handshake is two round trips), which ends
+    at 2 + 5 + 6 = 13, one before slot 1's 2 + 7 + 5 = 14.
     """
     return [
         ("MX question", 1),
         ("A/AAAA of the MX host, asked beside the chain walk's DS/DNSKEY that validate the MX answer", 1),
         ("main session: TCP connect + 220 banner", 2),
-        ("main session: EHLO, STARTTLS, TLS 1.3 handshake, EHLO after TLS (QUIT not awaited)", 4),
-        ("slot 1 after the main session: the TLSv1.2 offer (connect+banner 2, EHLO, STARTTLS, handshake)", 5),
+        ("main session: EHLO, STARTTLS, TLS 1.3 handshake", 3),
+        ("main session: EHLO after TLS; Postfix's reply waits (Nagle) for the ACK of its TLS 1.3 tickets", 2),
+        (
+            "slot 1 after the main session: the weak-class offer (connect+banner 2, EHLO, STARTTLS, refusal)",
+            5,
+        ),
     ]
-    # Beside it, slot 2: the old-versions offer (5, from the A answer) then the weak offer (5)
-    # ends at 2 + 10 = 12, one round trip before slot 1's 2 + 6 + 5 = 13. MTA-STS (TXT, A,
-    # connect, handshake, GET = 5), DANE's TLSA, the DMARC walk and the guessed DKIM selectors
-    # run beside the sessions.
+    # Beside the sessions: MTA-STS (TXT, A, connect, handshake, GET = 5), DANE's TLSA, the DMARC
+    # walk, the guessed DKIM selectors (sent once the other questions are answered).
 
 
 def _children_cpu() -> float:
