@@ -14,10 +14,11 @@ if TYPE_CHECKING:
 SERVE_HELP = """Run the web service: the home page, live assessments, reports, domain history, statistics,
 scans, and the REST API under /api/v1 (OpenAPI document at /api/v1/openapi.json).
 
-Abuse controls: a domain assessed within --fresh-minutes gets the stored result; each client address
-may start --client-assessments new assessments per --client-window seconds; at most --max-running
-run at once (and --max-waiting wait); request bodies are bounded; targets whose hosts resolve to
-private, loopback or link-local addresses are refused unless --allow-private (the lab, tests).
+Assessments run in --assess-workers processes. Abuse controls: a domain assessed within
+--fresh-minutes gets the stored result; each client address may start --client-assessments new
+assessments per --client-window seconds; at most --max-running run at once (and --max-waiting
+wait); request bodies are bounded; targets whose hosts resolve to private, loopback or link-local
+addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
@@ -73,6 +74,10 @@ def serve_command(
     ] = 600.0,
     max_running: Annotated[int, typer.Option("--max-running", help="Assessments at once.", min=1)] = 4,
     max_waiting: Annotated[int, typer.Option("--max-waiting", help="Assessments waiting.", min=0)] = 16,
+    assess_workers: Annotated[
+        int,
+        typer.Option("--assess-workers", help="Worker processes for assessments (0: min(4, CPUs)).", min=0),
+    ] = 0,
     max_connections: Annotated[
         int, typer.Option("--max-connections", help="Open connections before answering 503.", min=1)
     ] = 1000,
@@ -117,17 +122,13 @@ def serve_command(
         client_window_s=client_window,
         max_running=max_running,
         max_waiting=max_waiting,
+        assess_workers=assess_workers,
         behind_proxy=behind_proxy,
     )
     try:
         app = create_app(settings)
     except (StoreError, StoreUrlError) as exc:
         usage_error(str(exc))
-    import sys
-
-    # Assessments run on a second thread (web/worker.py); a shorter GIL switch interval lets the
-    # serving thread take the interpreter back sooner while they compute (measured: bench_web.py).
-    sys.setswitchinterval(0.001)
     typer.echo(f"mecsa serve: http://{host}:{port}/ (store {app.state.store_url})", err=True)
     uvicorn.run(
         app,

@@ -142,9 +142,17 @@ async def get_job(request: Request, job: str) -> dict[str, Any]:
 @router.get(
     "/assessments/{assessment_id}",
     summary="A stored assessment: the document of `mecsa assess --json`",
-    responses={200: {"content": {"application/json": {}}}, 404: {"model": Problem}},
+    responses={
+        200: {"content": {"application/json": {}}},
+        202: {"model": JobState, "description": "Still running: its progress"},
+        404: {"model": Problem},
+    },
 )
 async def get_assessment(request: Request, assessment_id: int) -> Response:
+    running = service_of(request).runner.running_job(assessment_id)
+    if running is not None:  # the id is taken when the assessment starts: its progress until it ends
+        location = f"/api/v1/jobs/{running.token}"
+        return JSONResponse(running.to_json(), 202, headers={"Location": location})
     store = service_of(request).store
     stored = await asyncio.to_thread(store.get_assessment, assessment_id)
     if stored is None:
