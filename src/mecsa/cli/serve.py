@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mecsa.cli.common import ResolverOption, SmtpTimeoutOption, TimeoutOption, usage_error
+from mecsa.cli.common import (
+    CaFileOption,
+    ResolverOption,
+    SmtpTimeoutOption,
+    TimeoutOption,
+    ca_bundle_file,
+    usage_error,
+)
 
 if TYPE_CHECKING:
     from mecsa.store import Store
@@ -88,12 +95,17 @@ def serve_command(
     tls_versions: Annotated[
         bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
     ] = True,
+    ca_file: CaFileOption = None,
+    dkim_selector: Annotated[
+        list[str] | None, typer.Option("--dkim-selector", help="DKIM selector to look up; repeatable.")
+    ] = None,
 ) -> None:
     """Run the web service."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
+    from mecsa.cli.assess import _selector
     from mecsa.dns.resolver import ResolverConfigError, parse_nameserver
     from mecsa.observe import AssessOptions
     from mecsa.scoring import ProfileError, load_profile
@@ -102,6 +114,8 @@ def serve_command(
     from mecsa.web.settings import ServiceSettings
 
     host, port = parse_listen(listen)
+    ca_bundle_file("--ca-file", ca_file)
+    selectors = tuple(_selector(s) for s in dkim_selector or ())
     try:
         for r in resolver or ():
             parse_nameserver(r)
@@ -114,7 +128,11 @@ def serve_command(
         dns_timeout=timeout,
         profile=profile,
         assess_options=AssessOptions(
-            smtp_timeout=smtp_timeout, smtp_port=smtp_port, tls_versions=tls_versions
+            smtp_timeout=smtp_timeout,
+            smtp_port=smtp_port,
+            tls_versions=tls_versions,
+            ca_file=ca_file,
+            dkim_selectors=selectors,
         ),
         allow_private=allow_private,
         fresh_minutes=fresh_minutes,
