@@ -68,6 +68,8 @@ class Job:
     message: str | None = None
     finished_at: float | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # set once the permanent id is taken (or could not be): a second asker waits for it
+    reserved: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def done(self) -> bool:
@@ -158,14 +160,14 @@ class JobRunner:
         force = force and authenticated
         running = self._running.get(domain)
         if running is not None:
-            return Outcome(job=running)
+            return await self._follow(running)
         if not force:
             stored = await asyncio.to_thread(self._fresh_result, domain)
             if stored is not None:
                 return Outcome(stored_id=stored)
             running = self._running.get(domain)  # started while the store was asked
             if running is not None:
-                return Outcome(job=running)
+                return await self._follow(running)
         if self.active >= self.settings.max_running + self.settings.max_waiting:
             raise Busy("the service is running as many assessments as it can; try again in a minute")
         if not authenticated:
@@ -173,6 +175,14 @@ class JobRunner:
             if wait:
                 raise RateLimited(wait)
         return Outcome(job=await self._start(domain))
+
+    @staticmethod
+    async def _follow(job: Job) -> Outcome:
+        """The running job of another request, once it has its permanent id."""
+        await job.reserved.wait()
+        if job.assessment_id is None:
+            raise RuntimeError(f"the assessment of {job.domain} could not be stored")
+        return Outcome(job=job)
 
     def _fresh_result(self, domain: str) -> int | None:
         if self.settings.fresh_minutes <= 0:
@@ -196,6 +206,8 @@ class JobRunner:
         except BaseException:
             del self._running[domain]
             raise
+        finally:
+            job.reserved.set()
         self._jobs[job.token] = job
         self._by_id[job.assessment_id] = job
         task = asyncio.create_task(self._run(job))
