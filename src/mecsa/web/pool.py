@@ -277,6 +277,7 @@ class AssessmentPool(WorkerPool):
         if self._started and was_alive:  # the service keeps its capacity: a new worker takes its place
             self._workers.remove(worker)
             worker.conn.close()
+            worker.process.join(0)  # reaped now if it has exited (a kill), not left a zombie
             task = asyncio.get_running_loop().create_task(self._replace())
             self._grants.add(task)  # kept (and cancelled on close) with the pool's other tasks
             task.add_done_callback(self._grants.discard)
@@ -290,6 +291,12 @@ class AssessmentPool(WorkerPool):
         worker = _Worker(process, parent_end)
         self._workers.append(worker)
         asyncio.get_running_loop().add_reader(parent_end.fileno(), self._readable, worker)
+        if not self._started:  # the pool was closed while this one started: stop it too
+            self._workers.remove(worker)
+            self._detach(worker)
+            worker.conn.send(("stop",))
+            await asyncio.to_thread(process.join, 10)
+            worker.conn.close()
 
 
 def _crashed(future: asyncio.Future[Any], why: str) -> None:
