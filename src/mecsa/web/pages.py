@@ -234,6 +234,7 @@ async def history(
         raise HTTPException(400, str(exc)) from None
     store = service_of(request).store
     stored = await asyncio.to_thread(store.assessments_of_domain, domain, 200)
+    running = service_of(request).runner.running_job
     rows = [
         {
             "id": s.id,
@@ -241,7 +242,8 @@ async def history(
             "levels": s.levels,
             "profile": s.profile,
             "scan_id": s.scan_id,
-            "error": s.error_reason,
+            # a running assessment's placeholder says what it will say if the service stops
+            "error": "running" if running(s.id) is not None else s.error_reason,
         }
         for s in stored
     ]

@@ -132,6 +132,8 @@ def test_the_permanent_page_shows_the_live_progress_then_the_report(
         running = client.get(url)
         api = client.get(url.replace("/report/", "/api/v1/assessments/"))
         old_link = client.get(f"/progress/{api.json()['job']}", follow_redirects=False)
+        listed = client.get("/api/v1/domains/slow.web.test/assessments").json()
+        history = client.get("/domain/slow.web.test").text
         kinds, datas = sse(client, url + "/events")
         finished = client.get(url)
         ended = sse(client, url + "/events")  # an ended assessment's stream: the final event only
@@ -141,6 +143,8 @@ def test_the_permanent_page_shows_the_live_progress_then_the_report(
     assert "area-confidentiality" not in running.text
     assert api.status_code == 202 and api.json()["assessment_id"] == int(url.rsplit("/", 1)[1])
     assert old_link.status_code == 303 and old_link.headers["location"] == url
+    assert [(i["id"], i["error"]) for i in listed] == [(api.json()["assessment_id"], "running")]
+    assert '<span class="reason">running</span>' in history
     assert kinds[-1] == "done" and kinds.count("check") == datas[-2]["total"] > 5
     assert datas[-1]["report"] == url
     assert finished.status_code == 200 and "area-confidentiality" in finished.text
