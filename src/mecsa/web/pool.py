@@ -193,19 +193,22 @@ class AssessmentPool(WorkerPool):
         self._starting = asyncio.Lock()
 
     async def __aenter__(self) -> AssessmentPool:
-        # spawn, not fork: this process has an event loop, a database pool and open sockets.
-        context = multiprocessing.get_context("spawn")
-        loop = asyncio.get_running_loop()
         for _ in range(self.size):
-            parent_end, child_end = context.Pipe(duplex=True)
-            process = context.Process(target=worker_main, args=(self.web_config, child_end), daemon=True)
-            await asyncio.to_thread(process.start)
-            child_end.close()
-            worker = _Worker(process, parent_end)
-            self._workers.append(worker)
-            loop.add_reader(parent_end.fileno(), self._readable, worker)
+            await self._spawn()
         self._started = True
         return self
+
+    async def _spawn(self) -> _Worker:
+        # spawn, not fork: this process has an event loop, a database pool and open sockets.
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe(duplex=True)
+        process = context.Process(target=worker_main, args=(self.web_config, child_end), daemon=True)
+        await asyncio.to_thread(process.start)
+        child_end.close()
+        worker = _Worker(process, parent_end)
+        self._workers.append(worker)
+        asyncio.get_running_loop().add_reader(parent_end.fileno(), self._readable, worker)
+        return worker
 
     async def start(self) -> None:
         async with self._starting:
@@ -232,7 +235,10 @@ class AssessmentPool(WorkerPool):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         worker.pending[task_id] = (Target(0, domain, domain), future)
         self._progress[task_id] = on_progress
-        worker.conn.send(("assess", task_id, (domain, total)))
+        try:
+            worker.conn.send(("assess", task_id, (domain, total)))
+        except OSError:  # it died before this process heard of it
+            self._lost(worker)
         try:
             answer = await future
         except asyncio.CancelledError:  # the service stops: so does the assessment in the worker
@@ -283,19 +289,12 @@ class AssessmentPool(WorkerPool):
             task.add_done_callback(self._grants.discard)
 
     async def _replace(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe(duplex=True)
-        process = context.Process(target=worker_main, args=(self.web_config, child_end), daemon=True)
-        await asyncio.to_thread(process.start)
-        child_end.close()
-        worker = _Worker(process, parent_end)
-        self._workers.append(worker)
-        asyncio.get_running_loop().add_reader(parent_end.fileno(), self._readable, worker)
+        worker = await self._spawn()
         if not self._started:  # the pool was closed while this one started: stop it too
             self._workers.remove(worker)
             self._detach(worker)
             worker.conn.send(("stop",))
-            await asyncio.to_thread(process.join, 10)
+            await asyncio.to_thread(worker.process.join, 10)
             worker.conn.close()
 
 
