@@ -30,6 +30,8 @@ assessments per --client-window seconds; at most --max-running run at once (and 
 wait); request bodies are bounded; targets whose hosts resolve to private, loopback or link-local
 addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
+With --mailmode FILE (TOML: the test domain, the mail store, the receiver's address, its keys; see
+docs/mailmode.md), the home page also takes an e-mail address and the SMTP receiver runs beside.
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
 store_option = click.option(
@@ -92,6 +94,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 @tls_versions_option
 @ca_file_option
 @repeatable("--dkim-selector", help="DKIM selector to look up; repeatable.")
+@click.option(
+    "--mailmode", default=None, help="Enable mail mode (addresses on the home page): its TOML file."
+)
+@click.option("--public-url", default=None, help="This service's address, for mail mode's auto-reply link.")
 def serve_group(
     ctx: click.Context,
     listen: str,
@@ -113,6 +119,8 @@ def serve_group(
     tls_versions: bool,
     ca_file: str | None,
     dkim_selector: list[str] | None,
+    mailmode: str | None,
+    public_url: str | None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -135,7 +143,18 @@ def serve_group(
         load_profile(profile)
     except (ResolverConfigError, ProfileError) as exc:
         usage_error(str(exc))
+    if public_url is not None and mailmode is None:
+        usage_error("--public-url is for mail mode: give --mailmode FILE too")
+    mail_config = None
+    if mailmode is not None:
+        from mecsa.web.mailmode_config import MailModeConfigError, load_mailmode_config
+
+        try:
+            mail_config = load_mailmode_config(mailmode, public_url=public_url)
+        except MailModeConfigError as exc:
+            usage_error(str(exc))
     settings = ServiceSettings(
+        mailmode=mail_config,
         store_url=store,
         resolvers=tuple(resolver or ()),
         dns_timeout=timeout,
