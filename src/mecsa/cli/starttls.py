@@ -189,8 +189,6 @@ def _facts(results: tuple[CheckResult, ...], kind: type[FactsT]) -> FactsT | Non
 def _address_lines(
     address: AddressTls, cert: AddressCertificate | None, dane: AddressDane | None
 ) -> list[str]:
-    from mecsa.certs import certificate_names, key_description
-
     smtp = address.session
     out = [f"  {address.address}: starttls {address.outcome.value}"]
     if smtp.banner:
@@ -212,14 +210,11 @@ def _address_lines(
         )
     presented = cert.presented if cert else None
     if presented:
-        leaf = presented.leaf
-        key_type, key_bits, _ = key_description(leaf)
+        leaf = presented.certificate
+        out.append(f"    certificate: {leaf.subject} issued by {leaf.issuer}")
         out.append(
-            f"    certificate: {leaf.subject.rfc4514_string()} issued by {leaf.issuer.rfc4514_string()}"
-        )
-        out.append(
-            f"      names: {', '.join(certificate_names(leaf)[0])}; expires "
-            f"{leaf.not_valid_after_utc.isoformat()} ({presented.days_left} days); key {key_type} {key_bits}"
+            f"      names: {', '.join(leaf.dns_names)}; expires "
+            f"{leaf.not_after.isoformat()} ({presented.days_left} days); key {leaf.key_type} {leaf.key_bits}"
         )
     if dane is not None:
         out.append(f"    DANE: {dane.label}")
