@@ -26,6 +26,8 @@ may start --client-assessments new assessments per --client-window seconds; at m
 run at once (and --max-waiting wait); request bodies are bounded; targets whose hosts resolve to
 private, loopback or link-local addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
+With --mailmode FILE (TOML: the test domain, the mail store, the receiver's address, its keys; see
+docs/mailmode.md), the home page also takes an e-mail address and the SMTP receiver runs beside.
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
 store_option = click.option(
@@ -80,6 +82,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 @flag("--behind-proxy", help="Trust X-Forwarded-For/-Proto from the reverse proxy.")
 @click.option("--smtp-port", type=int, default=25, help="SMTP port to probe (tests, lab).")
 @tls_versions_option
+@click.option(
+    "--mailmode", default=None, help="Enable mail mode (addresses on the home page): its TOML file."
+)
+@click.option("--public-url", default=None, help="This service's address, for mail mode's auto-reply link.")
 def serve_group(
     ctx: click.Context,
     listen: str,
@@ -98,6 +104,8 @@ def serve_group(
     behind_proxy: bool,
     smtp_port: int,
     tls_versions: bool,
+    mailmode: str | None,
+    public_url: str | None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -117,7 +125,18 @@ def serve_group(
         load_profile(profile)
     except (ResolverConfigError, ProfileError) as exc:
         usage_error(str(exc))
+    if public_url is not None and mailmode is None:
+        usage_error("--public-url is for mail mode: give --mailmode FILE too")
+    mail_config = None
+    if mailmode is not None:
+        from mecsa.web.mailmode_config import MailModeConfigError, load_mailmode_config
+
+        try:
+            mail_config = load_mailmode_config(mailmode, public_url=public_url)
+        except MailModeConfigError as exc:
+            usage_error(str(exc))
     settings = ServiceSettings(
+        mailmode=mail_config,
         store_url=store,
         resolvers=tuple(resolver or ()),
         dns_timeout=timeout,

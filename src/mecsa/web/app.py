@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mecsa import __version__
 from mecsa.dns.resolver import DnsClient, parse_nameserver
 from mecsa.store import Store, open_store
-from mecsa.web import api, pages
+from mecsa.web import api, mailmode_pages, pages
 from mecsa.web.jobs import JobRunner
 from mecsa.web.rendering import Pages, ReportCache
 from mecsa.web.scans import ScanRunner
@@ -62,6 +62,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     app.state.store_url = opened.url
     app.include_router(api.router)
     app.include_router(pages.router)
+    mailmode_pages.install(app, chosen)  # mail mode's routes; with --mailmode, its receiver too
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mecsa.observe import AssessOptions
+from mecsa.web.mailmode_config import MailModeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,5 @@ class ServiceSettings:
     behind_proxy: bool = False
     # How long a finished job's progress stays readable (its report is stored for good).
     job_keep_s: float = 3600.0
+    # Mail mode (`--mailmode FILE`): the address flow on the home page, its receiver, its limits.
+    mailmode: MailModeConfig | None = None
