@@ -12,9 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mecsa import __version__
-from mecsa.dns.resolver import DnsClient, parse_nameserver
 from mecsa.store import Store, open_store
-from mecsa.web import api, pages
+from mecsa.web import api, mailmode_pages, pages
 from mecsa.web.jobs import JobRunner
 from mecsa.web.rendering import Pages, ReportCache
 from mecsa.web.scans import ScanRunner
@@ -33,12 +32,10 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The runner's locks belong to the serving loop (made here); its DNS client to its worker loop.
-        servers = [parse_nameserver(r) for r in chosen.resolvers]
+        # The runner's locks belong to the serving loop (made here); assessments run in its
+        # worker processes, started on the first one.
         pages = Pages(opened)
-        runner = JobRunner(
-            chosen, opened, lambda: DnsClient(servers or None, timeout=chosen.dns_timeout), pages
-        )
+        runner = JobRunner(chosen, opened)
         scans = ScanRunner(chosen, opened)
         app.state.service = Service(chosen, opened, runner, pages, ReportCache(pages), scans)
         try:
@@ -62,6 +59,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     app.state.store_url = opened.url
     app.include_router(api.router)
     app.include_router(pages.router)
+    mailmode_pages.install(app, chosen)  # mail mode's routes; with --mailmode, its receiver too
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mecsa.observe import AssessOptions
+from mecsa.web.mailmode_config import MailModeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class ServiceSettings:
     client_window_s: float = 600.0
     # Assessments running at once, and waiting for a slot; beyond both the service says it is busy.
     max_running: int = 4
+    # Worker processes the assessments run in (web/pool.py); 0: min(4, the CPUs).
+    assess_workers: int = 0
     max_waiting: int = 16
     max_body_bytes: int = 1_000_000  # any request body (an uploaded scan list is the largest)
     max_scan_domains: int = 10_000
@@ -33,3 +36,5 @@ class ServiceSettings:
     behind_proxy: bool = False
     # How long a finished job's progress stays readable (its report is stored for good).
     job_keep_s: float = 3600.0
+    # Mail mode (`--mailmode FILE`): the address flow on the home page, its receiver, its limits.
+    mailmode: MailModeConfig | None = None
