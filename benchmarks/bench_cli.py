@@ -83,7 +83,6 @@ def mecsa_argv(mecsa: str, state: LabState) -> list[str]:
         "--ca-file", str(state.data["ca_file"]),
         "--trust-anchor", str(state.data["trust_anchor"]),
         "--dkim-selector", str(info["selector"]),
-        "--trust-anchor", str(state.data["trust_anchor"]),  # the lab's root (the default mode is `both`)
     ]  # fmt: skip
 
 

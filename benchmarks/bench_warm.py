@@ -165,7 +165,8 @@ def main() -> int:
         f"n={len(cpus)}; load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"  of which the stored document (assessment_record): median {statistics.median(DOCUMENT) * 1000:.1f} ms"
+        "  of which the stored document (assessment_record): median"
+        f" {statistics.median(DOCUMENT) * 1000:.1f} ms"
     )
     if median > TARGET_CPU_MS and not (args.profile or args.cold_transport or args.only):
         print(f"TARGET MISSED: {median:.1f} ms > {TARGET_CPU_MS:g} ms")
