@@ -19,6 +19,8 @@ may start --client-assessments new assessments per --client-window seconds; at m
 run at once (and --max-waiting wait); request bodies are bounded; targets whose hosts resolve to
 private, loopback or link-local addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
+With --watchlist FILE the service runs the monitor in-process (as `mecsa monitor daemon`); its
+watch list and alerts are on /monitor, the ingested reports on /reports (both need a token).
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
 StoreOption = Annotated[
@@ -83,6 +85,12 @@ def serve_command(
     tls_versions: Annotated[
         bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
     ] = True,
+    watchlist: Annotated[
+        str | None,
+        typer.Option(
+            "--watchlist", help="Run the monitor in-process on this watch list (TOML).", metavar="FILE"
+        ),
+    ] = None,
 ) -> None:
     """Run the web service."""
     if ctx.invoked_subcommand is not None:
@@ -118,10 +126,13 @@ def serve_command(
         max_running=max_running,
         max_waiting=max_waiting,
         behind_proxy=behind_proxy,
+        watchlist=watchlist,
     )
+    from mecsa.monitor.watchlist import WatchListError
+
     try:
         app = create_app(settings)
-    except (StoreError, StoreUrlError) as exc:
+    except (StoreError, StoreUrlError, WatchListError) as exc:
         usage_error(str(exc))
     import sys
 
