@@ -36,12 +36,20 @@ MAX_ALERTS = 1000
 
 
 def load_watchlist_of(settings: ServiceSettings) -> WatchList | None:
-    """The service's watch list (`mecsa serve --watchlist`); raises WatchListError (one line)."""
+    """The service's watch list (`mecsa serve --watchlist`); raises WatchListError (one line).
+
+    A watch list without `[assess] resolvers` assesses through the service's `--resolver`s."""
+    from dataclasses import replace
     from pathlib import Path
 
     from mecsa.monitor.watchlist import load_watchlist
 
-    return load_watchlist(Path(settings.watchlist)) if settings.watchlist else None
+    if not settings.watchlist:
+        return None
+    watchlist = load_watchlist(Path(settings.watchlist))
+    if not watchlist.assess.resolvers and settings.resolvers:
+        watchlist = replace(watchlist, assess=replace(watchlist.assess, resolvers=settings.resolvers))
+    return watchlist
 
 
 def start_background(

@@ -82,9 +82,9 @@ async def _lookups(background: PrivateBackground, reports: ReportStore, window: 
 
     try:
         found = await asyncio.wait_for(background.run(ask()), LOOKUP_TIMEOUT_S)
-    except (TimeoutError, OSError) as exc:
-        # could not find out: every failing source stays "SPF could not be checked", never "unknown"
-        log.warning("the reports page's DNS lookups failed: %s", exc)
+    except Exception as exc:  # a timeout, a resolver that fails: could not find out
+        # every failing source stays "SPF could not be checked", never "unknown"; nothing is cached
+        log.warning("the reports page's DNS lookups failed: %s: %s", type(exc).__name__, exc)
         return Lookups({}, {}, ())
     if len(cache) >= _CACHE_SIZE:
         cache.pop(next(iter(cache)))

@@ -215,3 +215,18 @@ def test_the_openapi_document_names_the_monitor_and_reports_endpoints(
     assert {"WatchListState", "AlertRow"} <= set(spec["components"]["schemas"])
     # the private pages are not API
     assert not any(p.startswith(("/monitor", "/reports", "/signin")) for p in spec["paths"])
+
+
+def test_a_watchlist_without_resolvers_assesses_through_the_services(tmp_path: Path) -> None:
+    from mecsa.web.monitor_pages import load_watchlist_of
+    from mecsa.web.settings import ServiceSettings
+
+    plain = tmp_path / "w.toml"
+    plain.write_text('[[domain]]\nname = "a.test"\n')
+    own = tmp_path / "own.toml"
+    own.write_text('[assess]\nresolvers = ["10.0.0.1"]\n\n[[domain]]\nname = "a.test"\n')
+    service = ("127.0.0.1:5353",)
+    assert load_watchlist_of(ServiceSettings()) is None
+    for path, expected in ((plain, service), (own, ("10.0.0.1",))):
+        loaded = load_watchlist_of(ServiceSettings(resolvers=service, watchlist=str(path)))
+        assert loaded is not None and loaded.assess.resolvers == expected

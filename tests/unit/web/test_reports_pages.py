@@ -19,7 +19,7 @@ from mecsa.reports.storage import ReportStore
 from mecsa.store import Store
 from mecsa.store.api_tokens import create_token
 from tests.unit.reports.samples import Aggregate, Row, aggregate_xml, json_bytes, tls_report
-from tests.unit.web.service import ORIGIN, assess_now, client_for, settings_for, zone_text
+from tests.unit.web.service import ORIGIN, assess_now, client_for, closed_port, settings_for, zone_text
 
 DOMAIN = f"good.{ORIGIN}"
 SPOOFER, LISTED, ALIGNED = "203.0.113.9", "127.0.0.1", "192.0.2.1"
@@ -126,3 +126,17 @@ def test_the_reports_api_answers_the_document_of_reports_show_json(
         ("tls", "not_probed"),
         ("dmarc", "not_probed"),
     }
+
+
+def test_when_dns_does_not_answer_failing_sources_are_undetermined_never_unknown(
+    zones: ThreadedZoneServer, sqlite_store: Store
+) -> None:
+    token = create_token(sqlite_store, "ops")
+    ingest(sqlite_store)
+    silent = settings_for(zones, resolvers=(f"127.0.0.1:{closed_port()}",), dns_timeout=0.2)
+    with client_for(sqlite_store, silent) as client:
+        page = client.get("/reports", headers=bearer(token), params={"domain": DOMAIN})
+    assert page.status_code == 200
+    assert "Sources: unknown senders" not in page.text and "Sources: failing but known" not in page.text
+    undetermined = page.text.split("Sources: failing, SPF could not be checked")[1].split("</table>")[0]
+    assert SPOOFER in undetermined and LISTED in undetermined
