@@ -69,10 +69,6 @@ def background_of(request: Request) -> PrivateBackground:
     return background
 
 
-def _watchlist(request: Request) -> WatchList | None:
-    return background_of(request).watchlist
-
-
 def _domain(name: str | None) -> str | None:
     if not name:
         return None
