@@ -110,6 +110,7 @@ def test_a_browser_signs_in_and_reads_the_watch_list_the_alerts_and_the_reports(
         return "not yet" not in d.find_element(By.ID, "watchlist").text
 
     WebDriverWait(browser, 60, poll_frequency=0.5).until(passed)
+    shoot(browser, "monitor.png")
     row = browser.find_element(By.ID, f"watch-good.{ORIGIN}")
     assert "1h" in row.text and ("★" in row.text or "☆" in row.text)
     row.find_element(By.CSS_SELECTOR, "a.open-alerts").click()
