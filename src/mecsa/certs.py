@@ -14,6 +14,7 @@ import functools
 import hashlib
 import ssl
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -130,22 +131,79 @@ def signature_description(cert: x509.Certificate) -> tuple[str, bool]:
     return name, any(weak in name.lower() for weak in ("md5", "sha1", "md2"))
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateSummary:
+    """What the assessment document keeps of a certificate: its names, dates, key and SPKI digest.
+
+    The document keeps no DER, so a certificate rebuilt from a stored document is this summary.
+    """
+
+    subject: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    serial: int
+    dns_names: tuple[str, ...]
+    names_from_cn: bool
+    key_type: str
+    key_bits: int | None
+    signature_algorithm: str
+    spki_sha256: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> CertificateSummary:
+        key_type, key_bits, _ = key_description(cert)
+        names, from_cn = certificate_names(cert)
+        return cls(
+            cert.subject.rfc4514_string(),
+            cert.issuer.rfc4514_string(),
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            cert.serial_number,
+            names,
+            from_cn,
+            key_type,
+            key_bits,
+            signature_description(cert)[0],
+            spki_sha256(cert),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "serial": format(self.serial, "x"),
+            "dns_names": list(self.dns_names),
+            "names_from_cn": self.names_from_cn,
+            "key": {"type": self.key_type, "bits": self.key_bits},
+            "signature_algorithm": self.signature_algorithm,
+            # the TLSA 3 1 1 data of this key: what the monitor compares to see a key change (RFC 6698 §2.1)
+            "spki_sha256": self.spki_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CertificateSummary:
+        key = data["key"]
+        bits = key["bits"]
+        return cls(
+            str(data["subject"]),
+            str(data["issuer"]),
+            dt.datetime.fromisoformat(data["not_before"]),
+            dt.datetime.fromisoformat(data["not_after"]),
+            int(data["serial"], 16),
+            tuple(str(n) for n in data["dns_names"]),
+            bool(data["names_from_cn"]),
+            str(key["type"]),
+            None if bits is None else int(bits),
+            str(data["signature_algorithm"]),
+            str(data["spki_sha256"]),
+        )
+
+
 def cert_json(cert: x509.Certificate) -> dict[str, Any]:
-    key_type, key_bits, _ = key_description(cert)
-    names, from_cn = certificate_names(cert)
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "serial": format(cert.serial_number, "x"),
-        "dns_names": list(names),
-        "names_from_cn": from_cn,
-        "key": {"type": key_type, "bits": key_bits},
-        "signature_algorithm": signature_description(cert)[0],
-        # the TLSA 3 1 1 data of this key: what the monitor compares to see a key change (RFC 6698 §2.1)
-        "spki_sha256": spki_sha256(cert),
-    }
+    return CertificateSummary.of(cert).to_json()
 
 
 def spki_sha256(cert: x509.Certificate) -> str:
@@ -175,6 +233,12 @@ class Tlsa:
 
     def __str__(self) -> str:
         return f"{self.usage} {self.selector} {self.mtype} {self.data.hex()}"
+
+    @classmethod
+    def from_text(cls, text: str) -> Tlsa:
+        """The record from its `str()` form ("3 1 1 <hex>"), as the document keeps it."""
+        usage, selector, mtype, *data = text.split(" ", 3)
+        return cls(int(usage), int(selector), int(mtype), bytes.fromhex(data[0] if data else ""))
 
     @property
     def unusable_because(self) -> str | None:
@@ -218,7 +282,21 @@ class TlsaMatch:
     webpki_deviation: str | None = None  # a DANE-TA match whose chain breaks the web-PKI profile
 
     def to_json(self) -> dict[str, Any]:
-        return {"record": str(self.record), "matched": self.matched, "note": self.note}
+        out: dict[str, Any] = {"record": str(self.record), "matched": self.matched, "note": self.note}
+        if self.webpki_deviation is not None:  # additive: only a DANE-TA match with a deviation has it
+            out["webpki_deviation"] = self.webpki_deviation
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TlsaMatch:
+        # not .get: details of another shape (a list) must raise TypeError, which readers expect
+        deviation = data["webpki_deviation"] if "webpki_deviation" in data else None  # noqa: SIM401
+        return cls(
+            Tlsa.from_text(str(data["record"])),
+            bool(data["matched"]),
+            str(data["note"]),
+            None if deviation is None else str(deviation),
+        )
 
 
 def match_record(

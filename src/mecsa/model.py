@@ -142,6 +142,18 @@ class Facts(Protocol):
 FactsT = TypeVar("FactsT", bound=Facts)
 
 
+class FactsKind(Protocol):
+    """A facts class as a reader of its JSON form: `Kind.from_json(facts.to_json())` gives the facts back.
+
+    The store keeps the document, not the model, so a report rebuilt from a stored document gets its
+    typed facts from here (`mecsa.web.document`). What the JSON form does not keep (DER bytes, a DNS
+    answer's rcode) the rebuilt facts say they do not know; each `from_json` names what it cannot
+    recover. It raises KeyError, TypeError or ValueError on details it cannot read.
+    """
+
+    def from_json(self, data: Mapping[str, JsonValue], /) -> Facts: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """What one check's evaluator returns: its findings, its protocols' verdicts, and details.

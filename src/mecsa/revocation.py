@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -72,6 +73,18 @@ class RevocationAnswer:
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RevocationAnswer:
+        when, reason = data["revoked_at"], data["reason"]
+        return cls(
+            str(data["source"]),
+            str(data["url"]),
+            RevocationState(data["state"]),
+            str(data["detail"]),
+            None if when is None else dt.datetime.fromisoformat(when),
+            None if reason is None else str(reason),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +395,12 @@ class RevocationVerdict:
 
     def to_json(self) -> dict[str, object]:
         return {"state": self.state.value, "answers": [a.to_json() for a in self.answers]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RevocationVerdict:
+        return cls(
+            RevocationState(data["state"]), tuple(RevocationAnswer.from_json(a) for a in data["answers"])
+        )
 
 
 def combine(answers: tuple[RevocationAnswer, ...]) -> RevocationVerdict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import dns.dnssec
 import dns.rdata
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from tests.lab.helpers import lab_dir, require_lab
 

@@ -98,7 +98,7 @@ def test_second_up_on_a_running_lab_is_refused() -> None:
     "command", [["up"], ["down"], ["status"], ["assess", "top.test"], ["exec", "--", "true"]]
 )
 def test_cli_without_root_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from mecsa.cli import app
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from mecsa.fixes import FixBuilder
-from mecsa.model import CheckResult, FindingKind, Status
+from mecsa.model import CheckResult, FactsKind, FindingKind, Status
 from mecsa.observe import Context
 
 ObsT = TypeVar("ObsT")
@@ -26,6 +26,10 @@ class CheckSpec(Generic[ObsT]):
 
     `remedies` maps remediation keys that only this check uses to their fix builders (see
     `mecsa.fixes`); shared fixes (a DNS record, a Postfix setting) live in `mecsa.fixes.FIXES`.
+
+    `facts` is the kind of the typed facts its results carry (`CheckResult.facts`, whose JSON form
+    is the check's `details`), and `verdict_facts` the kind of each verdict's facts by protocol: the
+    one declaration from which a stored document's details are read back (`mecsa.web.document`).
     """
 
     name: str
@@ -35,6 +39,8 @@ class CheckSpec(Generic[ObsT]):
     evaluate: Callable[[ObsT], CheckResult]
     findings: tuple[FindingKind, ...] = ()
     remedies: Mapping[str, FixBuilder] = field(default_factory=dict)
+    facts: FactsKind | None = None
+    verdict_facts: Mapping[str, FactsKind] = field(default_factory=dict)
 
 
 def crash_kinds(check: CheckSpec[ObsT]) -> tuple[FindingKind, ...]:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mecsa.certs import (
     DaneApplicability,
     DaneProblem,
+    Tlsa,
     TlsaMatch,
     dane_applicability,
     match_record,
@@ -42,7 +43,7 @@ from mecsa.checks.permx import (
     tls_denied,
     unreachable_finding,
 )
-from mecsa.dns.answer import DnsAnswer
+from mecsa.dns.answer import DnsAnswer, DnssecStatus
 from mecsa.model import CheckResult, Finding, FindingKind, JsonValue, Status
 from mecsa.observe import Context
 from mecsa.observe.mx import MxObservation, observe_mx
@@ -261,27 +262,66 @@ class AddressDane:
             "records": [r.to_json() for r in self.records],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> AddressDane:
+        return cls(
+            str(data["address"]),
+            Status(data["outcome"]),
+            str(data["dane"]),
+            tuple(TlsaMatch.from_json(r) for r in data["records"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class HostDane:
+    """One MX host: its TLSA lookup (base domain, owner, DNSSEC status, records), and its addresses.
+
+    It holds the values the document keeps, not the lookup's answer, so that `from_json` gives it back.
+    """
+
     name: str
     outcome: Status
-    host: DaneHost
-    applicability: DaneApplicability
+    base_domain: str
+    tlsa_owner: str | None  # None when the host was not looked up
+    tlsa_dnssec: DnssecStatus | None
+    records: tuple[Tlsa, ...]
+    usable: int  # how many of `records` apply (RFC 7672 §2.2)
     addresses: tuple[AddressDane, ...]
 
+    @classmethod
+    def of(
+        cls, d: DaneHost, outcome: Status, state: DaneApplicability, addresses: tuple[AddressDane, ...]
+    ) -> HostDane:
+        tlsa = d.tlsa
+        owner, dnssec = (tlsa.qname, tlsa.dnssec) if tlsa else (None, None)
+        name = d.sessions.host.name
+        return cls(name, outcome, d.base_domain, owner, dnssec, state.records, len(state.usable), addresses)
+
     def to_json(self) -> dict[str, JsonValue]:
-        tlsa = self.host.tlsa
         return {
             "name": self.name,
             "outcome": self.outcome.value,
-            "tlsa_base_domain": self.host.base_domain,
-            "tlsa_owner": tlsa.qname if tlsa else None,
-            "tlsa_dnssec": tlsa.dnssec.value if tlsa else None,
-            "tlsa": [str(r) for r in self.applicability.records],
-            "usable": len(self.applicability.usable),
+            "tlsa_base_domain": self.base_domain,
+            "tlsa_owner": self.tlsa_owner,
+            "tlsa_dnssec": self.tlsa_dnssec.value if self.tlsa_dnssec else None,
+            "tlsa": [str(r) for r in self.records],
+            "usable": self.usable,
             "addresses": [a.to_json() for a in self.addresses],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> HostDane:
+        owner, dnssec = data["tlsa_owner"], data["tlsa_dnssec"]
+        return cls(
+            str(data["name"]),
+            Status(data["outcome"]),
+            str(data["tlsa_base_domain"]),
+            None if owner is None else str(owner),
+            None if dnssec is None else DnssecStatus(dnssec),
+            tuple(Tlsa.from_text(str(r)) for r in data["tlsa"]),
+            int(data["usable"]),
+            tuple(AddressDane.from_json(a) for a in data["addresses"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +336,10 @@ class DaneFacts:
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"port": self.port, "hosts": [h.to_json() for h in self.hosts]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> DaneFacts:
+        return cls(int(data["port"]), tuple(HostDane.from_json(h) for h in data["hosts"]))
 
 
 def evaluate(obs: DaneObservation) -> CheckResult:
@@ -320,7 +364,7 @@ def evaluate(obs: DaneObservation) -> CheckResult:
                 advised = any(r.matched for r in results)
             addresses.append(AddressDane(s.address, status, label, tuple(results)))
         outcomes[host.name] = host_outcome((a.outcome for a in addresses), complete=not host.lookup_failed)
-        hosts.append(HostDane(host.name, outcomes[host.name], d, state, tuple(addresses)))
+        hosts.append(HostDane.of(d, outcomes[host.name], state, tuple(addresses)))
     verdict = share_verdict(PROTOCOL, transport.mx, outcomes, "match their DNSSEC-secure TLSA records")
     return CheckResult.of("dane", tuple(findings), (verdict,), DaneFacts(obs.port, tuple(hosts)))
 
@@ -331,6 +375,7 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
+    facts=DaneFacts,
     findings=(
         *TRANSPORT.all(),
         *PROBLEM_KINDS.values(),

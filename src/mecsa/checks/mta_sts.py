@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from mecsa.checks.base import CheckSpec
@@ -377,6 +377,11 @@ class MxCoverage:
     def to_json(self) -> dict[str, JsonValue]:
         return {"host": self.host, "covered": self.covered, "pattern": self.pattern}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> MxCoverage:
+        covered, pattern = data["covered"], data["pattern"]
+        return cls(str(data["host"]), None if covered is None else bool(covered), _text(pattern))
+
 
 @dataclass(frozen=True, slots=True)
 class MtaStsVerdictFacts:
@@ -401,6 +406,22 @@ class MtaStsVerdictFacts:
             "mx": [c.to_json() for c in self.coverage],
             "mecsa_st_share": self.mecsa_st_share,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> MtaStsVerdictFacts:
+        passed, share = data["mecsa_st_pass"], data["mecsa_st_share"]
+        return cls(
+            _text(data["mode"]),
+            None if passed is None else bool(passed),
+            _text(data["txt_id"]),
+            _text(data["policy_sha256"]),
+            tuple(MxCoverage.from_json(c) for c in data["mx"]),
+            None if share is None else float(share),
+        )
+
+
+def _text(value: JsonValue) -> str | None:
+    return None if value is None else str(value)
 
 
 def _judge_coverage(
@@ -486,6 +507,7 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
+    verdict_facts={PROTOCOL: MtaStsVerdictFacts},
     findings=(
         NO_MAIL,
         LOOKUP_FAILED,

@@ -125,6 +125,7 @@ CHECK = CheckSpec(
     protocols=(),
     observe=observe_mx,
     evaluate=evaluate,
+    facts=MxFacts,
     findings=(
         LOOKUP_FAILED,
         DOMAIN_MISSING,

@@ -7,7 +7,7 @@ reachable MX hosts pass; unreachable hosts are left out, and if none can be reac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -178,6 +178,15 @@ class HostFacts(Generic[AddressT]):
             "outcome": self.outcome.value,
             "addresses": [a.to_json() for a in self.addresses],
         }
+
+    @staticmethod
+    def from_json(
+        data: Mapping[str, JsonValue], address: Callable[[Mapping[str, JsonValue]], AddressT]
+    ) -> HostFacts[AddressT]:
+        """The host as its check's document keeps it, each address read by that check's `address`."""
+        return HostFacts(
+            str(data["name"]), Status(data["outcome"]), tuple(address(a) for a in data["addresses"])
+        )
 
 
 class _NamedHost(Protocol[AddressT]):  # type: ignore[misc]

@@ -11,7 +11,7 @@ The SMTP sessions are the observation layer's (`mecsa.observe.transport`), share
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mecsa.checks.base import CheckSpec
@@ -240,6 +240,17 @@ class AddressTls:
             out["tls_sweep"] = self.sweep.to_json()
         return out
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> AddressTls:
+        """The address as the document keeps it (`key_exchange` is derived; see SmtpObservation.from_json)."""
+        # only when the sweep ran; not .get: details of another shape must raise TypeError
+        sweep = data["tls_sweep"] if "tls_sweep" in data else None  # noqa: SIM401
+        return cls(
+            SmtpObservation.from_json(data["smtp"]),
+            Status(data["outcome"]),
+            None if sweep is None else TlsSweep.from_json(sweep),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StarttlsFacts:
@@ -258,6 +269,14 @@ class StarttlsFacts:
             "tls_versions_swept": self.swept,
             "hosts": [h.to_json() for h in self.hosts],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> StarttlsFacts:
+        return cls(
+            int(data["port"]),
+            bool(data["tls_versions_swept"]),
+            tuple(HostFacts.from_json(h, AddressTls.from_json) for h in data["hosts"]),
+        )
 
 
 def evaluate(obs: StarttlsObservation) -> CheckResult:
@@ -290,6 +309,7 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
+    facts=StarttlsFacts,
     findings=(
         *TRANSPORT.all(),
         NOT_OFFERED,

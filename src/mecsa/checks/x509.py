@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from mecsa.certs import (
+    CertificateSummary,
     TrustAnchors,
-    cert_json,
     certificate_names,
     key_description,
     load_anchors,
@@ -196,28 +196,61 @@ def _no_tls(s: SmtpObservation, judge: _Judge) -> Status:
 
 @dataclass(frozen=True, slots=True)
 class PresentedCertificate:
-    """The certificate an address presented: the leaf, the rest of the chain, and its days left."""
+    """The certificate an address presented: the leaf and the rest of the chain, and its days left.
 
-    leaf: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
+    `certificate` and `chain_seen` are the leaf and the rest as the document keeps them; `leaf` and
+    `chain` are the parsed certificates, for live readers. A certificate rebuilt from a stored
+    document (`from_json`) has only the summaries (the document keeps no DER): its `leaf` is None
+    and its `chain` empty, so those two take no part in equality.
+    """
+
+    certificate: CertificateSummary
+    chain_seen: tuple[CertificateSummary, ...]
     full_chain_seen: bool
     days_left: int
     revocation: RevocationVerdict | None = None
+    leaf: x509.Certificate | None = field(default=None, compare=False)
+    chain: tuple[x509.Certificate, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def of(
+        cls,
+        leaf: x509.Certificate,
+        chain: tuple[x509.Certificate, ...],
+        full_chain_seen: bool,
+        days_left: int,
+        revocation: RevocationVerdict | None = None,
+    ) -> PresentedCertificate:
+        summaries = tuple(CertificateSummary.of(c) for c in chain)
+        return cls(
+            CertificateSummary.of(leaf), summaries, full_chain_seen, days_left, revocation, leaf, chain
+        )
 
     @property
     def name(self) -> str | None:
         """The first DNS name it claims (SAN, else CN), for a one-line summary."""
-        names, _ = certificate_names(self.leaf)
+        names = self.certificate.dns_names
         return names[0] if names else None
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
-            "certificate": cert_json(self.leaf),
-            "chain": [cert_json(c) for c in self.chain],
+            "certificate": self.certificate.to_json(),
+            "chain": [c.to_json() for c in self.chain_seen],
             "full_chain_seen": self.full_chain_seen,
             "days_left": self.days_left,
             "revocation": self.revocation.to_json() if self.revocation else None,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> PresentedCertificate:
+        revocation = data["revocation"]
+        return cls(
+            CertificateSummary.from_json(data["certificate"]),
+            tuple(CertificateSummary.from_json(c) for c in data["chain"]),
+            bool(data["full_chain_seen"]),
+            int(data["days_left"]),
+            None if revocation is None else RevocationVerdict.from_json(revocation),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +262,12 @@ class AddressCertificate:
     def to_json(self) -> dict[str, JsonValue]:
         extra = self.presented.to_json() if self.presented else {}
         return {"address": self.address, "outcome": self.outcome.value, **extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> AddressCertificate:
+        # an address that presented no certificate has no "certificate" key (to_json adds nothing)
+        presented = PresentedCertificate.from_json(data) if "certificate" in data else None
+        return cls(str(data["address"]), Status(data["outcome"]), presented)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +287,14 @@ class X509Facts:
             "checked_at": self.checked_at.isoformat(),
             "hosts": [h.to_json() for h in self.hosts],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> X509Facts:
+        return cls(
+            str(data["trust_anchors"]),
+            dt.datetime.fromisoformat(data["checked_at"]),
+            tuple(HostFacts.from_json(h, AddressCertificate.from_json) for h in data["hosts"]),
+        )
 
 
 def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, PresentedCertificate | None]:
@@ -273,7 +320,7 @@ def _address(s: SmtpObservation, judge: _Judge) -> tuple[Status, PresentedCertif
         add(WEAK_SIGNATURE(f"{where}: weak signature algorithm {sig}", evidence, subject))
     revocation = _judge_revocation(where, subject, leaf, judge)
     revoked = revocation is not None and revocation.state is RevocationState.REVOKED
-    presented = PresentedCertificate(
+    presented = PresentedCertificate.of(
         leaf, tuple(rest), s.tls.full_chain, (leaf.not_valid_after_utc - judge.now).days, revocation
     )
     if not (name_ok and dates_ok) or chain_ok is False or revoked:
@@ -462,6 +509,7 @@ CHECK = CheckSpec(
     protocols=(PROTOCOL,),
     observe=observe,
     evaluate=evaluate,
+    facts=X509Facts,
     findings=(
         *TRANSPORT.all(),
         TLS_ERROR,

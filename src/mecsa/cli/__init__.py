@@ -1,6 +1,8 @@
 """The `mecsa` command. Thin: parses arguments, calls the library, picks a renderer.
 
-Sub-command modules import nothing heavy at module level, so `mecsa --help` stays fast.
+Built on click directly (typer's import and option coercion cost ~60-140 ms a run: issue 20). The
+sub-commands are named in `_COMMANDS` and their modules imported only when one is invoked or its
+help is shown (mecsa.cli.lazy), so `mecsa --help` and `--version` import none of them.
 """
 
 from __future__ import annotations
@@ -9,69 +11,110 @@ import contextlib
 import os
 import sys
 
-import typer
+import click
 
-from mecsa.cli import (
-    assess,
-    checks,
-    demo,
-    harden,
-    lab,
-    mailmode,
-    monitor,
-    reports,
-    scan,
-    scoring,
-    serve,
-    spf,
-    starttls,
-)
+from mecsa.cli.lazy import LazyCommand, LazyGroup
 
-app = typer.Typer(
-    name="mecsa",
-    help="Assess, harden and prove the security of a mail domain (MECSA's three areas).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Plain help text: rich's markup rendering doubles --help's start-up time (benchmarks/README.md).
-    rich_markup_mode=None,
-)
-for _module in (
-    assess,
-    spf,
-    starttls,
-    harden,
-    scoring,
-    checks,
-    lab,
-    demo,
-    mailmode,
-    reports,
-    scan,
-    serve,
-    monitor,
-):
-    _module.register(app)
+# name: (module:attribute of its click command, the first paragraph of its help). The summary is
+# what `mecsa --help` shows without importing the module; a test keeps it equal to the command's.
+_COMMANDS: dict[str, LazyCommand] = {
+    name: LazyCommand(target, summary)
+    for name, target, summary in (
+        (
+            "assess",
+            "mecsa.cli.assess:assess_command",
+            "Assess a domain's receiving side: DNS records, and the transport checks where built.",
+        ),
+        (
+            "starttls",
+            "mecsa.cli.starttls:starttls_command",
+            "Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE.",
+        ),
+        (
+            "checks",
+            "mecsa.cli.checks:checks_command",
+            "List every check, the MECSA protocols it owns and the finding ids it can report.",
+        ),
+        (
+            "demo",
+            "mecsa.cli.demo:demo_command",
+            "Assess the lab's top-score domain with real servers (root), or the embedded demo zone.",
+        ),
+        (
+            "scan",
+            "mecsa.cli.scan:scan_command",
+            "Assess every domain of a list (FILE, or - for stdin) and keep the results in the store.",
+        ),
+        (
+            "spf",
+            "mecsa.cli.spf:spf_group",
+            "SPF (RFC 7208): evaluate a sender, or audit a domain's record tree.",
+        ),
+        (
+            "harden",
+            "mecsa.cli.harden:harden_group",
+            "Generate, apply and publish a hardened Postfix + OpenDKIM + OpenDMARC setup.",
+        ),
+        (
+            "scoring",
+            "mecsa.cli.scoring:scoring_group",
+            "Inspect the scoring profiles: which protocols give which MECSA level.",
+        ),
+        (
+            "lab",
+            "mecsa.cli.lab:lab_group",
+            "Real DNS (Knot, Unbound) and mail servers (Postfix + milters) in network namespaces. "
+            "Needs root.",
+        ),
+        (
+            "mailmode",
+            "mecsa.cli.mailmode:mailmode_group",
+            "Mail mode: grade a provider from the mail it receives and sends (MECSA's loop).",
+        ),
+        (
+            "reports",
+            "mecsa.cli.reports:reports_group",
+            "DMARC aggregate (RFC 9990) and SMTP TLS (RFC 8460) reports: ingest, show, re-check.",
+        ),
+        (
+            "serve",
+            "mecsa.cli.serve:serve_group",
+            "Run the web service: the home page, live assessments, reports, domain history, "
+            "statistics, scans, and the REST API under /api/v1 (OpenAPI document at /api/v1/openapi.json).",
+        ),
+        (
+            "monitor",
+            "mecsa.cli.monitor:monitor_group",
+            "Re-assess the domains of a watch list (TOML) on their schedule, into the store, and alert.",
+        ),
+    )
+}
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
         from mecsa import __version__
 
-        typer.echo(f"mecsa {__version__}")
-        raise typer.Exit()
+        click.echo(f"mecsa {__version__}")
+        ctx.exit()
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
-    debug: bool = typer.Option(
-        False, "--debug", help="Log debug detail to stderr, with the traceback of any check that crashed."
-    ),
-) -> None:
-    """Assess, harden and prove the security of a mail domain."""
+@click.group(
+    "mecsa",
+    cls=LazyGroup,
+    lazy_commands=_COMMANDS,
+    help="Assess, harden and prove the security of a mail domain (MECSA's three areas).",
+    no_args_is_help=True,
+    # Every option's default in its help line, as the typer version showed them.
+    context_settings={"show_default": True},
+)
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Print the version."
+)
+@click.option(
+    "--debug", is_flag=True, help="Log debug detail to stderr, with the traceback of any check that crashed."
+)
+def app(debug: bool) -> None:
     if debug or debug_wanted():
         enable_debug_log()
 
@@ -100,20 +143,45 @@ _FAST_EXIT_COMMANDS = frozenset({"assess", "checks", "scoring", "spf", "starttls
 
 def main() -> None:
     """Entry point: exit 0 when the work ran, 2 on bad usage, 1 on an internal error, 130 on Ctrl-C."""
+    _skip_httpx_cli()
     code = _run()
     if _fast_exit_allowed(sys.argv[1:]):
         _exit_now(code)
     sys.exit(code)
 
 
+def _skip_httpx_cli() -> None:
+    """Keep httpx's own command line (the module httpx._main) out of this process.
+
+    `import httpx` also imports httpx._main when click, rich and pygments are installed, as they
+    are here: about 60 ms of CPU in a cold `mecsa assess` (issue 20). httpx guards that import with
+    `except ImportError` (its CLI is an optional extra); a None entry in sys.modules makes the
+    import raise ImportError, the import system's way to block a module, so httpx defines its stub
+    `main` instead. mecsa never runs httpx's command line.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def _run() -> int:
     try:
-        app()
+        returned = app.main(standalone_mode=False)
+    except click.exceptions.Abort as exc:  # click's form of Ctrl-C (or of an EOF at a prompt)
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        sys.stderr.write("interrupted\n" if interrupted else "aborted\n")
+        return 130 if interrupted else 1
+    except click.ClickException as exc:  # bad usage: click's message, exit status 2
+        exc.show()
+        return exc.exit_code
     except SystemExit as exc:
         return _exit_status(exc.code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader left (`mecsa checks --json | head`): nothing more is owed
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # the promised exit status 1, with the reason, not a bare traceback
         if debug_wanted() or "--debug" in sys.argv[1:]:
             import traceback
@@ -121,7 +189,8 @@ def _run() -> int:
             traceback.print_exc(file=sys.stderr)
         sys.stderr.write(f"mecsa: internal error: {type(exc).__name__}: {exc}\n")
         return 1
-    return 0
+    # Without standalone mode click returns an Exit's code, or the command's own return value (None).
+    return returned if isinstance(returned, int) else 0
 
 
 def _exit_status(code: object) -> int:

@@ -2,65 +2,75 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from mecsa.cli.common import (
-    CaFileOption,
-    DnssecModeOption,
-    HtmlOption,
-    JsonOption,
-    ResolverOption,
-    RevocationOption,
-    SmtpTimeoutOption,
-    TimeoutOption,
-    TlsVersionsOption,
-    TrustAnchorOption,
     ca_bundle_file,
+    ca_file_option,
+    dnssec_mode_option,
     domain_argument,
+    html_option,
+    json_option,
     make_client,
     output_file,
+    repeatable,
+    resolver_option,
+    revocation_option,
     run,
+    smtp_timeout_option,
+    timeout_option,
+    tls_versions_option,
+    trust_anchor_option,
     usage_error,
 )
 
 if TYPE_CHECKING:
     from mecsa.observe.dmarc import DiscoveryMethod
 
+PROFILE_HELP = "Scoring profile: mecsa (default) or mecsa-st."
+DISCOVERY_HELP = (
+    "How to find the DMARC policy: treewalk (RFC 9989) or psl (RFC 7489, as MECSA). "
+    "Default: the profile's (mecsa: treewalk, mecsa-st: psl)."
+)
 
-def register(app: typer.Typer) -> None:
-    app.command("assess")(assess_command)
 
-
+@click.command("assess")
+@click.argument("domain", help="The mail domain to assess (IDNs accepted).")
+@resolver_option
+@repeatable("--dkim-selector", help="DKIM selector to look up; repeatable.")
+@json_option
+@timeout_option
+@repeatable("--only", help="Run only this check; repeatable.")
+@repeatable("--skip", help="Skip this check; repeatable.")
+@ca_file_option
+@smtp_timeout_option
+@tls_versions_option
+@click.option("--profile", default="mecsa", help=PROFILE_HELP)
+@html_option
+@revocation_option
+@click.option("--dmarc-discovery", default=None, help=DISCOVERY_HELP)
+@dnssec_mode_option
+@trust_anchor_option
 def assess_command(
-    domain: Annotated[str, typer.Argument(help="The mail domain to assess (IDNs accepted).")],
-    resolver: ResolverOption = None,
-    dkim_selector: Annotated[
-        list[str] | None, typer.Option("--dkim-selector", help="DKIM selector to look up; repeatable.")
-    ] = None,
-    json_output: JsonOption = False,
-    timeout: TimeoutOption = 2.0,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check; repeatable.")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check; repeatable.")] = None,
-    ca_file: CaFileOption = None,
-    smtp_timeout: SmtpTimeoutOption = 10.0,
-    tls_versions: TlsVersionsOption = True,
-    profile: Annotated[
-        str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
-    ] = "mecsa",
-    html: HtmlOption = None,
-    revocation: RevocationOption = True,
-    dmarc_discovery: Annotated[
-        str | None,
-        typer.Option(
-            "--dmarc-discovery",
-            help="How to find the DMARC policy: treewalk (RFC 9989) or psl (RFC 7489, as MECSA). "
-            "Default: the profile's (mecsa: treewalk, mecsa-st: psl).",
-        ),
-    ] = None,
-    dnssec_mode: DnssecModeOption = "both",
-    trust_anchor: TrustAnchorOption = None,
+    domain: str,
+    resolver: list[str] | None,
+    dkim_selector: list[str] | None,
+    json_output: bool,
+    timeout: float,
+    only: list[str] | None,
+    skip: list[str] | None,
+    ca_file: str | None,
+    smtp_timeout: float,
+    tls_versions: bool,
+    profile: str,
+    html: Path | None,
+    revocation: bool,
+    dmarc_discovery: str | None,
+    dnssec_mode: str,
+    trust_anchor: str | None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
     from mecsa.assess import assess
@@ -95,11 +105,11 @@ def assess_command(
     if json_output:
         from mecsa.report.json import render_json
 
-        typer.echo(render_json(result, profile))
+        click.echo(render_json(result, profile))
     else:
         from mecsa.report.text import render_text, terminal_settings
 
-        typer.echo(render_text(result, profile, **terminal_settings()))
+        click.echo(render_text(result, profile, **terminal_settings()))
 
 
 def _check_profile(name: str) -> None:

@@ -3,46 +3,36 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
+
+from mecsa.cli.common import flag
 
 if TYPE_CHECKING:
     from mecsa.model import FindingKind
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    app.command("checks")(checks_command)
-
-
-def checks_command(
-    json_output: Annotated[bool, typer.Option("--json", help="The catalogue as one JSON object.")] = False,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="The catalogue as Markdown (docs/findings.md).")
-    ] = False,
-    schema: Annotated[
-        bool,
-        typer.Option(
-            "--schema", help="The JSON schema of `assess --json`, its protocol list from the registry."
-        ),
-    ] = False,
-) -> None:
+@click.command("checks")
+@flag("--json", "json_output", help="The catalogue as one JSON object.")
+@flag("--markdown", help="The catalogue as Markdown (docs/findings.md).")
+@flag("--schema", help="The JSON schema of `assess --json`, its protocol list from the registry.")
+def checks_command(json_output: bool, markdown: bool, schema: bool) -> None:
     """List every check, the MECSA protocols it owns and the finding ids it can report."""
     from mecsa.checks.base import declared_kinds
     from mecsa.checks.registry import CHECKS
 
     if schema:
-        typer.echo(json.dumps(derived_schema(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(derived_schema(), indent=2, ensure_ascii=False))
     elif json_output:
-        typer.echo(json.dumps(catalogue(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(catalogue(), indent=2, ensure_ascii=False))
     elif markdown:
-        typer.echo(catalogue_markdown(), nl=False)
+        click.echo(catalogue_markdown(), nl=False)
     else:
         for c in CHECKS:
-            typer.echo(f"{c.name:<9} {', '.join(c.protocols) or 'no scored protocol'}: {c.summary}")
+            click.echo(f"{c.name:<9} {', '.join(c.protocols) or 'no scored protocol'}: {c.summary}")
             for kind in declared_kinds(c):
-                typer.echo(f"    {kind.id:<34} {kind.status.value:<14} {kind.meaning}")
+                click.echo(f"    {kind.id:<34} {kind.status.value:<14} {kind.meaning}")
 
 
 def catalogue() -> dict[str, dict[str, object]]:

@@ -2,65 +2,95 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import typer
+import click
 
 if TYPE_CHECKING:
     from mecsa.dns.resolver import DnsClient
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[F], F]
 
+STORE_HELP = (
+    "A SQLite file or a postgresql:// URL (default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite)."
+)
 RESOLVER_HELP = (
     "Resolver to ask, IP[:PORT] or [IPv6]:PORT; repeatable. Default: the system's (/etc/resolv.conf)."
 )
 
+
+def list_or_none(ctx: click.Context, param: click.Parameter, value: tuple[Any, ...]) -> list[Any] | None:
+    """A repeatable option's values as a list, or None when it was not given (as typer gave them).
+
+    Commands tell "not given" (None: take it from elsewhere, e.g. harden's --config) from a value.
+    """
+    return list(value) or None
+
+
+def repeatable(*decls: str, help: str, type: Any = None, **attrs: Any) -> Decorator[Any]:
+    """A repeatable option whose value is a list of what was given, or None."""
+    return click.option(*decls, multiple=True, type=type, callback=list_or_none, help=help, **attrs)
+
+
+def flag(*decls: str, help: str, default: bool = False) -> Decorator[Any]:
+    """An on/off option: `--name` alone, or `--name/--no-name` (with its default)."""
+    return click.option(*decls, is_flag=True, default=default, help=help)
+
+
+def path_type(**attrs: Any) -> click.Path:
+    """A path option's type: a pathlib.Path (existence is checked by the commands, with a clear line)."""
+    return click.Path(path_type=Path, **attrs)
+
+
 # Options several commands share, declared once so that names, help and limits agree.
-ResolverOption = Annotated[list[str] | None, typer.Option("--resolver", help=RESOLVER_HELP)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
-TimeoutOption = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for each DNS reply.", min=0.1)
-]
-CaFileOption = Annotated[
-    str | None,
-    typer.Option("--ca-file", help="PEM trust anchors for MX certificates (default: the system CAs)."),
-]
-SmtpTimeoutOption = Annotated[
-    float,
-    typer.Option("--smtp-timeout", help="Base SMTP timeout S: connect/command/TLS S, banner 2S.", min=0.1),
-]
-TlsVersionsOption = Annotated[
-    bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
-]
-DnssecModeOption = Annotated[
-    str,
-    typer.Option(
-        "--dnssec-mode",
-        help="Who judges DNSSEC: own (mecsa walks the chain itself), resolver (its AD bit), or both.",
-    ),
-]
-TrustAnchorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--trust-anchor",
-        help="File of DS or DNSKEY lines to start the chain from (default: IANA's root KSKs).",
-    ),
-]
-RevocationOption = Annotated[
-    bool,
-    typer.Option("--revocation/--no-revocation", help="Ask the certificates' OCSP responders and CRLs."),
-]
-HtmlOption = Annotated[
-    Path | None, typer.Option("--html", help="Also write a self-contained HTML report to FILE.")
-]
+resolver_option = repeatable("--resolver", help=RESOLVER_HELP)
+json_option = flag("--json", "json_output", help="Print one JSON object and nothing else.")
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0.1), default=2.0, help="Seconds to wait for each DNS reply."
+)
+ca_file_option = click.option(
+    "--ca-file", default=None, help="PEM trust anchors for MX certificates (default: the system CAs)."
+)
+smtp_timeout_option = click.option(
+    "--smtp-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    help="Base SMTP timeout S: connect/command/TLS S, banner 2S.",
+)
+tls_versions_option = flag(
+    "--tls-versions/--no-tls-versions", default=True, help="Sweep TLS versions and weak ciphers."
+)
+dnssec_mode_option = click.option(
+    "--dnssec-mode",
+    default="both",
+    help="Who judges DNSSEC: own (mecsa walks the chain itself), resolver (its AD bit), or both.",
+)
+trust_anchor_option = click.option(
+    "--trust-anchor",
+    default=None,
+    help="File of DS or DNSKEY lines to start the chain from (default: IANA's root KSKs).",
+)
+revocation_option = flag(
+    "--revocation/--no-revocation", default=True, help="Ask the certificates' OCSP responders and CRLs."
+)
+html_option = click.option(
+    "--html", type=path_type(), default=None, help="Also write a self-contained HTML report to FILE."
+)
+
+
+def exit_with(code: int) -> NoReturn:
+    """Leave the command with exit status `code` (the output so far is kept)."""
+    raise click.exceptions.Exit(code)
 
 
 def usage_error(message: str) -> NoReturn:
     """A one-line error and exit status 2."""
-    typer.echo(f"mecsa: error: {message}", err=True)
-    raise typer.Exit(2)
+    click.echo(f"mecsa: error: {message}", err=True)
+    exit_with(2)
 
 
 def make_client(

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from mecsa.cli.common import JsonOption, output_file, run
+from mecsa.cli.common import exit_with, flag, json_option, output_file, path_type, run
 
 if TYPE_CHECKING:
     from mecsa.lab.state import LabState
@@ -24,27 +24,20 @@ if TYPE_CHECKING:
 DEFAULT_HTML = Path("mecsa-demo-report.html")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    app.command("demo")(demo_command)
-
-
-def demo_command(
-    html: Annotated[
-        Path, typer.Option("--html", help="Where to write the HTML report.", dir_okay=False)
-    ] = DEFAULT_HTML,
-    json_output: JsonOption = False,
-    keep: Annotated[bool, typer.Option("--keep", help="Leave the lab running afterwards.")] = False,
-    embedded: Annotated[
-        bool, typer.Option("--embedded", help="Use the embedded loopback zone even where the lab can run.")
-    ] = False,
-) -> None:
+@click.command("demo")
+@click.option(
+    "--html", type=path_type(dir_okay=False), default=DEFAULT_HTML, help="Where to write the HTML report."
+)
+@json_option
+@flag("--keep", help="Leave the lab running afterwards.")
+@flag("--embedded", help="Use the embedded loopback zone even where the lab can run.")
+def demo_command(html: Path, json_output: bool, keep: bool, embedded: bool) -> None:
     """Assess the lab's top-score domain with real servers (root), or the embedded demo zone."""
     output_file("--html", html)
     missing = lab_unavailable()
     if embedded or missing:
         if not embedded and not json_output:
-            typer.echo(f"demo: the lab cannot run here ({missing}); using the embedded demo zone\n")
+            click.echo(f"demo: the lab cannot run here ({missing}); using the embedded demo zone\n")
         _embedded_demo(html, json_output)
     else:
         _lab_demo(html.resolve(), json_output, keep)
@@ -70,22 +63,22 @@ def _lab_demo(html: Path, json_output: bool, keep: bool) -> None:
     try:
         started = up(default_scenarios(), directory)
     except LabError as exc:
-        typer.echo(f"mecsa: error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        click.echo(f"mecsa: error: {exc}", err=True)
+        exit_with(1)
     try:
         domain = started.domains[0]
-        say: Callable[[str], None] = (lambda text: typer.echo(text, err=True)) if json_output else typer.echo
+        say: Callable[[str], None] = (lambda text: click.echo(text, err=True)) if json_output else click.echo
         say(f"demo: lab up in {started.seconds:.2f} s ({started.daemons} daemons); assessing {domain}\n")
         state = load_state(directory)
         extra = ["--html", str(html), *(["--json"] if json_output else [])]
         assessed = run_in(state, CLIENT_NODE, assess_argv(state.data, domain, extra))
         if assessed.returncode != 0:
-            raise typer.Exit(assessed.returncode)
+            exit_with(assessed.returncode)
         say(f"\nHTML report written to {html}\n")
         _show_mail_flow(state, f"postmaster@{domain}", say)
     finally:
         if keep:
-            typer.echo(f"demo: the lab keeps running in {directory}; `mecsa lab down` stops it", err=True)
+            click.echo(f"demo: the lab keeps running in {directory}; `mecsa lab down` stops it", err=True)
         else:
             down(directory)
 
@@ -101,8 +94,8 @@ def _show_mail_flow(state: LabState, recipient: str, say: Callable[[str], None])
         say(f"  {method}: {results.get(method, 'not found in Authentication-Results')}")
     passed = delivery.verified_tls and all(results.get(m) == "pass" for m in ("spf", "dkim", "dmarc"))
     if delivery.status != "sent" or not passed:
-        typer.echo("mecsa: error: the lab's mail flow did not pass", err=True)
-        raise typer.Exit(1)
+        click.echo("mecsa: error: the lab's mail flow did not pass", err=True)
+        exit_with(1)
 
 
 def _embedded_demo(html: Path, json_output: bool) -> None:
@@ -112,15 +105,15 @@ def _embedded_demo(html: Path, json_output: bool) -> None:
     if json_output:
         from mecsa.report.json import render_json
 
-        typer.echo(render_json(result))
+        click.echo(render_json(result))
     else:
         from mecsa.report.text import render_text, terminal_settings
 
-        typer.echo(
+        click.echo(
             f"demo: {DEMO_DOMAIN} served from an embedded zone on 127.0.0.1 (signed, validating); "
             "its MX hosts have no SMTP server, so transport checks cannot pass\n"
         )
-        typer.echo(render_text(result, **terminal_settings()))
+        click.echo(render_text(result, **terminal_settings()))
     _write_html(result, html)
 
 
@@ -128,4 +121,4 @@ def _write_html(result: Assessment, path: Path) -> None:
     from mecsa.report.html import render_html
 
     path.write_text(render_html(result), encoding="utf-8")
-    typer.echo(f"HTML report written to {path}", err=True)
+    click.echo(f"HTML report written to {path}", err=True)

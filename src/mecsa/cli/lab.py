@@ -9,23 +9,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import NoReturn
 
-import typer
+import click
+
+from mecsa.cli.common import exit_with, flag, path_type
 
 DIR_HELP = "Lab directory (state, configurations, logs). Default: $MECSA_LAB_DIR or /run/mecsa-lab."
-DirOption = Annotated[Path | None, typer.Option("--dir", help=DIR_HELP)]
-
-lab_app = typer.Typer(
-    name="lab",
-    help="Real DNS (Knot, Unbound) and mail servers (Postfix + milters) in network namespaces. Needs root.",
-    no_args_is_help=True,
-)
+dir_option = click.option("--dir", "directory", type=path_type(), default=None, help=DIR_HELP)
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    app.add_typer(lab_app, name="lab")
+@click.group("lab", no_args_is_help=True)
+def lab_group() -> None:
+    """Real DNS (Knot, Unbound) and mail servers (Postfix + milters) in network namespaces. Needs root."""
 
 
 def _dir(directory: Path | None) -> Path:
@@ -36,34 +33,32 @@ def _dir(directory: Path | None) -> Path:
 
 def _need_root() -> None:
     if os.geteuid() != 0:
-        typer.echo(
+        click.echo(
             "mecsa: error: the lab needs root (it creates network namespaces and runs mail servers)", err=True
         )
-        raise typer.Exit(2)
+        exit_with(2)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"mecsa: error: {message}", err=True)
-    raise typer.Exit(code)
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"mecsa: error: {message}", err=True)
+    exit_with(code)
 
 
-@lab_app.command("up")
-def up_command(
-    scenario: Annotated[
-        list[Path] | None,
-        typer.Option("--scenario", help="Scenario file (TOML); repeatable. Default: top-score."),
-    ] = None,
-    all_shipped: Annotated[bool, typer.Option("--all", help="Every scenario shipped with mecsa.")] = False,
-    mailmode: Annotated[
-        bool,
-        typer.Option(
-            "--mailmode",
-            help="Also run `mecsa mailmode serve` for mailmode.test (DANE and MTA-STS traps) and two more "
-            "senders: may.test (TLS level may) and nospf.test (not in its SPF).",
-        ),
-    ] = False,
-    directory: DirOption = None,
-) -> None:
+@lab_group.command("up")
+@click.option(
+    "--scenario",
+    type=path_type(),
+    multiple=True,
+    help="Scenario file (TOML); repeatable. Default: top-score.",
+)
+@flag("--all", "all_shipped", help="Every scenario shipped with mecsa.")
+@flag(
+    "--mailmode",
+    help="Also run `mecsa mailmode serve` for mailmode.test (DANE and MTA-STS traps) and two more "
+    "senders: may.test (TLS level may) and nospf.test (not in its SPF).",
+)
+@dir_option
+def up_command(scenario: tuple[Path, ...], all_shipped: bool, mailmode: bool, directory: Path | None) -> None:
     """Bring the lab up: namespaces, Knot, Unbound, MTA-STS server, one Postfix per MX, the DANE sender."""
     _need_root()
     from mecsa.lab.plan import PlanError
@@ -78,30 +73,29 @@ def up_command(
         _fail(str(exc), 2)
     except LabError as exc:
         _fail(str(exc))
-    typer.echo(f"lab up in {result.seconds:.2f} s: {result.daemons} daemons in {result.directory}")
+    click.echo(f"lab up in {result.seconds:.2f} s: {result.daemons} daemons in {result.directory}")
     for domain in result.domains:
-        typer.echo(f"  {domain}")
+        click.echo(f"  {domain}")
     if mailmode:
         from mecsa.lab.plan import RECEIVER_DOMAIN, RECEIVER_IP, store_file
 
-        typer.echo(
+        click.echo(
             f"mail mode: receiver for {RECEIVER_DOMAIN} on {RECEIVER_IP}:25, "
             f"store {store_file(result.directory)}"
         )
-    typer.echo("next: mecsa lab assess DOMAIN | mecsa lab send postmaster@DOMAIN | mecsa lab down")
+    click.echo("next: mecsa lab assess DOMAIN | mecsa lab send postmaster@DOMAIN | mecsa lab down")
 
 
-@lab_app.command("down")
-def down_command(
-    directory: DirOption = None,
-    keep_files: Annotated[bool, typer.Option("--keep-files", help="Keep the lab directory (logs).")] = False,
-) -> None:
+@lab_group.command("down")
+@dir_option
+@flag("--keep-files", help="Keep the lab directory (logs).")
+def down_command(directory: Path | None, keep_files: bool) -> None:
     """Stop every lab process, delete the namespaces and (unless --keep-files) the lab directory."""
     _need_root()
     from mecsa.lab.runner import down
 
     result = down(_dir(directory), keep_files=keep_files)
-    typer.echo(
+    click.echo(
         f"lab down in {result.seconds:.2f} s: {len(result.namespaces)} namespaces, "
         f"{result.killed} processes stopped"
     )
@@ -109,33 +103,31 @@ def down_command(
         _fail("could not remove: " + "; ".join(result.leftovers))
 
 
-@lab_app.command("status")
-def status_command(directory: DirOption = None) -> None:
+@lab_group.command("status")
+@dir_option
+def status_command(directory: Path | None) -> None:
     """Show the lab's namespaces, daemons and domains."""
     _need_root()
     from mecsa.lab.runner import status
 
-    typer.echo("\n".join(status(_dir(directory))))
+    click.echo("\n".join(status(_dir(directory))))
 
 
-@lab_app.command("scenarios")
+@lab_group.command("scenarios")
 def scenarios_command() -> None:
     """List the scenarios shipped with mecsa."""
     from mecsa.lab.scenario import load_scenario, shipped_scenarios
 
     for path in shipped_scenarios():
         sc = load_scenario(path)
-        typer.echo(f"{sc.name:<24} {sc.domain:<24} {path}")
+        click.echo(f"{sc.name:<24} {sc.domain:<24} {path}")
 
 
-@lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def exec_command(
-    ctx: typer.Context,
-    directory: DirOption = None,
-    node: Annotated[
-        str, typer.Option("--node", help="Namespace node: cli, snd, dns, res, web, mxN.")
-    ] = "cli",
-) -> None:
+@lab_group.command("exec", context_settings=PASS_THROUGH)
+@click.pass_context
+@dir_option
+@click.option("--node", default="cli", help="Namespace node: cli, snd, dns, res, web, mxN.")
+def exec_command(ctx: click.Context, directory: Path | None, node: str) -> None:
     """Run a command inside the lab (default: the client namespace): mecsa lab exec -- dig top.test MX."""
     _need_root()
     from mecsa.lab.runner import load_state, run_in
@@ -147,15 +139,14 @@ def exec_command(
         state = load_state(_dir(directory))
     except LabError as exc:
         _fail(str(exc))
-    raise typer.Exit(run_in(state, node, ctx.args).returncode)
+    exit_with(run_in(state, node, ctx.args).returncode)
 
 
-@lab_app.command("assess", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def assess_command(
-    ctx: typer.Context,
-    domain: Annotated[str, typer.Argument(help="A domain of the lab's scenarios.")],
-    directory: DirOption = None,
-) -> None:
+@lab_group.command("assess", context_settings=PASS_THROUGH)
+@click.pass_context
+@click.argument("domain", help="A domain of the lab's scenarios.")
+@dir_option
+def assess_command(ctx: click.Context, domain: str, directory: Path | None) -> None:
     """Run `mecsa assess DOMAIN` inside the lab, with its resolver and CA; other options pass through."""
     _need_root()
     from mecsa.lab.plan import CLIENT_NODE
@@ -166,7 +157,7 @@ def assess_command(
         state = load_state(_dir(directory))
     except LabError as exc:
         _fail(str(exc))
-    raise typer.Exit(run_in(state, CLIENT_NODE, assess_argv(state.data, domain, ctx.args)).returncode)
+    exit_with(run_in(state, CLIENT_NODE, assess_argv(state.data, domain, ctx.args)).returncode)
 
 
 def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list[str]:
@@ -174,11 +165,9 @@ def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list
 
     Each is left out when `extra` gives it.
     """
-    import inspect
-
     from mecsa.cli.assess import assess_command as plain_assess
 
-    accepted = inspect.signature(plain_assess).parameters
+    accepted = {p.name for p in plain_assess.params}
     argv = [sys.executable, "-m", "mecsa", "assess", domain]
     if not any(a.startswith("--resolver") for a in extra):
         argv += ["--resolver", str(state.get("resolver", "10.53.0.3"))]
@@ -194,27 +183,17 @@ def assess_argv(state: dict[str, object], domain: str, extra: list[str]) -> list
     return argv + extra
 
 
-@lab_app.command("send")
-def send_command(
-    recipient: Annotated[
-        str, typer.Argument(help="Recipient at one of the lab's domains, e.g. bob@top.test.")
-    ],
-    directory: DirOption = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for delivery.")] = 20.0,
-    sender: Annotated[
-        str,
-        typer.Option(
-            "--sender",
-            help="hardened (sender.test, DANE), may (may.test) or outsider (nospf.test, not in its SPF).",
-        ),
-    ] = "hardened",
-    cc_traps: Annotated[
-        bool,
-        typer.Option(
-            "--cc-traps", help="Cc the DANE and MTA-STS traps of the recipient's token (mail mode)."
-        ),
-    ] = False,
-) -> None:
+@lab_group.command("send")
+@click.argument("recipient", help="Recipient at one of the lab's domains, e.g. bob@top.test.")
+@dir_option
+@click.option("--timeout", type=float, default=20.0, help="Seconds to wait for delivery.")
+@click.option(
+    "--sender",
+    default="hardened",
+    help="hardened (sender.test, DANE), may (may.test) or outsider (nospf.test, not in its SPF).",
+)
+@flag("--cc-traps", help="Cc the DANE and MTA-STS traps of the recipient's token (mail mode).")
+def send_command(recipient: str, directory: Path | None, timeout: float, sender: str, cc_traps: bool) -> None:
     """Send a DKIM-signed message from one of the lab's senders and show how it was delivered.
 
     For the mail-mode receiver (mailmode.test) the outcome is the sender's log line: there is no
@@ -242,15 +221,15 @@ def send_command(
         _fail(str(exc))
     delivery = deliveries[recipient]
     # the first lines keep their shape (scripts read them); Cc'd traps follow, one line each
-    typer.echo(f"message {delivery.message_id} to {recipient}: {delivery.status} ({delivery.detail})")
-    typer.echo(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")
+    click.echo(f"message {delivery.message_id} to {recipient}: {delivery.status} ({delivery.detail})")
+    click.echo(f"  DANE-verified TLS: {'yes' if delivery.verified_tls else 'no'}")
     if delivery.maildir_file is not None:
-        typer.echo(f"  delivered to {delivery.maildir_file}")
+        click.echo(f"  delivered to {delivery.maildir_file}")
         for method, result in sorted(delivery.results().items()):
-            typer.echo(f"  {method}: {result}")
+            click.echo(f"  {method}: {result}")
     for rcpt in cc:
         d = deliveries[rcpt]
         verified = "yes" if d.verified_tls else "no"
-        typer.echo(f"  cc {rcpt}: {d.status} ({d.detail}); DANE-verified TLS: {verified}")
+        click.echo(f"  cc {rcpt}: {d.status} ({d.detail}); DANE-verified TLS: {verified}")
     if delivery.status != "sent":
-        raise typer.Exit(1)
+        exit_with(1)

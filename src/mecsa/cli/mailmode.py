@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from mecsa.cli.common import (
-    CaFileOption,
-    HtmlOption,
-    JsonOption,
-    ResolverOption,
-    SmtpTimeoutOption,
-    TimeoutOption,
     ca_bundle_file,
+    ca_file_option,
     domain_argument,
+    flag,
+    html_option,
     input_file,
+    json_option,
     make_client,
     output_file,
+    repeatable,
+    resolver_option,
     run,
+    smtp_timeout_option,
+    timeout_option,
     usage_error,
 )
 
@@ -28,25 +30,22 @@ if TYPE_CHECKING:
     from mecsa.observe.dmarc import DiscoveryMethod
 
 DEFAULT_STORE = "mailmode.sqlite3"
-StoreOption = Annotated[
-    str,
-    typer.Option(
-        "--store", help="SQLite file, or a directory to hold mailmode.sqlite3 (default: ./mailmode.sqlite3)."
-    ),
-]
-
-
-DkimKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--dkim-key",
-        help="PEM private key (RSA or Ed25519) that signs as the test domain: the probe, the auto-reply.",
-    ),
-]
-DkimSelectorOption = Annotated[
-    str, typer.Option("--dkim-selector", help="The selector of --dkim-key (its record: mailmode zone).")
-]
+store_option = click.option(
+    "--store",
+    default=DEFAULT_STORE,
+    help="SQLite file, or a directory to hold mailmode.sqlite3 (default: ./mailmode.sqlite3).",
+)
 DEFAULT_SELECTOR = "mecsa"
+dkim_key_option = click.option(
+    "--dkim-key",
+    default=None,
+    help="PEM private key (RSA or Ed25519) that signs as the test domain: the probe, the auto-reply.",
+)
+dkim_selector_option = click.option(
+    "--dkim-selector",
+    default=DEFAULT_SELECTOR,
+    help="The selector of --dkim-key (its record: mailmode zone).",
+)
 
 
 def _signer(domain: str, key: str | None, selector: str) -> Any:
@@ -62,17 +61,9 @@ def _signer(domain: str, key: str | None, selector: str) -> Any:
         usage_error(f"--dkim-key {exc}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    mail_app = typer.Typer(
-        help="Mail mode: grade a provider from the mail it receives and sends (MECSA's loop).",
-        no_args_is_help=True,
-    )
-    mail_app.command("serve")(serve_command)
-    mail_app.command("probe")(probe_command)
-    mail_app.command("report")(report_command)
-    mail_app.command("zone")(zone_command)
-    app.add_typer(mail_app, name="mailmode")
+@click.group("mailmode", no_args_is_help=True)
+def mailmode_group() -> None:
+    """Mail mode: grade a provider from the mail it receives and sends (MECSA's loop)."""
 
 
 def parse_listen(text: str, default_port: int = 25) -> tuple[str, int]:
@@ -104,60 +95,70 @@ def _port(spec: str, text: str) -> int:
     return int(text)
 
 
+@mailmode_group.command("serve")
+@click.option("--domain", required=True, help="The test domain D: mail for <token>@D is accepted.")
+@click.option("--listen", required=True, help="ADDR[:PORT] to listen on (default port 25).")
+@click.option("--tls-cert", default=None, help="PEM certificate chain for STARTTLS.")
+@click.option("--tls-key", default=None, help="PEM private key for STARTTLS.")
+@store_option
+@resolver_option
+@timeout_option
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1024),
+    default=10 * 1024 * 1024,
+    help="Largest message accepted, in octets.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=256,
+    help="Simultaneous connections; more get 421.",
+)
+@flag(
+    "--assess/--no-assess", "assess_sender", default=True, help="Assess each sender's domain in domain mode."
+)
+@repeatable(
+    "--report-address", help="Accept mail to this address (any domain) as DMARC/TLS-RPT reports; repeatable."
+)
+@click.option(
+    "--reports-store",
+    default=None,
+    help="The store --report-address mail goes to (as mecsa reports --store).",
+)
+@click.option(
+    "--dmarc-discovery",
+    default="treewalk",
+    help="DMARC discovery: treewalk (RFC 9989, default) or psl (RFC 7489).",
+)
+@dkim_key_option
+@dkim_selector_option
+@flag(
+    "--autoreply/--no-autoreply",
+    default=True,
+    help="Answer the first message of a new token with where to read the report (needs --dkim-key).",
+)
+@click.option("--report-url", default=None, help="The report's web address in the auto-reply, with {token}.")
+@ca_file_option
 def serve_command(
-    domain: Annotated[
-        str, typer.Option("--domain", help="The test domain D: mail for <token>@D is accepted.")
-    ],
-    listen: Annotated[str, typer.Option("--listen", help="ADDR[:PORT] to listen on (default port 25).")],
-    tls_cert: Annotated[
-        str | None, typer.Option("--tls-cert", help="PEM certificate chain for STARTTLS.")
-    ] = None,
-    tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key for STARTTLS.")] = None,
-    store: StoreOption = DEFAULT_STORE,
-    resolver: ResolverOption = None,
-    timeout: TimeoutOption = 2.0,
-    max_size: Annotated[
-        int, typer.Option("--max-size", help="Largest message accepted, in octets.", min=1024)
-    ] = (10 * 1024 * 1024),
-    max_connections: Annotated[
-        int, typer.Option("--max-connections", help="Simultaneous connections; more get 421.", min=1)
-    ] = 256,
-    assess_sender: Annotated[
-        bool, typer.Option("--assess/--no-assess", help="Assess each sender's domain in domain mode.")
-    ] = True,
-    report_address: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--report-address",
-            help="Accept mail to this address (any domain) as DMARC/TLS-RPT reports; repeatable.",
-        ),
-    ] = None,
-    reports_store: Annotated[
-        str | None,
-        typer.Option(
-            "--reports-store", help="The store --report-address mail goes to (as mecsa reports --store)."
-        ),
-    ] = None,
-    dmarc_discovery: Annotated[
-        str,
-        typer.Option(
-            "--dmarc-discovery", help="DMARC discovery: treewalk (RFC 9989, default) or psl (RFC 7489)."
-        ),
-    ] = "treewalk",
-    dkim_key: DkimKeyOption = None,
-    dkim_selector: DkimSelectorOption = DEFAULT_SELECTOR,
-    autoreply: Annotated[
-        bool,
-        typer.Option(
-            "--autoreply/--no-autoreply",
-            help="Answer the first message of a new token with where to read the report (needs --dkim-key).",
-        ),
-    ] = True,
-    report_url: Annotated[
-        str | None,
-        typer.Option("--report-url", help="The report's web address in the auto-reply, with {token}."),
-    ] = None,
-    ca_file: CaFileOption = None,
+    domain: str,
+    listen: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    store: str,
+    resolver: list[str] | None,
+    timeout: float,
+    max_size: int,
+    max_connections: int,
+    assess_sender: bool,
+    report_address: list[str] | None,
+    reports_store: str | None,
+    dmarc_discovery: str,
+    dkim_key: str | None,
+    dkim_selector: str,
+    autoreply: bool,
+    report_url: str | None,
+    ca_file: str | None,
 ) -> None:
     """Run the SMTP receiver for test domain D until interrupted; each message is analysed and stored.
 
@@ -201,7 +202,7 @@ def serve_command(
     try:
         run(_serve(settings, store, client, tls_cert, tls_key, addresses, reports_store))
     except KeyboardInterrupt:
-        typer.echo("stopped", err=True)
+        click.echo("stopped", err=True)
 
 
 async def _serve(
@@ -229,7 +230,7 @@ async def _serve(
         reports = ReportStore.open(reports_spec)
         handler = report_handler(reports)
     receiver = await Receiver(settings, store, client, tls, handler).start()
-    typer.echo(
+    click.echo(
         f"mecsa mailmode: receiving for {settings.domain} on {settings.host}:{receiver.port} "
         f"(STARTTLS {'on' if tls else 'off'}), store {store.path}",
         err=True,
@@ -243,23 +244,35 @@ async def _serve(
             reports.close()
 
 
+@mailmode_group.command("probe")
+@click.argument("address", help="The user's address: the probe mail goes to its MX.")
+@click.option(
+    "--from",
+    "from_address",
+    required=True,
+    help="The receiver's test address (<token>@D, or any address @D for a new token).",
+)
+@resolver_option
+@timeout_option
+@ca_file_option
+@smtp_timeout_option
+@click.option("--smtp-port", type=click.IntRange(min=1), default=25, help="SMTP port of the MX hosts.")
+@store_option
+@json_option
+@dkim_key_option
+@dkim_selector_option
 def probe_command(
-    address: Annotated[str, typer.Argument(help="The user's address: the probe mail goes to its MX.")],
-    from_address: Annotated[
-        str,
-        typer.Option(
-            "--from", help="The receiver's test address (<token>@D, or any address @D for a new token)."
-        ),
-    ],
-    resolver: ResolverOption = None,
-    timeout: TimeoutOption = 2.0,
-    ca_file: CaFileOption = None,
-    smtp_timeout: SmtpTimeoutOption = 10.0,
-    smtp_port: Annotated[int, typer.Option("--smtp-port", help="SMTP port of the MX hosts.", min=1)] = 25,
-    store: StoreOption = DEFAULT_STORE,
-    json_output: JsonOption = False,
-    dkim_key: DkimKeyOption = None,
-    dkim_selector: DkimSelectorOption = DEFAULT_SELECTOR,
+    address: str,
+    from_address: str,
+    resolver: list[str] | None,
+    timeout: float,
+    ca_file: str | None,
+    smtp_timeout: float,
+    smtp_port: int,
+    store: str,
+    json_output: bool,
+    dkim_key: str | None,
+    dkim_selector: str,
 ) -> None:
     """Send the probe mail to ADDRESS's MX, record its inbound side, and store it under the token.
 
@@ -306,7 +319,7 @@ def probe_command(
 
     data = run(go())
     if json_output:
-        typer.echo(json.dumps(data))
+        click.echo(json.dumps(data))
         return
     from mecsa.report.untrusted import escape_lines
 
@@ -319,18 +332,21 @@ def probe_command(
         if a.get("delivery") and not a["delivery"]["accepted"]:
             lines.append(f"    {a['delivery']['explanation']}")
     lines.append(f"ask the user to reply to all; then: mecsa mailmode report {token}")
-    typer.echo(escape_lines(lines))  # MX names, DNS errors and SMTP replies came from the network
+    click.echo(escape_lines(lines))  # MX names, DNS errors and SMTP replies came from the network
 
 
-def report_command(
-    token: Annotated[str, typer.Argument(help="The report token.")],
-    store: StoreOption = DEFAULT_STORE,
-    json_output: JsonOption = False,
-    html: HtmlOption = None,
-    window: Annotated[
-        float, typer.Option("--window", help="Minutes a trap must stay empty to conclude 'enforces'.", min=0)
-    ] = 30.0,
-) -> None:
+@mailmode_group.command("report")
+@click.argument("token", help="The report token.")
+@store_option
+@json_option
+@html_option
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    help="Minutes a trap must stay empty to conclude 'enforces'.",
+)
+def report_command(token: str, store: str, json_output: bool, html: Path | None, window: float) -> None:
     """Print the report of TOKEN (text, or --json); --html FILE also writes an HTML page."""
     import datetime as dt
     import json
@@ -354,32 +370,29 @@ def report_command(
         usage_error(f"no report with token {token!r} in {store}")
     if html is not None:
         html.write_text(render_html(report), encoding="utf-8")
-    typer.echo(json.dumps(report, sort_keys=True) if json_output else render_text(report), nl=not json_output)
+    click.echo(json.dumps(report, sort_keys=True) if json_output else render_text(report), nl=not json_output)
 
 
+@mailmode_group.command("zone")
+@click.option("--domain", required=True, help="The test domain D.")
+@click.option("--cert", required=True, help="The receiver's PEM certificate (for the TLSA records).")
+@repeatable("--ipv4", help="The receiver's IPv4 address; repeatable.")
+@repeatable("--ipv6", help="The receiver's IPv6 address; repeatable.")
+@repeatable("--trap-ipv4", help="The trap hosts' IPv4 (default: the receiver's).")
+@repeatable("--probe-ipv4", help="Where the probe leaves from, if not the receiver (SPF); repeatable.")
+@dkim_key_option
+@dkim_selector_option
+@json_option
 def zone_command(
-    domain: Annotated[str, typer.Option("--domain", help="The test domain D.")],
-    cert: Annotated[
-        str, typer.Option("--cert", help="The receiver's PEM certificate (for the TLSA records).")
-    ],
-    ipv4: Annotated[
-        list[str] | None, typer.Option("--ipv4", help="The receiver's IPv4 address; repeatable.")
-    ] = None,
-    ipv6: Annotated[
-        list[str] | None, typer.Option("--ipv6", help="The receiver's IPv6 address; repeatable.")
-    ] = None,
-    trap_ipv4: Annotated[
-        list[str] | None, typer.Option("--trap-ipv4", help="The trap hosts' IPv4 (default: the receiver's).")
-    ] = None,
-    probe_ipv4: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--probe-ipv4", help="Where the probe leaves from, if not the receiver (SPF); repeatable."
-        ),
-    ] = None,
-    dkim_key: DkimKeyOption = None,
-    dkim_selector: DkimSelectorOption = DEFAULT_SELECTOR,
-    json_output: JsonOption = False,
+    domain: str,
+    cert: str,
+    ipv4: list[str] | None,
+    ipv6: list[str] | None,
+    trap_ipv4: list[str] | None,
+    probe_ipv4: list[str] | None,
+    dkim_key: str | None,
+    dkim_selector: str,
+    json_output: bool,
 ) -> None:
     """Print the zone records of test domain D: the receiver, its DANE trap and its MTA-STS trap.
 
@@ -415,9 +428,9 @@ def zone_command(
             "records": [r.to_json() for r in records.records],
             "sts_trap_policy": {"url": records.sts_trap.url, "text": records.sts_trap.policy},
         }
-        typer.echo(json.dumps(data))
+        click.echo(json.dumps(data))
     else:
-        typer.echo(records.zone_text(), nl=False)
+        click.echo(records.zone_text(), nl=False)
 
 
 def _discovery(text: str) -> DiscoveryMethod:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from mecsa.cli.common import run, usage_error
+from mecsa.cli.common import STORE_HELP, exit_with, flag, path_type, run, usage_error
 
 if TYPE_CHECKING:
     from mecsa.monitor.run import PassResult
@@ -27,27 +27,19 @@ changed, an MX address did not answer on port 25 in two passes in a row. Each ca
 and the exact fix. Notifiers: stdout, email (SMTP with STARTTLS), webhook (JSON POST, HMAC-signed);
 an alert is not resent until it changes or clears, and each notifier has an hourly limit."""
 
-WatchOption = Annotated[Path, typer.Option("--watch", help="The watch list (TOML).", metavar="FILE")]
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        help="A SQLite file or a postgresql:// URL "
-        "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
-    ),
-]
+watch_option = click.option(
+    "--watch", type=path_type(), required=True, metavar="FILE", help="The watch list (TOML)."
+)
+store_option = click.option(
+    "--store",
+    default=None,
+    help=STORE_HELP,
+)
 
 
-def register(app: typer.Typer) -> None:
-    monitor = typer.Typer(help=MONITOR_HELP, no_args_is_help=True, rich_markup_mode=None)
-    monitor.command(
-        "run", help="One pass (for cron or a systemd timer): exit 0 all well, 1 on an alert, 2 on error."
-    )(run_command)
-    monitor.command(
-        "daemon", help="Stay up and run the passes as the domains fall due (Ctrl-C or SIGTERM stops)."
-    )(daemon_command)
-    monitor.command("alerts", help="List the stored alerts (newest first).")(alerts_command)
-    app.add_typer(monitor, name="monitor")
+@click.group("monitor", help=MONITOR_HELP, no_args_is_help=True)
+def monitor_group() -> None:
+    pass
 
 
 def _load(path: Path) -> WatchList:
@@ -68,12 +60,14 @@ def _open(store_url: str | None) -> Store:
         usage_error(str(exc))
 
 
-def run_command(
-    watch: WatchOption,
-    store: StoreOption = None,
-    force: Annotated[bool, typer.Option("--all", help="Assess every domain now, due or not.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No summary line on stderr.")] = False,
-) -> None:
+@monitor_group.command(
+    "run", help="One pass (for cron or a systemd timer): exit 0 all well, 1 on an alert, 2 on error."
+)
+@watch_option
+@store_option
+@flag("--all", "force", help="Assess every domain now, due or not.")
+@flag("--quiet", help="No summary line on stderr.")
+def run_command(watch: Path, store: str | None, force: bool, quiet: bool) -> None:
     from mecsa.monitor.run import run_pass, summary_lines
 
     watchlist = _load(watch)
@@ -81,11 +75,16 @@ def run_command(
         result = run(run_pass(watchlist, opened, force=force))
     for line in summary_lines(result):
         if not quiet or "error" in line:
-            typer.echo(line, err=True)
-    raise typer.Exit(result.exit_code)
+            click.echo(line, err=True)
+    exit_with(result.exit_code)
 
 
-def daemon_command(watch: WatchOption, store: StoreOption = None) -> None:
+@monitor_group.command(
+    "daemon", help="Stay up and run the passes as the domains fall due (Ctrl-C or SIGTERM stops)."
+)
+@watch_option
+@store_option
+def daemon_command(watch: Path, store: str | None) -> None:
     import asyncio
     import signal
 
@@ -101,7 +100,7 @@ def daemon_command(watch: WatchOption, store: StoreOption = None) -> None:
 
         def report(result: PassResult) -> None:
             for line in summary_lines(result):
-                typer.echo(line, err=True)
+                click.echo(line, err=True)
 
         await run_daemon(watchlist, opened, stop, on_pass=report)
 
@@ -109,12 +108,12 @@ def daemon_command(watch: WatchOption, store: StoreOption = None) -> None:
         run(main(opened))
 
 
-def alerts_command(
-    store: StoreOption = None,
-    domain: Annotated[str | None, typer.Option("--domain", help="Only this domain's alerts.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="open, resolved or event.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
-) -> None:
+@monitor_group.command("alerts", help="List the stored alerts (newest first).")
+@store_option
+@click.option("--domain", default=None, help="Only this domain's alerts.")
+@click.option("--state", default=None, help="open, resolved or event.")
+@flag("--json", "as_json", help="One JSON array.")
+def alerts_command(store: str | None, domain: str | None, state: str | None, as_json: bool) -> None:
     from mecsa.monitor.notify import clean
     from mecsa.monitor.state import alerts
 
@@ -126,4 +125,4 @@ def alerts_command(
         sys.stdout.write(json.dumps([a.to_json() for a in found], ensure_ascii=False, indent=1) + "\n")
         return
     for a in found:
-        typer.echo(f"{a.first_seen:%Y-%m-%d %H:%M} {a.state:8} {a.alert.domain} {clean(a.alert.message)}")
+        click.echo(f"{a.first_seen:%Y-%m-%d %H:%M} {a.state:8} {a.alert.domain} {clean(a.alert.message)}")

@@ -6,48 +6,42 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from mecsa.cli.common import (
-    CaFileOption,
-    HtmlOption,
-    JsonOption,
-    ResolverOption,
-    SmtpTimeoutOption,
-    TimeoutOption,
+    STORE_HELP,
+    ca_file_option,
     domain_argument,
+    flag,
+    html_option,
     input_file,
+    json_option,
     make_client,
     output_file,
+    path_type,
+    resolver_option,
     run,
+    smtp_timeout_option,
+    timeout_option,
     usage_error,
 )
 
 if TYPE_CHECKING:
     from mecsa.reports.intake import IngestItem
 
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        help="A SQLite file or a postgresql:// URL "
-        "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
-    ),
-]
+store_option = click.option(
+    "--store",
+    default=None,
+    help=STORE_HELP,
+)
 _DURATION = re.compile(r"(\d+)\s*([dhm])")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    reports_app = typer.Typer(
-        help="DMARC aggregate (RFC 9990) and SMTP TLS (RFC 8460) reports: ingest, show, re-check.",
-        no_args_is_help=True,
-    )
-    reports_app.command("ingest")(ingest_command)
-    reports_app.command("show")(show_command)
-    app.add_typer(reports_app, name="reports")
+@click.group("reports", no_args_is_help=True)
+def reports_group() -> None:
+    """DMARC aggregate (RFC 9990) and SMTP TLS (RFC 8460) reports: ingest, show, re-check."""
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -95,26 +89,29 @@ def _open(store: str | None) -> Any:
         usage_error(str(exc))
 
 
+@reports_group.command("ingest")
+@click.argument(
+    "paths",
+    nargs=-1,
+    type=path_type(),
+    help="Report files (.xml, .xml.gz, .zip, .json, .json.gz), mails, mbox files, Maildirs.",
+)
+@click.option(
+    "--imap", default=None, help="imaps://USER@HOST[:PORT]/MAILBOX (password: MECSA_IMAP_PASSWORD)."
+)
+@click.option("--imap-password-file", default=None, help="File holding the IMAP password.")
+@click.option("--imap-search", default="ALL", help="IMAP search keys, e.g. ALL or UNSEEN.")
+@ca_file_option
+@store_option
+@json_option
 def ingest_command(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Report files (.xml, .xml.gz, .zip, .json, .json.gz), mails, mbox files, Maildirs."
-        ),
-    ] = None,
-    imap: Annotated[
-        str | None,
-        typer.Option("--imap", help="imaps://USER@HOST[:PORT]/MAILBOX (password: MECSA_IMAP_PASSWORD)."),
-    ] = None,
-    imap_password_file: Annotated[
-        str | None, typer.Option("--imap-password-file", help="File holding the IMAP password.")
-    ] = None,
-    imap_search: Annotated[
-        str, typer.Option("--imap-search", help="IMAP search keys, e.g. ALL or UNSEEN.")
-    ] = "ALL",
-    ca_file: CaFileOption = None,
-    store: StoreOption = None,
-    json_output: JsonOption = False,
+    paths: tuple[Path, ...],
+    imap: str | None,
+    imap_password_file: str | None,
+    imap_search: str,
+    ca_file: str | None,
+    store: str | None,
+    json_output: bool,
 ) -> None:
     """Ingest reports into the store: each report is stored, a duplicate, or an error with its reason."""
     import json
@@ -144,7 +141,7 @@ def ingest_command(
             for item in intake.path(path):
                 items.append(item)
                 if not json_output:
-                    typer.echo(_item_line(item))
+                    click.echo(_item_line(item))
         if source is not None:
             import ssl
 
@@ -154,41 +151,44 @@ def ingest_command(
                 for item in intake.messages(mails):
                     items.append(item)
                     if not json_output:
-                        typer.echo(_item_line(item))
+                        click.echo(_item_line(item))
             except ImapError as exc:
                 usage_error(str(exc))
     finally:
         opened.close()
     counts = {s.value: sum(1 for i in items if i.status is s) for s in ItemStatus}
     if json_output:
-        typer.echo(json.dumps({"items": [i.to_json() for i in items], "counts": counts}, sort_keys=True))
+        click.echo(json.dumps({"items": [i.to_json() for i in items], "counts": counts}, sort_keys=True))
     else:
-        typer.echo(f"{counts['stored']} stored, {counts['duplicate']} duplicates, {counts['error']} errors")
+        click.echo(f"{counts['stored']} stored, {counts['duplicate']} duplicates, {counts['error']} errors")
 
 
+@reports_group.command("show")
+@click.option("--domain", default=None, help="Only this policy domain.")
+@click.option("--since", default=None, help="Only reports ending after: 7d, 24h, YYYY-MM-DD, ISO time.")
+@store_option
+@json_option
+@html_option
+@flag("--dns/--no-dns", default=True, help="Look up reverse names and the domain's SPF for the groups.")
+@flag("--join/--no-join", help="Re-check each failure class live (assess, SPF) and print its fix.")
+@resolver_option
+@timeout_option
+@ca_file_option
+@smtp_timeout_option
+@click.option("--smtp-port", type=click.IntRange(min=1), default=25, help="SMTP port of the MX hosts.")
 def show_command(
-    domain: Annotated[str | None, typer.Option("--domain", help="Only this policy domain.")] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only reports ending after: 7d, 24h, YYYY-MM-DD, ISO time.")
-    ] = None,
-    store: StoreOption = None,
-    json_output: JsonOption = False,
-    html: HtmlOption = None,
-    dns: Annotated[
-        bool,
-        typer.Option("--dns/--no-dns", help="Look up reverse names and the domain's SPF for the groups."),
-    ] = True,
-    join: Annotated[
-        bool,
-        typer.Option(
-            "--join/--no-join", help="Re-check each failure class live (assess, SPF) and print its fix."
-        ),
-    ] = False,
-    resolver: ResolverOption = None,
-    timeout: TimeoutOption = 2.0,
-    ca_file: CaFileOption = None,
-    smtp_timeout: SmtpTimeoutOption = 10.0,
-    smtp_port: Annotated[int, typer.Option("--smtp-port", help="SMTP port of the MX hosts.", min=1)] = 25,
+    domain: str | None,
+    since: str | None,
+    store: str | None,
+    json_output: bool,
+    html: Path | None,
+    dns: bool,
+    join: bool,
+    resolver: list[str] | None,
+    timeout: float,
+    ca_file: str | None,
+    smtp_timeout: float,
+    smtp_port: int,
 ) -> None:
     """Show the stored reports (text, --json, --html FILE); --join re-checks their failures now."""
     from mecsa.observe.context import AssessOptions
@@ -215,9 +215,9 @@ def show_command(
     if html is not None:
         html.write_text(render_html(view, joined), encoding="utf-8")
     if json_output:
-        typer.echo(render_json(view, joined))
+        click.echo(render_json(view, joined))
     else:
-        typer.echo(render_text(view, joined), nl=False)
+        click.echo(render_text(view, joined), nl=False)
 
 
 async def _show(

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
+from mecsa.cli.assess import DISCOVERY_HELP, PROFILE_HELP
 from mecsa.cli.common import (
-    CaFileOption,
-    ResolverOption,
-    RevocationOption,
-    SmtpTimeoutOption,
-    TimeoutOption,
-    TlsVersionsOption,
+    STORE_HELP,
+    ca_file_option,
+    exit_with,
+    flag,
     input_file,
     make_client,
     output_file,
+    path_type,
+    repeatable,
+    resolver_option,
+    revocation_option,
     run,
+    smtp_timeout_option,
+    timeout_option,
+    tls_versions_option,
     usage_error,
 )
 
@@ -42,98 +48,101 @@ Ctrl-C stores what is done and exits 130; --resume continues. `mecsa scan report
 scan's summary (--format text|json|html)."""
 
 
-def register(app: typer.Typer) -> None:
-    app.command("scan", help=SCAN_HELP, no_args_is_help=False)(scan_command)
-
-
+@click.command("scan", help=SCAN_HELP, no_args_is_help=False)
+@click.argument(
+    "source", default="-", metavar="FILE|-", help="The list: a file, or - for stdin; or `report`."
+)
+@click.argument(
+    "scan_id", required=False, default=None, metavar="SCAN_ID", help="With `report`: the scan's id."
+)
+@click.option(
+    "--out", type=path_type(), default=None, help="Write records (or the report) to FILE; default stdout."
+)
+@click.option(
+    "--format",
+    "output_format",
+    default=None,
+    help="jsonl (default) or csv; for `report`: text (default), json or html.",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1, max=10000), default=100, help="Domains assessed at once."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Worker processes (default: the number of cores).",
+)
+@click.option(
+    "--store",
+    default=None,
+    help=STORE_HELP,
+)
+@flag("--resume", help="Continue the newest scan of this list (or --scan ID): skip what it holds.")
+@click.option(
+    "--scan",
+    "resume_id",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --resume: the scan to continue.",
+)
+@flag("--summary", help="Print the scan's summary at the end (stderr when records go to stdout).")
+@flag("--quiet", "-q", help="No progress display.")
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    help="Seconds between plain progress lines (stderr not a terminal).",
+)
+@click.option(
+    "--per-ip-connections",
+    type=click.IntRange(min=1, max=2),
+    default=2,
+    help="Simultaneous SMTP connections per MX address (1 or 2).",
+)
+@click.option(
+    "--per-ip-rate",
+    type=click.FloatRange(min=0.01, max=100),
+    default=5.0,
+    help="New SMTP connections per second per MX address.",
+)
+@resolver_option
+@repeatable("--dkim-selector", help="DKIM selector to look up; repeatable.")
+@timeout_option
+@repeatable("--only", help="Run only this check; repeatable.")
+@repeatable("--skip", help="Skip this check; repeatable.")
+@ca_file_option
+@smtp_timeout_option
+@tls_versions_option
+@click.option("--profile", default="mecsa", help=PROFILE_HELP)
+@revocation_option
+@click.option("--dmarc-discovery", default=None, help=DISCOVERY_HELP)
 def scan_command(
-    source: Annotated[
-        str, typer.Argument(help="The list: a file, or - for stdin; or `report`.", metavar="FILE|-")
-    ] = "-",
-    scan_id: Annotated[
-        str | None, typer.Argument(help="With `report`: the scan's id.", metavar="[SCAN_ID]")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write records (or the report) to FILE; default stdout.")
-    ] = None,
-    output_format: Annotated[
-        str | None,
-        typer.Option("--format", help="jsonl (default) or csv; for `report`: text (default), json or html."),
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Domains assessed at once.", min=1, max=10000)
-    ] = 100,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", help="Worker processes (default: the number of cores).", min=1, max=64),
-    ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            help="A SQLite file or a postgresql:// URL "
-            "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
-        ),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume", help="Continue the newest scan of this list (or --scan ID): skip what it holds."
-        ),
-    ] = False,
-    resume_id: Annotated[
-        int | None, typer.Option("--scan", help="With --resume: the scan to continue.", min=1)
-    ] = None,
-    summary: Annotated[
-        bool,
-        typer.Option(
-            "--summary", help="Print the scan's summary at the end (stderr when records go to stdout)."
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
-    progress_every: Annotated[
-        float,
-        typer.Option(
-            "--progress-every", help="Seconds between plain progress lines (stderr not a terminal).", min=0.1
-        ),
-    ] = 10.0,
-    per_ip_connections: Annotated[
-        int,
-        typer.Option(
-            "--per-ip-connections",
-            help="Simultaneous SMTP connections per MX address (1 or 2).",
-            min=1,
-            max=2,
-        ),
-    ] = 2,
-    per_ip_rate: Annotated[
-        float,
-        typer.Option(
-            "--per-ip-rate", help="New SMTP connections per second per MX address.", min=0.01, max=100
-        ),
-    ] = 5.0,
-    resolver: ResolverOption = None,
-    dkim_selector: Annotated[
-        list[str] | None, typer.Option("--dkim-selector", help="DKIM selector to look up; repeatable.")
-    ] = None,
-    timeout: TimeoutOption = 2.0,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check; repeatable.")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check; repeatable.")] = None,
-    ca_file: CaFileOption = None,
-    smtp_timeout: SmtpTimeoutOption = 10.0,
-    tls_versions: TlsVersionsOption = True,
-    profile: Annotated[
-        str, typer.Option("--profile", help="Scoring profile: mecsa (default) or mecsa-st.")
-    ] = "mecsa",
-    revocation: RevocationOption = True,
-    dmarc_discovery: Annotated[
-        str | None,
-        typer.Option(
-            "--dmarc-discovery",
-            help="How to find the DMARC policy: treewalk (RFC 9989) or psl (RFC 7489, as MECSA). "
-            "Default: the profile's (mecsa: treewalk, mecsa-st: psl).",
-        ),
-    ] = None,
+    source: str,
+    scan_id: str | None,
+    out: Path | None,
+    output_format: str | None,
+    concurrency: int,
+    workers: int | None,
+    store: str | None,
+    resume: bool,
+    resume_id: int | None,
+    summary: bool,
+    quiet: bool,
+    progress_every: float,
+    per_ip_connections: int,
+    per_ip_rate: float,
+    resolver: list[str] | None,
+    dkim_selector: list[str] | None,
+    timeout: float,
+    only: list[str] | None,
+    skip: list[str] | None,
+    ca_file: str | None,
+    smtp_timeout: float,
+    tls_versions: bool,
+    profile: str,
+    revocation: bool,
+    dmarc_discovery: str | None,
 ) -> None:
     if source == "report":
         _report(scan_id, store, out, output_format or "text")
@@ -223,22 +232,22 @@ def _scan(request: ScanRequest, store_url: str | None, summary: bool) -> None:
             assert found is not None
             text = render_text(found)
             if request.output is None:
-                typer.echo(text, err=True)
+                click.echo(text, err=True)
             else:
-                typer.echo(text)
+                click.echo(text)
     counters = result.outcome.counters
     if request.progress != "off":
         from mecsa.scan.progress import describe_end
 
         state = "interrupted" if result.outcome.interrupted else "finished"
-        typer.echo(describe_end(result.scan_id, state, counters), err=True)
+        click.echo(describe_end(result.scan_id, state, counters), err=True)
     if result.outcome.interrupted:
-        typer.echo(
+        click.echo(
             f"mecsa: scan {result.scan_id} interrupted after {counters.done} domains; "
             f"continue with --resume --scan {result.scan_id}",
             err=True,
         )
-        raise typer.Exit(130)
+        exit_with(130)
 
 
 def _report(scan_id: str | None, store_url: str | None, out: Path | None, fmt: str) -> None:
@@ -257,6 +266,6 @@ def _report(scan_id: str | None, store_url: str | None, out: Path | None, fmt: s
         usage_error(f"the store has no scan {scan_id}")
     text = renderers[fmt](found)
     if out is None:
-        typer.echo(text)
+        click.echo(text)
     else:
         out.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")

@@ -3,66 +3,57 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from mecsa.cli.common import usage_error
+from mecsa.cli.common import flag, usage_error
 
 if TYPE_CHECKING:
     from mecsa.scoring import Profile
 
-scoring_app = typer.Typer(
-    help="Inspect the scoring profiles: which protocols give which MECSA level.", no_args_is_help=True
-)
+
+@click.group("scoring", no_args_is_help=True)
+def scoring_group() -> None:
+    """Inspect the scoring profiles: which protocols give which MECSA level."""
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    app.add_typer(scoring_app, name="scoring")
-
-
-@scoring_app.command("table")
-def table_command(
-    profile: Annotated[str, typer.Option("--profile", help="Scoring profile (mecsa, mecsa-st).")] = "mecsa",
-    json_output: Annotated[
-        bool, typer.Option("--json", help="All 1024 subsets of the scored protocols, as one JSON array.")
-    ] = False,
-    compare: Annotated[
-        str | None, typer.Option("--compare", help="Show a second profile's level beside each row.")
-    ] = None,
-) -> None:
+@scoring_group.command("table")
+@click.option("--profile", default="mecsa", help="Scoring profile (mecsa, mecsa-st).")
+@flag("--json", "json_output", help="All 1024 subsets of the scored protocols, as one JSON array.")
+@click.option("--compare", default=None, help="Show a second profile's level beside each row.")
+def table_command(profile: str, json_output: bool, compare: str | None) -> None:
     """Print the level of every combination of supported protocols under a profile."""
     from mecsa.scoring import AREAS, all_subsets
 
     chosen = _profile(profile)
     if json_output:
         rows = [{"protocols": list(s), **chosen.levels(s).as_dict()} for s in all_subsets()]
-        typer.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(rows, indent=1))
         return
     other = _profile(compare) if compare else None
-    typer.echo(f"profile {chosen.name}: {chosen.description}")
+    click.echo(f"profile {chosen.name}: {chosen.description}")
     for area in AREAS:
         protocols = chosen.areas[area].protocols
         subsets = [s for s in all_subsets() if set(s) <= set(protocols)]
         header = f"{'level':>5}" + (f" {other.name:>8}" if other else "") + "  supported protocols"
-        typer.echo(f"\n{area} ({len(subsets)} combinations of {', '.join(protocols)})\n{header}")
+        click.echo(f"\n{area} ({len(subsets)} combinations of {', '.join(protocols)})\n{header}")
         for subset in subsets:
             level = chosen.levels(subset).as_dict()[area]
             line = f"{level:>5}"
             if other is not None:
                 theirs = other.levels(subset).as_dict()[area]
                 line += f" {theirs:>8}" + ("" if theirs == level else " *")
-            typer.echo(f"{line}  {','.join(subset) or '(none)'}")
+            click.echo(f"{line}  {','.join(subset) or '(none)'}")
 
 
-@scoring_app.command("profiles")
+@scoring_group.command("profiles")
 def profiles_command() -> None:
     """List the scoring profiles."""
     from mecsa.scoring import load_profile, profile_names
 
     for name in profile_names():
-        typer.echo(f"{name:<10} {load_profile(name).description}")
+        click.echo(f"{name:<10} {load_profile(name).description}")
 
 
 def _profile(name: str) -> Profile:

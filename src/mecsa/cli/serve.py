@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from mecsa.cli.common import ResolverOption, SmtpTimeoutOption, TimeoutOption, usage_error
+from mecsa.cli.common import (
+    flag,
+    resolver_option,
+    smtp_timeout_option,
+    timeout_option,
+    tls_versions_option,
+    usage_error,
+)
 
 if TYPE_CHECKING:
     from mecsa.store import Store
@@ -23,22 +30,12 @@ With --watchlist FILE the service runs the monitor in-process (as `mecsa monitor
 watch list and alerts are on /monitor, the ingested reports on /reports (both need a token).
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        help="The store: a SQLite file or postgresql://... URL "
-        "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
-    ),
-]
-
-serve_app = typer.Typer(help=SERVE_HELP, no_args_is_help=False, rich_markup_mode=None)
-token_app = typer.Typer(help="API tokens: create (prints it once), list, revoke.", no_args_is_help=True)
-serve_app.add_typer(token_app, name="token")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(serve_app, name="serve")
+store_option = click.option(
+    "--store",
+    default=None,
+    help="The store: a SQLite file or postgresql://... URL "
+    "(default: $MECSA_STORE, else ~/.local/share/mecsa/store.sqlite).",
+)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -50,49 +47,64 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@serve_app.callback(invoke_without_command=True)
-def serve_command(
-    ctx: typer.Context,
-    listen: Annotated[str, typer.Option("--listen", help="ADDR:PORT to listen on.")] = "127.0.0.1:8080",
-    store: StoreOption = None,
-    resolver: ResolverOption = None,
-    timeout: TimeoutOption = 2.0,
-    smtp_timeout: SmtpTimeoutOption = 10.0,
-    profile: Annotated[str, typer.Option("--profile", help="Scoring profile: mecsa or mecsa-st.")] = "mecsa",
-    allow_private: Annotated[
-        bool,
-        typer.Option("--allow-private", help="Allow targets on private, loopback or link-local addresses."),
-    ] = False,
-    fresh_minutes: Annotated[
-        float, typer.Option("--fresh-minutes", help="Return a stored result younger than this.", min=0)
-    ] = 10.0,
-    client_assessments: Annotated[
-        int,
-        typer.Option("--client-assessments", help="New assessments per client address per window.", min=1),
-    ] = 10,
-    client_window: Annotated[
-        float, typer.Option("--client-window", help="The rate-limit window in seconds.", min=1)
-    ] = 600.0,
-    max_running: Annotated[int, typer.Option("--max-running", help="Assessments at once.", min=1)] = 4,
-    max_waiting: Annotated[int, typer.Option("--max-waiting", help="Assessments waiting.", min=0)] = 16,
-    max_connections: Annotated[
-        int, typer.Option("--max-connections", help="Open connections before answering 503.", min=1)
-    ] = 1000,
-    behind_proxy: Annotated[
-        bool, typer.Option("--behind-proxy", help="Trust X-Forwarded-For/-Proto from the reverse proxy.")
-    ] = False,
-    smtp_port: Annotated[int, typer.Option("--smtp-port", help="SMTP port to probe (tests, lab).")] = 25,
-    tls_versions: Annotated[
-        bool, typer.Option("--tls-versions/--no-tls-versions", help="Sweep TLS versions and weak ciphers.")
-    ] = True,
-    watchlist: Annotated[
-        str | None,
-        typer.Option(
-            "--watchlist", help="Run the monitor in-process on this watch list (TOML).", metavar="FILE"
-        ),
-    ] = None,
+@click.group("serve", help=SERVE_HELP, invoke_without_command=True, no_args_is_help=False)
+@click.pass_context
+@click.option("--listen", default="127.0.0.1:8080", help="ADDR:PORT to listen on.")
+@store_option
+@resolver_option
+@timeout_option
+@smtp_timeout_option
+@click.option("--profile", default="mecsa", help="Scoring profile: mecsa or mecsa-st.")
+@flag("--allow-private", help="Allow targets on private, loopback or link-local addresses.")
+@click.option(
+    "--fresh-minutes",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    help="Return a stored result younger than this.",
+)
+@click.option(
+    "--client-assessments",
+    type=click.IntRange(min=1),
+    default=10,
+    help="New assessments per client address per window.",
+)
+@click.option(
+    "--client-window", type=click.FloatRange(min=1), default=600.0, help="The rate-limit window in seconds."
+)
+@click.option("--max-running", type=click.IntRange(min=1), default=4, help="Assessments at once.")
+@click.option("--max-waiting", type=click.IntRange(min=0), default=16, help="Assessments waiting.")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    help="Open connections before answering 503.",
+)
+@flag("--behind-proxy", help="Trust X-Forwarded-For/-Proto from the reverse proxy.")
+@click.option("--smtp-port", type=int, default=25, help="SMTP port to probe (tests, lab).")
+@tls_versions_option
+@click.option(
+    "--watchlist", default=None, metavar="FILE", help="Run the monitor in-process on this watch list (TOML)."
+)
+def serve_group(
+    ctx: click.Context,
+    listen: str,
+    store: str | None,
+    resolver: list[str] | None,
+    timeout: float,
+    smtp_timeout: float,
+    profile: str,
+    allow_private: bool,
+    fresh_minutes: float,
+    client_assessments: int,
+    client_window: float,
+    max_running: int,
+    max_waiting: int,
+    max_connections: int,
+    behind_proxy: bool,
+    smtp_port: int,
+    tls_versions: bool,
+    watchlist: str | None,
 ) -> None:
-    """Run the web service."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
@@ -139,7 +151,7 @@ def serve_command(
     # Assessments run on a second thread (web/worker.py); a shorter GIL switch interval lets the
     # serving thread take the interpreter back sooner while they compute (measured: bench_web.py).
     sys.setswitchinterval(0.001)
-    typer.echo(f"mecsa serve: http://{host}:{port}/ (store {app.state.store_url})", err=True)
+    click.echo(f"mecsa serve: http://{host}:{port}/ (store {app.state.store_url})", err=True)
     uvicorn.run(
         app,
         host=host,
@@ -161,39 +173,44 @@ def _open(store_url: str | None) -> Store:
         usage_error(str(exc))
 
 
-@token_app.command("create")
-def token_create(
-    name: Annotated[str, typer.Option("--name", help="Who or what the token is for.")],
-    store: StoreOption = None,
-) -> None:
+@serve_group.group("token", no_args_is_help=True)
+def token_group() -> None:
+    """API tokens: create (prints it once), list, revoke."""
+
+
+@token_group.command("create")
+@click.option("--name", required=True, help="Who or what the token is for.")
+@store_option
+def token_create(name: str, store: str | None) -> None:
     """Create an API token and print it (only its hash is stored: it cannot be shown again)."""
     from mecsa.store.api_tokens import create_token
 
     if not name.strip() or len(name) > 100:
         usage_error("--name must be 1 to 100 characters")
     with _open(store) as opened:
-        typer.echo(create_token(opened, name.strip()))
+        click.echo(create_token(opened, name.strip()))
 
 
-@token_app.command("list")
-def token_list(store: StoreOption = None) -> None:
+@token_group.command("list")
+@store_option
+def token_list(store: str | None) -> None:
     """List the tokens: id, name, first characters, created, revoked."""
     from mecsa.store.api_tokens import list_tokens
 
     with _open(store) as opened:
         for t in list_tokens(opened):
             revoked = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
-            typer.echo(f"{t.id}\t{t.name}\t{t.shown}…\t{t.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+            click.echo(f"{t.id}\t{t.name}\t{t.shown}…\t{t.created_at:%Y-%m-%d %H:%M}\t{revoked}")
 
 
-@token_app.command("revoke")
-def token_revoke(
-    token_id: Annotated[int, typer.Argument(help="The token's id (see `list`).")], store: StoreOption = None
-) -> None:
+@token_group.command("revoke")
+@click.argument("token_id", type=int, help="The token's id (see `list`).")
+@store_option
+def token_revoke(token_id: int, store: str | None) -> None:
     """Revoke a token."""
     from mecsa.store.api_tokens import revoke_token
 
     with _open(store) as opened:
         if not revoke_token(opened, token_id):
             usage_error(f"no active token {token_id}")
-        typer.echo(f"token {token_id} revoked")
+        click.echo(f"token {token_id} revoked")

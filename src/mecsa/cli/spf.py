@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from mecsa.cli.common import (
-    JsonOption,
-    ResolverOption,
-    TimeoutOption,
     domain_argument,
+    json_option,
     make_client,
+    resolver_option,
     run,
+    timeout_option,
     usage_error,
 )
 from mecsa.report.untrusted import escape_lines
@@ -22,23 +22,20 @@ if TYPE_CHECKING:
     from mecsa.spf.evaluator import SpfOutcome
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    spf_app = typer.Typer(
-        help="SPF (RFC 7208): evaluate a sender, or audit a domain's record tree.", no_args_is_help=True
-    )
-    spf_app.command("check")(check_command)
-    spf_app.command("audit")(audit_command)
-    app.add_typer(spf_app, name="spf")
+@click.group("spf", no_args_is_help=True)
+def spf_group() -> None:
+    """SPF (RFC 7208): evaluate a sender, or audit a domain's record tree."""
 
 
+@spf_group.command("check")
+@click.option("--ip", required=True, help="The sending client's IP address.")
+@click.option("--sender", required=True, help="MAIL FROM address; empty to check the HELO.")
+@click.option("--helo", default="", help="The HELO/EHLO name.")
+@resolver_option
+@json_option
+@timeout_option
 def check_command(
-    ip: Annotated[str, typer.Option("--ip", help="The sending client's IP address.")],
-    sender: Annotated[str, typer.Option("--sender", help="MAIL FROM address; empty to check the HELO.")],
-    helo: Annotated[str, typer.Option("--helo", help="The HELO/EHLO name.")] = "",
-    resolver: ResolverOption = None,
-    json_output: JsonOption = False,
-    timeout: TimeoutOption = 2.0,
+    ip: str, sender: str, helo: str, resolver: list[str] | None, json_output: bool, timeout: float
 ) -> None:
     """Run check_host() for a message from IP with MAIL FROM SENDER; print the result and lookups used."""
     import ipaddress
@@ -57,9 +54,9 @@ def check_command(
     if json_output:
         import json
 
-        typer.echo(json.dumps(outcome.to_json()))
+        click.echo(json.dumps(outcome.to_json()))
     else:
-        typer.echo(_check_text(outcome))
+        click.echo(_check_text(outcome))
 
 
 def _sender(sender: str, helo: str) -> str:
@@ -100,12 +97,12 @@ def _check_text(outcome: SpfOutcome) -> str:
     return escape_lines(lines)
 
 
-def audit_command(
-    domain: Annotated[str, typer.Argument(help="The domain whose SPF record tree to audit.")],
-    resolver: ResolverOption = None,
-    json_output: JsonOption = False,
-    timeout: TimeoutOption = 2.0,
-) -> None:
+@spf_group.command("audit")
+@click.argument("domain", help="The domain whose SPF record tree to audit.")
+@resolver_option
+@json_option
+@timeout_option
+def audit_command(domain: str, resolver: list[str] | None, json_output: bool, timeout: float) -> None:
     """Walk the include/redirect tree and count the lookups a sender matching nothing costs."""
     from mecsa.dns.resolver import Resolver
     from mecsa.spf.audit import audit_spf
@@ -116,9 +113,9 @@ def audit_command(
     if json_output:
         import json
 
-        typer.echo(json.dumps(audit.to_json()))
+        click.echo(json.dumps(audit.to_json()))
     else:
-        typer.echo(_audit_text(audit))
+        click.echo(_audit_text(audit))
 
 
 def _audit_text(audit: SpfAudit) -> str:

@@ -6,23 +6,23 @@ for one host treated as the only MX host.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
 from mecsa.cli.common import (
-    CaFileOption,
-    DnssecModeOption,
-    JsonOption,
-    ResolverOption,
-    RevocationOption,
-    SmtpTimeoutOption,
-    TimeoutOption,
-    TlsVersionsOption,
-    TrustAnchorOption,
     ca_bundle_file,
+    ca_file_option,
+    dnssec_mode_option,
+    json_option,
     make_client,
+    resolver_option,
+    revocation_option,
     run,
+    smtp_timeout_option,
+    timeout_option,
+    tls_versions_option,
+    trust_anchor_option,
     usage_error,
 )
 from mecsa.report.untrusted import json_text
@@ -36,22 +36,28 @@ if TYPE_CHECKING:
     from mecsa.observe import AssessOptions
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `mecsa` app."""
-    app.command("starttls")(starttls_command)
-
-
+@click.command("starttls")
+@click.argument("target", help="HOST, HOST:PORT, IP, or [IPv6]:PORT (default port 25).")
+@resolver_option
+@ca_file_option
+@json_option
+@tls_versions_option
+@smtp_timeout_option
+@timeout_option
+@dnssec_mode_option
+@trust_anchor_option
+@revocation_option
 def starttls_command(
-    target: Annotated[str, typer.Argument(help="HOST, HOST:PORT, IP, or [IPv6]:PORT (default port 25).")],
-    resolver: ResolverOption = None,
-    ca_file: CaFileOption = None,
-    json_output: JsonOption = False,
-    tls_versions: TlsVersionsOption = True,
-    smtp_timeout: SmtpTimeoutOption = 10.0,
-    timeout: TimeoutOption = 2.0,
-    dnssec_mode: DnssecModeOption = "both",
-    trust_anchor: TrustAnchorOption = None,
-    revocation: RevocationOption = True,
+    target: str,
+    resolver: list[str] | None,
+    ca_file: str | None,
+    json_output: bool,
+    tls_versions: bool,
+    smtp_timeout: float,
+    timeout: float,
+    dnssec_mode: str,
+    trust_anchor: str | None,
+    revocation: bool,
 ) -> None:
     """Probe one SMTP server: banner, EHLO, STARTTLS, TLS versions, certificate and DANE."""
     from mecsa.observe import AssessOptions
@@ -70,9 +76,9 @@ def starttls_command(
     if json_output:
         import json
 
-        typer.echo(json_text(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False)))
+        click.echo(json_text(json.dumps(results_to_json(host, port, results), indent=2, ensure_ascii=False)))
     else:
-        typer.echo(render_results(host, port, results))
+        click.echo(render_results(host, port, results))
 
 
 def split_target(text: str) -> tuple[str, int]:
@@ -183,8 +189,6 @@ def _facts(results: tuple[CheckResult, ...], kind: type[FactsT]) -> FactsT | Non
 def _address_lines(
     address: AddressTls, cert: AddressCertificate | None, dane: AddressDane | None
 ) -> list[str]:
-    from mecsa.certs import certificate_names, key_description
-
     smtp = address.session
     out = [f"  {address.address}: starttls {address.outcome.value}"]
     if smtp.banner:
@@ -206,14 +210,11 @@ def _address_lines(
         )
     presented = cert.presented if cert else None
     if presented:
-        leaf = presented.leaf
-        key_type, key_bits, _ = key_description(leaf)
+        leaf = presented.certificate
+        out.append(f"    certificate: {leaf.subject} issued by {leaf.issuer}")
         out.append(
-            f"    certificate: {leaf.subject.rfc4514_string()} issued by {leaf.issuer.rfc4514_string()}"
-        )
-        out.append(
-            f"      names: {', '.join(certificate_names(leaf)[0])}; expires "
-            f"{leaf.not_valid_after_utc.isoformat()} ({presented.days_left} days); key {key_type} {key_bits}"
+            f"      names: {', '.join(leaf.dns_names)}; expires "
+            f"{leaf.not_after.isoformat()} ({presented.days_left} days); key {leaf.key_type} {leaf.key_bits}"
         )
     if dane is not None:
         out.append(f"    DANE: {dane.label}")

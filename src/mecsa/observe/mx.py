@@ -7,11 +7,15 @@ and judged by the mx check.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
 
-from mecsa.dns.answer import DnsAnswer, Rcode
+from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
 from mecsa.dns.resolver import Resolver
 from mecsa.model import JsonValue
 from mecsa.observe.context import Context
@@ -81,6 +85,57 @@ class MxFacts:
             "implicit": obs.implicit,
             "null_mixed": obs.null_mixed,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue], domain: str = "") -> MxFacts:
+        """The MX set as the document keeps it (`to_json(from_json(d)) == d`).
+
+        Kept: each host's name, preference, addresses, CNAME chain and the DNSSEC status of its A and
+        AAAA answers. Not kept: the MX answer itself and each answer's rcode, TTL and server; an
+        answer without records is rebuilt as "could not find out" (`Rcode.OTHER`), never as NODATA.
+        """
+        hosts = tuple(_host_from_json(h) for h in data["hosts"])
+        return cls(
+            MxObservation(
+                domain,
+                _not_kept(domain, "MX"),
+                hosts,
+                null_mx=bool(data["null_mx"]),
+                implicit=bool(data["implicit"]),
+                null_mixed=bool(data["null_mixed"]),
+            )
+        )
+
+
+NOT_KEPT = "not kept in the stored document"
+
+
+def _not_kept(qname: str, rdtype: str) -> DnsAnswer:
+    return DnsAnswer(qname, rdtype, Rcode.OTHER, detail=NOT_KEPT)
+
+
+def _answer_from_json(
+    name: str, rdtype: str, addresses: list[str], cname_chain: tuple[str, ...], dnssec: str
+) -> DnsAnswer:
+    status = DnssecStatus(dnssec)
+    if not addresses:
+        return replace(_not_kept(name, rdtype), cname_chain=cname_chain, dnssec=status)
+    records = tuple(dns.rdata.from_text(dns.rdataclass.IN, rdtype, a) for a in addresses)  # checked IPs
+    return DnsAnswer(name, rdtype, Rcode.NOERROR, records, cname_chain=cname_chain, dnssec=status)
+
+
+def _host_from_json(data: Mapping[str, JsonValue]) -> MxHost:
+    name, chain, dnssec = str(data["name"]), tuple(str(c) for c in data["cname_chain"]), data["dnssec"]
+    # ip_address raises ValueError on a value that is not an address, which dnspython would not
+    addresses = [(a, ipaddress.ip_address(a).version) for a in (str(a) for a in data["addresses"])]
+    v4 = [a for a, version in addresses if version == 4]
+    v6 = [a for a, version in addresses if version == 6]
+    return MxHost(
+        name,
+        int(data["preference"]),
+        _answer_from_json(name, "A", v4, chain, dnssec["A"]),
+        _answer_from_json(name, "AAAA", v6, chain, dnssec["AAAA"]),
+    )
 
 
 def _host_json(host: MxHost) -> dict[str, JsonValue]:

@@ -53,6 +53,7 @@ import socket
 import ssl
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -118,12 +119,18 @@ class SmtpReply:
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "lines": list(self.lines)}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SmtpReply:
+        return cls(int(data["code"]), tuple(str(line) for line in data["lines"]))
+
 
 @dataclass(frozen=True, slots=True)
 class TlsSession:
     """What the TLS handshake negotiated, and the certificates the server presented (DER, leaf first).
 
-    `full_chain` is False when only the leaf could be read (see `_presented_chain`).
+    `full_chain` is False when only the leaf could be read (see `_presented_chain`). `presented` is
+    set only on a session rebuilt from a stored document (`from_json`), which keeps how many
+    certificates were presented but not their DER: its `chain` is then empty.
     """
 
     version: str
@@ -131,15 +138,34 @@ class TlsSession:
     cipher_bits: int | None
     chain: tuple[bytes, ...]
     full_chain: bool
+    presented: int | None = None
+
+    @property
+    def certificates(self) -> int:
+        """How many certificates the server presented."""
+        return len(self.chain) if self.presented is None else self.presented
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "cipher": self.cipher,
             "cipher_bits": self.cipher_bits,
-            "certificates": len(self.chain),
+            "certificates": self.certificates,
             "full_chain": self.full_chain,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TlsSession:
+        """The session as the document keeps it: no DER, so `chain` is empty and `presented` counts it."""
+        bits = data["cipher_bits"]
+        return cls(
+            str(data["version"]),
+            str(data["cipher"]),
+            None if bits is None else int(bits),
+            (),
+            bool(data["full_chain"]),
+            int(data["certificates"]),
+        )
 
 
 def _extensions(reply: SmtpReply | None) -> tuple[str, ...]:
@@ -214,6 +240,40 @@ class SmtpObservation:
             "reason": self.reason,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SmtpObservation:
+        """The session as the document keeps it (`to_json(from_json(d)) == d`).
+
+        Not kept, so not recovered: the EHLO greeting line (the replies are rebuilt as a 250 with an
+        empty greeting and the extensions), an EHLO reply other than 250 (then `ehlo` is None), the
+        DER of the presented chain (see `TlsSession.from_json`) and the time beyond milliseconds.
+        """
+
+        def reply(value: Any) -> SmtpReply | None:
+            return None if value is None else SmtpReply.from_json(value)
+
+        def ehlo(extensions: Any, answered: bool) -> SmtpReply | None:
+            return SmtpReply(250, ("", *(str(e) for e in extensions))) if answered else None
+
+        stage, failure, reason, tls = data["failed_stage"], data["failure"], data["reason"], data["tls"]
+        after_tls = data["extensions_after_tls"]
+        return cls(
+            host=str(data["host"]),
+            address=str(data["address"]),
+            port=int(data["port"]),
+            connected=bool(data["connected"]),
+            banner=reply(data["banner"]),
+            ehlo=ehlo(data["extensions"], data["starttls_offered"] is not None),
+            starttls=reply(data["starttls_reply"]),
+            tls=None if tls is None else TlsSession.from_json(tls),
+            ehlo_tls=ehlo(after_tls, bool(after_tls)),
+            quit_ok=bool(data["quit_ok"]),
+            failed_stage=None if stage is None else Stage(stage),
+            failure=None if failure is None else Failure(failure),
+            reason=None if reason is None else str(reason),
+            elapsed_s=float(data["elapsed_s"]),
+        )
 
 
 class ConnectionLimits:

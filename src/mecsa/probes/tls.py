@@ -71,6 +71,16 @@ class TlsTrial:
             "reason": self.reason,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TlsTrial:
+        def text(key: str) -> str | None:
+            value = data[key]
+            return None if value is None else str(value)
+
+        return cls(
+            str(data["label"]), TrialOutcome(data["outcome"]), text("version"), text("cipher"), text("reason")
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TlsSweep:
@@ -85,6 +95,13 @@ class TlsSweep:
             "versions": [t.to_json() for t in self.versions],
             "weak_ciphers": [t.to_json() for t in self.weak_ciphers],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TlsSweep:
+        return cls(
+            tuple(TlsTrial.from_json(t) for t in data["versions"]),
+            tuple(TlsTrial.from_json(t) for t in data["weak_ciphers"]),
+        )
 
 
 @functools.lru_cache(maxsize=32)

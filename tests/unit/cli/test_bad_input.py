@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 

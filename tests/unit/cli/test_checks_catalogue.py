@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.checks.registry import CHECKS, finding_catalogue
 from mecsa.cli import app

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import dns.zone
 import jsonschema
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from typer.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.demo.zone import DEMO_DOMAIN, DKIM_PUBLIC_KEY, DKIM_SELECTOR, demo_zone_text

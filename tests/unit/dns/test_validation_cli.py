@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.dns.zoneserver import ThreadedZoneServer, ZoneData

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.harden.apply import ApplyError, apply_plan, make_plan

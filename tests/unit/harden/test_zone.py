@@ -9,7 +9,7 @@ from pathlib import Path
 import dns.rdatatype
 import dns.zone
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.harden.apply import ApplyError, Plan, apply_plan, make_plan, run_command

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
-from typer.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.dns.resolver import Resolver

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.model import SCORED_PROTOCOLS, Assessment, CheckResult, ProtocolVerdict, VerdictStatus

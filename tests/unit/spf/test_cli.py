@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from mecsa.cli import app
 from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData

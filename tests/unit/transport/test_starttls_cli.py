@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import click
 import pytest
-import typer
 
 from mecsa.cli.starttls import probe_server, render_results, split_target
 from mecsa.observe import AssessOptions
@@ -35,7 +35,7 @@ def test_split_target(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize("text", ["mx.example.test:0", "mx.example.test:x", "[::1]:99999"])
 def test_split_target_rejects_bad_ports(text: str) -> None:
-    with pytest.raises(typer.Exit):
+    with pytest.raises(click.exceptions.Exit):
         split_target(text)
 
 
