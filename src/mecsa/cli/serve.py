@@ -28,6 +28,8 @@ private, loopback or link-local addresses are refused unless --allow-private (th
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
 With --watchlist FILE the service runs the monitor in-process (as `mecsa monitor daemon`); its
 watch list and alerts are on /monitor, the ingested reports on /reports (both need a token).
+With --mailmode FILE (TOML: the test domain, the mail store, the receiver's address, its keys; see
+docs/mailmode.md), the home page also takes an e-mail address and the SMTP receiver runs beside.
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
 
 store_option = click.option(
@@ -83,6 +85,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 @click.option("--smtp-port", type=int, default=25, help="SMTP port to probe (tests, lab).")
 @tls_versions_option
 @click.option(
+    "--mailmode", default=None, help="Enable mail mode (addresses on the home page): its TOML file."
+)
+@click.option("--public-url", default=None, help="This service's address, for mail mode's auto-reply link.")
+@click.option(
     "--watchlist", default=None, metavar="FILE", help="Run the monitor in-process on this watch list (TOML)."
 )
 def serve_group(
@@ -104,6 +110,8 @@ def serve_group(
     smtp_port: int,
     tls_versions: bool,
     watchlist: str | None,
+    mailmode: str | None,
+    public_url: str | None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -123,7 +131,18 @@ def serve_group(
         load_profile(profile)
     except (ResolverConfigError, ProfileError) as exc:
         usage_error(str(exc))
+    if public_url is not None and mailmode is None:
+        usage_error("--public-url is for mail mode: give --mailmode FILE too")
+    mail_config = None
+    if mailmode is not None:
+        from mecsa.web.mailmode_config import MailModeConfigError, load_mailmode_config
+
+        try:
+            mail_config = load_mailmode_config(mailmode, public_url=public_url)
+        except MailModeConfigError as exc:
+            usage_error(str(exc))
     settings = ServiceSettings(
+        mailmode=mail_config,
         store_url=store,
         resolvers=tuple(resolver or ()),
         dns_timeout=timeout,

@@ -13,7 +13,8 @@ report's link (when a web address is configured) or the command to run. Rules (R
 - at most one reply per recipient per `min_interval` (§2: "a responder MUST NOT respond more
   than once ... within a period"), and at most `max_per_hour` replies in all.
 
-`decide` and `AutoReplyLimiter` are pure; `send_autoreply` does the delivery.
+`decide` and `limit_decision` are pure (the store keeps the limiter: `MailStore.claim_autoreply`);
+`send_autoreply` does the delivery.
 """
 
 from __future__ import annotations
@@ -78,10 +79,33 @@ def decide(mail_from: str, headers: Message | Mapping[str, str]) -> Decision:
     return Decision(True, f"reply to {sender}")
 
 
+def limiter_key(recipient: str) -> str:
+    """The limiter's key for an envelope sender: the address without brackets, lower-cased."""
+    return recipient.strip().strip("<>").lower()
+
+
+def limit_decision(
+    key: str,
+    last: dt.datetime | None,
+    replies_last_hour: int,
+    now: dt.datetime,
+    min_interval: dt.timedelta,
+    max_per_hour: int,
+) -> Decision:
+    """The rate rule (pure): one reply per recipient per `min_interval` (RFC 3834 §2), and at most
+    `max_per_hour` in all. `last`: when `key` was last answered; the count is over every recipient."""
+    if last is not None and now - last < min_interval:
+        minutes = int(min_interval.total_seconds() // 60)
+        return Decision(False, f"{key} was answered less than {minutes} min ago: rate-limited")
+    if replies_last_hour >= max_per_hour:
+        return Decision(False, f"{max_per_hour} replies in the last hour: rate-limited")
+    return Decision(True, f"reply to {key}")
+
+
 @dataclass
 class AutoReplyLimiter:
-    """One reply per recipient per `min_interval`, and `max_per_hour` in all (in memory: a
-    restart forgets; the store keeps every reply sent, kind "autoreply")."""
+    """The rate rule over memory (a restart forgets). The receiver uses the persistent one,
+    `MailStore.claim_autoreply`, with the same rule (`limit_decision`)."""
 
     min_interval: dt.timedelta
     max_per_hour: int
@@ -89,18 +113,16 @@ class AutoReplyLimiter:
     _recent: deque[dt.datetime] = field(default_factory=deque)
 
     def allow(self, recipient: str, now: dt.datetime) -> Decision:
-        key = recipient.strip().strip("<>").lower()
-        last = self._last.get(key)
-        if last is not None and now - last < self.min_interval:
-            minutes = int(self.min_interval.total_seconds() // 60)
-            return Decision(False, f"{key} was answered less than {minutes} min ago: rate-limited")
+        key = limiter_key(recipient)
         while self._recent and now - self._recent[0] >= dt.timedelta(hours=1):
             self._recent.popleft()
-        if len(self._recent) >= self.max_per_hour:
-            return Decision(False, f"{self.max_per_hour} replies in the last hour: rate-limited")
-        self._last[key] = now
-        self._recent.append(now)
-        return Decision(True, f"reply to {key}")
+        decision = limit_decision(
+            key, self._last.get(key), len(self._recent), now, self.min_interval, self.max_per_hour
+        )
+        if decision.reply:
+            self._last[key] = now
+            self._recent.append(now)
+        return decision
 
 
 def where_to_read(token: str, report_url: str | None) -> str:

@@ -51,7 +51,7 @@ from mecsa.mailmode.analysis import (
     analyse_message,
     header_recipients,
 )
-from mecsa.mailmode.autoreply import AutoReplyLimiter, AutoReplySettings
+from mecsa.mailmode.autoreply import AutoReplySettings
 from mecsa.mailmode.connections import CONNECTIONS_TOKEN, ConnectionAttempt, ConnectionLog
 from mecsa.mailmode.store import MailStore
 from mecsa.observe import AssessOptions
@@ -237,10 +237,6 @@ class Receiver:
         self._assessed: set[tuple[str, str]] = set()
         # SNI per TLS object, filled by the context's sni_callback (the names senders asked for)
         self._sni: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-        auto = settings.autoreply
-        self._limiter = AutoReplyLimiter(
-            auto.min_interval if auto else dt.timedelta(hours=1), auto.max_per_hour if auto else 0
-        )
         if tls_context is not None:
             tls_context.sni_callback = self._remember_sni
 
@@ -282,7 +278,7 @@ class Receiver:
         """Tell the sender where to read the report (rules: `mecsa.mailmode.autoreply`)."""
         from email.parser import BytesHeaderParser
 
-        from mecsa.mailmode.autoreply import autoreply_message, decide, send_autoreply
+        from mecsa.mailmode.autoreply import Decision, autoreply_message, decide, send_autoreply
 
         settings = self.settings.autoreply
         assert settings is not None
@@ -290,7 +286,11 @@ class Receiver:
         now = dt.datetime.now(dt.UTC)
         decision = decide(mail_from, headers)
         if decision.reply:
-            decision = self._limiter.allow(mail_from, now)
+            # persisted in the store: a restart does not reset it, and processes sharing the store share it
+            allowed, reason = await self.store.claim_autoreply(
+                mail_from, now, settings.min_interval, settings.max_per_hour
+            )
+            decision = Decision(allowed, reason)
         for token in tokens:
             entry: dict[str, Any] = {"recipient": mail_from, "decision": decision.reason}
             if decision.reply:

@@ -9,6 +9,7 @@ domain-mode assessment.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -270,15 +271,45 @@ def render_html(report: dict[str, Any]) -> str:
     import re
     from importlib import resources
 
-    import jinja2
-
-    template = resources.files("mecsa.mailmode").joinpath("templates/report.html.j2").read_text("utf-8")
     domain_page = resources.files("mecsa.report").joinpath("templates/report.html.j2").read_text("utf-8")
     found = re.search(r"<style>(.*?)</style>", domain_page, re.S)
+    page: str = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(r=report, v=html_view(report), css=found.group(1) if found else "", mark=_mark)
+    )
+    return page
+
+
+def render_html_body(report: dict[str, Any]) -> str:
+    """The page's sections only (no <html>, no style), for a site that wraps them in its layout:
+    the web service's page (`mecsa.web.mailmode_pages`). Escaped like the page."""
+    page: str = (
+        _environment().get_template("report_body.html.j2").render(r=report, v=html_view(report), mark=_mark)
+    )
+    return page
+
+
+def extra_css() -> str:
+    """The style rules the report adds to the domain report's (for a site that has those)."""
+    from importlib import resources
+
+    return resources.files("mecsa.mailmode").joinpath("templates/report_extra.css.j2").read_text("utf-8")
+
+
+@functools.cache
+def _environment() -> Any:
+    from importlib import resources
+
+    import jinja2
+
+    here = resources.files("mecsa.mailmode").joinpath("templates")
     # finalize: control and bidi characters made visible before HTML escaping (mecsa.report.untrusted)
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, finalize=html_value)
-    return env.from_string(template).render(
-        r=report, v=html_view(report), css=found.group(1) if found else "", mark=_mark
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(here)),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        finalize=html_value,
     )
 
 

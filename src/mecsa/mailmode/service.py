@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -63,10 +63,12 @@ class LiveState:
     enforcement: dict[str, str] = field(default_factory=dict)  # trap -> label
     pending: tuple[str, ...] = ()
     levels: dict[str, dict[str, int]] = field(default_factory=dict)  # profile -> area -> level
+    recipient: str | None = None  # the address the probe went to (None: a test started by mail)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "token": self.token,
+            "recipient": self.recipient,
             "stage": self.stage.value,
             "probe": self.probe,
             "reply_to": list(self.reply_to),
@@ -124,19 +126,24 @@ class MailModeService:
             trap_address(token, d, AddressKind.STS_TRAP),
         )
 
-    async def start_probe(self, address: str) -> ProbeStarted:
-        """Validate `address`, make a token, and send the probe in the background."""
+    async def start_probe(self, address: str, *, client: DnsClient | None = None) -> ProbeStarted:
+        """Validate `address`, make a token, and send the probe in the background.
+
+        `client`: this probe's DNS client instead of the service's (the web service passes a
+        guard that withholds internal addresses; when it has a `refusal()` to tell, the probe
+        is recorded as refused with that sentence, not as an unreachable MX).
+        """
         recipient, _ = validate_address(address)
         token = new_token()
         await self.store.add(
             token, "request", {"recipient": recipient, "reply_to": list(self.reply_to(token))}
         )
-        task = asyncio.ensure_future(self._probe(token, recipient))
+        task = asyncio.ensure_future(self._probe(token, recipient, client or self.client))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return ProbeStarted(token, recipient, self.reply_to(token))
 
-    async def _probe(self, token: str, recipient: str) -> None:
+    async def _probe(self, token: str, recipient: str, client: DnsClient) -> None:
         from mecsa.mailmode.probe import run_probe
 
         try:
@@ -144,15 +151,25 @@ class MailModeService:
                 recipient,
                 self.test_domain,
                 token,
-                self.client,
+                client,
                 port=self.smtp_port,
                 smtp_timeout=self.smtp_timeout,
                 ca_file=self.ca_file,
                 signer=self.signer,
             )
+            refusal = getattr(client, "refusal", None)
+            refused = refusal() if callable(refusal) else None
+            if refused:
+                await self.store.add(token, "error", {"stage": "probe", "error": str(refused)})
+                return
             await self.store.add(token, "probe", result.to_json())
         except Exception as exc:  # recorded: the live page says why instead of waiting forever
             await self.store.add(token, "error", {"stage": "probe", "error": f"{type(exc).__name__}: {exc}"})
+
+    @property
+    def running(self) -> int:
+        """Probes started here and not finished yet."""
+        return len(self._tasks)
 
     async def drain(self) -> None:
         """Wait for the probes started here (tests, shutdown)."""
@@ -166,9 +183,11 @@ class MailModeService:
             return None
         log = await connection_log(self.store, entries[0].created_at - self.window)
         report = build_report(token, entries, now or dt.datetime.now(dt.UTC), self.window, log)
-        return live_state(
+        state = live_state(
             token, report, entries_kinds=[e.kind for e in entries], reply_to=self.reply_to(token)
         )
+        asked = next((e.data.get("recipient") for e in entries if e.kind == "request"), None)
+        return replace(state, recipient=asked or (report.get("inbound") or {}).get("recipient"))
 
     async def report(self, token: str) -> dict[str, Any] | None:
         """The provider report of `token` (JSON-able), or None."""
@@ -188,6 +207,9 @@ def live_state(
     probe_errors = [e for e in report.get("errors", []) if e.get("stage") == "probe"]
     if probe is None and probe_errors:
         stage, said = Stage.PROBE_FAILED, f"the probe could not be sent: {probe_errors[-1]['error']}"
+    elif probe is None and "request" not in entries_kinds and "probe" not in entries_kinds:
+        # started by the user's own mail to the test address: there is no probe to wait for
+        stage, said = Stage.WAITING_FOR_REPLY, "no probe for this test: it started with your message"
     elif probe is None:
         stage, said = Stage.PROBING, "sending the probe to your provider"
     elif not probe["delivered"]:

@@ -7,6 +7,11 @@ on a read-modify-write; a report is assembled from a token's rows when asked for
 stdlib sqlite3 is synchronous: each call runs in a worker thread (asyncio.to_thread), on one
 connection that an asyncio.Lock serialises. WAL lets `mecsa mailmode report` read while the
 receiver writes.
+
+The auto-reply rate limit lives here too (table `autoreplies`: one row per reply allowed), so a
+restart does not forget it and several processes sharing the file (the web service's receiver,
+`mecsa mailmode serve`) share one limit: `claim_autoreply` reads and writes in one
+`BEGIN IMMEDIATE` transaction.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ CREATE TABLE IF NOT EXISTS entries (
     raw BLOB
 );
 CREATE INDEX IF NOT EXISTS entries_token ON entries (token, id);
+CREATE TABLE IF NOT EXISTS autoreplies (
+    id INTEGER PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    sent_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS autoreplies_recipient ON autoreplies (recipient, sent_at);
+CREATE INDEX IF NOT EXISTS autoreplies_sent_at ON autoreplies (sent_at);
 """
 
 
@@ -104,6 +116,44 @@ class MailStore:
         """Every token with at least one entry, newest first."""
         found: list[str] = await self._run(_tokens)
         return found
+
+    async def claim_autoreply(
+        self, recipient: str, now: dt.datetime, min_interval: dt.timedelta, max_per_hour: int
+    ) -> tuple[bool, str]:
+        """Whether an auto-reply to `recipient` is allowed at `now`; when it is, it is recorded.
+
+        (allowed, reason). The rule is `mecsa.mailmode.autoreply.limit_decision`'s.
+        """
+        from mecsa.mailmode.autoreply import limit_decision, limiter_key
+
+        key = limiter_key(recipient)
+
+        def claim(db: sqlite3.Connection) -> tuple[bool, str]:
+            hour_ago = (now - dt.timedelta(hours=1)).astimezone(dt.UTC).isoformat()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                query = "SELECT MAX(sent_at) FROM autoreplies WHERE recipient = ?"
+                row = db.execute(query, (key,)).fetchone()
+                last = dt.datetime.fromisoformat(row[0]) if row and row[0] else None
+                query = "SELECT COUNT(*) FROM autoreplies WHERE sent_at > ?"
+                recent = int(db.execute(query, (hour_ago,)).fetchone()[0])
+                decision = limit_decision(key, last, recent, now, min_interval, max_per_hour)
+                if decision.reply:
+                    db.execute(
+                        "INSERT INTO autoreplies (recipient, sent_at) VALUES (?, ?)",
+                        (key, now.astimezone(dt.UTC).isoformat()),
+                    )
+                    # older than both windows: never read again
+                    oldest = (now - max(min_interval, dt.timedelta(hours=1))).astimezone(dt.UTC).isoformat()
+                    db.execute("DELETE FROM autoreplies WHERE sent_at < ?", (oldest,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return decision.reply, decision.reason
+
+        claimed: tuple[bool, str] = await self._run(claim)
+        return claimed
 
     async def close(self) -> None:
         async with self._lock:

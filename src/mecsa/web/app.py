@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mecsa import __version__
 from mecsa.dns.resolver import DnsClient, parse_nameserver
 from mecsa.store import Store, open_store
-from mecsa.web import api, monitor_pages, pages, reports_pages, session
+from mecsa.web import api, mailmode_pages, monitor_pages, pages, reports_pages, session
 from mecsa.web.jobs import JobRunner
 from mecsa.web.rendering import Pages, ReportCache
 from mecsa.web.scans import ScanRunner
@@ -69,6 +69,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
         app.include_router(private.api_router)
         app.include_router(private.router)
     app.include_router(session.router)
+    mailmode_pages.install(app, chosen)  # mail mode's routes; with --mailmode, its receiver too
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

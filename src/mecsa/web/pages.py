@@ -42,7 +42,8 @@ def _html(request: Request, template: str, status: int = 200, **context: Any) ->
 
 
 def _home(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
-    context = {"error": None, "notice": None, "target": "", "recent": [], **context}
+    mailmode = getattr(request.app.state, "mailmode", None) is not None  # web/mailmode_pages.py
+    context = {"error": None, "notice": None, "target": "", "recent": [], "mailmode": mailmode, **context}
     return _html(request, "page_home.html.j2", status, **context)
 
 
@@ -84,7 +85,9 @@ def _recent(store: Any, limit: int = 10) -> list[dict[str, Any]]:
 @router.post("/assess")
 async def start_assessment(request: Request, target: Annotated[str, Form(max_length=1000)]) -> Response:
     if is_address(target):
-        return _home(request, notice=MAIL_MODE_NOTICE, target=target)
+        from mecsa.web.mailmode_pages import start_from_home
+
+        return await start_from_home(request, target, _home, MAIL_MODE_NOTICE)
     try:
         domain = parse_domain(target)
     except DomainError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mecsa.observe import AssessOptions
+from mecsa.web.mailmode_config import MailModeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +36,5 @@ class ServiceSettings:
     job_keep_s: float = 3600.0
     # A watch list (TOML): the service runs the monitor in-process (web/monitor_runner.py).
     watchlist: str | None = None
+    # Mail mode (`--mailmode FILE`): the address flow on the home page, its receiver, its limits.
+    mailmode: MailModeConfig | None = None
