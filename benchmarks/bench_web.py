@@ -11,6 +11,10 @@ resolving through a zone server in this process; the assessed domains' MX hosts 
 (--allow-private) on a closed port, and each domain's _mta-sts record never answers, so an
 assessment takes about 1.5 s of DNS timeouts: the 20 run concurrently with the readers.
 
+It prints the CPU seconds the serving process and its assessment workers used in each phase (on a
+shared machine the wall-clock figures move with the load; the load average is printed too), and
+exits 1 unless every phase had no error and both held phases a p95 under 200 ms.
+
     .venv/bin/python benchmarks/bench_web.py [--clients 200] [--seconds 10] [--assessments 20] [--think 1]
 """
 
@@ -53,6 +57,47 @@ def zone(domains: int) -> str:
             f'_dmarc.d{i} TXT "v=DMARC1; p=reject; rua=mailto:r@d{i}.{ORIGIN}"',
         ]
     return "\n".join(lines) + "\n"
+
+
+def _ticks(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (/proc/PID/stat, fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it has exited
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+class CpuMeter:
+    """CPU seconds of the server and of its worker processes since the last reading."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.last = self._now()
+
+    def _now(self) -> dict[int, int]:
+        return {pid: _ticks(pid) for pid in [self.pid, *_children(self.pid)]}
+
+    def phase(self) -> str:
+        now = self._now()
+        used = {pid: ticks - self.last.get(pid, 0) for pid, ticks in now.items()}
+        self.last = now
+        server = used.pop(self.pid, 0) / self.hz
+        workers = sum(used.values()) / self.hz
+        load = os.getloadavg()[0]
+        return f"CPU: server {server:.1f} s, {len(used)} child processes {workers:.1f} s, load {load:.1f}"
 
 
 @dataclass
@@ -155,20 +200,24 @@ def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("mecsa serve did not come up")
 
 
-async def run(args: argparse.Namespace, base: str, port: int) -> int:
+async def run(args: argparse.Namespace, base: str, port: int, cpu: CpuMeter) -> int:
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     seeds, took, errors = await assess_all(base, [f"d{i}.{ORIGIN}" for i in range(args.assessments)])
-    print(f"seed: {len(seeds)} assessments stored in {took:.1f} s, errors {errors}")
+    print(f"seed: {len(seeds)} assessments stored in {took:.1f} s, errors {errors}; {cpu.phase()}")
     users = f"{args.clients} users (one report each, then {args.think:g} s reading it)"
     tally = await readers(port, seeds, args.clients, args.seconds, args.think)
     p95_idle = tally.report(users, args.seconds)
+    print(f"  {cpu.phase()}")
     fresh = [f"d{i}.{ORIGIN}" for i in range(args.assessments, 2 * args.assessments)]
     reading = asyncio.create_task(readers(port, seeds, args.clients, args.seconds, args.think))
     _, took, assess_errors = await assess_all(base, fresh)
     busy = await reading
     p95_busy = busy.report(f"{users}, while {args.assessments} assessments ran", args.seconds)
-    print(f"{args.assessments} assessments at once: all done in {took:.1f} s, errors {assess_errors}")
+    print(f"  {args.assessments} assessments at once: all done in {took:.1f} s, errors {assess_errors}")
+    print(f"  {cpu.phase()}")
     saturated = await readers(port, seeds, args.clients, min(args.seconds, 5.0), 0.0)
     saturated.report(f"saturation: {args.clients} clients with no pause (latency = clients / rate)", 5.0)
+    print(f"  {cpu.phase()}")
     failed = tally.errors + busy.errors + saturated.errors + assess_errors + errors
     ok = failed == 0 and p95_idle < P95_LIMIT_MS and p95_busy < P95_LIMIT_MS
     print(f"verdict: {'PASS' if ok else 'FAIL'} (no errors, p95 under {P95_LIMIT_MS:.0f} ms)")
@@ -183,6 +232,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--assessments", type=int, default=20)
     parser.add_argument("--think", type=float, default=1.0, help="seconds each user reads a report")
+    parser.add_argument("--assess-workers", type=int, default=0, help="mecsa serve --assess-workers")
     args = parser.parse_args()
     domains = 2 * args.assessments
     faults = {f"_mta-sts.d{i}.{ORIGIN}": Fault.TIMEOUT for i in range(domains)}
@@ -195,12 +245,13 @@ def main() -> int:
             "--timeout", "0.5", "--smtp-timeout", "1", "--smtp-port", str(free_port()),
             "--no-tls-versions", "--allow-private",
             "--max-running", str(args.assessments), "--client-assessments", str(4 * args.assessments),
+            "--assess-workers", str(args.assess_workers),
         ]  # fmt: skip
         process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env={**os.environ})
         try:
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base, process)
-            return asyncio.run(run(args, base, port))
+            return asyncio.run(run(args, base, port, CpuMeter(process.pid)))
         finally:
             process.terminate()
             process.wait(10)

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 import click
 
 from mecsa.cli.common import (
+    ca_bundle_file,
+    ca_file_option,
     flag,
+    repeatable,
     resolver_option,
     smtp_timeout_option,
     timeout_option,
@@ -21,10 +24,11 @@ if TYPE_CHECKING:
 SERVE_HELP = """Run the web service: the home page, live assessments, reports, domain history, statistics,
 scans, and the REST API under /api/v1 (OpenAPI document at /api/v1/openapi.json).
 
-Abuse controls: a domain assessed within --fresh-minutes gets the stored result; each client address
-may start --client-assessments new assessments per --client-window seconds; at most --max-running
-run at once (and --max-waiting wait); request bodies are bounded; targets whose hosts resolve to
-private, loopback or link-local addresses are refused unless --allow-private (the lab, tests).
+Assessments run in --assess-workers processes. Abuse controls: a domain assessed within
+--fresh-minutes gets the stored result; each client address may start --client-assessments new
+assessments per --client-window seconds; at most --max-running run at once (and --max-waiting
+wait); request bodies are bounded; targets whose hosts resolve to private, loopback or link-local
+addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
 With --watchlist FILE the service runs the monitor in-process (as `mecsa monitor daemon`); its
 watch list and alerts are on /monitor, the ingested reports on /reports (both need a token).
@@ -76,6 +80,12 @@ def parse_listen(text: str) -> tuple[str, int]:
 @click.option("--max-running", type=click.IntRange(min=1), default=4, help="Assessments at once.")
 @click.option("--max-waiting", type=click.IntRange(min=0), default=16, help="Assessments waiting.")
 @click.option(
+    "--assess-workers",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Worker processes for assessments (0: min(4, CPUs)).",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=1000,
@@ -84,6 +94,8 @@ def parse_listen(text: str) -> tuple[str, int]:
 @flag("--behind-proxy", help="Trust X-Forwarded-For/-Proto from the reverse proxy.")
 @click.option("--smtp-port", type=int, default=25, help="SMTP port to probe (tests, lab).")
 @tls_versions_option
+@ca_file_option
+@repeatable("--dkim-selector", help="DKIM selector to look up; repeatable.")
 @click.option(
     "--mailmode", default=None, help="Enable mail mode (addresses on the home page): its TOML file."
 )
@@ -105,11 +117,14 @@ def serve_group(
     client_window: float,
     max_running: int,
     max_waiting: int,
+    assess_workers: int,
     max_connections: int,
     behind_proxy: bool,
     smtp_port: int,
     tls_versions: bool,
     watchlist: str | None,
+    ca_file: str | None,
+    dkim_selector: list[str] | None,
     mailmode: str | None,
     public_url: str | None,
 ) -> None:
@@ -117,6 +132,7 @@ def serve_group(
         return
     import uvicorn
 
+    from mecsa.cli.assess import _selector
     from mecsa.dns.resolver import ResolverConfigError, parse_nameserver
     from mecsa.observe import AssessOptions
     from mecsa.scoring import ProfileError, load_profile
@@ -125,6 +141,8 @@ def serve_group(
     from mecsa.web.settings import ServiceSettings
 
     host, port = parse_listen(listen)
+    ca_bundle_file("--ca-file", ca_file)
+    selectors = tuple(_selector(s) for s in dkim_selector or ())
     try:
         for r in resolver or ():
             parse_nameserver(r)
@@ -148,7 +166,11 @@ def serve_group(
         dns_timeout=timeout,
         profile=profile,
         assess_options=AssessOptions(
-            smtp_timeout=smtp_timeout, smtp_port=smtp_port, tls_versions=tls_versions
+            smtp_timeout=smtp_timeout,
+            smtp_port=smtp_port,
+            tls_versions=tls_versions,
+            ca_file=ca_file,
+            dkim_selectors=selectors,
         ),
         allow_private=allow_private,
         fresh_minutes=fresh_minutes,
@@ -156,6 +178,7 @@ def serve_group(
         client_window_s=client_window,
         max_running=max_running,
         max_waiting=max_waiting,
+        assess_workers=assess_workers,
         behind_proxy=behind_proxy,
         watchlist=watchlist,
     )
@@ -165,11 +188,6 @@ def serve_group(
         app = create_app(settings)
     except (StoreError, StoreUrlError, WatchListError) as exc:
         usage_error(str(exc))
-    import sys
-
-    # Assessments run on a second thread (web/worker.py); a shorter GIL switch interval lets the
-    # serving thread take the interpreter back sooner while they compute (measured: bench_web.py).
-    sys.setswitchinterval(0.001)
     click.echo(f"mecsa serve: http://{host}:{port}/ (store {app.state.store_url})", err=True)
     uvicorn.run(
         app,

@@ -53,7 +53,7 @@ class HistoryItem(BaseModel):
     scan_id: int | None
     profile: str
     levels: dict[str, int | None]
-    error: str | None
+    error: str | None = Field(description="Why it has no levels; `running` while it runs.")
     url: str
 
 
@@ -142,9 +142,17 @@ async def get_job(request: Request, job: str) -> dict[str, Any]:
 @router.get(
     "/assessments/{assessment_id}",
     summary="A stored assessment: the document of `mecsa assess --json`",
-    responses={200: {"content": {"application/json": {}}}, 404: {"model": Problem}},
+    responses={
+        200: {"content": {"application/json": {}}},
+        202: {"model": JobState, "description": "Still running: its progress"},
+        404: {"model": Problem},
+    },
 )
 async def get_assessment(request: Request, assessment_id: int) -> Response:
+    running = service_of(request).runner.running_job(assessment_id)
+    if running is not None:  # the id is taken when the assessment starts: its progress until it ends
+        location = f"/api/v1/jobs/{running.token}"
+        return JSONResponse(running.to_json(), 202, headers={"Location": location})
     store = service_of(request).store
     stored = await asyncio.to_thread(store.get_assessment, assessment_id)
     if stored is None:
@@ -165,6 +173,7 @@ async def domain_assessments(request: Request, name: str, limit: int = 100) -> l
         raise HTTPException(400, str(exc)) from None
     store = service_of(request).store
     stored = await asyncio.to_thread(store.assessments_of_domain, domain, max(1, min(limit, 1000)))
+    running = service_of(request).runner.running_job
     return [
         {
             "id": s.id,
@@ -172,7 +181,7 @@ async def domain_assessments(request: Request, name: str, limit: int = 100) -> l
             "scan_id": s.scan_id,
             "profile": s.profile,
             "levels": dict(s.levels),
-            "error": s.error_reason,
+            "error": "running" if running(s.id) is not None else s.error_reason,
             "url": f"/api/v1/assessments/{s.id}",
         }
         for s in stored

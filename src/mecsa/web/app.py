@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mecsa import __version__
-from mecsa.dns.resolver import DnsClient, parse_nameserver
 from mecsa.store import Store, open_store
 from mecsa.web import api, mailmode_pages, monitor_pages, pages, reports_pages, session
 from mecsa.web.jobs import JobRunner
@@ -34,12 +33,10 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The runner's locks belong to the serving loop (made here); its DNS client to its worker loop.
-        servers = [parse_nameserver(r) for r in chosen.resolvers]
+        # The runner's locks belong to the serving loop (made here); assessments run in its
+        # worker processes, started on the first one.
         pages = Pages(opened)
-        runner = JobRunner(
-            chosen, opened, lambda: DnsClient(servers or None, timeout=chosen.dns_timeout), pages
-        )
+        runner = JobRunner(chosen, opened)
         scans = ScanRunner(chosen, opened)
         app.state.service = Service(chosen, opened, runner, pages, ReportCache(pages), scans)
         app.state.private_background = monitor_pages.start_background(chosen, opened, watchlist)

@@ -7,8 +7,10 @@ and the service's capacity allow it. A job publishes one event per check as it f
 final event (`done` with the stored assessment's id, `refused`, or `failed`); followers replay the
 events so far and then wait for more, which is what the server-sent events stream sends.
 
-Jobs live in this process's memory; their results live in the store. A finished job is kept for
-`job_keep_s` so that a progress page opened late still finds its way to the report.
+A job takes its assessment's permanent id when it starts (reserved.py), so `/report/{id}` shows the
+live progress and then the report. The assessment runs in a worker process (pool.py); jobs live in
+this process's memory, their results in the store. A finished job is kept for `job_keep_s` so that
+an old progress link still finds its way to the report.
 """
 
 from __future__ import annotations
@@ -18,20 +20,17 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mecsa.dns.resolver import DnsClient
-from mecsa.model import CheckResult
-from mecsa.store import NewResult, Store
+from mecsa.scan.assessor import ScanConfig
+from mecsa.store import Store
 from mecsa.store.records import utc_now
-from mecsa.store.web_reports import save_report
-from mecsa.web.guard import GuardedClient
 from mecsa.web.limits import SlidingWindow
-from mecsa.web.rendering import Pages
+from mecsa.web.pool import AssessmentPool, WorkerConfig, default_workers
+from mecsa.web.reserved import complete, give_reason, reserve
 from mecsa.web.settings import ServiceSettings
-from mecsa.web.worker import WorkerLoop
 
 log = logging.getLogger("mecsa.web.jobs")
 
@@ -69,6 +68,8 @@ class Job:
     message: str | None = None
     finished_at: float | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # set once the permanent id is taken (or could not be): a second asker waits for it
+    reserved: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def done(self) -> bool:
@@ -128,44 +129,27 @@ class Outcome:
     stored_id: int | None = None
 
 
-def check_event(result: CheckResult, done: int, total: int) -> Event:
-    return Event(
-        "check",
-        {
-            "check": result.check,
-            "protocols": [
-                {"protocol": v.protocol, "status": v.status.value, "reason": v.reason}
-                for v in result.verdicts
-            ],
-            "done": done,
-            "total": total,
-        },
-    )
-
-
 class JobRunner:
-    """Starts, tracks and bounds the service's assessments."""
+    """Starts, tracks and bounds the service's assessments; they run in worker processes (pool.py)."""
 
-    def __init__(
-        self,
-        settings: ServiceSettings,
-        store: Store,
-        make_client: Callable[[], DnsClient],
-        pages: Pages | None = None,
-    ) -> None:
+    def __init__(self, settings: ServiceSettings, store: Store, pool: AssessmentPool | None = None) -> None:
         self.settings = settings
-        self.pages = pages or Pages()
         self.store = store
-        self.worker = WorkerLoop()
-        self.client = self.worker.call(make_client)  # shared by the assessments, on the worker loop
+        workers = settings.assess_workers or default_workers()
+        self.pool = pool or AssessmentPool(worker_config(settings), workers)
         self.per_client = SlidingWindow(settings.client_assessments, settings.client_window_s)
         self._slots = asyncio.Semaphore(settings.max_running)
         self._jobs: dict[str, Job] = {}
         self._running: dict[str, Job] = {}  # domain -> its running job
+        self._by_id: dict[int, Job] = {}  # assessment id -> its running job
         self._tasks: set[asyncio.Task[None]] = set()
 
     def get(self, token: str) -> Job | None:
         return self._jobs.get(token)
+
+    def running_job(self, assessment_id: int) -> Job | None:
+        """The running job whose report will be `assessment_id`."""
+        return self._by_id.get(assessment_id)
 
     @property
     def active(self) -> int:
@@ -176,21 +160,29 @@ class JobRunner:
         force = force and authenticated
         running = self._running.get(domain)
         if running is not None:
-            return Outcome(job=running)
+            return await self._follow(running)
         if not force:
             stored = await asyncio.to_thread(self._fresh_result, domain)
             if stored is not None:
                 return Outcome(stored_id=stored)
             running = self._running.get(domain)  # started while the store was asked
             if running is not None:
-                return Outcome(job=running)
+                return await self._follow(running)
         if self.active >= self.settings.max_running + self.settings.max_waiting:
             raise Busy("the service is running as many assessments as it can; try again in a minute")
         if not authenticated:
             wait = self.per_client.hit(client_key)
             if wait:
                 raise RateLimited(wait)
-        return Outcome(job=self._start(domain))
+        return Outcome(job=await self._start(domain))
+
+    @staticmethod
+    async def _follow(job: Job) -> Outcome:
+        """The running job of another request, once it has its permanent id."""
+        await job.reserved.wait()
+        if job.assessment_id is None:
+            raise RuntimeError(f"the assessment of {job.domain} could not be stored")
+        return Outcome(job=job)
 
     def _fresh_result(self, domain: str) -> int | None:
         if self.settings.fresh_minutes <= 0:
@@ -201,15 +193,23 @@ class JobRunner:
         cutoff = utc_now() - dt.timedelta(minutes=self.settings.fresh_minutes)
         return latest[0].id if latest[0].created_at >= cutoff else None
 
-    def _start(self, domain: str) -> Job:
+    async def _start(self, domain: str) -> Job:
         from mecsa.checks.registry import CHECKS
 
         self._forget_old_jobs()
         opts = self.settings.assess_options
         total = sum(1 for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip)
         job = Job(secrets.token_urlsafe(16), domain, total)
+        self._running[domain] = job  # before the await: a second request for it follows this job
+        try:
+            job.assessment_id = await asyncio.to_thread(reserve, self.store, domain)
+        except BaseException:
+            del self._running[domain]
+            raise
+        finally:
+            job.reserved.set()
         self._jobs[job.token] = job
-        self._running[domain] = job
+        self._by_id[job.assessment_id] = job
         task = asyncio.create_task(self._run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -223,67 +223,52 @@ class JobRunner:
                 del self._jobs[token]
 
     async def _run(self, job: Job) -> None:
+        assert job.assessment_id is not None
         try:
             async with self._slots:
-                await self._assess(job)
+                await self._assess(job, job.assessment_id)
         except Exception:  # never lost silently: the job says it failed, the log says why
             log.exception("the assessment of %s failed", job.domain)
-            job.finish("failed", "the assessment failed with an internal error")
+            await self._end(job, "failed", "the assessment failed with an internal error")
         finally:
             if self._running.get(job.domain) is job:
                 del self._running[job.domain]
-            if not job.done:
+            self._by_id.pop(job.assessment_id, None)
+            if not job.done:  # cancelled: the service stops, and the placeholder says so
                 job.finish("failed", "the assessment was stopped")
 
-    async def _assess(self, job: Job) -> None:
-        main = asyncio.get_running_loop()
+    async def _assess(self, job: Job, assessment_id: int) -> None:
+        def progress(data: dict[str, Any]) -> None:
+            job.publish(Event("check", data))
 
-        def publish(event: Event) -> None:  # called on the worker loop: the job lives on this one
-            main.call_soon_threadsafe(job.publish, event)
-
-        made, refusal = await self.worker.run(self._assess_on_worker(job, publish))
+        made, refusal = await self.pool.assess(job.domain, job.total_checks, progress)
         if refusal is not None or made is None:
-            job.finish("refused", refusal)
+            await self._end(job, "refused", refusal or "refused")
             return
-        stored = await asyncio.to_thread(self._store, *made)
-        job.finish("finished", assessment_id=stored)
+        await asyncio.to_thread(complete, self.store, assessment_id, *made)
+        job.finish("finished", assessment_id=assessment_id)
 
-    def _store(self, document: dict[str, Any], body: str, file: str) -> int:
-        stored = self.store.add_result(None, NewResult.from_document(document))
-        assert stored is not None  # outside a scan, every result is stored
-        save_report(self.store, stored, body, file)
-        return stored
-
-    async def _assess_on_worker(
-        self, job: Job, publish: Callable[[Event], None]
-    ) -> tuple[tuple[dict[str, Any], str, str] | None, str | None]:
-        """Runs on the worker loop: (document, report body, report file), or the refusal when an
-        internal address was seen. Rendering here keeps the typed facts (see store/web_reports.py)
-        and keeps the CPU off the serving loop."""
-        from mecsa.assess import assess
-        from mecsa.report.html import render_html
-        from mecsa.report.json import assessment_to_json
-
-        guard = None if self.settings.allow_private else GuardedClient(self.client)
-        done = 0
-
-        def progress(result: CheckResult) -> None:
-            nonlocal done
-            done += 1
-            publish(check_event(result, done, job.total_checks))
-
-        assessment = await assess(
-            job.domain, guard or self.client, self.settings.assess_options, on_result=progress
-        )
-        refusal = guard.refusal() if guard is not None else None
-        if refusal is not None:
-            return None, refusal
-        profile = self.settings.profile
-        body = self.pages.report_body(assessment, profile)
-        return (assessment_to_json(assessment, profile), body, render_html(assessment, profile)), None
+    async def _end(self, job: Job, state: str, message: str) -> None:
+        """A job without a report: its permanent id keeps the reason."""
+        assert job.assessment_id is not None
+        try:
+            await asyncio.to_thread(give_reason, self.store, job.assessment_id, job.domain, message)
+        finally:
+            job.finish(state, message, assessment_id=job.assessment_id)
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self.worker.close)
+        await self.pool.close()
+
+
+def worker_config(settings: ServiceSettings) -> WorkerConfig:
+    """What the worker processes need of the service's settings."""
+    scan = ScanConfig(
+        options=settings.assess_options,
+        profile=settings.profile,
+        resolvers=settings.resolvers,
+        dns_timeout=settings.dns_timeout,
+    )
+    return WorkerConfig(scan, allow_private=settings.allow_private)

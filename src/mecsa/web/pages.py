@@ -103,8 +103,8 @@ async def start_assessment(request: Request, target: Annotated[str, Form(max_len
         return page
     except Busy as exc:
         return _home(request, 503, error=str(exc), target=target)
-    if outcome.job is not None:
-        return RedirectResponse(f"/progress/{outcome.job.token}", 303)
+    if outcome.job is not None:  # the permanent page, which follows the progress live
+        return RedirectResponse(f"/report/{outcome.job.assessment_id}", 303)
     return RedirectResponse(f"/report/{outcome.stored_id}", 303)
 
 
@@ -115,25 +115,14 @@ def _job(request: Request, token: str) -> Job:
     return job
 
 
-@router.get("/progress/{token}", response_class=HTMLResponse)
+@router.get("/progress/{token}")
 async def progress(request: Request, token: str) -> Response:
+    """The old progress link: the report's permanent page shows the progress itself."""
     job = _job(request, token)
-    if job.state == "finished":
-        return RedirectResponse(f"/report/{job.assessment_id}", 303)
-    if job.done:
-        title = "Refused" if job.state == "refused" else "The test failed"
-        return HTMLResponse(service_of(request).pages.message(request, title, job.message or ""), 200)
-    from mecsa.checks.registry import CHECKS
-
-    opts = service_of(request).settings.assess_options
-    names = [c.name for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
-    return _html(request, "page_progress.html.j2", job=job, checks=names)
+    return RedirectResponse(f"/report/{job.assessment_id}", 303)
 
 
-@router.get("/progress/{token}/events")
-async def progress_events(request: Request, token: str) -> StreamingResponse:
-    job = _job(request, token)
-
+def _events(request: Request, job: Job) -> StreamingResponse:
     async def stream() -> AsyncIterator[str]:
         async for event in job.follow():
             if await request.is_disconnected():
@@ -147,6 +136,11 @@ async def progress_events(request: Request, token: str) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
+@router.get("/progress/{token}/events")
+async def progress_events(request: Request, token: str) -> StreamingResponse:
+    return _events(request, _job(request, token))
+
+
 async def _stored(request: Request, assessment_id: int) -> StoredAssessment:
     store = service_of(request).store
     stored = await asyncio.to_thread(store.get_assessment, assessment_id)
@@ -155,14 +149,54 @@ async def _stored(request: Request, assessment_id: int) -> StoredAssessment:
     return stored
 
 
+def _progress_page(request: Request, job: Job) -> HTMLResponse:
+    from mecsa.checks.registry import CHECKS
+
+    opts = service_of(request).settings.assess_options
+    names = [c.name for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
+    response = _html(request, "page_progress.html.j2", job=job, checks=names)
+    response.headers["Cache-Control"] = "no-store"  # the same address shows the report soon
+    return response
+
+
 @router.get("/report/{assessment_id}", response_class=HTMLResponse)
 async def report(request: Request, assessment_id: int) -> HTMLResponse:
-    reports = service_of(request).reports
-    page = reports.cached(request, assessment_id)
-    if page is None:
-        stored = await _stored(request, assessment_id)
-        page = reports.page(request, stored, when(stored))
-    return HTMLResponse(page)
+    """The assessment's permanent page: its live progress while it runs, then its report."""
+    service = service_of(request)
+    page = service.reports.cached(request, assessment_id)
+    if page is not None:
+        return HTMLResponse(page)
+    job = service.runner.running_job(assessment_id)
+    if job is not None:
+        return _progress_page(request, job)
+    stored = await asyncio.to_thread(service.store.get_assessment, assessment_id)
+    if stored is None:
+        raise HTTPException(404, f"no stored assessment {assessment_id}")
+    if stored.is_error:  # refused, failed, or never finished: the page says why
+        refused = (stored.error_reason or "").startswith("refused")
+        title = "Refused" if refused else f"No report for {stored.domain}"
+        return HTMLResponse(service.pages.message(request, title, stored.error_reason or ""), 200)
+    return HTMLResponse(service.reports.page(request, stored, when(stored)))
+
+
+@router.get("/report/{assessment_id}/events")
+async def report_events(request: Request, assessment_id: int) -> Response:
+    """The running assessment's progress as server-sent events; the final one when it has ended."""
+    job = service_of(request).runner.running_job(assessment_id)
+    if job is None:
+        stored = await asyncio.to_thread(service_of(request).store.get_assessment, assessment_id)
+        if stored is None:
+            raise HTTPException(404, f"no stored assessment {assessment_id}")
+        kind, state = ("failed", "failed") if stored.is_error else ("done", "finished")
+        data = {
+            "state": state,
+            "message": stored.error_reason,
+            "assessment_id": assessment_id,
+            "report": f"/report/{assessment_id}",
+        }
+        text = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        return Response(text, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return _events(request, job)
 
 
 @router.get("/report/{assessment_id}/report.html")
@@ -203,6 +237,7 @@ async def history(
         raise HTTPException(400, str(exc)) from None
     store = service_of(request).store
     stored = await asyncio.to_thread(store.assessments_of_domain, domain, 200)
+    running = service_of(request).runner.running_job
     rows = [
         {
             "id": s.id,
@@ -210,7 +245,8 @@ async def history(
             "levels": s.levels,
             "profile": s.profile,
             "scan_id": s.scan_id,
-            "error": s.error_reason,
+            # a running assessment's placeholder says what it will say if the service stops
+            "error": "running" if running(s.id) is not None else s.error_reason,
         }
         for s in stored
     ]

@@ -27,6 +27,8 @@ class ServiceSettings:
     client_window_s: float = 600.0
     # Assessments running at once, and waiting for a slot; beyond both the service says it is busy.
     max_running: int = 4
+    # Worker processes the assessments run in (web/pool.py); 0: min(4, the CPUs).
+    assess_workers: int = 0
     max_waiting: int = 16
     max_body_bytes: int = 1_000_000  # any request body (an uploaded scan list is the largest)
     max_scan_domains: int = 10_000

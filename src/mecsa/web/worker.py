@@ -1,9 +1,9 @@
-"""A second event loop, in its own thread, where the service's assessments run.
+"""A second event loop, in its own thread, for work that must not wait in the serving loop's queue.
 
-An assessment is thousands of small CPU steps (DNS parsing, checks, rendering the document); run
-on the serving loop, twenty at once delayed every page behind them. On their own loop they share
-the interpreter with the pages (the GIL switches every few milliseconds) but never hold up the
-serving loop's queue, so a stored report stays fast while assessments run.
+The service's assessments no longer run here: they run in worker processes (pool.py), because on a
+thread they shared the interpreter with the pages and twenty at once put a stored report's p95 at
+500 ms. This loop stays for lighter background work of the service's modules (the monitor pages'
+runs), which still shares the interpreter but never holds up the serving loop's queue.
 """
 
 from __future__ import annotations

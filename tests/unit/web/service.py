@@ -82,6 +82,7 @@ def settings_for(server: ThreadedZoneServer, **changes: Any) -> ServiceSettings:
             check_deadline=20.0,
         ),
         allow_private=True,
+        assess_workers=1,  # one worker process is enough here, and each costs a start-up
     )
     return replace(base, **changes)
 

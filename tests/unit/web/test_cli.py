@@ -38,6 +38,8 @@ def test_bad_options_are_one_line_errors_with_exit_2(tmp_path: Path) -> None:
         (["serve", "--profile", "nope", "--store", str(tmp_path / "s.sqlite")], "nope"),
         (["serve", "--store", "postgresql://postgres@127.0.0.1:9/none"], "cannot open the store"),
         (["serve", "token", "create", "--name", " ", "--store", str(tmp_path / "s.sqlite")], "--name"),
+        (["serve", "--ca-file", str(tmp_path / "missing.pem")], "--ca-file"),
+        (["serve", "--dkim-selector", "bad selector!"], "bad DKIM selector"),
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)

@@ -6,7 +6,9 @@ import json
 import re
 from dataclasses import replace
 from html.parser import HTMLParser
+from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from mecsa.dns.zoneserver import ThreadedZoneServer
@@ -106,29 +108,56 @@ def test_a_bad_domain_comes_back_to_the_form_with_the_reason(
     assert "<b>x</b>" not in response.text and "&lt;b&gt;x&lt;/b&gt;" in response.text
 
 
-def test_the_form_leads_to_live_progress_then_to_the_report(
+def sse(client: TestClient, url: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Every event of a server-sent events stream until it ends: (kinds, data)."""
+    blocks = []
+    with client.stream("GET", url) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for block in stream.iter_text():
+            blocks.append(block)
+    text = "".join(blocks)
+    datas = [json.loads(d) for d in re.findall(r"^data: (.*)$", text, re.M)]
+    return re.findall(r"^event: (\w+)$", text, re.M), datas
+
+
+def test_the_permanent_page_shows_the_live_progress_then_the_report(
     zones: ThreadedZoneServer, sqlite_store: Store
 ) -> None:
     with client_for(sqlite_store, settings_for(zones)) as client:
+        # slow.web.test never answers: its assessment runs for seconds
+        started = client.post("/assess", data={"target": "slow.web.test"}, follow_redirects=False)
+        assert started.status_code == 303
+        url = started.headers["location"]
+        assert re.fullmatch(r"/report/\d+", url), url
+        running = client.get(url)
+        api = client.get(url.replace("/report/", "/api/v1/assessments/"))
+        old_link = client.get(f"/progress/{api.json()['job']}", follow_redirects=False)
+        listed = client.get("/api/v1/domains/slow.web.test/assessments").json()
+        history = client.get("/domain/slow.web.test").text
+        kinds, datas = sse(client, url + "/events")
+        finished = client.get(url)
+        ended = sse(client, url + "/events")  # an ended assessment's stream: the final event only
+    assert running.status_code == 200 and 'id="check-spf"' in running.text
+    assert f'data-events="{url}/events"' in running.text
+    assert running.headers["cache-control"] == "no-store"
+    assert "area-confidentiality" not in running.text
+    assert api.status_code == 202 and api.json()["assessment_id"] == int(url.rsplit("/", 1)[1])
+    assert old_link.status_code == 303 and old_link.headers["location"] == url
+    assert [(i["id"], i["error"]) for i in listed] == [(api.json()["assessment_id"], "running")]
+    assert '<span class="reason">running</span>' in history
+    assert kinds[-1] == "done" and kinds.count("check") == datas[-2]["total"] > 5
+    assert datas[-1]["report"] == url
+    assert finished.status_code == 200 and "area-confidentiality" in finished.text
+    assert ended[0] == ["done"] and ended[1][0]["report"] == url
+
+
+def test_the_form_leads_to_the_report(zones: ThreadedZoneServer, sqlite_store: Store) -> None:
+    with client_for(sqlite_store, settings_for(zones)) as client:
         started = client.post("/assess", data={"target": "good.web.test"}, follow_redirects=False)
         assert started.status_code == 303
-        progress_url = started.headers["location"]
-        assert progress_url.startswith("/progress/")
-        page = client.get(progress_url)
-        assert page.status_code == 200 and 'id="check-spf"' in page.text
-        events = []
-        with client.stream("GET", progress_url + "/events") as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            for block in stream.iter_text():
-                events.append(block)
-        stream_text = "".join(events)
-        kinds = re.findall(r"^event: (\w+)$", stream_text, re.M)
-        datas = [json.loads(d) for d in re.findall(r"^data: (.*)$", stream_text, re.M)]
-        assert kinds[-1] == "done" and kinds.count("check") == datas[-2]["total"]
-        report_url = datas[-1]["report"]
-        # a finished job's progress page sends the browser to its report
-        again = client.get(progress_url, follow_redirects=False)
-        assert again.status_code == 303 and again.headers["location"] == report_url
+        report_url = started.headers["location"]
+        kinds, _ = sse(client, report_url + "/events")
+        assert kinds[-1] == "done"
         report = client.get(report_url)
         json_link = client.get(report_url.replace("/report/", "/api/v1/assessments/"))
         download = client.get(report_url + "/report.html")
@@ -157,18 +186,21 @@ def test_an_internal_target_is_refused_with_a_clear_message(
     with client_for(sqlite_store, settings) as client:
         state = assess_now(client, "internal.web.test")
         started = client.post("/assess", data={"target": "internal.web.test"}, follow_redirects=False)
+        kinds, datas = sse(client, started.headers["location"] + "/events")
         page = client.get(started.headers["location"])
-        import time
-
-        for _ in range(100):
-            page = client.get(started.headers["location"])
-            if 'id="message"' in page.text:  # the refusal page, not the progress page
-                break
-            time.sleep(0.05)
-    assert state["state"] == "refused" and state["assessment_id"] is None
+        stats = client.get("/api/v1/stats").json()
+    assert state["state"] == "refused"
     assert state["message"].startswith("refused: mx.internal.web.test (127.0.0.2) resolves to a private")
+    assert kinds[-1] == "refused" and datas[-1]["message"] == state["message"]
     assert "<h1>Refused</h1>" in page.text and "mx.internal.web.test (127.0.0.2)" in page.text
-    assert sqlite_store.assessments_of_domain("internal.web.test") == []  # nothing stored
+    # the permanent id keeps the refusal as an error record: no levels, nothing counted
+    kept = sqlite_store.assessments_of_domain("internal.web.test")
+    assert [(s.id, s.is_error, s.error_reason) for s in kept] == [
+        (datas[-1]["assessment_id"], True, state["message"]),
+        (state["assessment_id"], True, state["message"]),
+    ]
+    assert all(s.levels[a] is None for s in kept for a in ("confidentiality", "phishing", "integrity"))
+    assert stats["domains"] == 0, stats
 
 
 def test_hostile_dns_text_is_escaped_on_every_page(zones: ThreadedZoneServer, sqlite_store: Store) -> None:

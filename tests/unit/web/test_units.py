@@ -128,3 +128,26 @@ def test_a_stored_document_gives_back_its_levels_protocols_and_problems(sample: 
     assert assessment_to_json(rebuilt, profile) == document
     live, again = build_view(assessment, profile, TODAY), build_view(rebuilt, profile, TODAY)
     assert (again.areas, again.protocols, again.problems) == (live.areas, live.protocols, live.problems)
+
+
+async def test_the_worker_loop_runs_coroutines_on_its_own_thread_and_cancels_them_on_close() -> None:
+    import asyncio
+    import threading
+
+    from mecsa.web.worker import WorkerLoop
+
+    worker = WorkerLoop("test-loop")
+    try:
+        made_on = worker.call(threading.get_ident)
+
+        async def where() -> int:
+            return threading.get_ident()
+
+        ran_on = await worker.run(where())
+        forever = asyncio.ensure_future(worker.run(asyncio.sleep(3600)))
+        await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(worker.close)
+    assert made_on == ran_on != threading.get_ident()
+    await asyncio.wait([forever], timeout=5)  # closing cancelled it on the worker's loop
+    assert forever.done() and forever.cancelled()
