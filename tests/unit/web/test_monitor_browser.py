@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +22,11 @@ from mecsa.dns.zoneserver import ThreadedZoneServer, ZoneData
 from mecsa.store import open_store
 from mecsa.store.api_tokens import create_token
 from tests.unit.web.service import HOSTILE_SCRIPT, ORIGIN, closed_port, zone_text
-from tests.unit.web.test_browser import CHROMIUM, DRIVER, browser, shoot  # noqa: F401 (fixture)
 from tests.unit.web.test_reports_pages import EVIL_ORG, EVIL_PTR, REVERSE, ingest
+
+CHROMIUM = Path("/usr/bin/chromium")
+DRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,9 +36,39 @@ pytestmark = [
 ]
 
 if True:  # selenium is imported only when the browser is there (the skip above)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.wait import WebDriverWait
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1100,1400",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    # Always the driver's path: without it Selenium Manager would try to download one.
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shoot(page: WebDriver, name: str) -> None:
+    """A screenshot: into docs/screenshots with MECSA_UPDATE_SCREENSHOTS=1, else a temporary directory."""
+    import tempfile
+
+    target = SCREENSHOTS if os.environ.get("MECSA_UPDATE_SCREENSHOTS") == "1" else Path(tempfile.gettempdir())
+    target.mkdir(parents=True, exist_ok=True)
+    assert page.save_screenshot(str(target / name)), name
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +129,7 @@ def _no_injection(page: WebDriver) -> None:
 
 def test_a_browser_signs_in_and_reads_the_watch_list_the_alerts_and_the_reports(
     monitored: tuple[str, str],
-    browser: WebDriver,  # noqa: F811 (the imported fixture)
+    browser: WebDriver,
 ) -> None:
     base, token = monitored
     browser.get(base + "/monitor")
