@@ -1,16 +1,20 @@
-"""CLI start-up: wall time of `mecsa --version` and `python -m mecsa --help`, and the import profile.
+"""CLI start-up: wall and CPU time of `mecsa --version`, `--help`, ..., the import profile, the breakdown.
 
     .venv/bin/python benchmarks/bench_startup.py [--runs 20] [--top 15]
 
 Each command runs `--runs` times in a fresh interpreter (the first run is a warm-up and is not
-counted). Then `python -X importtime -m mecsa --help` lists the slowest imports (cumulative).
-Also reported: every module that `mecsa --help` imports from a list of known heavy ones.
+counted); CPU is user + system of the child (the steadier figure on a shared machine). Then
+`python -X importtime -m mecsa --help` lists the slowest imports (cumulative), and every module
+that `mecsa --help` imports from a list of known heavy ones. Last, the start-up lines of issue 20's
+breakdown, in CPU, each the median of `--runs` fresh interpreters (`BREAKDOWN`).
+Time a regular install (`pip install .` into a venv: compiled bytecode), not an editable one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,15 +31,94 @@ HEAVY = (
 )  # fmt: skip
 
 
-def timed(command: list[str], runs: int) -> list[float]:
+# What a cold `mecsa assess` imports before its first DNS question, and what it imports on the way
+# (httpx for MTA-STS, cryptography for x509); as the CLI's main() runs it (httpx's CLI kept out).
+ASSESS_IMPORTS = """
+import sys
+sys.modules.setdefault("httpx._main", None)
+import mecsa.cli.assess, mecsa.assess, mecsa.observe, mecsa.report.json, mecsa.dns.resolver
+from mecsa.checks import registry
+registry.CHECKS
+import httpx, httpcore, cryptography.x509, dns.asyncquery
+"""
+# Each prints the CPU milliseconds of its part, measured inside the child.
+BREAKDOWN = {
+    "imports on the assess path": f"""
+import time
+t = time.process_time()
+{ASSESS_IMPORTS}
+print((time.process_time() - t) * 1000)
+""",
+    "CLI parsing `assess` (12 options)": """
+import time
+from mecsa.cli.assess import assess_command
+t = time.process_time()
+assess_command.make_context("assess", [
+    "top.test", "--json", "--resolver", "10.53.0.3", "--ca-file", "/etc/ssl/certs/ca-certificates.crt",
+    "--dkim-selector", "s1", "--timeout", "2", "--smtp-timeout", "10", "--only", "mx", "--skip", "dane",
+    "--profile", "mecsa", "--dnssec-mode", "both", "--trust-anchor", "/dev/null", "--no-revocation",
+])
+print((time.process_time() - t) * 1000)
+""",
+    "import mecsa.cli": """
+import time
+t = time.process_time()
+import mecsa.cli
+print((time.process_time() - t) * 1000)
+""",
+    "suffix list (first use)": """
+import time
+from mecsa import orgdomain
+t = time.process_time()
+orgdomain._suffix_list()
+print((time.process_time() - t) * 1000)
+""",
+}
+
+
+def child_cpu(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system) and stdout of one run of `command`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True, timeout=60)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, done.stdout
+
+
+def timed(command: list[str], runs: int) -> tuple[list[float], list[float]]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
-    subprocess.run(command, capture_output=True, env=env, check=True, timeout=60)  # warm-up
-    walls = []
+    child_cpu(command, env)  # warm-up
+    walls, cpus = [], []
     for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, capture_output=True, env=env, check=True, timeout=60)
-        walls.append(time.perf_counter() - started)
-    return walls
+        wall, cpu, _ = child_cpu(command, env)
+        walls.append(wall)
+        cpus.append(cpu)
+    return walls, cpus
+
+
+def breakdown(runs: int) -> dict[str, float]:
+    """Median CPU ms of each line of `BREAKDOWN`, each child a fresh interpreter."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    out: dict[str, float] = {}
+    for label, code in BREAKDOWN.items():
+        out[label] = statistics.median(
+            float(child_cpu([PYTHON, "-c", code], env)[2].split()[-1]) for _ in range(runs)
+        )
+    out["interpreter teardown after the assess imports"] = teardown_cpu(runs, env)
+    return out
+
+
+def teardown_cpu(runs: int, env: dict[str, str]) -> float:
+    """CPU ms of the interpreter's teardown after the assess imports: a normal exit less `os._exit`."""
+    normal = f"{ASSESS_IMPORTS}\nraise SystemExit(0)\n"
+    fast = f"{ASSESS_IMPORTS}\nimport os, sys\nsys.stdout.flush()\nos._exit(0)\n"
+    cpu = {
+        name: statistics.median(child_cpu([PYTHON, "-c", code], env)[1] for _ in range(runs))
+        for name, code in (("normal", normal), ("fast", fast))
+    }
+    return (cpu["normal"] - cpu["fast"]) * 1000
 
 
 def import_profile(command: list[str]) -> list[tuple[int, int, str]]:
@@ -62,12 +145,15 @@ def main() -> int:
         "mecsa --version": [script, "--version"],
         "python -m mecsa --help": [PYTHON, "-m", "mecsa", "--help"],
         "mecsa assess --help": [script, "assess", "--help"],
+        "mecsa scoring table": [script, "scoring", "table"],
     }
     for label, command in commands.items():
-        walls = timed(command, args.runs)
+        walls, cpus = timed(command, args.runs)
         print(
-            f"{label:36s} median {statistics.median(walls) * 1000:6.1f} ms  "
-            f"min {min(walls) * 1000:6.1f}  max {max(walls) * 1000:6.1f}  ({args.runs} runs)"
+            f"{label:36s} wall median {statistics.median(walls) * 1000:6.1f} ms  "
+            f"min {min(walls) * 1000:6.1f}  max {max(walls) * 1000:6.1f}   "
+            f"CPU median {statistics.median(cpus) * 1000:6.1f} ms  min {min(cpus) * 1000:6.1f}"
+            f"  ({args.runs} runs)"
         )
 
     rows = import_profile([PYTHON, "-X", "importtime", "-m", "mecsa", "--help"])
@@ -79,6 +165,9 @@ def main() -> int:
     loaded = {r[2].strip() for r in rows}
     heavy = [m for m in HEAVY if m in loaded]
     print("\nknown heavy modules imported by `--help`:", ", ".join(heavy) or "none")
+    print(f"\nissue 20's start-up lines, CPU median of {args.runs} fresh interpreters:")
+    for label, ms in breakdown(args.runs).items():
+        print(f"  {label:48s} {ms:6.1f} ms")
     return 0
 
 

@@ -36,7 +36,7 @@ async def assess(
     when there is a scan. `on_result` is called with each check's result as it finishes (the web
     service's live progress).
     """
-    from mecsa.checks.registry import CHECKS
+    from mecsa.checks.registry import selected_checks
 
     opts = options or AssessOptions()
     if opts.check_deadline is None:
@@ -45,7 +45,7 @@ async def assess(
         )
         opts = replace(opts, check_deadline=deadline)
     ctx = Context(domain, Resolver(client), opts, shared)
-    selected = [c for c in CHECKS if (not opts.only or c.name in opts.only) and c.name not in opts.skip]
+    selected = selected_checks(opts.only, opts.skip)  # imports only the checks that run
     started = time.monotonic()
     validating_task = asyncio.ensure_future(client.validates())
 

@@ -113,3 +113,22 @@ def test_the_cli_keeps_httpx_own_command_line_out() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_one_shot_commands_run_without_the_cyclic_collector() -> None:
+    code = (
+        "import atexit, gc, sys\n"
+        "sys.argv = ['mecsa', *sys.argv[1:]]\n"
+        "atexit.register(lambda: sys.stderr.write(f'GC {gc.isenabled()}\\n'))\n"
+        "from mecsa.cli import main\n"
+        "main()\n"
+    )
+
+    def collector(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        return [line for line in done.stderr.splitlines() if line.startswith("GC ")][-1]
+
+    assert collector("--version") == "GC False"
+    assert collector("lab", "--help") == "GC True"  # servers and long commands keep it
