@@ -360,19 +360,22 @@ def ideal_round_trips(runnable_trials: int, per_address: int) -> dict[str, int]:
     """Delayed replies on each dependent chain (the ideal wall time is the max times the delay).
 
     main SMTP session: banner, EHLO, STARTTLS, EHLO after TLS = 4 delayed replies (QUIT is sent,
-    its 221 not awaited). sweep trial: banner, EHLO, STARTTLS = 3. The main session's negotiated
-    version is proven accepted, so one runnable trial is not run. dane's TLSA lookup runs beside
-    the sessions, so it adds nothing after them.
+    its 221 not awaited). A sweep session: banner, EHLO, STARTTLS = 3. The sweep goes out in
+    offers (probes/tls.py): TLSv1+TLSv1.1 beside the main session in the address's second slot,
+    then the weak classes in that slot; TLSv1.2 in the slot the main session leaves (TLSv1.3 is
+    the main session's). With 2 slots that is main + one offer on the longest chain; with one
+    slot, main + 3 offers. dane's TLSA lookup runs beside the sessions.
+    `runnable_trials` is kept for the printout (trials this OpenSSL can offer).
     """
     mx_a = 2  # MX, then A/AAAA of every host at once
     session = 4
     trial = 3
-    waves = math.ceil((runnable_trials - 1) / per_address)
+    offers_after_main = 1 if per_address >= 2 else 3
     return {
         "transport, sweep fully parallel": mx_a + session + trial,
-        f"transport, sweep in waves of {per_address} per address (politeness limit)": mx_a
+        f"transport, sweep in offers under {per_address} sessions per address (politeness limit)": mx_a
         + session
-        + waves * trial,
+        + offers_after_main * trial,
         "transport without sweep (dane's TLSA beside the sessions)": mx_a + session,
         "spf include chain": SPF_DEPTH,
         "dmarc tree walk: _dmarc.sub -> _dmarc.org -> _dmarc.tld": 3,

@@ -35,9 +35,12 @@ It also refuses RSA CA keys under 2048 bits, as OpenSSL does at security level 2
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import warnings
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -178,6 +181,61 @@ def _verify(
     return tuple(verified.chain), "valid"
 
 
+# Results of `validate_path`, most recently used last (see `_dates_key`): a bulk scan judges the
+# same few MX chains for thousands of domains, two verifications each (issue 20: warm CPU).
+_MEMO: OrderedDict[tuple[object, ...], tuple[tuple[x509.Certificate, ...], PathValidation]] = OrderedDict()
+_MEMO_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """Validity bounds of a set of certificates, sorted: `not_before`s and `not_after`s."""
+
+    starts: tuple[dt.datetime, ...]
+    ends: tuple[dt.datetime, ...]
+
+    @classmethod
+    def of(cls, certs: Iterable[x509.Certificate]) -> _Bounds:
+        listed = list(certs)
+        return cls(
+            tuple(sorted(c.not_valid_before_utc for c in listed)),
+            tuple(sorted(c.not_valid_after_utc for c in listed)),
+        )
+
+    def at(self, when: dt.datetime) -> tuple[int, int]:
+        # How many have begun (not_before <= when) and how many have ended (not_after < when):
+        # for a fixed set, these two counts say exactly which certificates are within their dates.
+        return bisect.bisect_right(self.starts, when), bisect.bisect_left(self.ends, when)
+
+
+_ANCHOR_BOUNDS: dict[int, tuple[tuple[x509.Certificate, ...], _Bounds]] = {}
+
+
+def _anchor_bounds(anchors: tuple[x509.Certificate, ...]) -> _Bounds:
+    # By identity: hashing a bundle of 150 certificates costs more than the lookup saves.
+    known = _ANCHOR_BOUNDS.get(id(anchors))
+    if known is None or known[0] is not anchors:
+        if len(_ANCHOR_BOUNDS) >= 8:
+            _ANCHOR_BOUNDS.clear()
+        known = _ANCHOR_BOUNDS[id(anchors)] = (anchors, _Bounds.of(anchors))
+    return known[1]
+
+
+def _dates_key(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchors: tuple[x509.Certificate, ...],
+    when: dt.datetime,
+) -> tuple[object, ...]:
+    """What the outcome depends on: the certificates, and which of them are within their dates.
+
+    Time enters RFC 5280 §6.1 only through the validity periods (§6.1.3 (a)(2)); two instants at
+    which the same certificates are within their dates give the same result, so it is reused.
+    """
+    chain = (leaf, *intermediates)
+    return (chain, id(anchors), _Bounds.of(chain).at(when), _anchor_bounds(anchors).at(when))
+
+
 def validate_path(
     leaf: x509.Certificate,
     intermediates: list[x509.Certificate],
@@ -188,9 +246,28 @@ def validate_path(
 
     `intermediates` are the other certificates the server presented, in any order: cross-signed
     intermediates and extra certificates are fine, the verifier builds the path itself.
+    Results are remembered per process (`_dates_key`).
     """
     if not anchors:
         return PathValidation(False, "no trust anchors")
+    key = _dates_key(leaf, intermediates, anchors, when)
+    known = _MEMO.get(key)
+    if known is not None and known[0] is anchors:
+        _MEMO.move_to_end(key)
+        return known[1]
+    result = _validate_path(leaf, intermediates, anchors, when)
+    _MEMO[key] = (anchors, result)  # the anchors are kept, so that their id is not reused
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return result
+
+
+def _validate_path(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchors: tuple[x509.Certificate, ...],
+    when: dt.datetime,
+) -> PathValidation:
     as_anchors = {_trust_anchor(a): a for a in anchors}
     chain, reason = _verify(leaf, intermediates, tuple(as_anchors), when, RFC5280_CA_POLICY)
     if not chain:

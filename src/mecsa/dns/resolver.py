@@ -33,6 +33,7 @@ import dns.rdatatype
 import dns.rrset
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
+from mecsa.dns.udp import Query, exchange, make_query
 from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, combine
 
 if TYPE_CHECKING:  # loaded only when a resolver validates (dns.dnssec costs ~25 ms to import)
@@ -150,9 +151,7 @@ class DnsClient:
         self._saw_ad = False
 
     async def ask(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool = False) -> _Reply:
-        query = dns.message.make_query(name, rdtype, use_edns=0, payload=1232, want_dnssec=True)
-        if cd:
-            query.flags |= dns.flags.CD
+        query = make_query(name, rdtype, cd=cd)
         last = _Reply(None, Rcode.TIMEOUT, None, "no nameserver answered")
         for attempt in range(self.attempts):
             server = self.nameservers[attempt % len(self.nameservers)]
@@ -169,21 +168,19 @@ class DnsClient:
             return reply
         return last
 
-    async def _ask_one(self, query: dns.message.Message, server: Nameserver) -> _Reply:
+    async def _ask_one(self, query: Query, server: Nameserver) -> _Reply:
         async with self._slots:
             try:
-                # Anyone can send a datagram: a reply from another address (ignore_unexpected), or
-                # with the wrong ID or question, or unparsable (ignore_errors), is dropped and the
-                # wait for the real reply goes on until the timeout, instead of ending the lookup.
-                response, _ = await dns.asyncquery.udp_with_fallback(
-                    query,
-                    server.host,
-                    timeout=self.timeout,
-                    port=server.port,
-                    ignore_unexpected=True,
-                    ignore_errors=True,
-                )
-            except dns.exception.Timeout:
+                # Anyone can send a datagram: a reply from another address, or with the wrong ID
+                # or question, or unparsable, is dropped and the wait for the real reply goes on
+                # until the timeout, instead of ending the lookup (`mecsa.dns.udp.exchange`).
+                try:
+                    response = await exchange(query, server.host, server.port, self.timeout)
+                except dns.message.Truncated:
+                    response = await dns.asyncquery.tcp(
+                        query.message(), server.host, timeout=self.timeout, port=server.port
+                    )
+            except (TimeoutError, dns.exception.Timeout):
                 return _Reply(
                     None, Rcode.TIMEOUT, server, f"no reply from {server} within {self.timeout:g} s"
                 )
@@ -359,6 +356,16 @@ class Resolver:
 
         `background`: a question no result waits on first (see the class docstring)."""
         # Keyed on the text, so a cache hit skips name parsing (6% of bulk-scan CPU, benchmarks/).
+        task = self._begin(name, rdtype, background)
+        if isinstance(task, DnsAnswer):
+            return task
+        # shield: one caller's cancellation (a timeout elsewhere) must not cancel the shared query.
+        return await asyncio.shield(task)
+
+    def _begin(
+        self, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType, background: bool
+    ) -> asyncio.Task[DnsAnswer] | DnsAnswer:
+        """The task answering the question, started now unless it already was (see `resolve`)."""
         text = (name if isinstance(name, str) else name.to_text()).lower().rstrip(".")
         kind = rdtype.upper() if isinstance(rdtype, str) else dns.rdatatype.to_text(rdtype)
         task = self._cache.get((text, kind))
@@ -378,8 +385,21 @@ class Resolver:
                 task = asyncio.ensure_future(self._lookup(qname, qtype))
                 task.add_done_callback(self._answered)
             self._cache[(text, kind)] = task
-        # shield: one caller's cancellation (a timeout elsewhere) must not cancel the shared query.
-        return await asyncio.shield(task)
+        return task
+
+    def _prefetch_exchanges(self, message: dns.message.Message, qname: dns.name.Name) -> None:
+        """Ask for the addresses of an MX reply's hosts while our own validation of it runs.
+
+        The SMTP sessions wait on MX, then A/AAAA; validating the MX answer costs a round trip
+        for the chain's DS and DNSKEY (issue 19), after which the host lookups would cost
+        another. Asked now, both run at once (issue 20). Each answer is still validated, and the
+        MX answer is used only as validated: this only fills the assessment's cache early.
+        """
+        found = message.get_rrset(message.answer, qname, dns.rdataclass.IN, dns.rdatatype.MX)
+        for rd in found or ():
+            if rd.exchange != dns.name.root:
+                for kind in ("A", "AAAA"):
+                    self._begin(rd.exchange, kind, False)
 
     def _answered(self, _task: asyncio.Task[DnsAnswer]) -> None:
         self._foreground -= 1
@@ -403,6 +423,8 @@ class Resolver:
         if message is None:
             return DnsAnswer(name_text, type_text, reply.rcode, server=server, detail=reply.detail)
         ede = _ede(message)
+        if self.validator is not None and qtype == dns.rdatatype.MX and reply.rcode is Rcode.NOERROR:
+            self._prefetch_exchanges(message, qname)
         verdict: ChainVerdict | None
         if self.validator is None:  # resolver mode: the bulk-scan path, kept as lean as before
             resolver_status, verdict = await self._dnssec_status(qname, qtype, reply, ede), None

@@ -7,6 +7,9 @@ its TAP for `--delay` seconds before passing them on, so a round trip costs twic
 
     ip netns exec NS python -m mecsa.lab.delay --fd 3 --name dly0 --address 10.77.0.1/24 --delay 0.025
 
+Instead of an address, `--bridge BR` makes the TAP a port of bridge BR in its namespace: a client
+namespace joined that way reaches every node on the bridge through the delay (bench_cli.py).
+
 It imports nothing of the lab (a program the runner starts) and ends when the socket closes.
 """
 
@@ -76,12 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fd", type=int, required=True, help="this side of the socket pair")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--address", required=True, help="ADDRESS/PREFIX for the TAP device")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--address", help="ADDRESS/PREFIX for the TAP device")
+    where.add_argument("--bridge", help="make the TAP device a port of this bridge (no address)")
     parser.add_argument("--delay", type=float, required=True, help="seconds each frame is held")
     args = parser.parse_args(argv)
     tap = open_tap(args.name)
-    subprocess.run(["ip", "addr", "add", args.address, "dev", args.name], check=True)
-    subprocess.run(["ip", "link", "set", args.name, "up"], check=True)
+    if args.address:
+        subprocess.run(["ip", "addr", "add", args.address, "dev", args.name], check=True)
+        subprocess.run(["ip", "link", "set", args.name, "up"], check=True)
+    else:
+        subprocess.run(["ip", "link", "set", args.name, "master", args.bridge, "up"], check=True)
     peer = socket.socket(fileno=args.fd)
     print("ready", flush=True)
     asyncio.run(relay(tap, peer, args.delay))

@@ -5,16 +5,14 @@ from __future__ import annotations
 import httpx
 
 from mecsa.observe.context import Context
+from mecsa.probes.clients import shared_client
 from mecsa.probes.https import WELL_KNOWN_PATH, HttpsObservation, fetch, make_client
 
 
 async def https_client(ctx: Context) -> httpx.AsyncClient:
-    """One httpx client per assessment (its ssl context is shared per process by `verifying_context`)."""
-
-    async def build() -> httpx.AsyncClient:
-        return make_client(ctx.options.ca_file)
-
-    return await ctx.shared("https-client", build)
+    """The process's httpx client for this trust store, on this event loop (`probes.clients`)."""
+    ca_file = ctx.options.ca_file
+    return shared_client(("mta-sts", ca_file), lambda: make_client(ca_file))
 
 
 async def fetch_policy(ctx: Context) -> HttpsObservation:

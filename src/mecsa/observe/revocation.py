@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from mecsa.dns.resolver import Resolver
 from mecsa.observe.context import Context
+from mecsa.probes.clients import shared_client
 from mecsa.probes.revocation import MAX_CRL_BYTES, MAX_OCSP_BYTES, HttpFetch, fetch_http, make_client
 from mecsa.revocation import RevocationState, find_issuer, judge_ocsp, ocsp_request, revocation_points
 
@@ -140,10 +141,7 @@ async def observe_revocation(
     if not leaves:
         return ()
 
-    async def build() -> httpx.AsyncClient:
-        return make_client()
-
-    client = await ctx.shared(_CLIENT_KEY, build)
+    client = shared_client(_CLIENT_KEY, make_client)  # one per process and event loop
 
     def fetch_crl(url: str) -> Awaitable[HttpFetch]:
         return ctx.across(

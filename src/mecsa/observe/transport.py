@@ -6,12 +6,12 @@ Shared by the starttls, x509 and dane checks, and across the assessments of a sc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 
 from mecsa.observe.context import Context
 from mecsa.observe.mx import MxHost, MxObservation, observe_mx
-from mecsa.probes.smtp import SmtpObservation, SmtpTimeouts, probe_smtp
+from mecsa.probes.smtp import SmtpObservation, SmtpTimeouts, TlsSession, probe_smtp
 from mecsa.probes.tls import TlsSweep, TlsTrial, early_trials, sweep_tls
 
 
@@ -44,16 +44,29 @@ async def session(ctx: Context, host: str, address: str) -> SmtpObservation:
     When the TLS sweep will run, its early trials start beside it, in the address's other slot.
     """
     port = ctx.options.smtp_port
+    # What the main session's handshake negotiated, as soon as it is known (before its last EHLO):
+    # the early trials choose their next offer from it.
+    handshake: asyncio.Future[TlsSession | None] = asyncio.get_running_loop().create_future()
+
+    def negotiated(tls: TlsSession | None) -> None:
+        if not handshake.done():
+            handshake.set_result(tls)
+
     main = asyncio.ensure_future(
         ctx.across(
             ("smtp", host, address, str(port)),
-            lambda: probe_smtp(host, address, port, timeouts=timeouts(ctx), limits=ctx.limits),
+            lambda: probe_smtp(
+                host, address, port, timeouts=timeouts(ctx), limits=ctx.limits, on_tls=negotiated
+            ),
         )
+    )
+    main.add_done_callback(
+        lambda done: negotiated(None if done.cancelled() or done.exception() else done.result().tls)
     )
     if sweep_wanted(ctx):
         # Started after the main session's task, so the main session takes the first slot. The
         # memo (`ctx.across`) shares the trials' task with the sweep, which awaits the same one.
-        started = asyncio.ensure_future(_early(ctx, host, address, port))
+        started = asyncio.ensure_future(_early(ctx, host, address, port, handshake))
         _STARTED.add(started)
         started.add_done_callback(_STARTED.discard)
     return await main
@@ -65,10 +78,14 @@ def sweep_wanted(ctx: Context) -> bool:
     return opts.tls_versions and (not opts.only or "starttls" in opts.only) and "starttls" not in opts.skip
 
 
-async def _early(ctx: Context, host: str, address: str, port: int) -> Mapping[str, TlsTrial]:
+async def _early(
+    ctx: Context, host: str, address: str, port: int, main_tls: Awaitable[TlsSession | None] | None = None
+) -> Mapping[str, TlsTrial]:
     return await ctx.across(
         ("tls-early", host, address, str(port)),
-        lambda: early_trials(host, address, port, timeouts=timeouts(ctx), limits=ctx.limits),
+        lambda: early_trials(
+            host, address, port, timeouts=timeouts(ctx), limits=ctx.limits, main_tls=main_tls
+        ),
     )
 
 

@@ -12,7 +12,7 @@
 
 Bounded timeouts, stated here: `CONNECT_TIMEOUT_S` for TCP and TLS, `READ_TIMEOUT_S` between reads,
 `ATTEMPT_TIMEOUT_S` for one address from connect to last byte (a slow drip cannot stall it).
-The httpx client is built by the caller (the observation layer shares one per assessment).
+The httpx client is built by the caller (one per process and event loop: `probes/clients.py`).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def verifying_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def make_client(ca_file: str | None) -> httpx.AsyncClient:
-    """One client per assessment: verifying ssl context, no redirects, no proxies, no keep-alive.
+    """A client for one trust store: verifying ssl context, no redirects, no proxies, no keep-alive.
 
     `trust_env=False` keeps proxy variables from routing the fetch around our resolver; no
     keep-alive means no socket outlives a fetch, so the client needs no explicit closing.

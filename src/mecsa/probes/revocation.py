@@ -53,7 +53,7 @@ class _TooLarge(Exception):
 
 
 def make_client() -> httpx.AsyncClient:
-    """One plain-HTTP client per assessment: no redirects, no proxies, no keep-alive."""
+    """A plain-HTTP client (one per process and event loop): no redirects, no proxies, no keep-alive."""
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,

@@ -53,7 +53,7 @@ import socket
 import ssl
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -383,6 +383,7 @@ class _Progress:
     failed: tuple[Stage, Failure, str] | None = None
     writer: asyncio.StreamWriter | None = None
     started: float = field(default_factory=time.monotonic)
+    on_tls: Callable[[TlsSession], None] | None = None  # told the handshake's outcome at once
 
     def freeze(self) -> SmtpObservation:
         stage, failure, reason = self.failed if self.failed else (None, None, None)
@@ -473,6 +474,7 @@ async def probe_smtp(
     ehlo_name: str = DEFAULT_EHLO_NAME,
     ehlo_after_tls: bool = True,
     retry_hangup: bool = True,
+    on_tls: Callable[[TlsSession], None] | None = None,
 ) -> SmtpObservation:
     """Run one session against `address`, with SNI `host` (omitted when `host` is an IP literal).
 
@@ -480,12 +482,13 @@ async def probe_smtp(
     A server that hangs up during the TLS handshake is tried once more (unless `retry_hangup` is
     False), so that one dropped connection is not the whole answer.
     """
-    first = await _probe_once(host, address, port, timeouts, limits, tls_context, ehlo_name, ehlo_after_tls)
+    args = (timeouts, limits, tls_context, ehlo_name, ehlo_after_tls, on_tls)
+    first = await _probe_once(host, address, port, *args)
     if not (retry_hangup and first.failed_stage is Stage.TLS and first.failure is Failure.CLOSED):
         return first
     # A hang-up in the handshake may be a passing fault (a restart, a full accept queue): ask once
     # more on a fresh connection before reporting that it is unknown whether TLS works.
-    again = await _probe_once(host, address, port, timeouts, limits, tls_context, ehlo_name, ehlo_after_tls)
+    again = await _probe_once(host, address, port, *args)
     if again.failed_stage is Stage.TLS and again.failure is Failure.CLOSED:
         return dataclasses.replace(again, reason=f"{again.reason}, and again on one retry")
     return again
@@ -500,8 +503,10 @@ async def _probe_once(
     tls_context: ssl.SSLContext | None,
     ehlo_name: str,
     ehlo_after_tls: bool,
+    on_tls: Callable[[TlsSession], None] | None,
 ) -> SmtpObservation:
     progress = _Progress(host, address, port)
+    progress.on_tls = on_tls
     slot = (limits or ConnectionLimits()).slot(address)
     async with slot:
         progress.started = time.monotonic()
@@ -613,6 +618,8 @@ async def _session(
     chain, full = _presented_chain(ssl_object)
     name, _, bits = ssl_object.cipher() or ("", "", None)
     progress.tls = TlsSession(ssl_object.version() or "", name, bits, chain, full)
+    if progress.on_tls is not None:
+        progress.on_tls(progress.tls)  # the sweep picks its next offer from it (probes/tls.py)
 
     if ehlo_after_tls:
         progress.stage = Stage.EHLO_TLS

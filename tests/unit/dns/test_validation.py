@@ -615,3 +615,24 @@ async def test_below_a_proven_insecure_delegation_no_zone_is_looked_for(
     assert then.validation is not None
     assert then.validation.link == "insecure (no DS for weak.test at test., proven by NSEC)"
     assert "_25._tcp.mx1.weak.test. SOA" not in asked  # weak.test. was already settled
+
+
+async def test_mx_hosts_addresses_are_asked_while_the_mx_answer_is_validated(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MX, then the chain walk and the MX host's A/AAAA at once: 2 round trips to the addresses, not 3."""
+    delay = 0.2
+    real = zoneserver._Udp.datagram_received
+
+    def late(self: zoneserver._Udp, wire: bytes, addr: tuple[str, int]) -> None:
+        asyncio.get_running_loop().call_later(delay, real, self, wire, addr)
+
+    monkeypatch.setattr(zoneserver._Udp, "datagram_received", late)
+    resolver = Resolver(await client_for(serve_zones, World()))
+    started = asyncio.get_running_loop().time()
+    mx = await resolver.resolve("top.test", "MX")
+    assert mx.dnssec is DnssecStatus.SECURE
+    address = await resolver.resolve("mx1.top.test", "A")  # what observe_mx asks next
+    elapsed = asyncio.get_running_loop().time() - started
+    assert address.dnssec is DnssecStatus.SECURE and [r.to_text() for r in address.records] == ["127.0.0.25"]
+    assert 2 * delay <= elapsed < 3 * delay

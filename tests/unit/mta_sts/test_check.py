@@ -385,11 +385,12 @@ async def test_assessment_carries_the_verdict_and_one_client(
     assert data["share"] == 1.0
 
 
-async def test_client_is_built_once_per_assessment(
+async def test_client_is_built_once_per_event_loop_not_per_assessment(
     serve_zones: ServeZones, pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = await serve_zones({f"{DOMAIN}.": HEAD + MX})
     ctx = Context(DOMAIN, Resolver(client), AssessOptions(ca_file=str(pki.ca_file)))
+    other = Context(DOMAIN, Resolver(client), AssessOptions(ca_file=str(pki.ca_file)))
     built: list[str | None] = []
     real = https.make_client
 
@@ -400,6 +401,7 @@ async def test_client_is_built_once_per_assessment(
     monkeypatch.setattr(observe_mta_sts, "make_client", counting)
     first = await observe_mta_sts.fetch_policy(ctx)
     second = await observe_mta_sts.fetch_policy(ctx)
+    await observe_mta_sts.fetch_policy(other)  # a second assessment on the same loop
     assert built == [str(pki.ca_file)]
     assert first.failure is not None and first.failure.kind is https.FailureKind.NO_ADDRESS
     assert second.failure == first.failure

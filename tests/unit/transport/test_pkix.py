@@ -195,3 +195,23 @@ def test_an_anchor_without_basic_constraints_or_key_cert_sign_is_refused() -> No
     issuing = ca("Issuing", root, Shape(basic_constraints=False, key_usage=False))
     mx = leaf(issuing, MX)
     assert not match_record(_tlsa(issuing, 1, 1), [mx.cert, issuing.cert], (MX,), NOW).matched
+
+
+def test_a_remembered_result_is_reused_only_while_the_same_certificates_are_within_their_dates() -> None:
+    """validate_path remembers results per process (issue 20); an expiry in between is not missed."""
+    root = ca("Root", None)
+    issuing = ca("Issuing", root)
+    mx = leaf(issuing, MX)
+    anchors = (root.cert,)  # one trust store, as `load_anchors` gives it
+    end = mx.cert.not_valid_after_utc
+    before, same_window = end - dt.timedelta(days=2), end - dt.timedelta(days=1)
+    after = end + dt.timedelta(seconds=1)
+    first = validate_path(mx.cert, [issuing.cert], anchors, before)
+    assert first.valid
+    assert validate_path(mx.cert, [issuing.cert], anchors, same_window) is first  # reused
+    expired = validate_path(mx.cert, [issuing.cert], anchors, after)
+    assert not expired.valid
+    at_the_end = validate_path(mx.cert, [issuing.cert], anchors, end)  # not_after is inclusive
+    assert at_the_end.valid
+    other_anchors = validate_path(mx.cert, [issuing.cert], (ca("Other root", None).cert,), before)
+    assert not other_anchors.valid

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 from pathlib import Path
 
 import pytest
 
 from mecsa.probes.smtp import ConnectionLimits, SmtpTimeouts, TlsSession, probe_smtp
 from mecsa.probes.tls import (
+    OFFERS,
     TLS_VERSIONS,
     WEAK_CLASSES,
     TlsSweep,
@@ -23,6 +25,15 @@ from tests.unit.transport.servers import LoopbackServers, server_context
 
 FAST = SmtpTimeouts.from_base(0.5)
 MX = "mx.example.test"
+
+
+def offers_here() -> int:
+    """How many sessions a sweep of a server that refuses every offer takes with this OpenSSL."""
+    singles = {
+        **{v: trial_context(v, "ALL") for v in TLS_VERSIONS},
+        **{name: trial_context(None, spec) for name, spec in WEAK_CLASSES},
+    }
+    return sum(any(singles[label] is not None for label in offer) for offer in OFFERS)
 
 
 def _outcomes(sweep: TlsSweep) -> dict[str, TrialOutcome]:
@@ -98,13 +109,9 @@ async def test_trials_the_main_session_answered_are_not_run_again(
     await servers.add_smtpd("127.0.0.2", server_context(pki.leaf(MX), b"", tmp_path))
     main = await probe_smtp(MX, "127.0.0.2", servers.port, timeouts=FAST)
     assert main.tls is not None and main.tls.version == "TLSv1.3"
-    runnable = sum(
-        ctx is not None
-        for ctx in (
-            *(trial_context(v, "ALL") for v in TLS_VERSIONS),
-            *(trial_context(None, spec) for _, spec in WEAK_CLASSES),
-        )
-    )
+    # one session per offer: TLSv1 + TLSv1.1, TLSv1.2, TLSv1.3, the weak classes (NULL and
+    # anonymous here; OpenSSL 3 cannot offer EXPORT, RC4, 3DES), every one refused but the two
+    runnable = offers_here()
     before = servers.connections["127.0.0.2"]
     full = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
     between = servers.connections["127.0.0.2"]
@@ -141,3 +148,36 @@ def test_what_the_main_session_proves() -> None:
     assert answered_by(_session("TLSv1.3", tls13_suite), "anonymous", anonymous) is None
     # What this OpenSSL cannot offer stays not tested, whatever the session says.
     assert answered_by(tls12, "RC4", None) is None
+
+
+async def test_an_accepted_offer_of_two_versions_asks_again_for_the_other(
+    servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    """TLSv1 + TLSv1.1 go out in one ClientHello; a server taking TLSv1.1 is then asked for TLSv1 alone."""
+    context = server_context(pki.leaf(MX), b"", tmp_path, version=ssl.TLSVersion.TLSv1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.maximum_version = ssl.TLSVersion.TLSv1_1  # accepts TLS 1.0 and 1.1
+    await servers.add_smtpd("127.0.0.2", context)
+    sweep = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
+    assert sweep.accepted(sweep.versions) == ("TLSv1", "TLSv1.1")
+    versions = {t.label: t for t in sweep.versions}
+    assert versions["TLSv1"].version == "TLSv1" and versions["TLSv1.1"].version == "TLSv1.1"
+    assert versions["TLSv1.2"].outcome is TrialOutcome.REFUSED
+    # anonymous suites are in the server's ALL, NULL ones are not: the weak offer is accepted with
+    # an anonymous suite, then NULL is offered alone and refused
+    weak = {t.label: t.outcome for t in sweep.weak_ciphers}
+    assert weak["anonymous"] is TrialOutcome.ACCEPTED and weak["NULL"] is TrialOutcome.REFUSED
+    # old versions, TLSv1 again, TLSv1.2, TLSv1.3, the weak classes, NULL again
+    assert servers.connections["127.0.0.2"] == 6
+
+
+async def test_a_refused_offer_answers_every_trial_in_it(
+    servers: LoopbackServers, pki: Pki, tmp_path: Path
+) -> None:
+    await servers.add_smtpd("127.0.0.2", server_context(pki.leaf(MX), b"", tmp_path))
+    sweep = await sweep_tls(MX, "127.0.0.2", servers.port, timeouts=FAST, limits=ConnectionLimits())
+    old = [t for t in sweep.versions if t.label in ("TLSv1", "TLSv1.1")]
+    assert [t.outcome for t in old] == [TrialOutcome.REFUSED] * 2
+    assert old[0].reason and old[0].reason == old[1].reason  # one handshake's refusal, for both
+    assert servers.connections["127.0.0.2"] == offers_here()

@@ -1,0 +1,106 @@
+"""One DNS question over UDP, with less set-up per question than `dns.asyncquery.udp` (issue 20).
+
+dnspython builds a `Message` and renders it (name compression, an EDNS option object) for every
+query, and opens a datagram transport with its protocol object per question. In a warm bulk
+assessment that was a third of the CPU of each question. Here the query is written directly (a
+header, the question and the OPT record: the same octets `dns.message.make_query(name, rdtype,
+use_edns=0, payload=1232, want_dnssec=True)` renders, a unit test compares them), and the reply is
+read from a plain non-blocking socket with the event loop's `sock_recvfrom`.
+
+What is accepted as the reply is what `dns.asyncquery.udp(..., ignore_unexpected=True,
+ignore_errors=True)` accepts: a datagram from another address, or with another ID or question, or
+that does not parse, is dropped and the wait goes on until the timeout. Each question has its own
+socket, so its own random source port (RFC 5452 §4.5), and a fresh random ID. A truncated reply
+is for the caller to retry over TCP (`Truncated` is raised, as dnspython does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import socket
+import struct
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
+_MAX_DATAGRAM = 65535
+# OPT pseudo-record (RFC 6891 §6.1.2): root owner, type 41, class = payload, TTL = version 0 + DO.
+_OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000, 0)
+# rcodes with which a reply may leave the question out (as dnspython's `is_response` allows)
+_BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question as sent: its name, type, whether checking is disabled (CD), and its octets."""
+
+    name: dns.name.Name
+    rdtype: dns.rdatatype.RdataType
+    wire: bytes
+
+    @property
+    def id(self) -> int:
+        return int.from_bytes(self.wire[:2], "big")
+
+    def message(self) -> dns.message.Message:
+        """The query as a dnspython message (for the TCP retry of a truncated reply)."""
+        return dns.message.from_wire(self.wire)
+
+    def answered_by(self, reply: dns.message.Message) -> bool:
+        """Whether `reply` is the response to this query (dnspython's `Message.is_response`)."""
+        if not reply.flags & dns.flags.QR or reply.id != self.id:
+            return False
+        if dns.opcode.from_flags(reply.flags) != dns.opcode.QUERY:
+            return False
+        if not reply.question:
+            return reply.rcode() in _BARE_RCODES
+        if len(reply.question) != 1:
+            return False
+        asked = reply.question[0]
+        return asked.rdtype == self.rdtype and asked.rdclass == dns.rdataclass.IN and asked.name == self.name
+
+
+def make_query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool = False) -> Query:
+    """A recursive query (RD) for `name`/`rdtype` with EDNS0, a 1232-octet payload and DO set."""
+    flags = dns.flags.RD | (dns.flags.CD if cd else 0)
+    header = struct.pack("!HHHHHH", secrets.randbits(16), flags, 1, 0, 0, 1)
+    qname = b"".join(bytes((len(label),)) + label for label in name.labels)
+    return Query(name, rdtype, header + qname + struct.pack("!HH", rdtype, 1) + _OPT)
+
+
+async def exchange(query: Query, host: str, port: int, wait: float) -> dns.message.Message:
+    """Send `query` to `host`:`port` and wait up to `wait` seconds for its reply.
+
+    Raises TimeoutError, OSError, or `dns.message.Truncated` (for a truncated reply to this query).
+    """
+    loop = asyncio.get_running_loop()
+    address = ipaddress.ip_address(host)
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    expected = (address.compressed, port)
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        async with asyncio.timeout(wait):
+            await loop.sock_sendto(sock, query.wire, (host, port))
+            while True:
+                wire, source = await loop.sock_recvfrom(sock, _MAX_DATAGRAM)
+                if (source[0], source[1]) != expected or wire[:2] != query.wire[:2]:
+                    continue  # another sender, or another ID: not our reply
+                try:
+                    reply = dns.message.from_wire(wire, raise_on_truncation=True)
+                except dns.message.Truncated as exc:
+                    if query.answered_by(exc.message()):  # type: ignore[no-untyped-call]
+                        raise
+                    continue
+                except Exception:  # an unparsable datagram is dropped, as dnspython does
+                    continue
+                if query.answered_by(reply):
+                    return reply
