@@ -1,5 +1,11 @@
 """`mecsa monitor run` against real servers: the DANE break and DMARC p=none, told once, then resolved.
 
+Then the reports (issue 22): DMARC and TLS reports built by the test are ingested into the
+monitor's store (`mecsa reports ingest`), the watch list turns on `reports = true`, and the next
+run tells an unknown sending source and the TLS failure rate, whose tlsa-invalid failures the
+live assessment confirms (the DANE break still holds: "still failing", with the fix); the run
+after it tells nothing more.
+
 The lab's top-score domain is watched. Between the passes the test swaps the MX certificate for one
 with a new key (from a second CA the monitor also trusts, as a renewal with a new key would be; the
 TLSA still names the old key) and edits DMARC to p=none. The alerts go to an SMTP sink (STARTTLS
@@ -28,6 +34,7 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "src" / "mecsa" / "lab" / "scenarios" / "top-score.toml"
 HOST, ADDRESS = "mx1.top.test", "10.53.0.10"
+SPOOFER = "203.0.113.66"  # TEST-NET-3: in no SPF of the lab
 
 
 def test_monitor_run_twice_tells_the_dane_break_and_dmarc_p_none_once_then_resolved(tmp_path: Path) -> None:
@@ -116,9 +123,68 @@ def test_monitor_run_twice_tells_the_dane_break_and_dmarc_p_none_once_then_resol
         assert {(a["change"], a["key"]) for a in json.loads(posts[1]["body"])["alerts"]} == {
             ("resolved", "finding dmarc_policy.none")
         }
+
+        # the reports: ingested into the monitor's store, then read by the monitor
+        _ingest_reports(tmp_path / "reports", store)
+        watch.write_text("reports = true\ntls_failure_threshold = 0.05\n" + watch.read_text())
+        fifth = monitor_run()
+        assert fifth.returncode == 1, fifth.stderr
+        mails, posts = _received(sinks.directory)
+        assert len(mails) == 3 and len(posts) == 3
+        told = {(a["change"], a["key"]): a for a in json.loads(posts[2]["body"])["alerts"]}
+        assert set(told) == {
+            ("new", f"report_unknown_source {SPOOFER}"),
+            ("new", "report_tls_failure_rate top.test"),
+        }
+        spoof = told["new", f"report_unknown_source {SPOOFER}"]
+        assert f"{SPOOFER} sent 25 message(s) as top.test that failed DMARC" in spoof["message"]
+        assert f"ip4:{SPOOFER}" in spoof["fixes"][0]["snippets"][0]["text"]
+        rate = told["new", "report_tls_failure_rate top.test"]
+        assert rate["message"].startswith("12 of 100 TLS sessions towards top.test failed (12.0%")
+        assert f"tlsa-invalid (tlsa) on {HOST}: still failing" in rate["message"]
+        assert rate["severity"] == "critical" and rate["fixes"]  # the DANE fix of the live finding
+        assert parse_mail(mails[2].encode())["Subject"] == "[mecsa monitor] top.test: 2 new"
+        sixth = monitor_run()
+        assert sixth.returncode == 1, sixth.stderr
+        mails, posts = _received(sinks.directory)
+        assert (len(mails), len(posts)) == (3, 3)  # nothing more
     finally:
         result = down(directory)
     assert result.leftovers == ()
+
+
+def _ingest_reports(directory: Path, store: Path) -> None:
+    """A DMARC report with a spoofing source and an aligned one, a TLS report with 12% tlsa-invalid."""
+    import datetime as dt
+
+    from tests.unit.reports.samples import Aggregate, Row, aggregate_xml, json_bytes, tls_report
+
+    directory.mkdir()
+    now = int(time.time())
+    rows = (
+        Row(source_ip=SPOOFER, count=25, dkim="fail", spf="fail", header_from="top.test"),
+        Row(source_ip=ADDRESS, count=60, header_from="top.test"),
+    )
+    report = Aggregate(
+        org="Lab Receiver", domain="top.test", begin=now - 2 * 86400, end=now - 86400, rows=rows
+    )
+    (directory / "dmarc.xml").write_bytes(aggregate_xml(report))
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    tls = tls_report(
+        "lab-tls-1",
+        "Lab Sender",
+        domain="top.test",
+        start=f"{day}T00:00:00Z",
+        end=f"{day}T23:59:59Z",
+        success=88,
+        failures=(("tlsa-invalid", HOST, 12),),
+        policy_type="tlsa",
+    )
+    (directory / "tls.json").write_bytes(json_bytes(tls))
+    argv = [sys.executable, "-m", "mecsa", "reports", "ingest", "--store", str(store)]
+    files = [str(directory / "dmarc.xml"), str(directory / "tls.json")]
+    done = subprocess.run([*argv, *files], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0 and "2 stored" in done.stdout, done.stdout + done.stderr
 
 
 class _Sinks:

@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scoring",),
     ("assess", "report", "store"),
     ("mailmode", "demo", "scan", "reports"),
-    ("lab", "distributed", "monitor", "web"),
+    ("lab", "distributed", "monitor"),
+    ("web",),  # its pages show the monitor's watch list and alerts
     ("cli",),
     ("__main__",),
 )

@@ -25,7 +25,9 @@ failing finding appeared (or cleared: a "resolved"), a certificate expires withi
 for the next key, the MTA-STS policy text changed without its id, the MX set or its addresses
 changed, an MX address did not answer on port 25 in two passes in a row. Each carries its evidence
 and the exact fix. Notifiers: stdout, email (SMTP with STARTTLS), webhook (JSON POST, HMAC-signed);
-an alert is not resent until it changes or clears, and each notifier has an hourly limit."""
+an alert is not resent until it changes or clears, and each notifier has an hourly limit.
+With `reports = true` in the watch list, the DMARC and TLS reports ingested into the store raise
+alerts too: an unknown sending source, a TLS failure rate above tls_failure_threshold."""
 
 watch_option = click.option(
     "--watch", type=path_type(), required=True, metavar="FILE", help="The watch list (TOML)."

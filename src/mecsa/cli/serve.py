@@ -30,6 +30,8 @@ assessments per --client-window seconds; at most --max-running run at once (and 
 wait); request bodies are bounded; targets whose hosts resolve to private, loopback or link-local
 addresses are refused unless --allow-private (the lab, tests).
 API tokens (for scans and forced re-assessments) are made with `mecsa serve token create`.
+With --watchlist FILE the service runs the monitor in-process (as `mecsa monitor daemon`); its
+watch list and alerts are on /monitor, the ingested reports on /reports (both need a token).
 With --mailmode FILE (TOML: the test domain, the mail store, the receiver's address, its keys; see
 docs/mailmode.md), the home page also takes an e-mail address and the SMTP receiver runs beside.
 Behind a reverse proxy, pass --behind-proxy (see docs/web.md)."""
@@ -98,6 +100,9 @@ def parse_listen(text: str) -> tuple[str, int]:
     "--mailmode", default=None, help="Enable mail mode (addresses on the home page): its TOML file."
 )
 @click.option("--public-url", default=None, help="This service's address, for mail mode's auto-reply link.")
+@click.option(
+    "--watchlist", default=None, metavar="FILE", help="Run the monitor in-process on this watch list (TOML)."
+)
 def serve_group(
     ctx: click.Context,
     listen: str,
@@ -117,6 +122,7 @@ def serve_group(
     behind_proxy: bool,
     smtp_port: int,
     tls_versions: bool,
+    watchlist: str | None,
     ca_file: str | None,
     dkim_selector: list[str] | None,
     mailmode: str | None,
@@ -174,10 +180,13 @@ def serve_group(
         max_waiting=max_waiting,
         assess_workers=assess_workers,
         behind_proxy=behind_proxy,
+        watchlist=watchlist,
     )
+    from mecsa.monitor.watchlist import WatchListError
+
     try:
         app = create_app(settings)
-    except (StoreError, StoreUrlError) as exc:
+    except (StoreError, StoreUrlError, WatchListError) as exc:
         usage_error(str(exc))
     click.echo(f"mecsa serve: http://{host}:{port}/ (store {app.state.store_url})", err=True)
     uvicorn.run(

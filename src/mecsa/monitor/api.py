@@ -16,8 +16,11 @@ from mecsa.store import Store
 
 
 def watch_rows(watchlist: WatchList, store: Store) -> list[dict[str, Any]]:
-    """One row per watched domain: its schedule, the last pass, its open alerts."""
+    """One row per watched domain: its schedule, the last pass (and its levels), the next, its open alerts."""
+    import datetime as dt
+
     states = watch_states(store)
+    levels = _levels(store, [s.last_assessment_id for s in states.values() if s.last_assessment_id])
     open_by_domain: dict[str, int] = {}
     for a in alerts(store, state="open", limit=100_000):
         open_by_domain[a.alert.domain] = open_by_domain.get(a.alert.domain, 0) + 1
@@ -32,10 +35,33 @@ def watch_rows(watchlist: WatchList, store: Store) -> list[dict[str, Any]]:
                 "last_run_at": s.last_run_at.isoformat() if s and s.last_run_at else None,
                 "last_assessment_id": s.last_assessment_id if s else None,
                 "last_error": s.last_error if s else None,
+                "last_levels": levels.get(s.last_assessment_id) if s and s.last_assessment_id else None,
+                "next_pass_at": (
+                    (s.last_run_at + dt.timedelta(seconds=w.interval_s)).isoformat()
+                    if s and s.last_run_at
+                    else None  # due now
+                ),
+                "reports": w.reports,
                 "open_alerts": open_by_domain.get(w.name, 0),
             }
         )
     return rows
+
+
+def _levels(store: Store, ids: list[int]) -> dict[int, dict[str, int | None]]:
+    """The three levels of each stored assessment, in one query (no document parsed)."""
+    from sqlalchemy import select
+
+    from mecsa.store.schema import assessments
+
+    areas = ("confidentiality", "phishing", "integrity")
+    if not ids:
+        return {}
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(assessments.c.id, *(assessments.c[a] for a in areas)).where(assessments.c.id.in_(ids))
+        ).all()
+    return {int(r.id): {a: getattr(r, a) for a in areas} for r in rows}
 
 
 def alert_rows(

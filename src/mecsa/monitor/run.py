@@ -5,6 +5,10 @@ one scanner `Assessor`: the scan's per-IP connection limits and shared observati
 that share an MX host cause one probe of it. Each new assessment is stored; the alert rules compare
 it with the domain's earlier stored assessments; then each notifier is sent, per domain, what it
 has not been told yet (within its hourly limit: what is held back goes out on a later pass).
+
+With `reports = true` in the watch list, each assessed domain's ingested DMARC and TLS reports are
+read too (`report_rules`): an unknown sending source and a TLS failure rate above the threshold
+are alerts like the others, through the same notifiers, de-duplicated and resolved alike.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mecsa.monitor.alert import Alert
 from mecsa.monitor.notify import Notice, Notifier, NotifyError, build_notifiers
@@ -32,11 +36,16 @@ from mecsa.monitor.state import (
 from mecsa.monitor.watchlist import AssessSettings, WatchedDomain, WatchList
 from mecsa.store import NewResult, Store
 
+if TYPE_CHECKING:
+    from mecsa.dns.resolver import DnsClient
+
 log = logging.getLogger(__name__)
 HISTORY = 20  # earlier assessments the rules may look back on (the key DANE last matched)
 CONCURRENCY = 20
 
 AssessFn = Callable[[str], Awaitable[dict[str, Any]]]
+# (domain, its new assessment document, now) -> the report alerts of the domain now
+ReportCheckFn = Callable[[str, dict[str, Any], dt.datetime], Awaitable[list[Alert]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +123,16 @@ async def run_pass(
     notifiers: Mapping[str, Notifier] | None = None,
     now: dt.datetime | None = None,
     force: bool = False,
+    report_check: ReportCheckFn | None = None,
 ) -> PassResult:
-    """Assess what is due, update the alerts, notify. Never raises for one domain's trouble."""
+    """Assess what is due, update the alerts, notify. Never raises for one domain's trouble.
+
+    `report_check` reads the domains' ingested reports (default: `reports_check` over this store,
+    when the watch list asks for report alerts)."""
     now = now or dt.datetime.now(dt.UTC)
     assess = assess or scanner_assess(watchlist.assess)
+    if report_check is None and any(w.reports for w in watchlist.domains):
+        report_check = reports_check(watchlist, store)
     errors: list[str] = []
     if notifiers is None:
         try:
@@ -128,7 +143,7 @@ async def run_pass(
 
     async def one(w: WatchedDomain) -> DomainOutcome:
         async with gate:
-            return await _assess_one(w.name, watchlist, store, assess, now)
+            return await _assess_one(w, watchlist, store, assess, now, report_check)
 
     outcomes = tuple(await asyncio.gather(*(one(w) for w in due(watchlist, store, now, force))))
     errors += [f"{o.domain}: {o.error}" for o in outcomes if o.error]
@@ -159,8 +174,14 @@ async def run_pass(
 
 
 async def _assess_one(
-    domain: str, watchlist: WatchList, store: Store, assess: AssessFn, now: dt.datetime
+    watched: WatchedDomain,
+    watchlist: WatchList,
+    store: Store,
+    assess: AssessFn,
+    now: dt.datetime,
+    report_check: ReportCheckFn | None = None,
 ) -> DomainOutcome:
+    domain = watched.name
     earlier = [s.document() for s in store.assessments_of_domain(domain, HISTORY) if not s.is_error]
     try:
         document = await assess(domain)
@@ -171,9 +192,53 @@ async def _assess_one(
         return DomainOutcome(domain, None, error=reason)
     assessment_id = store.add_result(None, NewResult.from_document(document))
     found = evaluate(document, earlier, watchlist.rules)
+    report_error = None
+    if watched.reports and report_check is not None:
+        try:
+            found += await report_check(domain, document, now)
+        except Exception as exc:  # the reports could not be read: keep their alerts as they were
+            log.debug("report alerts of %s failed", domain, exc_info=True)
+            report_error = f"the report alerts failed: {type(exc).__name__}: {exc}"
+            found += _open_report_alerts(store, domain)
     record_alerts(store, domain, found, assessment_id, now)
-    set_watch_state(store, domain, now, assessment_id, None)
-    return DomainOutcome(domain, assessment_id, tuple(found))
+    set_watch_state(store, domain, now, assessment_id, report_error)
+    return DomainOutcome(domain, assessment_id, tuple(found), report_error)
+
+
+def _open_report_alerts(store: Store, domain: str) -> list[Alert]:
+    from mecsa.monitor.report_rules import REPORT_RULES
+
+    return [a.alert for a in stored_alerts(store, domain, "open", 10_000) if a.alert.rule in REPORT_RULES]
+
+
+def reports_check(watchlist: WatchList, store: Store, client: DnsClient | None = None) -> ReportCheckFn:
+    """Report alerts from the reports ingested into `store` (`mecsa reports ingest --store`).
+
+    SPF questions go through `client` (default: one made from the watch list's [assess] resolvers).
+    """
+    from mecsa.dns.resolver import DnsClient, Resolver, parse_nameserver
+    from mecsa.monitor.report_rules import report_alerts
+    from mecsa.reports.events import report_conditions
+    from mecsa.reports.storage import ReportStore
+    from mecsa.spf.evaluator import fetch_record
+
+    settings = watchlist.reports
+    reports = ReportStore(store.engine)
+    made: list[DnsClient] = [client] if client is not None else []
+
+    async def check(domain: str, document: dict[str, Any], now: dt.datetime) -> list[Alert]:
+        if not made:  # made on first use, in the loop that runs the pass
+            servers = [parse_nameserver(r) for r in watchlist.assess.resolvers]
+            made.append(DnsClient(servers or None, timeout=watchlist.assess.timeout))
+        since = now - dt.timedelta(seconds=settings.window_s)
+        found = await report_conditions(reports, made[0], domain, since, settings.tls_failure_threshold)
+        spf_record = None
+        if found.unknown_sources:
+            fetched = await fetch_record(Resolver(made[0]), domain)
+            spf_record = fetched.spf_texts[0] if len(fetched.spf_texts) == 1 else None
+        return report_alerts(found, document, spf_record, _open_report_alerts(store, domain))
+
+    return check
 
 
 async def run_daemon(

@@ -3,6 +3,9 @@
     expiry_days = 21          # certificate expiry warning (default 21)
     interval = "1d"           # default per domain: 30m, 6h, 1d, or seconds
     notify = ["stdout"]       # default notifiers
+    reports = true            # alerts from the ingested DMARC and TLS reports (default false)
+    tls_failure_threshold = 0.05   # alert above this share of failed TLS sessions (default 0.05)
+    reports_window = "7d"     # the reports looked at: those ending within this (default 7d)
 
     [assess]                  # how to assess (all optional)
     resolvers = ["10.53.0.3"]
@@ -16,6 +19,7 @@
     name = "example.org"
     interval = "6h"
     notify = ["ops", "hook"]
+    reports = false           # optional: this domain's reports raise no alert
 
     [notifier.ops]
     type = "email"            # SMTP with STARTTLS, always: never in clear text
@@ -50,6 +54,8 @@ from mecsa.monitor.rules import DEFAULT_EXPIRY_DAYS, RuleSettings
 DEFAULT_INTERVAL_S = 86400.0
 MIN_INTERVAL_S = 60.0
 DEFAULT_MAX_PER_HOUR = 12
+DEFAULT_TLS_THRESHOLD = 0.05  # as mecsa.reports.events (not imported: parsing stays light)
+DEFAULT_REPORTS_WINDOW_S = 7 * 86400.0
 NOTIFIER_TYPES = ("stdout", "email", "webhook")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -90,10 +96,25 @@ class AssessSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportAlertSettings:
+    """Alerts from the ingested reports (issue 22): an unknown sending source, a TLS failure rate.
+
+    They are conditions over the reports whose date range ends within `window_s`: open while the
+    reports show the problem, resolved once they stop. Reports come daily, often a day late, so the
+    window is a week by default.
+    """
+
+    enabled: bool = False
+    tls_failure_threshold: float = DEFAULT_TLS_THRESHOLD
+    window_s: float = DEFAULT_REPORTS_WINDOW_S
+
+
+@dataclass(frozen=True, slots=True)
 class WatchedDomain:
     name: str
     interval_s: float
     notify: tuple[str, ...]
+    reports: bool = False  # raise alerts from this domain's ingested reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +124,7 @@ class WatchList:
     assess: AssessSettings = field(default_factory=AssessSettings)
     rules: RuleSettings = field(default_factory=RuleSettings)
     source: str = field(default="", compare=False)
+    reports: ReportAlertSettings = field(default_factory=ReportAlertSettings)
 
 
 def load_watchlist(path: Path) -> WatchList:
@@ -121,8 +143,20 @@ def load_watchlist(path: Path) -> WatchList:
 def parse_watchlist(data: Mapping[str, Any], source: str = "") -> WatchList:
     from mecsa.domain import DomainError, normalise_domain
 
-    known = {"expiry_days", "interval", "notify", "assess", "domain", "notifier", "alert_on_warnings"}
+    known = {
+        "expiry_days",
+        "interval",
+        "notify",
+        "assess",
+        "domain",
+        "notifier",
+        "alert_on_warnings",
+        "reports",
+        "tls_failure_threshold",
+        "reports_window",
+    }
     _no_unknown(data, known, "the top level")
+    reports = _report_settings(data)
     interval = parse_duration(data.get("interval", DEFAULT_INTERVAL_S), "interval")
     default_notify = _strings(data.get("notify", ["stdout"]), "notify")
     notifiers = {"stdout": NotifierConfig("stdout", "stdout", max_per_hour=10**6)}
@@ -136,7 +170,7 @@ def parse_watchlist(data: Mapping[str, Any], source: str = "") -> WatchList:
     for position, entry in enumerate(entries, 1):
         where = f"domain #{position}"
         table = _table(entry, where)
-        _no_unknown(table, {"name", "interval", "notify"}, where)
+        _no_unknown(table, {"name", "interval", "notify", "reports"}, where)
         try:
             name = normalise_domain(str(table.get("name", "")))
         except DomainError as exc:
@@ -148,8 +182,16 @@ def parse_watchlist(data: Mapping[str, Any], source: str = "") -> WatchList:
         for n in notify:
             if n not in notifiers:
                 raise WatchListError(f"{where}: unknown notifier {n!r} (define [notifier.{n}])")
+        watch_reports = table.get("reports", reports.enabled)
+        if not isinstance(watch_reports, bool):
+            raise WatchListError(f"{where}.reports must be true or false")
         domains.append(
-            WatchedDomain(name, parse_duration(table.get("interval", interval), f"{where}.interval"), notify)
+            WatchedDomain(
+                name,
+                parse_duration(table.get("interval", interval), f"{where}.interval"),
+                notify,
+                watch_reports,
+            )
         )
     expiry = data.get("expiry_days", DEFAULT_EXPIRY_DAYS)
     if not isinstance(expiry, int) or isinstance(expiry, bool) or not 0 <= expiry <= 365:
@@ -163,7 +205,19 @@ def parse_watchlist(data: Mapping[str, Any], source: str = "") -> WatchList:
         _assess(_table(data.get("assess", {}), "assess")),
         RuleSettings(expiry, warnings),
         source,
+        reports,
     )
+
+
+def _report_settings(data: Mapping[str, Any]) -> ReportAlertSettings:
+    enabled = data.get("reports", False)
+    if not isinstance(enabled, bool):
+        raise WatchListError("reports must be true or false")
+    threshold = data.get("tls_failure_threshold", DEFAULT_TLS_THRESHOLD)
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold < 1:
+        raise WatchListError("tls_failure_threshold must be a share from 0 to 1 (e.g. 0.05 for 5%)")
+    window = parse_duration(data.get("reports_window", DEFAULT_REPORTS_WINDOW_S), "reports_window")
+    return ReportAlertSettings(enabled, float(threshold), window)
 
 
 def parse_duration(value: Any, where: str) -> float:

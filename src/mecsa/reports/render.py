@@ -163,22 +163,40 @@ def day_chart(days: Sequence[DayCount], good: str, bad: str, width: int = 640, h
     return Chart(width, height, tuple(bars), tuple(labels))
 
 
-def render_html(view: ReportsView, joined: Sequence[JoinItem] = ()) -> str:
+def _environment() -> Any:
     import jinja2
 
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("mecsa.reports", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    template = env.get_template("reports.html.j2")
-    return template.render(
-        view=view,
-        joined=joined,
-        groups=list(SourceGroup),
-        group_titles=GROUP_TITLES,
-        status_titles=STATUS_TITLES,
-        dmarc_charts={d.domain: day_chart(d.days, "passed", "failed") for d in view.dmarc},
-        tls_charts={t.domain: day_chart(t.days, "successful", "failed") for t in view.tls},
-        pct=_pct,
-    )
+
+
+def _context(view: ReportsView, joined: Sequence[JoinItem]) -> dict[str, Any]:
+    return {
+        "view": view,
+        "joined": joined,
+        "groups": list(SourceGroup),
+        "group_titles": GROUP_TITLES,
+        "status_titles": STATUS_TITLES,
+        "dmarc_charts": {d.domain: day_chart(d.days, "passed", "failed") for d in view.dmarc},
+        "tls_charts": {t.domain: day_chart(t.days, "successful", "failed") for t in view.tls},
+        "pct": _pct,
+    }
+
+
+def render_html(view: ReportsView, joined: Sequence[JoinItem] = ()) -> str:
+    """A self-contained HTML page (`mecsa reports show --html FILE`)."""
+    return str(_environment().get_template("reports.html.j2").render(**_context(view, joined)))
+
+
+def render_sections(view: ReportsView, joined: Sequence[JoinItem] = ()) -> str:
+    """The page's sections alone (DMARC, TLS-RPT, the join), autoescaped: for the web service's page,
+    which wraps them in its own layout with `section_style()` under its CSP nonce."""
+    return str(_environment().get_template("reports_sections.html.j2").render(**_context(view, joined)))
+
+
+def section_style() -> str:
+    """The sections' style sheet (every rule scoped to `.reports`)."""
+    return str(_environment().get_template("reports_style.css.j2").render())

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mecsa import __version__
 from mecsa.store import Store, open_store
-from mecsa.web import api, mailmode_pages, pages
+from mecsa.web import api, mailmode_pages, monitor_pages, pages, reports_pages, session
 from mecsa.web.jobs import JobRunner
 from mecsa.web.rendering import Pages, ReportCache
 from mecsa.web.scans import ScanRunner
@@ -27,6 +27,7 @@ log = logging.getLogger("mecsa.web")
 def create_app(settings: ServiceSettings | None = None, *, store: Store | None = None) -> FastAPI:
     """The service's application. The store is opened (and migrated) here unless one is given."""
     chosen = settings or ServiceSettings()
+    watchlist = monitor_pages.load_watchlist_of(chosen)  # a bad watch list stops here, before serving
     opened = store or open_store(chosen.store_url)
     owns_store = store is None
 
@@ -38,9 +39,11 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
         runner = JobRunner(chosen, opened)
         scans = ScanRunner(chosen, opened)
         app.state.service = Service(chosen, opened, runner, pages, ReportCache(pages), scans)
+        app.state.private_background = monitor_pages.start_background(chosen, opened, watchlist)
         try:
             yield
         finally:
+            await app.state.private_background.close()
             await runner.close()
             await scans.close()
             if owns_store:
@@ -59,6 +62,10 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     app.state.store_url = opened.url
     app.include_router(api.router)
     app.include_router(pages.router)
+    for private in (monitor_pages, reports_pages):  # the monitor (issue 21), the reports (issue 22)
+        app.include_router(private.api_router)
+        app.include_router(private.router)
+    app.include_router(session.router)
     mailmode_pages.install(app, chosen)  # mail mode's routes; with --mailmode, its receiver too
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

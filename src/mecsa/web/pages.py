@@ -20,7 +20,8 @@ router = APIRouter(include_in_schema=False)
 
 MAIL_MODE_NOTICE = (
     "Testing an e-mail address (mail mode: your provider sends us a message and we read how it was "
-    "protected) is coming soon. Meanwhile, test the domain part of the address."
+    "protected) is not enabled on this service (its operator starts it with `mecsa serve --mailmode`). "
+    "Meanwhile, test the domain part of the address."
 )
 # The downloadable report carries its own policy (its one script by hash, see report/html.py).
 _FILE_POLICY = (
@@ -209,7 +210,7 @@ async def download(request: Request, assessment_id: int) -> Response:
     kept = await asyncio.to_thread(load_report, service_of(request).store, assessment_id)
     if kept is not None:
         text = kept[1]
-    else:  # not made by the service (a scan's): from the document, without the typed facts
+    else:  # not made by the service (a scan's): from the document, typed facts read back from its details
         document = stored.document()
         text = render_html(assessment_from_document(document), str(document.get("profile") or "mecsa"))
     name = f"mecsa-{stored.domain}-{stored.id}.html"

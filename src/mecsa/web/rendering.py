@@ -44,7 +44,8 @@ class Pages:
     def body_from_document(self, document: dict[str, Any]) -> str:
         """The sections for a stored document the service did not render itself (a scan's).
 
-        The typed facts are not in the document: the MX table shows dashes where they are needed.
+        The typed facts are read back from the document's details (`web.document`); a detail that
+        does not read (a document from another mecsa) leaves dashes in the MX table.
         """
         from mecsa.web.document import assessment_from_document
 

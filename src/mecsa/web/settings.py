@@ -36,5 +36,7 @@ class ServiceSettings:
     behind_proxy: bool = False
     # How long a finished job's progress stays readable (its report is stored for good).
     job_keep_s: float = 3600.0
+    # A watch list (TOML): the service runs the monitor in-process (web/monitor_runner.py).
+    watchlist: str | None = None
     # Mail mode (`--mailmode FILE`): the address flow on the home page, its receiver, its limits.
     mailmode: MailModeConfig | None = None

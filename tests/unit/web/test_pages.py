@@ -88,13 +88,13 @@ def test_hsts_only_over_tls_or_from_the_trusted_proxy(zones: ThreadedZoneServer,
         assert "strict-transport-security" not in client.get("/").headers
 
 
-def test_an_address_says_mail_mode_is_coming_and_starts_nothing(
+def test_an_address_without_mail_mode_says_so_and_starts_nothing(
     zones: ThreadedZoneServer, sqlite_store: Store
 ) -> None:
     with client_for(sqlite_store, settings_for(zones)) as client:
         response = client.post("/assess", data={"target": "me@good.web.test"})
     assert response.status_code == 200
-    assert "coming soon" in response.text and 'id="notice"' in response.text
+    assert "not enabled on this service" in response.text and 'id="notice"' in response.text
     assert sqlite_store.assessments_of_domain("good.web.test") == []
 
 
