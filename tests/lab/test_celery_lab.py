@@ -249,9 +249,17 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_stores_each_domain_once(
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     victim = cluster.workers[0]
     deadline = time.monotonic() + 120
-    # kill it while it holds a chunk (received, not yet succeeded), once the scan is under way
-    while not (_holding(cluster.log(0)) and _stored(cluster.store) >= 2):
+    # Kill it while it holds a chunk (received, not yet succeeded), once the scan is under way. The
+    # worker is frozen (SIGSTOP) before its log is read again, so the state seen is the state the
+    # kill meets; a chunk finished in between (a race that once made this test fail) thaws it, and
+    # the wait goes on for the next chunk.
+    while True:
         assert time.monotonic() < deadline, cluster.log(0)
+        if _holding(cluster.log(0)) and _stored(cluster.store) >= 2:
+            os.killpg(victim.pid, signal.SIGSTOP)
+            if _holding(cluster.log(0)):
+                break
+            os.killpg(victim.pid, signal.SIGCONT)
         time.sleep(0.05)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
