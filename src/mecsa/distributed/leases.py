@@ -210,5 +210,9 @@ class RedisLimits(ConnectionLimits):
         for token, leases in list(self._held.items()):
             self._remove_later(leases, token)
         self._held.clear()
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Wait until every lease handed back so far is gone from Redis (its removal is a task)."""
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
