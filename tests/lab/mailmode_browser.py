@@ -20,24 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1200,2400",
-)
+from tests.chromium import start_chromium
+
 JUDGED = ("enforces DANE", "does not enforce DANE")
 
 
@@ -71,12 +60,7 @@ def _levels(driver: WebDriver) -> dict[str, dict[str, int]]:
 
 
 def main(url: str, address: str, shots: Path) -> None:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='mecsa-chromium-')}")
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = start_chromium(Path(tempfile.mkdtemp(prefix="mecsa-chromium-")), window="1200,2400")
     try:
         driver.get(url + "/")
         box = driver.find_element(By.ID, "target")

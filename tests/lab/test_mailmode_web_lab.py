@@ -27,13 +27,13 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import SKIP_REASON
+from tests.chromium import installed as chromium_installed
 from tests.lab.helpers import lab_dir, require_lab
 from tests.lab.test_mailmode_lab import _mecsa_st_reference, _reply
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-DRIVER = Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +89,7 @@ def _line(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM.exists() and DRIVER.exists()), reason="needs Debian's chromium and chromium-driver"
-)
+@pytest.mark.skipif(not chromium_installed(), reason=SKIP_REASON)
 def test_the_web_flow_in_chromium_grades_the_hardened_provider_from_both_sides(
     web_lab: Path, tmp_path: Path
 ) -> None:

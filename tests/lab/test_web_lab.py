@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.chromium import SKIP_REASON, start_chromium
+from tests.chromium import installed as chromium_installed
 from tests.lab.helpers import lab_dir, require_lab
 
-CHROMIUM = Path("/usr/bin/chromium")
-DRIVER = Path("/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "src" / "mecsa" / "lab" / "scenarios"
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -44,14 +44,11 @@ CLONE_NEWNET = 0x40000000
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and DRIVER.exists()), reason="needs Debian's chromium and chromium-driver"
-    ),
+    pytest.mark.skipif(not chromium_installed(), reason=SKIP_REASON),
 ]
 
 if True:  # selenium is imported only when the browser is there (the skip above)
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.wait import WebDriverWait
@@ -196,17 +193,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1100,1400",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    # Always the driver's path: without it Selenium Manager would try to download one.
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"), page_load_timeout=60)
     try:
         yield driver
     finally:

@@ -18,23 +18,19 @@ import httpx
 import pytest
 
 from mecsa.lab.senders import private_key_pem
+from tests.chromium import SKIP_REASON, browser_log, start_chromium
+from tests.chromium import installed as chromium_installed
 from tests.unit.mailmode.test_autoreply import KEY
 from tests.unit.web.mailmode_support import TEST_DOMAIN, USER, reply, user_provider
 from tests.unit.web.service import closed_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-DRIVER = Path("/usr/bin/chromedriver")
-
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and DRIVER.exists()), reason="needs Debian's chromium and chromium-driver"
-    ),
+    pytest.mark.skipif(not chromium_installed(), reason=SKIP_REASON),
 ]
 
 if True:  # selenium is imported only when the browser is there (the skip above)
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
@@ -82,16 +78,7 @@ def test_the_page_follows_the_probe_and_the_reply_then_shows_the_report(
     served: tuple[str, int], tmp_path: Path
 ) -> None:
     base, smtp = served
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1100,1400",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver = start_chromium(tmp_path / "chromium", browser_logs=True)
     try:
         driver.get(base + "/")
         assert "type your e-mail address" in driver.find_element(By.CSS_SELECTOR, "p.lead").text.lower()
@@ -118,7 +105,7 @@ def test_the_page_follows_the_probe_and_the_reply_then_shows_the_report(
         assert report.find_elements(By.CSS_SELECTOR, "#area-mecsa-confidentiality .level")
         assert "does not enforce DANE" in driver.find_element(By.ID, "trap-dane").text
         assert not driver.find_elements(By.ID, "mailmode-script")  # final: the page stopped following
-        logged = driver.get_log("browser")
+        logged = browser_log(driver)
         errors = [e for e in logged if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
         assert errors == [], errors  # no CSP refusal, no script error
     finally:

@@ -21,23 +21,20 @@ import pytest
 from mecsa.dns.zoneserver import ThreadedZoneServer, ZoneData
 from mecsa.store import open_store
 from mecsa.store.api_tokens import create_token
+from tests.chromium import SKIP_REASON, start_chromium
+from tests.chromium import installed as chromium_installed
 from tests.unit.web.service import HOSTILE_SCRIPT, ORIGIN, closed_port, zone_text
 from tests.unit.web.test_reports_pages import EVIL_ORG, EVIL_PTR, REVERSE, ingest
 
-CHROMIUM = Path("/usr/bin/chromium")
-DRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and DRIVER.exists()), reason="needs Debian's chromium and chromium-driver"
-    ),
+    pytest.mark.skipif(not chromium_installed(), reason=SKIP_REASON),
 ]
 
 if True:  # selenium is imported only when the browser is there (the skip above)
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.wait import WebDriverWait
@@ -45,17 +42,7 @@ if True:  # selenium is imported only when the browser is there (the skip above)
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1100,1400",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    # Always the driver's path: without it Selenium Manager would try to download one.
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    driver.set_page_load_timeout(30)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"), page_load_timeout=30)
     try:
         yield driver
     finally:
