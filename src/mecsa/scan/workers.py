@@ -144,34 +144,35 @@ class RemoteObservationCache(ObservationCache):
         return value
 
 
-def worker_main(config: ScanConfig, scan_id: int, conn: Connection) -> None:
-    """A worker process: assess what the parent sends until it says stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    asyncio.run(_serve(config, scan_id, conn))
+async def serve_parent(
+    conn: Connection, channel: ParentChannel, start: Callable[[int, Any], Awaitable[None]]
+) -> None:
+    """A worker's side of the pipe, until the parent says stop or hangs up.
 
-
-async def _serve(config: ScanConfig, scan_id: int, conn: Connection) -> None:
-    channel = ParentChannel(conn)
-    assessor = Assessor(config, scan_id, RemoteLimits(channel), RemoteObservationCache(channel))
+    ("assess", id, payload) runs `start(id, payload)` as a task; ("cancel", id) cancels it; ("reply",
+    ...) answers a slot or claim request of `channel`. What still runs at the end is cancelled.
+    The scanner's and the web service's workers share this loop; only `start` differs.
+    """
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: dict[int, asyncio.Task[None]] = {}
 
-    async def run(task_id: int, entry: Target) -> None:
+    async def run(task_id: int, payload: Any) -> None:
         try:
-            record = await assessor(entry)
-        except Exception as exc:
-            record = error_record(entry, f"internal error: {type(exc).__name__}: {exc}", scan_id)
-        conn.send(("result", task_id, record))
+            await start(task_id, payload)
+        finally:
+            tasks.pop(task_id, None)
 
     def readable() -> None:
         try:
             while conn.poll():
                 message = conn.recv()
                 if message[0] == "assess":
-                    task = loop.create_task(run(message[1], message[2]))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    tasks[message[1]] = loop.create_task(run(message[1], message[2]))
+                elif message[0] == "cancel":
+                    task = tasks.get(message[1])
+                    if task is not None:
+                        task.cancel()
                 elif message[0] == "reply":
                     channel.replied(message[1], message[2])
                 elif message[0] == "stop":
@@ -182,9 +183,30 @@ async def _serve(config: ScanConfig, scan_id: int, conn: Connection) -> None:
     loop.add_reader(conn.fileno(), readable)
     await stopped.wait()
     loop.remove_reader(conn.fileno())
-    for task in tasks:
+    running = list(tasks.values())
+    for task in running:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+def worker_main(config: ScanConfig, scan_id: int, conn: Connection) -> None:
+    """A worker process: assess what the parent sends until it says stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    asyncio.run(_serve(config, scan_id, conn))
+
+
+async def _serve(config: ScanConfig, scan_id: int, conn: Connection) -> None:
+    channel = ParentChannel(conn)
+    assessor = Assessor(config, scan_id, RemoteLimits(channel), RemoteObservationCache(channel))
+
+    async def run(task_id: int, entry: Target) -> None:
+        try:
+            record = await assessor(entry)
+        except Exception as exc:
+            record = error_record(entry, f"internal error: {type(exc).__name__}: {exc}", scan_id)
+        conn.send(("result", task_id, record))
+
+    await serve_parent(conn, channel, run)
     cache = assessor.shared.cache
     with contextlib.suppress(OSError):
         conn.send(("stats", cache.hits, cache.misses))

@@ -44,6 +44,7 @@ from mecsa.scan.workers import (
     RemoteObservationCache,
     WorkerPool,
     _Worker,
+    serve_parent,
 )
 
 # A worker's answer: ((document, report body, report file), None), or (None, the refusal's text).
@@ -132,11 +133,9 @@ class WebWorker:
 
 async def _serve(config: WorkerConfig, conn: Connection) -> None:
     worker = WebWorker(config, conn)
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-    tasks: set[asyncio.Task[None]] = set()
 
-    async def run(task_id: int, domain: str, total: int) -> None:
+    async def run(task_id: int, job: tuple[str, int]) -> None:
+        domain, total = job
         try:
             made = await worker.assess(task_id, domain, total)
         except Exception as exc:  # the service logs it and says the assessment failed
@@ -144,31 +143,7 @@ async def _serve(config: WorkerConfig, conn: Connection) -> None:
         else:
             conn.send(("result", task_id, made))
 
-    def readable() -> None:
-        try:
-            while conn.poll():
-                message = conn.recv()
-                if message[0] == "assess":
-                    task = loop.create_task(run(message[1], *message[2]), name=f"assess-{message[1]}")
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                elif message[0] == "cancel":
-                    for task in tasks:
-                        if task.get_name() == f"assess-{message[1]}":
-                            task.cancel()
-                elif message[0] == "reply":
-                    worker.channel.replied(message[1], message[2])
-                elif message[0] == "stop":
-                    stopped.set()
-        except (EOFError, OSError):
-            stopped.set()
-
-    loop.add_reader(conn.fileno(), readable)
-    await stopped.wait()
-    loop.remove_reader(conn.fileno())
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await serve_parent(conn, worker.channel, run)
 
 
 # --- the serving side -----------------------------------------------------------------------------
