@@ -31,6 +31,8 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from mecsa.dns.reply import parse_reply
+
 EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
 _MAX_DATAGRAM = 65535
 # OPT pseudo-record (RFC 6891 §6.1.2): root owner, type 41, class = payload, TTL = version 0 + DO.
@@ -95,7 +97,7 @@ async def exchange(query: Query, host: str, port: int, wait: float) -> dns.messa
                 if (source[0], source[1]) != expected or wire[:2] != query.wire[:2]:
                     continue  # another sender, or another ID: not our reply
                 try:
-                    reply = dns.message.from_wire(wire, raise_on_truncation=True)
+                    reply = parse_reply(wire)
                 except dns.message.Truncated as exc:
                     if query.answered_by(exc.message()):  # type: ignore[no-untyped-call]
                         raise
