@@ -5,9 +5,9 @@ two-record NXDOMAIN, most of it spent building `dns.name.Name` objects (each lab
 decoded through one method call per octet, then validated). Here a reply is read by the same
 steps as dnspython's `_WireReader` (the question, then each section's records through
 `dns.rdata.from_wire_parser` and `Message.find_rrset`), with one difference: names are decoded
-straight from the octets, by dnspython's own rules, and a name already seen is reused. A `Name`
-is immutable, and the cache is keyed by the exact label octets (case included), so a cached name
-is always the one dnspython would have built.
+straight from the octets, by dnspython's own rules, and a name already seen is reused
+(`mecsa.dns.names`: keyed by the exact label octets, case included, so a cached name is always
+the one dnspython would have built).
 
 Only the plain case takes this path: a QUERY reply, not truncated, without TSIG. Anything else,
 and any reply this reader finds fault with, is read again by `dns.message.from_wire`, so its
@@ -30,9 +30,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.wire
 
-# A bulk scan sees the same zone names over and over; the cache is bounded so memory stays flat.
-_MAX_CACHED_NAMES = 4096
-_names: dict[tuple[bytes, ...], dns.name.Name] = {}
+from mecsa.dns.names import name_of_labels
+
 _HEADER = struct.Struct("!HHHHHH")
 _RR_HEADER = struct.Struct("!HHIH")
 _QUESTION = struct.Struct("!HH")
@@ -41,19 +40,18 @@ _TSIG = int(dns.rdatatype.TSIG)
 _ANSWER, _AUTHORITY, _ADDITIONAL = 1, 2, 3
 
 
-def cached_name(labels: tuple[bytes, ...]) -> dns.name.Name:
-    """The `Name` of exactly these labels (built, and so validated, the first time)."""
-    name = _names.get(labels)
-    if name is None:
-        name = dns.name.Name(labels)
-        if len(_names) >= _MAX_CACHED_NAMES:
-            _names.clear()
-        _names[labels] = name
-    return name
-
-
 class _Parser(dns.wire.Parser):
     """dnspython's wire parser with a quicker `get_name`: the same rules, the same position after."""
+
+    def take(self, fields: struct.Struct) -> tuple[Any, ...]:
+        """`get_struct`, without its per-call format parsing."""
+        at = self.current
+        if at + fields.size > self.end:
+            raise dns.exception.FormError
+        self.current = at + fields.size
+        if self.current > self.furthest:
+            self.furthest = self.current
+        return fields.unpack_from(self.wire, at)
 
     def get_name(self, origin: dns.name.Name | None = None, decompress: bool = False) -> dns.name.Name:
         # The steps of `dns.name.from_wire_parser`, on the octets: a pointer must point before the
@@ -107,7 +105,7 @@ class _Parser(dns.wire.Parser):
             furthest = pos
         labels.append(b"")
         self.current = self.furthest = furthest
-        name = cached_name(tuple(labels))
+        name = name_of_labels(tuple(labels))
         if origin:
             name = name.relativize(origin)
         return name
@@ -138,7 +136,7 @@ def _read(wire: bytes) -> dns.message.Message | None:
     question = message.sections[0]
     for _ in range(qdcount):
         qname = parser.get_name(None, True)
-        rdtype, rdclass = parser.get_struct("!HH")
+        rdtype, rdclass = parser.take(_QUESTION)
         message.find_rrset(question, qname, rdclass, rdtype, create=True, force_unique=True)
     for number, count in ((_ANSWER, ancount), (_AUTHORITY, nscount), (_ADDITIONAL, arcount)):
         if not _read_section(message, parser, number, count):
@@ -152,7 +150,7 @@ def _read_section(message: dns.message.Message, parser: _Parser, number: int, co
     section = message.sections[number]
     for _ in range(count):
         name = parser.get_name(None, True)
-        rdtype, rdclass, ttl, rdlen = parser.get_struct("!HHIH")
+        rdtype, rdclass, ttl, rdlen = parser.take(_RR_HEADER)
         if rdtype == _TSIG:
             return False
         if rdtype == _OPT and (number != _ADDITIONAL or message.opt or name != dns.name.root):

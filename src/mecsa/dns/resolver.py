@@ -33,6 +33,7 @@ import dns.rdatatype
 import dns.rrset
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
+from mecsa.dns.names import name_from_text, name_text
 from mecsa.dns.udp import Query, exchange, make_query
 from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, combine
 
@@ -258,7 +259,7 @@ def _follow(
     than _MAX_CNAME_CHAIN CNAMEs, is `broken`: the data is unknown, which is never "no data".
     """
     current: dns.name.Name = qname
-    path = list(above) or [qname.to_text(omit_final_dot=True)]  # the names visited, question first
+    path = list(above) or [name_text(qname, omit_final_dot=True)]  # the names visited, question first
     start = len(path)
     while True:
         found = message.get_rrset(message.answer, current, dns.rdataclass.IN, rdtype)
@@ -270,7 +271,7 @@ def _follow(
         if cname is None:
             return _Chain(None, tuple(path[1:]), dangling=current if len(path) > start else None)
         current = cname[0].target
-        target = current.to_text(omit_final_dot=True)
+        target = name_text(current, omit_final_dot=True)
         if target in path:
             return _Chain(None, tuple(path[1:]), f"CNAME loop: {' → '.join((*path, target))}")
         if len(path) - 1 >= _MAX_CNAME_CHAIN:
@@ -287,7 +288,7 @@ def _weaker(first: DnssecStatus, second: DnssecStatus) -> DnssecStatus:
 
 
 def to_name(name: str | dns.name.Name) -> dns.name.Name:
-    return name if isinstance(name, dns.name.Name) else dns.name.from_text(name)
+    return name if isinstance(name, dns.name.Name) else name_from_text(name)
 
 
 # How long a background question waits for the assessment's other questions to be answered
@@ -366,7 +367,7 @@ class Resolver:
         self, name: str | dns.name.Name, rdtype: str | dns.rdatatype.RdataType, background: bool
     ) -> asyncio.Task[DnsAnswer] | DnsAnswer:
         """The task answering the question, started now unless it already was (see `resolve`)."""
-        text = (name if isinstance(name, str) else name.to_text()).lower().rstrip(".")
+        text = (name if isinstance(name, str) else name_text(name)).lower().rstrip(".")
         kind = rdtype.upper() if isinstance(rdtype, str) else dns.rdatatype.to_text(rdtype)
         task = self._cache.get((text, kind))
         if task is None:
@@ -416,12 +417,12 @@ class Resolver:
         own_only = self.client.dnssec_mode is DnssecMode.OWN
         # In own mode the resolver's judgement is not wanted: ask with checking off, as the walk does.
         reply = await (self._ask_checked_off(qname, qtype) if own_only else self.client.ask(qname, qtype))
-        name_text = qname.to_text(omit_final_dot=True) or "."
+        qname_text = name_text(qname, omit_final_dot=True) or "."
         type_text = dns.rdatatype.to_text(qtype)
         server = str(reply.server) if reply.server else None
         message = reply.message
         if message is None:
-            return DnsAnswer(name_text, type_text, reply.rcode, server=server, detail=reply.detail)
+            return DnsAnswer(qname_text, type_text, reply.rcode, server=server, detail=reply.detail)
         ede = _ede(message)
         if self.validator is not None and qtype == dns.rdatatype.MX and reply.rcode is Rcode.NOERROR:
             self._prefetch_exchanges(message, qname)
@@ -444,7 +445,7 @@ class Resolver:
             rcode, detail = Rcode.SERVFAIL, verdict.link if verdict.status is status else detail
         elif rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
             followed, reply, status = await self._follow_chain(
-                _follow(message, qname, qtype), reply, qtype, name_text, status
+                _follow(message, qname, qtype), reply, qtype, qname_text, status
             )
             rcode, detail, chain = reply.rcode, reply.detail, followed.names
             if followed.broken is not None:
@@ -453,7 +454,7 @@ class Resolver:
             elif followed.rrset is not None:
                 records, ttl = tuple(followed.rrset), followed.rrset.ttl
         return DnsAnswer(
-            name_text,
+            qname_text,
             type_text,
             rcode,
             records,

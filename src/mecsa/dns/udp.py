@@ -17,6 +17,7 @@ is for the caller to retry over TCP (`Truncated` is raised, as dnspython does).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import secrets
 import socket
@@ -79,15 +80,21 @@ def make_query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool
     return Query(name, rdtype, header + qname + struct.pack("!HH", rdtype, 1) + _OPT)
 
 
+@functools.lru_cache(maxsize=256)
+def _endpoint(host: str) -> tuple[socket.AddressFamily, str]:
+    """The socket family of a nameserver's address, and the address as the kernel reports a source."""
+    address = ipaddress.ip_address(host)
+    return (socket.AF_INET6 if address.version == 6 else socket.AF_INET), address.compressed
+
+
 async def exchange(query: Query, host: str, port: int, wait: float) -> dns.message.Message:
     """Send `query` to `host`:`port` and wait up to `wait` seconds for its reply.
 
     Raises TimeoutError, OSError, or `dns.message.Truncated` (for a truncated reply to this query).
     """
     loop = asyncio.get_running_loop()
-    address = ipaddress.ip_address(host)
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    expected = (address.compressed, port)
+    family, compressed = _endpoint(host)
+    expected = (compressed, port)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         async with asyncio.timeout(wait):

@@ -17,8 +17,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from mecsa.dns import names
 from mecsa.dns import reply as fast
-from mecsa.dns.reply import cached_name, parse_reply
+from mecsa.dns.names import name_from_text, name_of_labels, name_text
+from mecsa.dns.reply import parse_reply
 from mecsa.dns.zoneserver import ZoneData, answer
 from tests.unit.dns.world import World
 
@@ -190,22 +192,34 @@ def test_mutated_replies_read_or_fail_as_in_dnspython() -> None:
 
 
 def test_the_name_cache_is_keyed_by_the_exact_octets() -> None:
-    lower = cached_name((b"mx", b"example", b""))
-    upper = cached_name((b"MX", b"example", b""))
+    lower = name_of_labels((b"mx", b"example", b""))
+    upper = name_of_labels((b"MX", b"example", b""))
     assert lower == upper  # DNS names compare without case, ...
     assert lower.labels == (b"mx", b"example", b"")  # ... but each keeps its own octets
     assert upper.labels == (b"MX", b"example", b"")
-    assert cached_name((b"mx", b"example", b"")) is lower
-    assert cached_name((b"mx", b"example", b"test", b"")) != lower
+    assert name_of_labels((b"mx", b"example", b"")) is lower
+    assert name_of_labels((b"mx", b"example", b"test", b"")) != lower
 
 
 def test_the_name_cache_stays_bounded() -> None:
-    for n in range(fast._MAX_CACHED_NAMES + 10):
-        cached_name((f"n{n}".encode(), b""))
-    assert len(fast._names) <= fast._MAX_CACHED_NAMES
+    for n in range(names.MAX_CACHED + 10):
+        name_of_labels((f"n{n}".encode(), b""))
+    assert len(names._by_labels) <= names.MAX_CACHED
 
 
 def test_an_invalid_name_is_refused_not_cached() -> None:
     with pytest.raises(dns.name.LabelTooLong):
-        cached_name((b"a" * 64, b""))
-    assert (b"a" * 64, b"") not in fast._names
+        name_of_labels((b"a" * 64, b""))
+    assert (b"a" * 64, b"") not in names._by_labels
+
+
+def test_text_caches_are_keyed_by_the_exact_text_and_octets() -> None:
+    assert name_from_text("MX.example.test").labels == (b"MX", b"example", b"test", b"")
+    assert name_from_text("mx.example.test").labels == (b"mx", b"example", b"test", b"")
+    assert name_from_text("a\\.b.test.").labels == (b"a.b", b"test", b"")
+    assert name_text(name_from_text("MX.Example.test.")) == "MX.Example.test."
+    assert name_text(name_from_text("mx.example.test.")) == "mx.example.test."
+    assert name_text(name_from_text("mx.example.test."), omit_final_dot=True) == "mx.example.test"
+    assert name_text(dns.name.root, omit_final_dot=True) == dns.name.root.to_text(omit_final_dot=True)
+    with pytest.raises(dns.name.EmptyLabel):
+        name_from_text("a..test")
