@@ -27,6 +27,7 @@ import dns.opcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.wire
 
@@ -38,6 +39,32 @@ _QUESTION = struct.Struct("!HH")
 _OPT = int(dns.rdatatype.OPT)
 _TSIG = int(dns.rdatatype.TSIG)
 _ANSWER, _AUTHORITY, _ADDITIONAL = 1, 2, 3
+_SOA = int(dns.rdatatype.SOA)
+_SOA_FIELDS = struct.Struct("!IIIII")
+_SOA_CLASS: Any = dns.rdtypes.ANY.SOA.SOA  # dnspython leaves its constructor untyped
+_IN = int(dns.rdataclass.IN)
+# Types whose wire form holds no domain name: their rdata is a function of its octets alone, so one
+# (immutable) object can stand for every copy. Others read names, which compression makes depend
+# on the rest of the message.
+_NAMELESS = frozenset(
+    int(t)
+    for t in (
+        dns.rdatatype.A,
+        dns.rdatatype.AAAA,
+        dns.rdatatype.TXT,
+        dns.rdatatype.TLSA,
+        dns.rdatatype.DS,
+        dns.rdatatype.DNSKEY,
+        dns.rdatatype.NSEC3,
+        dns.rdatatype.NSEC3PARAM,
+        dns.rdatatype.OPT,
+        dns.rdatatype.CAA,
+    )
+)
+_MAX_CACHED_RDATA = 4096
+_MAX_CACHED_RDLEN = 512  # a bound on the memory the cache can hold (about 2 MiB)
+_rdatas: dict[tuple[int, int, bytes], dns.rdata.Rdata] = {}
+_soas: dict[tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[int, ...]], dns.rdata.Rdata] = {}
 
 
 class _Parser(dns.wire.Parser):
@@ -155,11 +182,50 @@ def _read_section(message: dns.message.Message, parser: _Parser, number: int, co
             return False
         if rdtype == _OPT and (number != _ADDITIONAL or message.opt or name != dns.name.root):
             return False  # dnspython raises BadEDNS
-        with parser.restrict_to(rdlen):
-            rd: Any = dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)
+        rd: Any = _rdata(parser, rdclass, rdtype, rdlen)
         if rdtype == _OPT:
             message.opt = dns.rrset.from_rdata(name, ttl, rd)
             continue
         rrset = message.find_rrset(section, name, rdclass, rdtype, rd.covers(), None, True, False)
         rrset.add(rd, 0 if ttl > 0x7FFFFFFF else ttl)
     return True
+
+
+def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> dns.rdata.Rdata:
+    """`dns.rdata.from_wire_parser` on the next `rdlen` octets; the same rdata seen before is reused.
+
+    The key is everything the result is a function of: the class, the type and the exact octets
+    (for SOA, the names as read, with their case, and the five numbers). A failure is never kept.
+    """
+    at = parser.current
+    if rdtype in _NAMELESS and rdlen <= _MAX_CACHED_RDLEN:
+        key = (rdclass, rdtype, parser.wire[at : at + rdlen])
+        rd = _rdatas.get(key)
+        if rd is None or at + rdlen > parser.end:
+            with parser.restrict_to(rdlen):
+                rd = dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)
+            _remember(_rdatas, key, rd)
+        else:
+            parser.seek(at + rdlen)
+            parser.furthest = max(parser.furthest, parser.current)
+        return rd
+    if rdtype == _SOA and rdclass == _IN:
+        # SOA.from_wire_parser's steps: two names (compression allowed), then five 32-bit numbers.
+        with parser.restrict_to(rdlen):
+            mname = parser.get_name(None, True)
+            rname = parser.get_name(None, True)
+            fields = parser.take(_SOA_FIELDS)
+        soa_key = (mname.labels, rname.labels, fields)
+        rd = _soas.get(soa_key)
+        if rd is None:
+            rd = _SOA_CLASS(rdclass, rdtype, mname, rname, *fields)
+            _remember(_soas, soa_key, rd)
+        return rd
+    with parser.restrict_to(rdlen):
+        return dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)
+
+
+def _remember(cache: dict[Any, dns.rdata.Rdata], key: Any, rd: dns.rdata.Rdata) -> None:
+    if len(cache) >= _MAX_CACHED_RDATA:
+        cache.clear()
+    cache[key] = rd

@@ -223,3 +223,41 @@ def test_text_caches_are_keyed_by_the_exact_text_and_octets() -> None:
     assert name_text(dns.name.root, omit_final_dot=True) == dns.name.root.to_text(omit_final_dot=True)
     with pytest.raises(dns.name.EmptyLabel):
         name_from_text("a..test")
+
+
+def _a_reply(*records: str, rcode: dns.rcode.Rcode = dns.rcode.NOERROR, where: str = "answer") -> bytes:
+    return _made(rcode, **{where: list(records)}).to_wire()
+
+
+def test_the_rdata_cache_is_keyed_by_class_type_and_octets() -> None:
+    first = parse_reply(_a_reply("x.example. 300 A 192.0.2.1"))
+    second = parse_reply(_a_reply("x.example. 300 A 192.0.2.2"))
+    assert [rd.address for rd in first.answer[0]] == ["192.0.2.1"]
+    assert [rd.address for rd in second.answer[0]] == ["192.0.2.2"]
+    # The same four octets as a TXT record (a 3-octet string) are not the A record.
+    txt = parse_reply(_a_reply('x.example. 300 TXT "\\192\\000\\002"'))
+    a = parse_reply(_a_reply("x.example. 300 A 3.192.0.2"))
+    assert txt.answer[0][0].to_wire() == a.answer[0][0].to_wire()
+    assert txt.answer[0].rdtype == dns.rdatatype.TXT and a.answer[0].rdtype == dns.rdatatype.A
+    assert txt.answer[0][0].strings == (b"\xc0\x00\x02",)
+    assert a.answer[0][0].address == "3.192.0.2"
+
+
+def test_two_rrsets_under_one_name_are_not_confused() -> None:
+    one = parse_reply(_a_reply('x.example. 300 TXT "v=spf1 -all"', 'x.example. 300 TXT "v=DMARC1; p=none"'))
+    assert sorted(rd.strings for rd in one.answer[0]) == [(b"v=DMARC1; p=none",), (b"v=spf1 -all",)]
+    other = parse_reply(_a_reply('x.example. 300 TXT "v=spf1 -all"'))
+    assert [rd.strings for rd in other.answer[0]] == [(b"v=spf1 -all",)]
+
+
+def test_the_soa_cache_keeps_each_zones_numbers_and_the_case_of_its_names() -> None:
+    soa = "example. 300 SOA ns.example. hostmaster.example. {} 7200 3600 1209600 {}"
+    one = parse_reply(_a_reply(soa.format(1, 300), rcode=dns.rcode.NXDOMAIN, where="authority"))
+    two = parse_reply(_a_reply(soa.format(2, 60), rcode=dns.rcode.NXDOMAIN, where="authority"))
+    upper = parse_reply(
+        _a_reply(soa.format(1, 300).replace("ns.", "NS."), rcode=dns.rcode.NXDOMAIN, where="authority")
+    )
+    assert (one.authority[0][0].serial, one.authority[0][0].minimum) == (1, 300)
+    assert (two.authority[0][0].serial, two.authority[0][0].minimum) == (2, 60)
+    assert upper.authority[0][0].mname.labels[0] == b"NS"
+    assert one.authority[0][0].mname.labels[0] == b"ns"
