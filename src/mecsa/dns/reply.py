@@ -160,11 +160,10 @@ def _read(wire: bytes) -> dns.message.Message | None:
     message.flags = dns.flags.Flag(flags)
     message.wire = wire  # as dnspython's reader sets it
     parser = _Parser(wire, 12)
-    question = message.sections[0]
     for _ in range(qdcount):
         qname = parser.get_name(None, True)
         rdtype, rdclass = parser.take(_QUESTION)
-        message.find_rrset(question, qname, rdclass, rdtype, create=True, force_unique=True)
+        _rrset(message, 0, qname, rdclass, rdtype, dns.rdatatype.NONE, unique=True)
     for number, count in ((_ANSWER, ancount), (_AUTHORITY, nscount), (_ADDITIONAL, arcount)):
         if not _read_section(message, parser, number, count):
             return None
@@ -174,7 +173,6 @@ def _read(wire: bytes) -> dns.message.Message | None:
 
 
 def _read_section(message: dns.message.Message, parser: _Parser, number: int, count: int) -> bool:
-    section = message.sections[number]
     for _ in range(count):
         name = parser.get_name(None, True)
         rdtype, rdclass, ttl, rdlen = parser.take(_RR_HEADER)
@@ -186,9 +184,53 @@ def _read_section(message: dns.message.Message, parser: _Parser, number: int, co
         if rdtype == _OPT:
             message.opt = dns.rrset.from_rdata(name, ttl, rd)
             continue
-        rrset = message.find_rrset(section, name, rdclass, rdtype, rd.covers(), None, True, False)
+        rrset = _rrset(message, number, name, rdclass, rdtype, rd.covers())
         rrset.add(rd, 0 if ttl > 0x7FFFFFFF else ttl)
     return True
+
+
+_SECTIONS = tuple(dns.message.MessageSection(n) for n in range(4))
+_enums: dict[tuple[type[Any], int], Any] = {}
+
+
+def _enum(kind: type[Any], value: int) -> Any:
+    """`kind.make(value)` (dnspython's enums, which also name unknown values), once per value."""
+    member = _enums.get((kind, value))
+    if member is None:
+        member = kind.make(value)
+        if len(_enums) >= _MAX_CACHED_RDATA:  # a server inventing types cannot grow it for ever
+            _enums.clear()
+        _enums[(kind, value)] = member
+    return member
+
+
+def _rrset(
+    message: dns.message.Message,
+    number: int,
+    name: dns.name.Name,
+    rdclass: int,
+    rdtype: int,
+    covers: int,
+    unique: bool = False,
+) -> dns.rrset.RRset:
+    """`message.find_rrset(section, name, rdclass, rdtype, covers, None, create=True, force_unique=unique)`
+    with the enums looked up once: the same key in `message.index`, the same RRset appended."""
+    key = (
+        _SECTIONS[number],
+        name,
+        _enum(dns.rdataclass.RdataClass, rdclass),
+        _enum(dns.rdatatype.RdataType, rdtype),
+        _enum(dns.rdatatype.RdataType, covers),
+        None,
+    )
+    index = message.index
+    assert index is not None  # a message read from the wire keeps one
+    rrset = None if unique else index.get(key)
+    if rrset is None:
+        rrset = dns.rrset.RRset(name, key[2], key[3], key[4], None)
+        message.sections[number].append(rrset)
+        index[key] = rrset
+    return rrset
 
 
 def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> dns.rdata.Rdata:

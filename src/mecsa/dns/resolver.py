@@ -262,12 +262,12 @@ def _follow(
     path = list(above) or [name_text(qname, omit_final_dot=True)]  # the names visited, question first
     start = len(path)
     while True:
-        found = message.get_rrset(message.answer, current, dns.rdataclass.IN, rdtype)
+        found = _in_answer(message, current, rdtype)
         if found is not None:
             return _Chain(found, tuple(path[1:]))
         if rdtype == dns.rdatatype.CNAME:
             return _Chain(None, tuple(path[1:]))
-        cname = message.get_rrset(message.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        cname = _in_answer(message, current, dns.rdatatype.CNAME)
         if cname is None:
             return _Chain(None, tuple(path[1:]), dangling=current if len(path) > start else None)
         current = cname[0].target
@@ -279,6 +279,16 @@ def _follow(
                 None, tuple(path[1:]), f"CNAME chain longer than {_MAX_CNAME_CHAIN}: {path[0]} → … → {target}"
             )
         path.append(target)
+
+
+def _in_answer(
+    message: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> dns.rrset.RRset | None:
+    """`message.get_rrset(message.answer, name, IN, rdtype)`, straight from the message's index."""
+    if message.index is None:
+        return message.get_rrset(message.answer, name, dns.rdataclass.IN, rdtype)
+    key = (dns.message.MessageSection.ANSWER, name, dns.rdataclass.IN, rdtype, dns.rdatatype.NONE, None)
+    return message.index.get(key)
 
 
 def _weaker(first: DnssecStatus, second: DnssecStatus) -> DnssecStatus:

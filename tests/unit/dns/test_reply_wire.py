@@ -63,6 +63,7 @@ def _portrait(message: dns.message.Message) -> object:
         return [
             (
                 rrset.name.labels,
+                (type(rrset.rdclass), type(rrset.rdtype), type(rrset.covers), rrset.deleting),
                 rrset.rdclass,
                 rrset.rdtype,
                 rrset.covers,
@@ -73,8 +74,16 @@ def _portrait(message: dns.message.Message) -> object:
             for rrset in rrsets
         ]
 
+    def place(rrset: dns.rrset.RRset) -> tuple[int, int]:
+        return next((n, i) for n, s in enumerate(message.sections) for i, r in enumerate(s) if r is rrset)
+
+    index = sorted(
+        (repr(key), tuple(type(part) for part in key), place(rrset))
+        for key, rrset in (message.index or {}).items()
+    )
     opt = message.opt
     return (
+        index,
         type(message),
         message.id,
         int(message.flags),
