@@ -63,8 +63,10 @@ _NAMELESS = frozenset(
 )
 _MAX_CACHED_RDATA = 4096
 _MAX_CACHED_RDLEN = 512  # a bound on the memory the cache can hold (about 2 MiB)
-_rdatas: dict[tuple[int, int, bytes], dns.rdata.Rdata] = {}
-_soas: dict[tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[int, ...]], dns.rdata.Rdata] = {}
+# a reused rdata, and the storage of a set that holds it alone (see `_add`)
+_Known = tuple[dns.rdata.Rdata, dict[dns.rdata.Rdata, None]]
+_rdatas: dict[tuple[int, int, bytes], _Known] = {}
+_soas: dict[tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[int, ...]], _Known] = {}
 
 
 class _Parser(dns.wire.Parser):
@@ -180,13 +182,27 @@ def _read_section(message: dns.message.Message, parser: _Parser, number: int, co
             return False
         if rdtype == _OPT and (number != _ADDITIONAL or message.opt or name != dns.name.root):
             return False  # dnspython raises BadEDNS
-        rd: Any = _rdata(parser, rdclass, rdtype, rdlen)
-        if rdtype == _OPT:
-            message.opt = dns.rrset.from_rdata(name, ttl, rd)
+        rd, alone = _rdata(parser, rdclass, rdtype, rdlen)
+        if rdtype == _OPT:  # dns.rrset.from_rdata(name, ttl, rd)
+            message.opt = dns.rrset.RRset(name, rd.rdclass, rd.rdtype)
+            message.opt.update_ttl(ttl)
+            _add(message.opt, rd, alone)
             continue
         rrset = _rrset(message, number, name, rdclass, rdtype, rd.covers())
-        rrset.add(rd, 0 if ttl > 0x7FFFFFFF else ttl)
+        rrset.update_ttl(0 if ttl > 0x7FFFFFFF else ttl)
+        _add(rrset, rd, alone)
     return True
+
+
+def _add(rrset: dns.rrset.RRset, rd: dns.rdata.Rdata, alone: dict[dns.rdata.Rdata, None] | None) -> None:
+    """`rrset.add(rd)` after its TTL is updated. An rdata's hash is its canonical wire form, made
+    anew each time (for an SOA, 40% of reading an NXDOMAIN reply); the storage of a one-rdata set,
+    kept with a reused rdata, carries it already, and a dict copy does not hash again."""
+    if alone is not None and not rrset.items:
+        # Rdataset.add on an empty set of the rdata's class and type: nothing to check or clear.
+        rrset.items = alone.copy()
+    else:
+        rrset.add(rd)
 
 
 _SECTIONS = tuple(dns.message.MessageSection(n) for n in range(4))
@@ -233,8 +249,9 @@ def _rrset(
     return rrset
 
 
-def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> dns.rdata.Rdata:
-    """`dns.rdata.from_wire_parser` on the next `rdlen` octets; the same rdata seen before is reused.
+def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> _Known | tuple[Any, None]:
+    """`dns.rdata.from_wire_parser` on the next `rdlen` octets; the same rdata seen before is reused,
+    with a one-rdata set's storage (or None when the rdata is not one that is kept).
 
     The key is everything the result is a function of: the class, the type and the exact octets
     (for SOA, the names as read, with their case, and the five numbers). A failure is never kept.
@@ -242,15 +259,15 @@ def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> dns.rdata.
     at = parser.current
     if rdtype in _NAMELESS and rdlen <= _MAX_CACHED_RDLEN:
         key = (rdclass, rdtype, parser.wire[at : at + rdlen])
-        rd = _rdatas.get(key)
-        if rd is None or at + rdlen > parser.end:
+        known = _rdatas.get(key)
+        if known is None or at + rdlen > parser.end:
             with parser.restrict_to(rdlen):
                 rd = dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)
-            _remember(_rdatas, key, rd)
+            known = _remember(_rdatas, key, rd)
         else:
             parser.seek(at + rdlen)
             parser.furthest = max(parser.furthest, parser.current)
-        return rd
+        return known
     if rdtype == _SOA and rdclass == _IN:
         # SOA.from_wire_parser's steps: two names (compression allowed), then five 32-bit numbers.
         with parser.restrict_to(rdlen):
@@ -258,16 +275,16 @@ def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> dns.rdata.
             rname = parser.get_name(None, True)
             fields = parser.take(_SOA_FIELDS)
         soa_key = (mname.labels, rname.labels, fields)
-        rd = _soas.get(soa_key)
-        if rd is None:
-            rd = _SOA_CLASS(rdclass, rdtype, mname, rname, *fields)
-            _remember(_soas, soa_key, rd)
-        return rd
+        known = _soas.get(soa_key)
+        if known is None:
+            known = _remember(_soas, soa_key, _SOA_CLASS(rdclass, rdtype, mname, rname, *fields))
+        return known
     with parser.restrict_to(rdlen):
-        return dns.rdata.from_wire_parser(rdclass, rdtype, parser, None)
+        return dns.rdata.from_wire_parser(rdclass, rdtype, parser, None), None
 
 
-def _remember(cache: dict[Any, dns.rdata.Rdata], key: Any, rd: dns.rdata.Rdata) -> None:
+def _remember(cache: dict[Any, _Known], key: Any, rd: dns.rdata.Rdata) -> _Known:
     if len(cache) >= _MAX_CACHED_RDATA:
         cache.clear()
-    cache[key] = rd
+    known = cache[key] = (rd, {rd: None})
+    return known
