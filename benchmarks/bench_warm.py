@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_latency as lab
 
 from mecsa.assess import assess
+from mecsa.dns import reply
 from mecsa.dns.resolver import DnsClient, Nameserver
 from mecsa.dns.zoneserver import ZoneData
 from mecsa.observe import AssessOptions, SharedObservations
@@ -108,6 +109,8 @@ async def measure(args: argparse.Namespace, ports: tuple[int, int, int, str]) ->
 
     async def one() -> float:
         client = DnsClient([Nameserver("127.0.0.1", dns_port)], timeout=2.0, attempts=2)
+        if args.forget:
+            reply.forget()
         started = time.process_time()
         assessment = await assess(lab.DOMAIN, client, options, shared=shared)
         built = time.process_time()
@@ -141,6 +144,11 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated checks (the CPU of a part; the target is for all)")
     parser.add_argument("--no-sweep", action="store_true", help="AssessOptions(tls_versions=False)")
     parser.add_argument(
+        "--forget",
+        action="store_true",
+        help="empty the DNS name and rdata caches before each assessment, as if every domain were new",
+    )
+    parser.add_argument(
         "--cold-transport",
         action="store_true",
         help="every assessment runs its own SMTP sessions and sweep (no scan-wide observation cache)",
@@ -160,7 +168,8 @@ def main() -> int:
     median = statistics.median(cpus) * 1000
     print(
         f"CPU per full assessment (client only, warm, {'no sweep' if args.no_sweep else 'sweep'}, "
-        f"{'cold transport' if args.cold_transport else 'transport shared as in a scan'}): "
+        f"{'cold transport' if args.cold_transport else 'transport shared as in a scan'}"
+        f"{', DNS caches emptied before each' if args.forget else ''}): "
         f"median {median:.1f} ms, min {min(cpus) * 1000:.1f} ms, max {max(cpus) * 1000:.1f} ms, "
         f"n={len(cpus)}; load average {os.getloadavg()[0]:.1f}"
     )

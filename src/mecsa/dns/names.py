@@ -50,3 +50,10 @@ def name_text(name: dns.name.Name, omit_final_dot: bool = False) -> str:
         text = name.to_text(omit_final_dot=omit_final_dot)
         _remember(_texts, key, text)  # type: ignore[arg-type]
     return text
+
+
+def forget() -> None:
+    """Empty the caches (benchmarks/bench_warm.py: an assessment that reuses nothing of the last)."""
+    _by_labels.clear()
+    _by_text.clear()
+    _texts.clear()

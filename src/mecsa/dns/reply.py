@@ -31,6 +31,7 @@ import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.wire
 
+from mecsa.dns import names
 from mecsa.dns.names import name_of_labels
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -288,3 +289,11 @@ def _remember(cache: dict[Any, _Known], key: Any, rd: dns.rdata.Rdata) -> _Known
         cache.clear()
     known = cache[key] = (rd, {rd: None})
     return known
+
+
+def forget() -> None:
+    """Empty this reader's caches and the names' (see `mecsa.dns.names.forget`)."""
+    _rdatas.clear()
+    _soas.clear()
+    _enums.clear()
+    names.forget()
