@@ -39,6 +39,7 @@ _MAX_DATAGRAM = 65535
 # OPT pseudo-record (RFC 6891 §6.1.2): root owner, type 41, class = payload, TTL = version 0 + DO.
 _OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000, 0)
 # rcodes with which a reply may leave the question out (as dnspython's `is_response` allows)
+_OPCODE_BITS = 0x7800  # RFC 1035 §4.1.1
 _BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
 
 
@@ -62,14 +63,17 @@ class Query:
         """Whether `reply` is the response to this query (dnspython's `Message.is_response`)."""
         if not reply.flags & dns.flags.QR or reply.id != self.id:
             return False
-        if dns.opcode.from_flags(reply.flags) != dns.opcode.QUERY:
+        if reply.flags & _OPCODE_BITS:  # dns.opcode.from_flags(flags) != QUERY, which is 0
             return False
         if not reply.question:
             return reply.rcode() in _BARE_RCODES
         if len(reply.question) != 1:
             return False
         asked = reply.question[0]
-        return asked.rdtype == self.rdtype and asked.rdclass == dns.rdataclass.IN and asked.name == self.name
+        if asked.rdtype != self.rdtype or asked.rdclass != dns.rdataclass.IN:
+            return False
+        # The same octets are the same name; otherwise compare as DNS does, without case.
+        return asked.name.labels == self.name.labels or asked.name == self.name
 
 
 def make_query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool = False) -> Query:
