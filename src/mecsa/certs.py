@@ -152,6 +152,13 @@ class CertificateSummary:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> CertificateSummary:
+        """The summary of `cert`, made once per certificate in a process (issue 20: a scan meets
+        the same MX hosts' certificates over and over). Keyed by the certificate itself, whose
+        equality and hash are its DER octets, of which the summary is a function."""
+        return _summary(cert) if cls is CertificateSummary else cls._of(cert)
+
+    @classmethod
+    def _of(cls, cert: x509.Certificate) -> CertificateSummary:
         key_type, key_bits, _ = key_description(cert)
         names, from_cn = certificate_names(cert)
         return cls(
@@ -212,6 +219,11 @@ def spki_sha256(cert: x509.Certificate) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _summary(cert: x509.Certificate) -> CertificateSummary:
+    return CertificateSummary._of(cert)
 
 
 def parse_chain(chain: tuple[bytes, ...]) -> list[x509.Certificate] | str:
