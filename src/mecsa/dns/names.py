@@ -10,6 +10,8 @@ label octets with their case), never by a `Name`, whose equality ignores case. E
 
 from __future__ import annotations
 
+import re
+
 import dns.name
 
 MAX_CACHED = 4096
@@ -33,11 +35,26 @@ def name_of_labels(labels: tuple[bytes, ...]) -> dns.name.Name:
     return name
 
 
+# Text that dnspython reads octet by octet with no effect but splitting at dots: plain ASCII, no
+# escapes, and neither "@" nor "." alone (which it reads specially).
+_PLAIN_TEXT = re.compile(r"[\x21-\x2d\x2f-\x5b\x5d-\x7e]+(?:\.[\x21-\x2d\x2f-\x5b\x5d-\x7e]+)*\.?")
+# Label octets that dnspython prints as they are (no escape): printable ASCII but '"().;\@$'.
+_PLAIN_LABEL = re.compile(rb'[\x21\x23\x25-\x27\x2a-\x2d\x2f-\x3a\x3c-\x3f\x41-\x5b\x5d-\x7e]*')
+
+
 def name_from_text(text: str) -> dns.name.Name:
     """`dns.name.from_text(text)` (absolute, IDNA 2003 as dnspython's default); raises as it does."""
     name = _by_text.get(text)
     if name is None:
-        name = dns.name.from_text(text)
+        if text != "@" and _PLAIN_TEXT.fullmatch(text):
+            # What from_text's loop makes of such text: the labels between the dots, and the root
+            # label at the end (a final dot, or the origin's). Name() validates the lengths.
+            labels = text.encode("ascii").split(b".")
+            if labels[-1]:
+                labels.append(b"")
+            name = dns.name.Name(labels)
+        else:
+            name = dns.name.from_text(text)
         _remember(_by_text, text, name)  # type: ignore[arg-type]
     return name
 
@@ -47,7 +64,13 @@ def name_text(name: dns.name.Name, omit_final_dot: bool = False) -> str:
     key = (name.labels, omit_final_dot)
     text = _texts.get(key)
     if text is None:
-        text = name.to_text(omit_final_dot=omit_final_dot)
+        labels = name.labels
+        if omit_final_dot and labels and labels[-1] == b"":
+            labels = labels[:-1]
+        if labels and name.labels != (b"",) and all(_PLAIN_LABEL.fullmatch(label) for label in labels):
+            text = ".".join(label.decode("ascii") for label in labels)  # nothing to escape
+        else:
+            text = name.to_text(omit_final_dot=omit_final_dot)
         _remember(_texts, key, text)  # type: ignore[arg-type]
     return text
 

@@ -278,3 +278,38 @@ def test_the_soa_cache_keeps_each_zones_numbers_and_the_case_of_its_names() -> N
     assert (two.authority[0][0].serial, two.authority[0][0].minimum) == (2, 60)
     assert upper.authority[0][0].mname.labels[0] == b"NS"
     assert one.authority[0][0].mname.labels[0] == b"ns"
+
+
+def _from_text_outcome(read: object, text: str) -> object:
+    try:
+        name = read(text)  # type: ignore[operator]
+    except Exception as exc:  # the kind of failure is what is compared
+        return type(exc)
+    assert isinstance(name, dns.name.Name)
+    return name.labels
+
+
+def test_names_from_text_as_dnspython_reads_them() -> None:
+    texts = ["a.test", "a.test.", "A.Test.", ".", "@", "", "a..test", ".a", "a.", "a\\.b.test", "\\065.test",
+             "é.test", "xn--bcher-kva.test", "a b.test", "a@b.test", "_25._tcp.mx1.test", "*.test", "a" * 64,
+             ".".join(["a" * 63] * 4), "a\\", "a\\999.test", "\t.test"]  # fmt: skip
+    shuffle = random.Random(7)
+    alphabet = "ab-_.\\@\"();$ 09Zé\x7f"
+    texts += ["".join(shuffle.choice(alphabet) for _ in range(shuffle.randint(0, 12))) for _ in range(3000)]
+    for text in texts:
+        names.forget()
+        assert _from_text_outcome(name_from_text, text) == _from_text_outcome(dns.name.from_text, text), text
+
+
+def test_names_to_text_as_dnspython_prints_them() -> None:
+    shuffle = random.Random(8)
+    octets = b'ab-_.\\@"();$ 09Z\x00\x7f\xff'
+    cases: list[tuple[bytes, ...]] = [(), (b"",), (b"a",), (b"a", b""), (b"a.b", b"c", b""), (b"MX", b"")]
+    for _ in range(2000):
+        parts = [bytes(shuffle.choice(octets) for _ in range(shuffle.randint(1, 5))) for _ in range(3)]
+        cases.append(tuple(parts) + ((b"",) if shuffle.random() < 0.7 else ()))
+    for labels in cases:
+        name = dns.name.Name(labels)
+        for omit in (False, True):
+            names.forget()
+            assert name_text(name, omit) == name.to_text(omit_final_dot=omit), labels
