@@ -40,6 +40,7 @@ _QUESTION = struct.Struct("!HH")
 _OPT = int(dns.rdatatype.OPT)
 _TSIG = int(dns.rdatatype.TSIG)
 _ANSWER, _AUTHORITY, _ADDITIONAL = 1, 2, 3
+_TC = int(dns.flags.TC)
 _SOA = int(dns.rdatatype.SOA)
 _SOA_FIELDS = struct.Struct("!IIIII")
 _SOA_CLASS: Any = dns.rdtypes.ANY.SOA.SOA  # dnspython leaves its constructor untyped
@@ -157,7 +158,7 @@ def _read(wire: bytes) -> dns.message.Message | None:
     if len(wire) < 12:
         return None
     ident, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
-    if flags & dns.flags.TC or dns.opcode.from_flags(flags) != dns.opcode.QUERY:
+    if flags & _TC or dns.opcode.from_flags(flags) != dns.opcode.QUERY:
         return None
     message = dns.message.QueryMessage(id=ident)
     message.flags = dns.flags.Flag(flags)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # loaded only when a resolver validates (dns.dnssec costs ~25
 # treated as insecure by validators, so only the real failures count as bogus.
 _BOGUS_EDE_CODES = frozenset({5, 6, 7, 8, 9, 10, 11, 12})
 _MAX_CNAME_CHAIN = 16
+_AD = int(dns.flags.AD)
 _RCODES = {
     dns.rcode.NOERROR: Rcode.NOERROR,
     dns.rcode.NXDOMAIN: Rcode.NXDOMAIN,
@@ -189,7 +191,7 @@ class DnsClient:
                 return _Reply(None, Rcode.NETWORK_ERROR, server, f"{server}: {exc}")
             except dns.exception.DNSException as exc:
                 return _Reply(None, Rcode.FORMERR, server, f"{server}: malformed reply: {exc}")
-        if response.flags & dns.flags.AD:
+        if int(response.flags) & _AD:  # int arithmetic: the Flag enum's operators are Python code
             self._saw_ad = True
         return _Reply(response, _RCODES.get(response.rcode(), Rcode.OTHER), server)
 
@@ -285,6 +287,8 @@ def _in_answer(
     message: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
 ) -> dns.rrset.RRset | None:
     """`message.get_rrset(message.answer, name, IN, rdtype)`, straight from the message's index."""
+    if not message.answer:  # NXDOMAIN and NODATA: nothing to find (and no name to hash)
+        return None
     if message.index is None:
         return message.get_rrset(message.answer, name, dns.rdataclass.IN, rdtype)
     key = (dns.message.MessageSection.ANSWER, name, dns.rdataclass.IN, rdtype, dns.rdatatype.NONE, None)
@@ -295,6 +299,11 @@ def _weaker(first: DnssecStatus, second: DnssecStatus) -> DnssecStatus:
     """The status of an answer pieced together from two replies: as strong as the weaker one."""
     order = (DnssecStatus.BOGUS, DnssecStatus.INDETERMINATE, DnssecStatus.INSECURE, DnssecStatus.SECURE)
     return min(first, second, key=order.index)
+
+
+@functools.lru_cache(maxsize=512)
+def _type_text(rdtype: dns.rdatatype.RdataType) -> str:
+    return dns.rdatatype.to_text(rdtype)
 
 
 def to_name(name: str | dns.name.Name) -> dns.name.Name:
@@ -378,7 +387,7 @@ class Resolver:
     ) -> asyncio.Task[DnsAnswer] | DnsAnswer:
         """The task answering the question, started now unless it already was (see `resolve`)."""
         text = (name if isinstance(name, str) else name_text(name)).lower().rstrip(".")
-        kind = rdtype.upper() if isinstance(rdtype, str) else dns.rdatatype.to_text(rdtype)
+        kind = rdtype.upper() if isinstance(rdtype, str) else _type_text(rdtype)
         task = self._cache.get((text, kind))
         if task is None:
             try:
@@ -428,7 +437,7 @@ class Resolver:
         # In own mode the resolver's judgement is not wanted: ask with checking off, as the walk does.
         reply = await (self._ask_checked_off(qname, qtype) if own_only else self.client.ask(qname, qtype))
         qname_text = name_text(qname, omit_final_dot=True) or "."
-        type_text = dns.rdatatype.to_text(qtype)
+        type_text = _type_text(qtype)
         server = str(reply.server) if reply.server else None
         message = reply.message
         if message is None:
@@ -523,7 +532,7 @@ class Resolver:
     ) -> DnssecStatus:
         message = reply.message
         assert message is not None
-        if message.flags & dns.flags.AD:
+        if int(message.flags) & _AD:
             return DnssecStatus.SECURE
         if reply.rcode is Rcode.SERVFAIL:
             if any(code in _BOGUS_EDE_CODES for code, _ in ede):

@@ -40,6 +40,7 @@ _MAX_DATAGRAM = 65535
 _OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000, 0)
 # rcodes with which a reply may leave the question out (as dnspython's `is_response` allows)
 _OPCODE_BITS = 0x7800  # RFC 1035 §4.1.1
+_QR, _RD, _CD = int(dns.flags.QR), int(dns.flags.RD), int(dns.flags.CD)
 _BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
 
 
@@ -61,9 +62,10 @@ class Query:
 
     def answered_by(self, reply: dns.message.Message) -> bool:
         """Whether `reply` is the response to this query (dnspython's `Message.is_response`)."""
-        if not reply.flags & dns.flags.QR or reply.id != self.id:
+        flags = int(reply.flags)  # plain int arithmetic: the Flag enum's operators are Python code
+        if not flags & _QR or reply.id != self.id:
             return False
-        if reply.flags & _OPCODE_BITS:  # dns.opcode.from_flags(flags) != QUERY, which is 0
+        if flags & _OPCODE_BITS:  # dns.opcode.from_flags(flags) != QUERY, which is 0
             return False
         if not reply.question:
             return reply.rcode() in _BARE_RCODES
@@ -78,7 +80,7 @@ class Query:
 
 def make_query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool = False) -> Query:
     """A recursive query (RD) for `name`/`rdtype` with EDNS0, a 1232-octet payload and DO set."""
-    flags = dns.flags.RD | (dns.flags.CD if cd else 0)
+    flags = _RD | (_CD if cd else 0)
     header = struct.pack("!HHHHHH", secrets.randbits(16), flags, 1, 0, 0, 1)
     qname = b"".join(bytes((len(label),)) + label for label in name.labels)
     return Query(name, rdtype, header + qname + struct.pack("!HH", rdtype, 1) + _OPT)
