@@ -30,7 +30,10 @@ def name_of_labels(labels: tuple[bytes, ...]) -> dns.name.Name:
     """`dns.name.Name(labels)`: built, and so validated, the first time."""
     name = _by_labels.get(labels)
     if name is None:
-        name = dns.name.Name(labels)
+        # As unpickling builds it: the labels set and validated as Name() validates them, without
+        # its per-label conversion and immutability context (the labels are bytes already).
+        name = dns.name.Name.__new__(dns.name.Name)
+        name.__setstate__({"labels": labels})  # type: ignore[no-untyped-call]
         _remember(_by_labels, labels, name)  # type: ignore[arg-type]
     return name
 
@@ -43,7 +46,7 @@ _PLAIN_LABEL = re.compile(rb'[\x21\x23\x25-\x27\x2a-\x2d\x2f-\x3a\x3c-\x3f\x41-\
 
 
 def name_from_text(text: str) -> dns.name.Name:
-    """`dns.name.from_text(text)` (absolute, IDNA 2003 as dnspython's default); raises as it does."""
+    """`dns.name.from_text(text)` (absolute; non-ASCII text by dnspython's IDNA codec); raises as it does."""
     name = _by_text.get(text)
     if name is None:
         if text != "@" and _PLAIN_TEXT.fullmatch(text):

@@ -228,6 +228,20 @@ def test_an_invalid_name_is_refused_not_cached() -> None:
     with pytest.raises(dns.name.LabelTooLong):
         name_of_labels((b"a" * 64, b""))
     assert (b"a" * 64, b"") not in names._by_labels
+    with pytest.raises(dns.name.EmptyLabel):
+        name_of_labels((b"a", b"", b"b", b""))
+    with pytest.raises(dns.name.NameTooLong):
+        name_of_labels((b"a" * 63,) * 4 + (b"",))
+
+
+def test_a_cached_name_is_a_dnspython_name_as_built() -> None:
+    built = name_of_labels((b"Mx1", b"example", b""))
+    assert type(built) is dns.name.Name
+    assert built == dns.name.Name((b"mx1", b"example", b""))
+    assert hash(built) == hash(dns.name.Name((b"MX1", b"EXAMPLE", b"")))
+    assert built.labels == dns.name.Name((b"Mx1", b"example", b"")).labels
+    with pytest.raises(TypeError):
+        built.labels = ()
 
 
 def test_text_caches_are_keyed_by_the_exact_text_and_octets() -> None:
