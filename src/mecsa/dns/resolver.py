@@ -302,6 +302,11 @@ def _weaker(first: DnssecStatus, second: DnssecStatus) -> DnssecStatus:
 
 
 @functools.lru_cache(maxsize=512)
+def _rdatatype(rdtype: str | dns.rdatatype.RdataType) -> dns.rdatatype.RdataType:
+    return dns.rdatatype.RdataType.make(rdtype)
+
+
+@functools.lru_cache(maxsize=512)
 def _type_text(rdtype: dns.rdatatype.RdataType) -> str:
     return dns.rdatatype.to_text(rdtype)
 
@@ -394,7 +399,7 @@ class Resolver:
                 qname = to_name(name)
             except dns.exception.DNSException as exc:
                 return DnsAnswer(str(name), str(rdtype), Rcode.FORMERR, detail=f"not a valid DNS name: {exc}")
-            qtype = dns.rdatatype.RdataType.make(rdtype)
+            qtype = _rdatatype(rdtype)
             if background:
                 task = asyncio.ensure_future(self._after_others(qname, qtype))
             else:
