@@ -41,6 +41,7 @@ _OPT = int(dns.rdatatype.OPT)
 _TSIG = int(dns.rdatatype.TSIG)
 _ANSWER, _AUTHORITY, _ADDITIONAL = 1, 2, 3
 _TC = int(dns.flags.TC)
+_ROOT_LABELS = dns.name.root.labels
 _SOA = int(dns.rdatatype.SOA)
 _SOA_FIELDS = struct.Struct("!IIIII")
 _SOA_CLASS: Any = dns.rdtypes.ANY.SOA.SOA  # dnspython leaves its constructor untyped
@@ -182,7 +183,8 @@ def _read_section(message: dns.message.Message, parser: _Parser, number: int, co
         rdtype, rdclass, ttl, rdlen = parser.take(_RR_HEADER)
         if rdtype == _TSIG:
             return False
-        if rdtype == _OPT and (number != _ADDITIONAL or message.opt or name != dns.name.root):
+        # (a name is the root exactly when its one label is the empty one: no case to compare)
+        if rdtype == _OPT and (number != _ADDITIONAL or message.opt or name.labels != _ROOT_LABELS):
             return False  # dnspython raises BadEDNS
         rd, alone = _rdata(parser, rdclass, rdtype, rdlen)
         if rdtype == _OPT:  # dns.rrset.from_rdata(name, ttl, rd)

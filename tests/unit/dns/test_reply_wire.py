@@ -179,6 +179,12 @@ def _handmade() -> list[bytes]:
     nsec_rdata = b"\xc0\x0c\x00\x06\x40\x00\x00\x00\x00\x03"
     nsec = b"\xc0\x0c\x00\x2f\x00\x01\x00\x00\x00\x3c" + struct.pack("!H", len(nsec_rdata)) + nsec_rdata
     out.append(header + question + nsec)
+    opt_header = struct.pack("!HHHHHH", 7, 0x8180, 1, 0, 0, 1)
+    opt_rr = b"\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    out.append(opt_header + question + b"\x01x\x00" + opt_rr)  # an OPT not owned by the root
+    out.append(opt_header + question + b"\x00" + opt_rr)  # the same, owned by the root: read
+    twice = struct.pack("!HHHHHH", 7, 0x8180, 1, 0, 0, 2)
+    out.append(twice + question + b"\x00" + opt_rr + b"\x00" + opt_rr)  # two OPTs
     return out
 
 
