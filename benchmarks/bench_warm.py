@@ -7,7 +7,13 @@ and then runs `--runs` full assessments of `mail.bench.test` one after another, 
 TLS sweep included, each with a fresh DnsClient (its own cache, as a single `mecsa assess`), and
 reports the CPU time (`time.process_time()`) per assessment. Exits 1 above the target.
 
-    .venv/bin/python benchmarks/bench_warm.py [--runs 30] [--profile FILE] [--no-sweep]
+    .venv/bin/python benchmarks/bench_warm.py [--runs 30] [--profile FILE] [--no-sweep] [--forget]
+
+The same domain is assessed each time, so the process-wide caches of DNS names and rdata
+(`mecsa.dns.names`, `mecsa.dns.reply`) would serve later runs what a scan of new domains would
+parse afresh: `--forget` empties them before each assessment, the honest figure for a scan.
+The load of a shared machine inflates CPU times; callgrind's instruction counts do not (run
+with `--runs 1` and `--runs 11` under `valgrind --tool=callgrind`, subtract, divide by 10).
 
 Loopback only. With `--profile FILE` the measured runs go under cProfile (slower; the figure
 printed is then the profiled one) and the top functions are listed.
