@@ -55,6 +55,12 @@ FIRST_QUESTIONS: tuple[tuple[frozenset[str], str, str], ...] = (
 # Imported by the background thread, in this order: the transport stack first (the SMTP sessions
 # wait for it), then the assessment, scoring and the reports. The selected checks' modules follow.
 TRANSPORT_MODULES: tuple[str, ...] = ("mecsa.observe.transport",)
+# The record types the early questions' replies and the chain walk carry: dnspython imports a
+# type's module when it first parses one, so these are imported before the importer starts, and
+# the event-loop thread parses replies without importing anything (see the module docstring).
+REPLY_TYPES: tuple[str, ...] = (
+    "SOA", "NS", "MX", "TXT", "A", "AAAA", "CNAME", "DNAME", "DNSKEY", "DS", "RRSIG", "NSEC", "NSEC3",
+)  # fmt: skip
 ASSESS_MODULES: tuple[str, ...] = ("mecsa.assess", "mecsa.checks.registry", "mecsa.scoring")
 
 
@@ -132,8 +138,8 @@ async def assess_early(
 
     `check_names` are the registry's check names (read without importing a check); `extra_modules`
     are imported in the background too (the renderer the command will use). `before_assess` runs
-    once they are imported, before the checks (the CLI's usage checks that need them). `on_stage` is told
-    "questions", "transport", "imported": for tests and the timeline in benchmarks/README.md.
+    once they are imported, before the checks (the CLI's usage checks that need them). `on_stage`
+    is told "questions" (sent), "importing" (the thread starts), "transport" and "imported".
     """
     report = on_stage or (lambda _stage: None)
     checks = selected(check_names, options)
@@ -148,7 +154,9 @@ async def assess_early(
     # One turn of the loop: the tasks above send their questions before the importer competes.
     await asyncio.sleep(0)
     report("questions")
+    _import_reply_types()
     check_modules = _check_modules(checks)
+    report("importing")
     importer = Importer((TRANSPORT_MODULES, (*ASSESS_MODULES, *check_modules, *extra_modules))).start()
     if mx_task is not None and checks & TRANSPORT_CHECKS:
         started.append(asyncio.ensure_future(_sessions_early(ctx, mx_task, importer.stage(0), report)))
@@ -179,6 +187,15 @@ async def _sessions_early(
     from mecsa.observe.transport import observe_transport
 
     await observe_transport(ctx, await mx_task)
+
+
+def _import_reply_types() -> None:
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    for name in REPLY_TYPES:
+        dns.rdata.get_rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(name))
 
 
 def _check_modules(checks: Collection[str]) -> tuple[str, ...]:
