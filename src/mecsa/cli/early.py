@@ -154,7 +154,7 @@ async def assess_early(
     # One turn of the loop: the tasks above send their questions before the importer competes.
     await asyncio.sleep(0)
     report("questions")
-    _import_reply_types()
+    _import_loop_needs()
     check_modules = _check_modules(checks)
     report("importing")
     importer = Importer((TRANSPORT_MODULES, (*ASSESS_MODULES, *check_modules, *extra_modules))).start()
@@ -189,13 +189,16 @@ async def _sessions_early(
     await observe_transport(ctx, await mx_task)
 
 
-def _import_reply_types() -> None:
+def _import_loop_needs() -> None:
+    """What the event loop's DNS and DNSSEC work imports on first use, imported now (see above)."""
     import dns.rdata
     import dns.rdataclass
     import dns.rdatatype
 
     for name in REPLY_TYPES:
-        dns.rdata.get_rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(name))
+        dns.rdata.get_rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(name))  # type: ignore[no-untyped-call]
+    # cryptography's OpenSSL backend, which dnspython's first RRSIG check loads
+    importlib.import_module("cryptography.hazmat.backends.openssl")
 
 
 def _check_modules(checks: Collection[str]) -> tuple[str, ...]:
