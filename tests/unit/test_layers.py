@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "mecsa"
 
 # Lowest first. A package may import only packages of a lower layer (and itself).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "model", "domain"),
+    ("__init__", "model", "domain", "codecache"),
     ("dns", "pkix"),
     ("records", "certs", "revocation"),
     ("spf", "orgdomain", "probes", "harden"),

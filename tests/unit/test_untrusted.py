@@ -60,3 +60,21 @@ def test_json_text_escapes_inside_strings_and_keeps_the_data() -> None:
 
 def test_json_text_escapes_del_in_an_ascii_document() -> None:
     assert json_text(json.dumps({"a": "x\x7fy"})) == '{"a": "x\\u007fy"}'
+
+
+def test_json_text_escapes_every_such_character_and_only_those() -> None:
+    import json
+    import unicodedata
+
+    from mecsa.report.untrusted import json_text
+
+    chars = [chr(c) for c in (*range(0x7F, 0x3000), *range(0xD800, 0xE000, 0x7F), 0xFEFF, 0x1F600, 0xE0001)]
+    # "x" between: two lone surrogates side by side would read back as one pair
+    document = json.dumps({"v": "x".join(chars), "k": "a\u202eb"}, ensure_ascii=False, indent=2)
+    escaped = json_text(document)
+    assert json.loads(escaped) == json.loads(document)  # the same document
+    harmful = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+    assert not [c for c in escaped if ord(c) > 0x7E and unicodedata.category(c) in harmful]
+    kept = {c for c in escaped if ord(c) > 0x7E}
+    assert kept == {c for c in chars if unicodedata.category(c) not in harmful}  # nothing else touched
+    assert "\\u202e" in escaped and "\\udb40\\udc01" in escaped and "\\u007f" in escaped
