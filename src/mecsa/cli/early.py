@@ -55,6 +55,7 @@ FIRST_QUESTIONS: tuple[tuple[frozenset[str], str, str], ...] = (
 # Imported by the background thread, in this order: the transport stack first (the SMTP sessions
 # wait for it), then the assessment, scoring and the reports. The selected checks' modules follow.
 TRANSPORT_MODULES: tuple[str, ...] = ("mecsa.observe.transport",)
+SEND_TURNS = 4
 # The record types the early questions' replies and the chain walk carry: dnspython imports a
 # type's module when it first parses one, so these are imported before the importer starts, and
 # the event-loop thread parses replies without importing anything (see the module docstring).
@@ -151,8 +152,11 @@ async def assess_early(
         started.append(mx_task)
     for name, rdtype in first_questions(domain, checks, options):
         started.append(asyncio.ensure_future(ctx.resolver.resolve(name, rdtype)))
-    # One turn of the loop: the tasks above send their questions before the importer competes.
-    await asyncio.sleep(0)
+    # A few turns of the loop, so that the tasks above send their questions before anything else
+    # runs: the deepest, the MX question, is a lookup task started by the memo's task started by
+    # observe_mx's (3 turns; the turns cost microseconds).
+    for _ in range(SEND_TURNS):
+        await asyncio.sleep(0)
     report("questions")
     _import_loop_needs()
     check_modules = _check_modules(checks)
