@@ -15,7 +15,7 @@ from mecsa.assess import assess
 from mecsa.checks.registry import check_names
 from mecsa.cli.early import MX_CHECKS, Importer, assess_early, first_questions
 from mecsa.dns.resolver import Resolver
-from mecsa.dns.zoneserver import ThreadedZoneServer, ZoneData
+from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData
 from mecsa.observe import AssessOptions, Context
 from mecsa.report.json import assessment_to_json
 from tests.conftest import ServeZones
@@ -81,6 +81,29 @@ async def test_early_start_gives_the_plain_assessments_document(
     # The sessions start once the MX set is known: before or after the imports are done.
     assert stages[:2] == ["questions", "importing"]
     assert sorted(stages[2:]) == sorted(["imported", *(["transport"] if transport else [])])
+
+
+@pytest.mark.parametrize(
+    ("faults", "zone"),
+    [
+        ({f"{DOMAIN}/MX": Fault.TIMEOUT}, ZONE),
+        ({f"{DOMAIN}/MX": Fault.SERVFAIL}, ZONE),
+        ({f"_dmarc.{DOMAIN}/TXT": Fault.SERVFAIL, f"{DOMAIN}/TXT": Fault.TIMEOUT}, ZONE),
+        ({f"mx1.{DOMAIN}/A": Fault.TIMEOUT}, ZONE),
+        ({}, ZONE.replace("@ IN MX 10 mx1", "@ IN MX 0 .")),
+    ],
+    ids=["mx-timeout", "mx-servfail", "records-fail", "host-timeout", "null-mx"],
+)
+async def test_an_early_question_that_fails_gives_the_same_error_results(
+    serve_zones: ServeZones, faults: dict[str, Fault], zone: str
+) -> None:
+    """A timeout or SERVFAIL met early is the same `error` a plain assessment reports, never "absent"."""
+    client = await serve_zones({f"{DOMAIN}.": zone}, faults=faults)
+    plain = assessment_to_json(await assess(DOMAIN, client, OPTIONS))
+    early = await assess_early(DOMAIN, client, OPTIONS, check_names())
+    assert _without_timings(assessment_to_json(early)) == _without_timings(plain)
+    if faults:
+        assert "error" in {f["status"] for f in plain["findings"]}
 
 
 async def test_a_failed_background_import_is_raised_not_hung(serve_zones: ServeZones) -> None:
