@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from mecsa.assess import assess
 from mecsa.checks.registry import check_names
-from mecsa.cli.early import MX_CHECKS, Importer, assess_early, first_questions
+from mecsa.cli.early import LAUNCH_WAIT, MX_CHECKS, Importer, assess_early, first_questions
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData
 from mecsa.observe import AssessOptions, Context
@@ -118,6 +119,24 @@ def test_importer_sets_each_stage_and_hands_a_failure_to_every_later_stage() -> 
     assert importer.stage(0).result(5) is None
     for later in (1, 2):
         assert isinstance(importer.stage(later).exception(5), ModuleNotFoundError)
+
+
+async def test_a_slow_mx_answer_holds_back_the_other_checks_at_most_launch_wait(
+    serve_zones: ServeZones,
+) -> None:
+    """The checks wait for the SMTP connects only briefly: SPF's include, asked by the spf check
+    once it runs, must not queue behind the MX question's timeout (1 s here), as it would unbounded."""
+    zone = ZONE.replace("v=spf1 mx -all", "v=spf1 include:slow.example.test -all")
+    faults = {f"{DOMAIN}/MX": Fault.TIMEOUT, f"slow.{DOMAIN}/TXT": Fault.TIMEOUT}
+    client = await serve_zones({f"{DOMAIN}.": zone}, faults=faults, dns_timeout=1.0, attempts=1)
+    started = time.monotonic()
+    result = await assess_early(DOMAIN, client, OPTIONS, check_names())
+    elapsed = time.monotonic() - started
+    # Both time out (1 s each): beside each other about 1 + LAUNCH_WAIT s, one after the other 2 s.
+    assert LAUNCH_WAIT <= 0.25
+    assert elapsed < 1.0 + 0.25 + 0.4, elapsed
+    spf = next(r for r in result.results if r.check == "spf")
+    assert "error" in {v.status.value for v in spf.verdicts}
 
 
 # A fresh interpreter, so that the importer really imports (in this process every module is in).

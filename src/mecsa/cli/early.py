@@ -23,6 +23,7 @@ The library's `assess()` is unchanged and stays in-process; only the CLI's `asse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -56,6 +57,8 @@ FIRST_QUESTIONS: tuple[tuple[frozenset[str], str, str], ...] = (
 # wait for it), then the assessment, scoring and the reports. The selected checks' modules follow.
 TRANSPORT_MODULES: tuple[str, ...] = ("mecsa.observe.transport",)
 SEND_TURNS = 4
+# How long the checks wait for the SMTP connects to go out before they start anyway (seconds).
+LAUNCH_WAIT = 0.25
 # The record types the early questions' replies and the chain walk carry: dnspython imports a
 # type's module when it first parses one, so these are imported before the importer starts, and
 # the event-loop thread parses replies without importing anything (see the module docstring).
@@ -174,7 +177,10 @@ async def assess_early(
             # The checks' own start (their tasks, the HTTPS client, the guessed DKIM selectors)
             # costs the loop 20-40 ms of CPU: spent after the SMTP connects went out, it overlaps
             # their round trips instead of delaying the A answer's handling, and so the path.
-            await launched.wait()
+            # Bounded: a slow MX answer must not hold back the checks that do not need it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LAUNCH_WAIT):
+                    await launched.wait()
     finally:
         # Observations started early are awaited by the checks through the memo; none is left
         # unretrieved (an exception a check never reads would be logged at exit).
