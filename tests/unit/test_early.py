@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import click
 import pytest
 
 from mecsa.assess import assess
@@ -111,6 +112,30 @@ async def test_a_failed_background_import_is_raised_not_hung(serve_zones: ServeZ
     client = await serve_zones({f"{DOMAIN}.": ZONE})
     with pytest.raises(ModuleNotFoundError, match="mecsa_no_such_module"):
         await assess_early(DOMAIN, client, OPTIONS, check_names(), extra_modules=("mecsa_no_such_module",))
+
+
+async def test_a_usage_check_run_after_the_imports_stops_before_any_check(
+    serve_zones: ServeZones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--ca-file`'s cryptography half runs once cryptography is imported: its error ends the run."""
+    client = await serve_zones({f"{DOMAIN}.": ZONE})
+    ran: list[str] = []
+
+    async def no_assess(*args: Any, **kwargs: Any) -> None:
+        ran.append("assess")
+
+    monkeypatch.setattr("mecsa.assess.assess", no_assess)
+
+    def refuse() -> None:
+        ran.append("check")
+        raise click.exceptions.Exit(2)
+
+    with pytest.raises(click.exceptions.Exit):
+        await assess_early(
+            DOMAIN, client, OPTIONS, check_names(), extra_modules=("cryptography.x509",), before_assess=refuse
+        )
+    assert ran == ["check"]
+    assert "cryptography.x509" in sys.modules
 
 
 def test_importer_sets_each_stage_and_hands_a_failure_to_every_later_stage() -> None:
