@@ -56,16 +56,17 @@ FIRST_QUESTIONS: tuple[tuple[frozenset[str], str, str], ...] = (
 # Imported by the background thread, in this order: the transport stack first (the SMTP sessions
 # wait for it), then the assessment, scoring and the reports. The selected checks' modules follow.
 TRANSPORT_MODULES: tuple[str, ...] = ("mecsa.observe.transport",)
-SEND_TURNS = 4
-# How long the checks wait for the SMTP connects to go out before they start anyway (seconds).
-LAUNCH_WAIT = 0.25
+ASSESS_MODULES: tuple[str, ...] = ("mecsa.assess", "mecsa.checks.registry", "mecsa.scoring")
 # The record types the early questions' replies and the chain walk carry: dnspython imports a
 # type's module when it first parses one, so these are imported before the importer starts, and
 # the event-loop thread parses replies without importing anything (see the module docstring).
 REPLY_TYPES: tuple[str, ...] = (
     "SOA", "NS", "MX", "TXT", "A", "AAAA", "CNAME", "DNAME", "DNSKEY", "DS", "RRSIG", "NSEC", "NSEC3",
 )  # fmt: skip
-ASSESS_MODULES: tuple[str, ...] = ("mecsa.assess", "mecsa.checks.registry", "mecsa.scoring")
+# Turns of the event loop that put the first questions on the wire (see `assess_early`).
+SEND_TURNS = 4
+# How long the checks wait for the SMTP connects to go out before they start anyway (seconds).
+LAUNCH_WAIT = 0.25
 
 
 def selected(names: Sequence[str], options: AssessOptions) -> frozenset[str]:
@@ -111,10 +112,6 @@ class Importer:
 
     def join(self) -> None:
         self._thread.join()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     def _run(self) -> None:
         for index, modules in enumerate(self._stages):
