@@ -106,12 +106,18 @@ def main() -> int:
         "--delay", type=float, default=0.05, help="Then per round trip (0: skip; latency_lab.py)."
     )
     parser.add_argument("--delay-runs", type=int, default=5, help="Runs of each tool with the delay.")
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="Another mecsa install (e.g. main's), timed interleaved beside --mecsa in both parts, "
+        "for a before/after comparison under the same load; no target applies to it.",
+    )
     args = parser.parse_args()
     delayed_missed: list[str] = []
     if os.geteuid() != 0:
         print("bench_cli needs root (the lab's namespaces)", file=sys.stderr)
         return 2
-    for tool in (args.mecsa, args.checkdmarc):
+    for tool in (args.mecsa, args.checkdmarc, *([args.before] if args.before else [])):
         if not Path(tool).is_file():
             print(f"not found: {tool}", file=sys.stderr)
             return 2
@@ -122,17 +128,19 @@ def main() -> int:
         state = load_state(args.dir)
         floor: list[float] = []
         floor_cpu: list[float] = []
-        times: dict[str, list[float]] = {"mecsa": [], "checkdmarc": []}
-        cpus: dict[str, list[float]] = {"mecsa": [], "checkdmarc": []}
         argvs = {
             "mecsa": mecsa_argv(args.mecsa, state),
             "checkdmarc": checkdmarc_argv(args.checkdmarc, state),
         }
+        if args.before:
+            argvs["before"] = mecsa_argv(args.before, state)
+        times: dict[str, list[float]] = {name: [] for name in argvs}
+        cpus: dict[str, list[float]] = {name: [] for name in argvs}
         for name, argv in argvs.items():  # one warm-up each: page cache, the servers' first sessions
             seconds, code, _, out = _timed(state, argv)
             print(f"warm-up {name}: {seconds:.3f} s, exit {code}")
-            if name == "mecsa" and not top_score(out):
-                print("mecsa did not give top.test 10/10/10: not a run to time", file=sys.stderr)
+            if name != "checkdmarc" and not top_score(out):
+                print(f"{name} did not give top.test 10/10/10: not a run to time", file=sys.stderr)
                 return 2
         for _ in range(args.runs):
             seconds, _, cpu, _ = _timed(state, ["true"])
@@ -169,6 +177,8 @@ def main() -> int:
         )
     ratio = med["checkdmarc"] / med["mecsa"]
     print(f"checkdmarc / mecsa: {ratio:.2f}x")
+    if "before" in med:
+        print(f"mecsa / before: {med['mecsa'] / med['before']:.2f}x")
     for what, seconds in startup.items():
         print(f"mecsa {what}: {seconds * 1000:.0f} ms median (host), CPU {startup_cpu[what] * 1000:.0f} ms")
 

@@ -26,6 +26,7 @@ async def assess(
     *,
     shared: SharedObservations | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    context: Context | None = None,
 ) -> Assessment:
     """Assess `domain` (already normalised to its A-label form).
 
@@ -34,7 +35,9 @@ async def assess(
     Unless the options set one, the deadline is derived from the DNS and SMTP timeouts
     (`mecsa.observe.deadline`). `shared` is the scan's process-wide observation cache and per-IP limits,
     when there is a scan. `on_result` is called with each check's result as it finishes (the web
-    service's live progress).
+    service's live progress). `context` is one made earlier for this domain, client and options
+    (the cold CLI's early start, mecsa.cli.early): what it already asked is answered from its memo
+    and cache, and the duration counts from its creation.
     """
     from mecsa.checks.registry import selected_checks
 
@@ -44,9 +47,13 @@ async def assess(
             client.timeout, client.attempts, opts.smtp_timeout, revocation=opts.revocation
         )
         opts = replace(opts, check_deadline=deadline)
-    ctx = Context(domain, Resolver(client), opts, shared)
+    if context is None:
+        ctx = Context(domain, Resolver(client), opts, shared)
+    else:
+        ctx = context
+        ctx.options = opts  # the same options, with the deadline filled in
     selected = selected_checks(opts.only, opts.skip)  # imports only the checks that run
-    started = time.monotonic()
+    started = time.monotonic() if context is None else context.started
     validating_task = asyncio.ensure_future(client.validates())
 
     async def run_and_report(check: CheckSpec[Any]) -> CheckResult:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from mecsa.cli.common import (
-    ca_bundle_file,
+    ca_bundle_opens,
+    ca_bundle_parses,
     ca_file_option,
     dnssec_mode_option,
     domain_argument,
@@ -73,7 +74,6 @@ def assess_command(
     trust_anchor: str | None,
 ) -> None:
     """Assess a domain's receiving side: DNS records, and the transport checks where built."""
-    from mecsa.assess import assess
     from mecsa.checks.registry import check_names
     from mecsa.observe import AssessOptions
 
@@ -84,7 +84,7 @@ def assess_command(
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
     discovery = _dmarc_discovery(dmarc_discovery, profile)
     selectors = tuple(_selector(s) for s in dkim_selector or ())
-    ca_bundle_file("--ca-file", ca_file)
+    ca_bundle_opens("--ca-file", ca_file)  # the cryptography half runs once it is imported
     output_file("--html", html)
     options = AssessOptions(
         dkim_selectors=selectors,
@@ -97,7 +97,23 @@ def assess_command(
         dmarc_discovery=discovery,
     )
     client = make_client(resolver, timeout, dnssec_mode, trust_anchor)
-    result = run(assess(name, client, options))
+    # Only the DNS stack is imported so far: the first questions go out now, and the checks,
+    # scoring and the renderers are imported while they are answered (mecsa.cli.early).
+    from mecsa.cli.early import assess_early
+
+    renderers: tuple[str, ...] = ("mecsa.report.json",) if json_output else ("mecsa.report.text",)
+    renderers += ("mecsa.report.html",) if html is not None else ()
+    renderers += ("cryptography.x509",) if ca_file is not None else ()
+    result = run(
+        assess_early(
+            name,
+            client,
+            options,
+            check_names(),
+            extra_modules=renderers,
+            before_assess=lambda: ca_bundle_parses("--ca-file", ca_file),
+        )
+    )
     if html is not None:
         from mecsa.report.html import render_html
 

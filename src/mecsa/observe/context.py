@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mecsa.dns.resolver import Resolver
 from mecsa.observe.cache import CacheKey, ObservationCache
 from mecsa.observe.dmarc import DiscoveryMethod
-from mecsa.probes.smtp import ConnectionLimits
+
+if TYPE_CHECKING:
+    from mecsa.probes.smtp import ConnectionLimits
 
 T = TypeVar("T")
 
@@ -42,7 +45,7 @@ class SharedObservations:
     """
 
     cache: ObservationCache = field(default_factory=ObservationCache)
-    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    limits: ConnectionLimits = field(default_factory=lambda: _connection_limits())
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Context:
     resolver: Resolver
     options: AssessOptions = field(default_factory=AssessOptions)
     scope: SharedObservations | None = None
+    started: float = field(default_factory=time.monotonic)  # when the assessment began (its duration)
     _memo: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     _limits: ConnectionLimits | None = None
 
@@ -80,5 +84,13 @@ class Context:
         if self.scope is not None:
             return self.scope.limits
         if self._limits is None:
-            self._limits = ConnectionLimits()
+            self._limits = _connection_limits()
         return self._limits
+
+
+def _connection_limits() -> ConnectionLimits:
+    # Imported when the first SMTP session needs it: the cold CLI sends its first DNS questions
+    # before the transport stack is imported (mecsa.cli.early).
+    from mecsa.probes.smtp import ConnectionLimits
+
+    return ConnectionLimits()
