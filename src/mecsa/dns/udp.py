@@ -40,6 +40,9 @@ _MAX_DATAGRAM = 65535
 _OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000, 0)
 # rcodes with which a reply may leave the question out (as dnspython's `is_response` allows)
 _OPCODE_BITS = 0x7800  # RFC 1035 §4.1.1
+# Made non-blocking by socket() itself where the platform can (Linux): one system call fewer.
+_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+_NONBLOCKING_DATAGRAM = socket.SOCK_DGRAM | _NONBLOCK
 _QR, _RD, _CD = int(dns.flags.QR), int(dns.flags.RD), int(dns.flags.CD)
 _BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
 
@@ -101,8 +104,9 @@ async def exchange(query: Query, host: str, port: int, wait: float) -> dns.messa
     loop = asyncio.get_running_loop()
     family, compressed = _endpoint(host)
     expected = (compressed, port)
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
+    with socket.socket(family, _NONBLOCKING_DATAGRAM) as sock:
+        if not _NONBLOCK:
+            sock.setblocking(False)
         try:
             sock.sendto(query.wire, (host, port))
         except (BlockingIOError, InterruptedError):  # the send buffer is full: wait for room

@@ -71,3 +71,10 @@ async def test_a_cancelled_question_unregisters_its_reader() -> None:
 def test_the_endpoint_of_an_address() -> None:
     assert udp._endpoint("127.0.0.1") == (socket.AF_INET, "127.0.0.1")
     assert udp._endpoint("0:0::1") == (socket.AF_INET6, "::1")
+
+
+def test_the_question_socket_never_blocks() -> None:
+    with socket.socket(socket.AF_INET, udp._NONBLOCKING_DATAGRAM) as sock:
+        if not udp._NONBLOCK:
+            sock.setblocking(False)
+        assert sock.getblocking() is False and sock.type == socket.SOCK_DGRAM
