@@ -61,14 +61,17 @@ def test_a_changed_class_misses_and_is_compiled_afresh(cache_file: Path) -> None
 
 def test_a_file_others_may_write_is_not_run(tmp_path: Path) -> None:
     path = tmp_path / "code.marshal"
-    path.write_bytes(marshal.dumps({"pass": compile("pass", "<string>", "exec")}))
+    path.write_bytes(marshal.dumps({"pass": marshal.dumps(compile("pass", "<string>", "exec"))}))
     path.chmod(0o600)
     assert list(codecache.load(path)) == ["pass"]
     path.chmod(0o666)
     assert codecache.load(path) == {}
 
 
-@pytest.mark.parametrize("content", [b"", b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"a": 1})])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"a": 1}), marshal.dumps({"a": "b"})],
+)
 def test_a_broken_or_foreign_file_is_an_empty_cache(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "code.marshal"
     path.write_bytes(content)
@@ -102,6 +105,34 @@ def test_turned_off_by_the_environment(monkeypatch: pytest.MonkeyPatch, cache_fi
     monkeypatch.setenv("MECSA_CODE_CACHE", "0")
     assert codecache.install(cache_file) is None
     assert "exec" not in vars(dataclasses)
+
+
+def test_a_damaged_entry_is_compiled_afresh(tmp_path: Path) -> None:
+    cache = codecache.CodeCache(tmp_path / "c", {"x = 1": b"garbage", "y = 2": marshal.dumps(3)})
+    namespace: dict[str, int] = {}
+    cache.exec("x = 1", {}, namespace)
+    cache.exec("y = 2", {}, namespace)
+    assert namespace == {"x": 1, "y": 2} and cache.misses == 2 and cache.hits == 0
+
+
+def test_a_file_over_its_bound_keeps_only_what_was_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(codecache, "_MAX_ENTRIES", 2)
+    old = {f"z = {i}": marshal.dumps(compile(f"z = {i}", "<string>", "exec")) for i in range(3)}
+    cache = codecache.CodeCache(tmp_path / "c", dict(old))
+    cache.exec("z = 0", {}, {})  # a hit, used
+    cache.exec("w = 1", {}, {})  # a miss, used
+    assert cache.save()
+    assert set(codecache.load(tmp_path / "c")) == {"z = 0", "w = 1"}
+
+
+def test_each_command_has_its_own_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MECSA_CACHE_DIR", str(tmp_path))
+    names = {codecache.default_path(c).name for c in ("assess", "scan", "../etc", "assess")}
+    assert len(names) == 3 and all(n.startswith("dataclass-code-") for n in names)
+    assert codecache.default_path("../etc").parent == tmp_path
+    assert codecache.default_path("../etc").name.endswith("-other.marshal")
 
 
 def test_the_default_place_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

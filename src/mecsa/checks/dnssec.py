@@ -136,7 +136,7 @@ async def observe(ctx: Context) -> DnssecObservation:
     groups = await asyncio.gather(*(source(ctx) for source in SUBJECT_SOURCES))
     validates = await ctx.resolver.client.validates()  # learnt once per client, usually already
     subjects = tuple(s for group in groups for s in group)
-    own = ctx.resolver.validator is not None
+    own = ctx.resolver.validates_itself
     return DnssecObservation(ctx.domain, validates, subjects, ctx.resolver.client.dnssec_mode.value, own)
 
 

@@ -151,10 +151,11 @@ def main() -> None:
     """Entry point: exit 0 when the work ran, 2 on bad usage, 1 on an internal error, 130 on Ctrl-C."""
     _skip_httpx_cli()
     argv = sys.argv[1:]
-    if _command_named(argv) is not None:  # `--version` and `--help` import no dataclasses to cache
+    command = _command_named(argv)
+    if command is not None:  # `--version` and `--help` import no dataclasses to cache
         from mecsa import codecache
 
-        codecache.install()
+        codecache.install(command=command)
     one_shot = _fast_exit_allowed(argv)
     if one_shot:
         # A one-shot command ends with its process: the cyclic collector ran ~120 times in a cold

@@ -226,6 +226,9 @@ def _import_loop_needs() -> None:
         dns.rdata.get_rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(name))  # type: ignore[no-untyped-call]
     # cryptography's OpenSSL backend, which dnspython's first RRSIG check loads
     importlib.import_module("cryptography.hazmat.backends.openssl")
+    # The chain walker (dns.dnssec, dns.zone, cryptography's primitives: ~25 ms), which the
+    # resolver makes on the first reply it validates: after the first questions, not before.
+    importlib.import_module("mecsa.dns.validation.walker")
 
 
 def _check_modules(checks: Collection[str]) -> tuple[str, ...]:

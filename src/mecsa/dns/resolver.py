@@ -332,14 +332,24 @@ class Resolver:
         self.client = client
         self._cache: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
         self._checked_off: dict[tuple[dns.name.Name, int], asyncio.Task[_Reply]] = {}
-        self.validator: ChainValidator | None = None
-        if client.dnssec_mode is not DnssecMode.RESOLVER:
-            from mecsa.dns.validation.walker import ChainValidator
-
-            self.validator = ChainValidator(self._fetch_checked_off, client.trust_anchors)
+        self.validates_itself = client.dnssec_mode is not DnssecMode.RESOLVER
+        self._validator: ChainValidator | None = None
         self._foreground = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
+
+    @property
+    def validator(self) -> ChainValidator | None:
+        """Our own chain validator (None in `resolver` mode), made when first needed.
+
+        Made on first use, not with the resolver: the walker imports dns.dnssec and cryptography
+        (~25 ms), and the cold CLI sends its first questions before that (mecsa.cli.early).
+        """
+        if self._validator is None and self.validates_itself:
+            from mecsa.dns.validation.walker import ChainValidator
+
+            self._validator = ChainValidator(self._fetch_checked_off, self.client.trust_anchors)
+        return self._validator
 
     @property
     def queries_sent(self) -> int:
@@ -353,7 +363,7 @@ class Resolver:
 
     async def validates(self) -> bool:
         """Whether DNSSEC can be judged at all: we validate ourselves, or the resolver does."""
-        return self.validator is not None or await self.client.validates()
+        return self.validates_itself or await self.client.validates()
 
     async def _ask_checked_off(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Reply:
         """One reply with checking disabled (CD=1), asked once per assessment: what the chain walk
@@ -448,10 +458,10 @@ class Resolver:
         if message is None:
             return DnsAnswer(qname_text, type_text, reply.rcode, server=server, detail=reply.detail)
         ede = _ede(message)
-        if self.validator is not None and qtype == dns.rdatatype.MX and reply.rcode is Rcode.NOERROR:
+        if self.validates_itself and qtype == dns.rdatatype.MX and reply.rcode is Rcode.NOERROR:
             self._prefetch_exchanges(message, qname)
         verdict: ChainVerdict | None
-        if self.validator is None:  # resolver mode: the bulk-scan path, kept as lean as before
+        if not self.validates_itself:  # resolver mode: the bulk-scan path, kept as lean as before
             resolver_status, verdict = await self._dnssec_status(qname, qtype, reply, ede), None
         elif own_only:
             resolver_status, verdict = None, await self._own_verdict(qname, qtype, reply)
@@ -517,7 +527,8 @@ class Resolver:
     async def _own_verdict(
         self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType, reply: _Reply
     ) -> ChainVerdict | None:
-        if self.validator is None:
+        validator = self.validator
+        if validator is None:
             return None
         message = reply.message
         if reply.rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN) or message is None:
@@ -526,7 +537,7 @@ class Resolver:
             if fetched.message is None:
                 return ChainVerdict(DnssecStatus.INDETERMINATE, f"indeterminate ({fetched.failure})")
             message = fetched.message
-        return await self.validator.validate(qname, qtype, message)
+        return await validator.validate(qname, qtype, message)
 
     async def _dnssec_status(
         self,

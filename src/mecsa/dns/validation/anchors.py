@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import dns.dnssec
 import dns.exception
 import dns.name
 import dns.rdataclass
@@ -60,7 +59,10 @@ def parse_anchors(text: str, source: str) -> TrustAnchors:
                 if isinstance(rd, dns.rdtypes.ANY.DS.DS):
                     found.setdefault(name, []).append(rd)
                 elif isinstance(rd, dns.rdtypes.ANY.DNSKEY.DNSKEY):
-                    ds = dns.dnssec.make_ds(name, rd, "SHA256", policy=dns.dnssec.allow_all_policy)
+                    # Imported only here: the cold CLI parses a DS file before its first packet.
+                    import dns.dnssec as dnssec
+
+                    ds = dnssec.make_ds(name, rd, "SHA256", policy=dnssec.allow_all_policy)
                     found.setdefault(name, []).append(ds)
                 else:
                     kind = dns.rdatatype.to_text(rdataset.rdtype)
