@@ -67,6 +67,8 @@ def certificate_names(cert: x509.Certificate) -> tuple[tuple[str, ...], bool]:
 
 @dataclass(frozen=True, slots=True)
 class TrustAnchors:
+    """The CA certificates a chain must lead to (`--ca-file` or the system bundle), and where from."""
+
     certificates: tuple[x509.Certificate, ...]
     source: str
     error: str | None = None
@@ -288,6 +290,8 @@ def tlsa_records(answer: DnsAnswer) -> tuple[Tlsa, ...]:
 
 @dataclass(frozen=True, slots=True)
 class TlsaMatch:
+    """Whether one TLSA record matched the presented chain, and why (RFC 6698 §2.1, RFC 7671)."""
+
     record: Tlsa
     matched: bool
     note: str

@@ -118,6 +118,8 @@ class DaneHost:
 
 @dataclass(frozen=True, slots=True)
 class DaneObservation:
+    """The SMTP sessions and each MX host's TLSA answer, for the DANE judgement (RFC 7672)."""
+
     transport: TransportObservation
     hosts: tuple[DaneHost, ...]
     port: int

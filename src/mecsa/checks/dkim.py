@@ -132,6 +132,8 @@ def dated_selectors(today: datetime.date) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class SelectorLookup:
+    """One selector's TXT answer; `given` when the user named it (`--dkim-selector`)."""
+
     selector: str
     given: bool
     answer: DnsAnswer
@@ -144,6 +146,8 @@ class SelectorLookup:
 
 @dataclass(frozen=True, slots=True)
 class DkimObservation:
+    """Every selector asked and the `_domainkey.<domain>` answer (RFC 6376 §3.6.2.1)."""
+
     domain: str
     lookups: tuple[SelectorLookup, ...]
     domainkey: DnsAnswer
@@ -168,6 +172,8 @@ async def observe(ctx: Context) -> DkimObservation:
 
 @dataclass
 class _Tally:
+    """The keys sorted as usable, broken or revoked while the findings are made."""
+
     usable: list[str]
     broken: list[Finding]
     revoked: list[tuple[str, str, tuple[str, ...]]]

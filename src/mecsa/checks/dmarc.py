@@ -278,6 +278,8 @@ def _external_uris(record: DmarcRecord, policy_domain: str, discovery: Discovery
 
 @dataclass(frozen=True, slots=True)
 class _Judgement:
+    """The DMARC and DMARC-policy verdicts, their reasons, findings and the document's details."""
+
     findings: tuple[Finding, ...]
     dmarc: VerdictStatus
     dmarc_why: str

@@ -83,6 +83,8 @@ class DnssecSubject:
 
 @dataclass(frozen=True, slots=True)
 class DnssecObservation:
+    """Who can judge DNSSEC here, and the verdict on each subject (the domain, its MX answer...)."""
+
     domain: str
     resolver_validates: bool  # the resolver's AD bit on the signed root
     subjects: tuple[DnssecSubject, ...]

@@ -106,6 +106,8 @@ GOOD_VERSIONS = frozenset({"TLSv1.2", "TLSv1.3"})
 
 @dataclass(frozen=True, slots=True)
 class StarttlsObservation:
+    """The SMTP sessions and, per address, the TLS version and cipher sweep."""
+
     transport: TransportObservation
     sweeps: tuple[tuple[str, str, TlsSweep], ...]  # (host, address, sweep)
     swept: bool  # False when the sweep was switched off (--no-tls-versions)

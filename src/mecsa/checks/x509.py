@@ -150,6 +150,8 @@ EXPIRY_WARNING_DAYS = 14
 
 @dataclass(frozen=True, slots=True)
 class X509Observation:
+    """The SMTP sessions, the trust anchors and the revocation answers, judged at `checked_at`."""
+
     transport: TransportObservation
     anchors: TrustAnchors
     checked_at: dt.datetime
@@ -170,6 +172,8 @@ async def observe(ctx: Context, mx: MxObservation | None = None) -> X509Observat
 
 @dataclass(frozen=True, slots=True)
 class _Judge:
+    """What judging one presented chain needs: the anchors, the time and the revocation answers."""
+
     anchors: TrustAnchors
     now: dt.datetime
     add: Callable[[Finding], None]
@@ -255,6 +259,8 @@ class PresentedCertificate:
 
 @dataclass(frozen=True, slots=True)
 class AddressCertificate:
+    """What one MX address presented, and the x509 outcome for it."""
+
     address: str
     outcome: Status
     presented: PresentedCertificate | None

@@ -42,7 +42,7 @@ def name_of_labels(labels: tuple[bytes, ...]) -> dns.name.Name:
 # escapes, and neither "@" nor "." alone (which it reads specially).
 _PLAIN_TEXT = re.compile(r"[\x21-\x2d\x2f-\x5b\x5d-\x7e]+(?:\.[\x21-\x2d\x2f-\x5b\x5d-\x7e]+)*\.?")
 # Label octets that dnspython prints as they are (no escape): printable ASCII but '"().;\@$'.
-_PLAIN_LABEL = re.compile(rb'[\x21\x23\x25-\x27\x2a-\x2d\x2f-\x3a\x3c-\x3f\x41-\x5b\x5d-\x7e]*')
+_PLAIN_LABEL = re.compile(rb"[\x21\x23\x25-\x27\x2a-\x2d\x2f-\x3a\x3c-\x3f\x41-\x5b\x5d-\x7e]*")
 
 
 def name_from_text(text: str) -> dns.name.Name:

@@ -62,6 +62,8 @@ class ResolverConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Nameserver:
+    """A resolver to ask: an address and a port."""
+
     host: str
     port: int = 53
 
@@ -115,6 +117,8 @@ def system_nameservers() -> list[Nameserver]:
 
 @dataclass(frozen=True, slots=True)
 class _Reply:
+    """One question's outcome: the message (None when none came), its rcode and who answered."""
+
     message: dns.message.Message | None
     rcode: Rcode
     server: Nameserver | None

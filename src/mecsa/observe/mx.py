@@ -46,6 +46,8 @@ class MxHost:
 
 @dataclass(frozen=True, slots=True)
 class MxObservation:
+    """The MX answer and the hosts it names, with their addresses (RFC 5321 §5.1, RFC 7505)."""
+
     domain: str
     mx: DnsAnswer
     hosts: tuple[MxHost, ...]

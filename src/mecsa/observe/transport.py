@@ -25,6 +25,8 @@ class HostSessions:
 
 @dataclass(frozen=True, slots=True)
 class TransportObservation:
+    """The MX set and the main SMTP session to every address of every host."""
+
     mx: MxObservation
     hosts: tuple[HostSessions, ...]
     port: int

@@ -125,6 +125,8 @@ class _TooLarge(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
+    """One HTTPS response, as much of it as the policy fetch reads."""
+
     address: str
     status: int
     headers: tuple[tuple[str, str], ...]

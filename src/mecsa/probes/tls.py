@@ -91,6 +91,8 @@ class TlsTrial:
 
 @dataclass(frozen=True, slots=True)
 class TlsSweep:
+    """The TLS versions and weak cipher classes an MX address was offered, each trial's outcome."""
+
     versions: tuple[TlsTrial, ...]
     weak_ciphers: tuple[TlsTrial, ...]
 

@@ -55,9 +55,7 @@ def open_lines(source: str, stdin: TextIO) -> Iterator[Iterable[str]]:
         yield stream
 
 
-def pick_scan(
-    store: Store, request: ScanRequest, extra: Mapping[str, Any] | None = None
-) -> tuple[int, bool]:
+def pick_scan(store: Store, request: ScanRequest, extra: Mapping[str, Any] | None = None) -> tuple[int, bool]:
     """The scan to run: (id, resumed). --resume takes the given scan, else the newest of the same input.
 
     `extra` joins the options recorded with a new scan (the distributed engine notes itself there)."""

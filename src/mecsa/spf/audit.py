@@ -195,6 +195,8 @@ class SpfAudit:
 
 @dataclass
 class _Budget:
+    """SPF records fetched over the whole walk, so that a huge include tree stops at `MAX_RECORDS`."""
+
     records: int = 0
 
 
@@ -211,6 +213,8 @@ class _Walk:
 
 @dataclass
 class _TermResult:
+    """What one record's terms added: void lookups per family and the issues found."""
+
     void4: int = 0
     void6: int = 0
     issues: list[AuditIssue] = field(default_factory=list)
