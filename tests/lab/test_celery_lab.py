@@ -212,13 +212,33 @@ def test_two_workers_together_never_hold_more_than_two_connections_to_one_mx(
         p for p in (cluster.state.directory / "logs").glob("*.postfix.log") if "sender" not in p.name
     )
     assert logs
-    before = {p: p.stat().st_size for p in logs}
     names = listing(tmp_path)
+    # Whether the two workers' sessions overlap is timing: on a loaded machine one round can see
+    # them one after the other (a peak of 1, once in about five full-suite runs). The limit is
+    # asserted on every round; that it was reached (so that a third would have been seen) on one
+    # of up to three rounds.
+    reached = []
+    for attempt in range(3):
+        peaks, sessions = _two_scans_at_once(cluster, logs, names, tmp_path / str(attempt))
+        assert max(peaks.values()) <= 2, peaks
+        assert sessions > 2 * len(logs)
+        reached.append(max(peaks.values()))
+        if reached[-1] == 2:
+            break
+    assert reached[-1] == 2, reached  # the limit was reached: the test could have seen a third
+
+
+def _two_scans_at_once(
+    cluster: Cluster, logs: list[Path], names: Path, out: Path
+) -> tuple[dict[str, int], int]:
+    """Peak simultaneous sessions per MX log, and the sessions in all, over two scans run at once."""
+    out.mkdir()
+    before = {p: p.stat().st_size for p in logs}
     # Two scans (two observation caches), one chunk each, queued at once: each worker takes one and
     # assesses every domain, so both want each MX address at the same time.
     scans = [
         subprocess.Popen(
-            cluster.scan_argv(names, tmp_path / f"both{n}.jsonl", "--chunk-size", "100"),
+            cluster.scan_argv(names, out / f"both{n}.jsonl", "--chunk-size", "100"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -235,9 +255,7 @@ def test_two_workers_together_never_hold_more_than_two_connections_to_one_mx(
             tail = f.read().decode(errors="replace")
         peaks[path.name] = peak_connections(tail)
         sessions += tail.count("]: connect from ")
-    assert max(peaks.values()) <= 2, peaks
-    assert max(peaks.values()) == 2  # the limit was reached: the test could have seen a third
-    assert sessions > 2 * len(logs)
+    return peaks, sessions
     assert all("succeeded" in cluster.log(n) for n in (0, 1))
 
 
