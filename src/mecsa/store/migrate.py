@@ -59,6 +59,12 @@ def upgrade(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             # Two processes opening a new store at once must not both create the tables.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        elif connection.dialect.name == "sqlite":
+            # The same for SQLite: take the database's write lock before reading the revision. The
+            # driver would begin the transaction only at the first write, after two processes had
+            # both read "no tables" (a worker and its scan command: "table ... already exists").
+            # The other process waits (the engine's busy timeout), then finds the heads there.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         current = current_revisions(connection)
         if current == heads:
             return

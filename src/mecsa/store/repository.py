@@ -61,12 +61,42 @@ def make_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+_WAL_SWITCH_WAIT_S = 30.0  # as long as the engine's busy timeout
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL: readers do not block the scan's writer; foreign keys are off by default in SQLite.
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
+    try:
+        # WAL: readers do not block the scan's writer; foreign keys are off by default in SQLite.
+        _switch_to_wal(cursor)
+        for pragma in ("foreign_keys=ON", "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while another process holds the new file's lock.
+
+    Switching a database to WAL needs an exclusive lock, and SQLite answers "database is locked"
+    at once instead of calling the busy handler: processes that open one new store together (a
+    Celery worker and its scan command) failed so, once in about 25 rounds of six processes. Once the
+    file is in WAL mode (it stays so) the pragma takes no lock.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 class Store:

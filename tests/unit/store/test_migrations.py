@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -47,3 +48,37 @@ def test_an_unreachable_postgresql_server_is_a_one_line_store_error() -> None:
     message = str(caught.value)
     assert message.startswith("cannot open the store postgresql+psycopg://postgres@127.0.0.1:9/none")
     assert "\n" not in message
+
+
+def _open_at_once(path: str, barrier: Any, errors: Any) -> None:
+    from mecsa.store import open_store
+
+    barrier.wait()
+    try:
+        with open_store(path):
+            pass
+    except Exception as exc:  # reported to the parent, which asserts there were none
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_create_it_once(tmp_path: Path) -> None:
+    """A celery worker and its scan command open one new SQLite file together: neither may fail.
+
+    Both used to read "no tables" before either wrote, and the second then failed with "table scans
+    already exists" (seen once in CI).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        path = str(tmp_path / f"s{round_}.sqlite")
+        barrier, errors = context.Barrier(6), context.Queue()
+        workers = [context.Process(target=_open_at_once, args=(path, barrier, errors)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        found = []
+        while not errors.empty():
+            found.append(errors.get())
+        assert found == [] and all(w.exitcode == 0 for w in workers)
