@@ -60,9 +60,11 @@ def upgrade(engine: Engine) -> None:
             # Two processes opening a new store at once must not both create the tables.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         elif connection.dialect.name == "sqlite":
-            # The same for SQLite: take the database's write lock before reading the revision. The
-            # driver would begin the transaction only at the first write, after two processes had
-            # both read "no tables" (a worker and its scan command: "table ... already exists").
+            if current_revisions(connection) == heads:
+                return  # the common case, without the write lock: a read-only store opens too
+            # The same for SQLite: take the database's write lock, then read the revision again.
+            # The driver would begin the transaction only at the first write, after two processes
+            # had both read "no tables" (a worker and its scan command: "table ... already exists").
             # The other process waits (the engine's busy timeout), then finds the heads there.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         current = current_revisions(connection)

@@ -82,3 +82,12 @@ def test_processes_opening_a_new_sqlite_store_at_once_create_it_once(tmp_path: P
         while not errors.empty():
             found.append(errors.get())
         assert found == [] and all(w.exitcode == 0 for w in workers)
+
+
+def test_a_read_only_store_at_its_heads_still_opens(tmp_path: Path) -> None:
+    """Opening takes the write lock only to migrate: a store opened read-only opens as before."""
+    path = tmp_path / "s.sqlite"
+    with open_store(str(path)):
+        pass
+    with open_store(f"sqlite:///file:{path}?mode=ro&uri=true") as store:  # SQLite's read-only mode
+        assert store.list_scans() == []
