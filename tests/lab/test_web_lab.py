@@ -21,18 +21,17 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.chromium import SKIP_REASON, start_chromium
 from tests.chromium import installed as chromium_installed
 from tests.lab.helpers import lab_dir, require_lab
+from tests.webserve import wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "src" / "mecsa" / "lab" / "scenarios"
@@ -173,16 +172,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         state.add_daemon("mecsa-serve", CLIENT_NODE, process.pid)  # `down` stops it, and its workers
         relay = NamespaceRelay(state.ns(CLIENT_NODE), port)
         base = f"http://127.0.0.1:{relay.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (work / "serve.log").read_text()
-            assert time.monotonic() < deadline, (work / "serve.log").read_text()
-            time.sleep(0.2)
+        wait_until_healthy(base, process, work / "serve.log", within=60, pause=0.2)
         yield Served(base, state, directory)
     finally:
         if relay is not None:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mecsa.lab.senders import private_key_pem
@@ -23,6 +21,7 @@ from tests.chromium import installed as chromium_installed
 from tests.unit.mailmode.test_autoreply import KEY
 from tests.unit.web.mailmode_support import TEST_DOMAIN, USER, reply, user_provider
 from tests.unit.web.service import closed_port
+from tests.webserve import wait_until_healthy
 
 pytestmark = [
     pytest.mark.slow,
@@ -57,16 +56,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "serve.log").read_text())
-                time.sleep(0.1)
+            wait_until_healthy(base, process, tmp_path / "serve.log")
             yield base, smtp
         finally:
             process.terminate()

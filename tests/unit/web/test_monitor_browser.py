@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mecsa.dns.zoneserver import ThreadedZoneServer, ZoneData
@@ -25,6 +23,7 @@ from tests.chromium import SKIP_REASON, start_chromium
 from tests.chromium import installed as chromium_installed
 from tests.unit.web.service import HOSTILE_SCRIPT, ORIGIN, closed_port, zone_text
 from tests.unit.web.test_reports_pages import EVIL_ORG, EVIL_PTR, REVERSE, ingest
+from tests.webserve import wait_until_healthy
 
 SCREENSHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 
@@ -91,16 +90,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((directory / "serve.log").read_text())
-                time.sleep(0.1)
+            wait_until_healthy(base, process, directory / "serve.log")
             yield base, token
         finally:
             process.terminate()
