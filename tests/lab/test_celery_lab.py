@@ -283,8 +283,8 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_stores_each_domain_once(
     victim.wait(10)
     received, succeeded = cluster.log(0).count(" received"), cluster.log(0).count(" succeeded")
     assert received > succeeded  # it died holding a chunk
-    _, err = scan.communicate(timeout=300)
-    assert scan.returncode == 0, err.decode() + cluster.log(1)
+    err = finish(scan, cluster)
+    assert scan.returncode == 0, err + cluster.log(1)
     assert set(stored_once(cluster.store).values()) == {1}
     assert set(records(tmp_path / "killed.jsonl")) == {*DOMAINS, "not a domain"}
 
@@ -300,12 +300,25 @@ def test_the_scan_carries_on_when_redis_restarts(full_lab: Path, tmp_path: Path)
             assert time.monotonic() < deadline
             time.sleep(0.1)
         cluster.redis.restart(down_s=2.0)
-        _, err = scan.communicate(timeout=300)
-        assert scan.returncode == 0, err.decode() + cluster.log(0) + cluster.log(1)
+        err = finish(scan, cluster)
+        assert scan.returncode == 0, err + cluster.log(0) + cluster.log(1)
         assert set(stored_once(cluster.store).values()) == {1}
         assert set(records(tmp_path / "restart.jsonl")) == {*DOMAINS, "not a domain"}
     finally:
         cluster.stop()
+
+
+def finish(scan: subprocess.Popen[bytes], cluster: Cluster, timeout: float = 300) -> str:
+    """The scan's stderr once it has ended; a scan still running after `timeout` is killed and the
+    test fails with what the scan and the workers said (a CI run once saw only the timeout)."""
+    try:
+        _, err = scan.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        scan.kill()
+        _, err = scan.communicate()
+        logs = "".join(f"--- worker {n}:\n{cluster.log(n)[-6000:]}\n" for n in range(len(cluster.workers)))
+        pytest.fail(f"the scan was still running after {timeout} s; its stderr:\n{err.decode()}\n{logs}")
+    return err.decode(errors="replace")
 
 
 def _holding(log: str) -> bool:

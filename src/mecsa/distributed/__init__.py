@@ -5,5 +5,6 @@ queues one task per chunk; `mecsa worker` (`worker.py`) runs them, each chunk th
 asyncio engine as a local scan (`mecsa.scan.engine.run_scan`), into the same store. What must hold
 for the whole scan lives in Redis: the per-IP connection leases (`leases.py`), the shared
 observation cache (`shared_cache.py`), and the scan's bookkeeping (`bookkeeping.py`: chunks left,
-attempts per domain). See docs/scale-out.md.
+attempts per domain), from which the submitter queues again a chunk whose message was lost
+(`redeliver.py`). See docs/scale-out.md.
 """

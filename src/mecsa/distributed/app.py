@@ -12,7 +12,9 @@ Delivery, chosen so that a crash loses nothing and stores nothing twice:
   again after that many seconds. It must exceed a chunk's run time (`docs/scale-out.md`); a second
   delivery of a chunk that is still running waits for it (`chunks._chunk_lease`);
 - prefetch 1: a worker holds no more chunks than it runs, so the others get the rest;
-- a chunk that raises (the store or Redis away) is retried with backoff, never dropped.
+- a chunk that raises (the store or Redis away) is retried with backoff, never dropped;
+- a message lost in between (taken by a worker that lost Redis before the task started) is queued
+  again by the submitter, without waiting for the visibility timeout (`redeliver.py`).
 """
 
 from __future__ import annotations

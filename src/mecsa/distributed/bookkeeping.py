@@ -3,6 +3,8 @@
 Keys, under `<prefix>:scan:<id>:`:
 
 - `chunks` (set): ids of the chunks queued and not yet finished; `seq`: the last chunk id given;
+- `payloads` (hash, chunk id -> the task's arguments as JSON): what was queued for each chunk not
+  yet finished, so that a chunk whose message was lost can be sent again (`redeliver.py`);
 - `submitted`: set once every chunk of the list is queued, so that "no chunk left" means "done";
 - `cancelled`: the submitter was interrupted (Ctrl-C): workers drop the chunks they receive;
 - `attempts` (hash, domain -> N): how often an assessment of the domain was started;
@@ -38,6 +40,10 @@ class ScanKeys:
         return self.key("chunks")
 
     @property
+    def payloads(self) -> str:
+        return self.key("payloads")
+
+    @property
     def seq(self) -> str:
         return self.key("seq")
 
@@ -61,20 +67,31 @@ class ScanKeys:
         return self.key(f"chunk:{chunk_id}:running")
 
     def all(self) -> tuple[str, ...]:
-        return (self.chunks, self.seq, self.submitted, self.cancelled, self.attempts, self.stats)
+        return (
+            self.chunks, self.payloads, self.seq, self.submitted, self.cancelled, self.attempts, self.stats,
+        )  # fmt: skip
 
 
-# KEYS: chunks, submitted. ARGV: chunk id. The chunks left, and whether the list is all queued.
+# KEYS: chunks, submitted, payloads. ARGV: chunk id. The chunks left, and whether the list is all queued.
 _FINISH_CHUNK = """
 redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return {redis.call('SCARD', KEYS[1]), redis.call('EXISTS', KEYS[2])}
 """
+
+
+async def chunk_queued(redis: Redis, keys: ScanKeys, chunk_id: int, payload: str) -> None:
+    """Record a chunk as queued, with its task's arguments (JSON) for a redelivery."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.sadd(keys.chunks, chunk_id)
+    pipe.hset(keys.payloads, str(chunk_id), payload)
+    await pipe.execute()
 
 
 async def chunk_done(redis: Redis, keys: ScanKeys, chunk_id: int) -> bool:
     """Mark the chunk finished; True when it was the scan's last one."""
     left, submitted = await redis.register_script(_FINISH_CHUNK)(
-        keys=[keys.chunks, keys.submitted], args=[chunk_id]
+        keys=[keys.chunks, keys.submitted, keys.payloads], args=[chunk_id]
     )
     return int(left) == 0 and int(submitted) == 1
 

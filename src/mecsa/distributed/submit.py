@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlalchemy import select
 
 from mecsa.distributed.app import QUEUE, TASK, make_app
-from mecsa.distributed.bookkeeping import ScanKeys, progress
+from mecsa.distributed.bookkeeping import ScanKeys, chunk_queued, progress
 from mecsa.distributed.codec import config_to_json, target_to_json
+from mecsa.distributed.redeliver import QueueDepth, Redeliverer
 from mecsa.distributed.redisconn import REDIS_DOWN, connect, patiently
 from mecsa.scan.engine import Counters, ScanOutcome
 from mecsa.scan.inputs import Target, chunked, read_targets
@@ -70,7 +71,7 @@ async def submit_scan(
     keys = ScanKeys(scan_id)
     if resumed:
         store.set_scan_state(scan_id, "running")
-        await redis.delete(keys.cancelled, keys.chunks, keys.submitted)
+        await redis.delete(keys.cancelled, keys.chunks, keys.payloads, keys.submitted)
     counters = Counters(total=total)
     append = resumed and request.output is not None and request.output.exists()
     stop = asyncio.Event()
@@ -91,7 +92,11 @@ async def submit_scan(
         try:
             lines = stack.enter_context(open_lines(request.source, stdin))
             display.start()
-            following = asyncio.ensure_future(follower.follow(redis, keys, stop))
+            depth = stack.enter_context(contextlib.closing(QueueDepth(broker)))
+            redeliverer = Redeliverer(
+                redis, keys, lambda args: app.send_task(TASK, args=args, queue=QUEUE), depth
+            )
+            following = asyncio.ensure_future(follower.follow(redis, keys, stop, redeliverer))
             await _queue(
                 app, redis, keys, store, read_targets(lines), request, chunk_size, resumed, counters, stop
             )
@@ -145,13 +150,9 @@ async def _queue(
                 if not chunk:
                     continue
             chunk_id = int(await patiently(lambda: redis.incr(keys.seq)))
-            await patiently(lambda: redis.sadd(keys.chunks, chunk_id))  # noqa: B023 - awaited here
-            app.send_task(
-                TASK,
-                args=[keys.scan_id, chunk_id, config, [target_to_json(t) for t in chunk]],
-                queue=QUEUE,
-                producer=producer,
-            )
+            args = [keys.scan_id, chunk_id, config, [target_to_json(t) for t in chunk]]
+            await patiently(lambda: chunk_queued(redis, keys, chunk_id, json.dumps(args)))  # noqa: B023
+            app.send_task(TASK, args=args, queue=QUEUE, producer=producer)
             await asyncio.sleep(0)  # let the display and the follower run between chunks
     await patiently(lambda: redis.set(keys.submitted, 1))
 
@@ -222,13 +223,18 @@ class Follower:
         """Every result not written yet, however late it committed: ids are not commit order."""
         self.read_new(self.floor)
 
-    async def follow(self, redis: Redis, keys: ScanKeys, stop: asyncio.Event) -> None:
-        """Until every chunk is queued and done: new results every `POLL_S` seconds."""
+    async def follow(
+        self, redis: Redis, keys: ScanKeys, stop: asyncio.Event, redeliverer: Redeliverer | None = None
+    ) -> None:
+        """Until every chunk is queued and done: new results every `POLL_S` seconds, and lost chunks
+        queued again (`redeliver.py`)."""
         while not stop.is_set():
             # PostgreSQL hands out ids before commit: look back a little for late commits.
             self.read_new(max(self.floor, self.last_id - 500))
             try:
                 left, submitted = await progress(redis, keys)
+                if redeliverer is not None and left:
+                    await redeliverer.tick()
             except REDIS_DOWN:
                 left, submitted = 1, False  # the broker is restarting: keep following
             if submitted and left == 0:

@@ -314,7 +314,7 @@ def test_names_from_text_as_dnspython_reads_them() -> None:
              "é.test", "xn--bcher-kva.test", "a b.test", "a@b.test", "_25._tcp.mx1.test", "*.test", "a" * 64,
              ".".join(["a" * 63] * 4), "a\\", "a\\999.test", "\t.test"]  # fmt: skip
     shuffle = random.Random(7)
-    alphabet = "ab-_.\\@\"();$ 09Zé\x7f"
+    alphabet = 'ab-_.\\@"();$ 09Zé\x7f'
     texts += ["".join(shuffle.choice(alphabet) for _ in range(shuffle.randint(0, 12))) for _ in range(3000)]
     for text in texts:
         names.forget()
