@@ -39,18 +39,26 @@ _MAX_ENTRIES = 5_000  # a bound on a file: entries of old versions pile up until
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
+def cache_directory() -> Path:
+    """$MECSA_CACHE_DIR, else $XDG_CACHE_HOME/mecsa, else ~/.cache/mecsa."""
+    own = os.environ.get("MECSA_CACHE_DIR")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(own) if own else Path(xdg) / "mecsa" if xdg else Path.home() / ".cache" / "mecsa"
+
+
+def command_file_name(command: str) -> str:
+    """The command's part of a cache file's name ("other" for anything unexpected)."""
+    return command if _COMMAND_NAME.fullmatch(command) else "other"
+
+
 def default_path(command: str = "mecsa") -> Path:
-    """$MECSA_CACHE_DIR, else $XDG_CACHE_HOME/mecsa, else ~/.cache/mecsa; named by the bytecode magic.
+    """In the cache directory, named by the bytecode magic.
 
     One file per command: each holds what that command imports, so none loads another's entries
     (loading costs about 2 ms per 1,000 entries).
     """
-    own = os.environ.get("MECSA_CACHE_DIR")
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(own) if own else Path(xdg) / "mecsa" if xdg else Path.home() / ".cache" / "mecsa"
     tag = f"{sys.implementation.cache_tag}-{importlib.util.MAGIC_NUMBER.hex()}"
-    name = command if _COMMAND_NAME.fullmatch(command) else "other"
-    return base / f"dataclass-code-{tag}-{name}.marshal"
+    return cache_directory() / f"dataclass-code-{tag}-{command_file_name(command)}.marshal"
 
 
 class CodeCache:
@@ -95,37 +103,49 @@ class CodeCache:
         entries = self.entries
         if len(entries) > _MAX_ENTRIES:
             entries = {k: v for k, v in entries.items() if k in self.used}
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                marshal.dump(entries, out)
-            temporary.replace(self.path)  # atomic: a reader sees the old file or the new one
-        except OSError:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+        if not write_private(self.path, marshal.dumps(entries)):
             return False
         self.misses = 0
         return True
 
 
-def load(path: Path) -> dict[str, bytes]:
-    """The entries in `path`; empty when it is missing, unreadable, malformed or not safely ours.
+def write_private(path: Path, data: bytes) -> bool:
+    """Write `path` for its owner only (0600, in a 0700 directory), atomically; False on failure."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        temporary.replace(path)  # atomic: a reader sees the old file or the new one
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        return False
+    return True
 
-    Code from the file is run, so the file must be the user's own and writable by nobody else, as
-    ssh demands of its keys.
+
+def read_private(path: Path) -> Any:
+    """The marshalled value in `path`; None when it is missing, unreadable, malformed or not safely ours.
+
+    What the caches keep is run (code) or trusted (compiled patterns), so the file must be the
+    user's own and writable by nobody else, as ssh demands of its keys.
     """
     try:
         with path.open("rb") as handle:
             info = os.fstat(handle.fileno())
             if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                return {}
+                return None
             # marshal.loads of the whole file: marshal.load reads a file object in small pieces
             # (18 ms against 2-4 ms for the same file, measured).
-            data = marshal.loads(handle.read())
+            return marshal.loads(handle.read())
     except (OSError, EOFError, ValueError, TypeError):
-        return {}
+        return None
+
+
+def load(path: Path) -> dict[str, bytes]:
+    """The entries in `path`; empty when it is missing, unreadable, malformed or not safely ours."""
+    data = read_private(path)
     if not isinstance(data, dict):
         return {}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, bytes)}

@@ -153,9 +153,10 @@ def main() -> None:
     argv = sys.argv[1:]
     command = _command_named(argv)
     if command is not None:  # `--version` and `--help` import no dataclasses to cache
-        from mecsa import codecache
+        from mecsa import codecache, regexcache
 
         codecache.install(command=command)
+        regexcache.install(command=command)
     one_shot = _fast_exit_allowed(argv)
     if one_shot:
         # A one-shot command ends with its process: the cyclic collector ran ~120 times in a cold
