@@ -15,7 +15,8 @@ import pytest
 
 from mecsa.assess import assess
 from mecsa.checks.registry import check_names
-from mecsa.cli.early import LAUNCH_WAIT, MX_CHECKS, Importer, assess_early, first_questions
+from mecsa.cli.early import LAUNCH_WAIT, Importer, assess_early, first_questions
+from mecsa.cli.head_start import MX_CHECKS
 from mecsa.dns.resolver import Resolver
 from mecsa.dns.zoneserver import Fault, ThreadedZoneServer, ZoneData
 from mecsa.observe import AssessOptions, Context

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from mecsa.cli.head_start import MX_CHECKS
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.observe.context import AssessOptions, Context
 from mecsa.observe.mx import observe_mx
@@ -37,8 +38,6 @@ from mecsa.observe.mx import observe_mx
 if TYPE_CHECKING:
     from mecsa.model import Assessment
 
-# The checks whose observation starts from the MX set (mecsa.observe.mx.observe_mx).
-MX_CHECKS = frozenset({"mx", "starttls", "x509", "dane", "mta-sts", "dnssec"})
 # The checks that open the SMTP sessions (mecsa.observe.transport.observe_transport).
 TRANSPORT_CHECKS = frozenset({"starttls", "x509", "dane"})
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +34,11 @@ import dns.rrset
 
 from mecsa.dns.answer import DnsAnswer, DnssecStatus, Rcode
 from mecsa.dns.names import name_from_text, name_text
+
+# Re-exported where callers have always found them (the module itself is light: mecsa.dns.presend).
+from mecsa.dns.nameserver import Nameserver as Nameserver
+from mecsa.dns.nameserver import ResolverConfigError as ResolverConfigError
+from mecsa.dns.nameserver import parse_nameserver as parse_nameserver
 from mecsa.dns.udp import Query, exchange, make_query
 from mecsa.dns.validation.verdict import ChainVerdict, DnssecMode, combine
 
@@ -54,51 +58,6 @@ _RCODES = {
     dns.rcode.REFUSED: Rcode.REFUSED,
     dns.rcode.FORMERR: Rcode.FORMERR,
 }
-
-
-class ResolverConfigError(ValueError):
-    """A resolver specification could not be used."""
-
-
-@dataclass(frozen=True, slots=True)
-class Nameserver:
-    """A resolver to ask: an address and a port."""
-
-    host: str
-    port: int = 53
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def parse_nameserver(spec: str) -> Nameserver:
-    """Parse `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`."""
-    text = spec.strip()
-    host, port = text, 53
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ResolverConfigError(f"bad resolver {spec!r}: missing ']'")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ResolverConfigError(f"bad resolver {spec!r}")
-            port = _parse_port(spec, rest[1:])
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-        port = _parse_port(spec, port_text)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ResolverConfigError(f"bad resolver {spec!r}: not an IP address") from None
-    return Nameserver(host, port)
-
-
-def _parse_port(spec: str, text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ResolverConfigError(f"bad resolver {spec!r}: bad port")
-    return int(text)
 
 
 def system_nameservers() -> list[Nameserver]:

@@ -32,6 +32,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from mecsa.dns import presend
 from mecsa.dns.reply import parse_reply
 
 EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
@@ -104,6 +105,11 @@ async def exchange(query: Query, host: str, port: int, wait: float) -> dns.messa
     loop = asyncio.get_running_loop()
     family, compressed = _endpoint(host)
     expected = (compressed, port)
+    early = presend.take(query.wire[2:], host, port)
+    if early is not None:  # the CLI sent this very question before dnspython was imported
+        sock, wire = early
+        with sock:
+            return await _reply(loop, sock, Query(query.name, query.rdtype, wire), expected, wait)
     with socket.socket(family, _NONBLOCKING_DATAGRAM) as sock:
         if not _NONBLOCK:
             sock.setblocking(False)
@@ -111,20 +117,27 @@ async def exchange(query: Query, host: str, port: int, wait: float) -> dns.messa
             sock.sendto(query.wire, (host, port))
         except (BlockingIOError, InterruptedError):  # the send buffer is full: wait for room
             return await _exchange_awaiting(loop, sock, query, (host, port), expected, wait)
-        # The reply is read in a reader callback, with a timer for the deadline: what
-        # `asyncio.timeout` around `sock_recvfrom` does, without a future, a timeout context and a
-        # reader registration per datagram (a fifth of a warm question's CPU, issue 20).
-        waiter: asyncio.Future[dns.message.Message] = loop.create_future()
-        try:
-            loop.add_reader(sock.fileno(), _on_readable, sock, query, expected, waiter)
-        except NotImplementedError:  # an event loop without readers (Windows' proactor)
-            return await _exchange_awaiting(loop, sock, query, None, expected, wait)
-        timer = loop.call_later(wait, _expire, waiter)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            loop.remove_reader(sock.fileno())
+        return await _reply(loop, sock, query, expected, wait)
+
+
+async def _reply(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, query: Query, expected: tuple[str, int], wait: float
+) -> dns.message.Message:
+    """The reply to `query`, sent on `sock`, within `wait` seconds."""
+    # The reply is read in a reader callback, with a timer for the deadline: what
+    # `asyncio.timeout` around `sock_recvfrom` does, without a future, a timeout context and a
+    # reader registration per datagram (a fifth of a warm question's CPU, issue 20).
+    waiter: asyncio.Future[dns.message.Message] = loop.create_future()
+    try:
+        loop.add_reader(sock.fileno(), _on_readable, sock, query, expected, waiter)
+    except NotImplementedError:  # an event loop without readers (Windows' proactor)
+        return await _exchange_awaiting(loop, sock, query, None, expected, wait)
+    timer = loop.call_later(wait, _expire, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+        loop.remove_reader(sock.fileno())
 
 
 def _on_readable(

@@ -1,0 +1,80 @@
+"""The head start of `mecsa assess`: its first two questions, before the DNS stack is imported.
+
+Importing asyncio, dnspython and the resolver takes a cold run ~100 ms. The assessment's critical
+path starts with the MX question and the validation probe (`. SOA`, whose AD bit says whether the
+resolver validates): sent here, on plain sockets, their replies arrive during those imports, and
+the resolver takes them when it asks the same questions (`mecsa.dns.presend`). At 50 ms per
+round trip that is one round trip off the whole run; on a fast network it changes nothing.
+
+Only what `mecsa.cli.early.assess_early` asks first anyway is sent, to the server the resolver
+asks first (the first `--resolver`, else the first nameserver of /etc/resolv.conf), with the
+flags it will use: the probe always, the MX question when a check that starts from the MX set
+runs. A question sent here that the resolver does not take (a server read differently from
+/etc/resolv.conf, say) is closed unanswered after the assessment; the document's question counts
+are the resolver's and do not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from mecsa.dns import presend
+from mecsa.dns.nameserver import Nameserver, ResolverConfigError, parse_nameserver
+
+_MX, _SOA = 15, 6
+# The checks whose observation starts from the MX set (mecsa.observe.mx.observe_mx); the
+# early start asks the MX question exactly when one of them runs (tests/unit/test_early.py).
+MX_CHECKS = frozenset({"mx", "starttls", "x509", "dane", "mta-sts", "dnssec"})
+
+
+def send_first_questions(
+    domain: str,
+    resolvers: Sequence[str] | None,
+    checks: frozenset[str],
+    dnssec_mode: str,
+    resolv_conf: str = "/etc/resolv.conf",
+) -> int:
+    """Send the probe and (when `checks` need it) the MX question of `domain` now; how many went."""
+    server = _first_server(resolvers, resolv_conf)
+    if server is None:
+        return 0
+    questions = [(".", _SOA, False)]
+    if checks & MX_CHECKS:
+        # In `own` mode the resolver's judgement is not wanted: the MX is asked with checking off.
+        questions.insert(0, (domain, _MX, dnssec_mode == "own"))
+    return presend.send_early(questions, server.host, server.port)
+
+
+@contextlib.contextmanager
+def head_start(
+    domain: str, resolvers: Sequence[str] | None, checks: frozenset[str], dnssec_mode: str
+) -> Iterator[int]:
+    """`send_first_questions`, and the questions nobody took closed at the end of the block."""
+    try:
+        yield send_first_questions(domain, resolvers, checks, dnssec_mode)
+    finally:
+        presend.discard()
+
+
+def _first_server(resolvers: Sequence[str] | None, resolv_conf: str) -> Nameserver | None:
+    if resolvers:
+        try:
+            return parse_nameserver(resolvers[0])
+        except ResolverConfigError:
+            return None  # the usage error is the resolver's to report
+    try:
+        lines = Path(resolv_conf).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        tokens = line.split()
+        if len(tokens) >= 2 and tokens[0] == "nameserver":
+            try:
+                ipaddress.ip_address(tokens[1])
+            except ValueError:
+                return None  # dnspython's reading of such a file is its own: do not guess
+            return Nameserver(tokens[1], 53)
+    return None
