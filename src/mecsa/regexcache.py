@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import marshal
 import os
 import sys
 import threading
@@ -38,9 +37,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from mecsa.codecache import cache_directory, command_file_name, read_private, write_private
+from mecsa.codecache import FileCache, cache_directory, command_file_name, read_private
 
-_MAX_ENTRIES = 5_000
 Key = tuple[str | bytes, int]
 Arguments = tuple[Any, ...]  # `_sre.compile`'s arguments after the pattern
 
@@ -74,15 +72,13 @@ class _Recorder:
         return args
 
 
-class RegexCache:
+class RegexCache(FileCache):
     """`re._compiler.compile`, served from the entries when it can."""
 
+    entries: dict[Key, Arguments]
+
     def __init__(self, path: Path, entries: dict[Key, Arguments], compiler: Any, recorder: _Recorder) -> None:
-        self.path = path
-        self.entries = entries
-        self.used: set[Key] = set()
-        self.hits = 0
-        self.misses = 0
+        super().__init__(path, entries)
         self.compiler = compiler
         self.original = compiler.compile
         self.recorder = recorder
@@ -108,22 +104,6 @@ class RegexCache:
             self.entries[key] = tuple(_plain(arg) for arg in noted[1:])
             self.misses += 1
         return pattern
-
-    def save(self) -> bool:
-        """Write the entries back if they grew; False when nothing was written (or it could not be)."""
-        if not self.misses:
-            return False
-        entries = self.entries
-        if len(entries) > _MAX_ENTRIES:
-            entries = {k: v for k, v in entries.items() if k in self.used}
-        try:
-            data = marshal.dumps(entries)
-        except ValueError:  # an argument marshal cannot write: keep nothing rather than fail at exit
-            return False
-        if not write_private(self.path, data):
-            return False
-        self.misses = 0
-        return True
 
 
 def _plain(value: Any) -> Any:
