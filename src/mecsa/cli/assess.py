@@ -15,6 +15,7 @@ from mecsa.cli.common import (
     domain_argument,
     html_option,
     json_option,
+    load_trust_anchor,
     make_client,
     output_file,
     repeatable,
@@ -81,17 +82,20 @@ def assess_command(
     for chosen in (*(only or ()), *(skip or ())):
         if chosen not in known:
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
-    from mecsa.cli.head_start import head_start
+    selectors = tuple(_selector(s) for s in dkim_selector or ())
+    ca_bundle_opens("--ca-file", ca_file)  # the cryptography half runs once it is imported
+    output_file("--html", html)
+    anchors = load_trust_anchor(trust_anchor)
+    from mecsa.cli.head_start import arguments_pass, head_start
 
-    # Before the DNS stack is imported (~100 ms): the critical path's first two questions.
+    # Before the DNS stack is imported (~100 ms): the critical path's first two questions, once
+    # the arguments checked after that import are known to pass (a usage error asks nothing).
     checks = frozenset(n for n in known if (not only or n in only) and n not in (skip or ()))
-    with head_start(name, resolver, checks, dnssec_mode):
+    ready = arguments_pass(timeout, dnssec_mode, dmarc_discovery, profile)
+    with head_start(name, resolver, checks, dnssec_mode, enabled=ready):
         from mecsa.observe import AssessOptions
 
         discovery = _dmarc_discovery(dmarc_discovery, profile)
-        selectors = tuple(_selector(s) for s in dkim_selector or ())
-        ca_bundle_opens("--ca-file", ca_file)  # the cryptography half runs once it is imported
-        output_file("--html", html)
         options = AssessOptions(
             dkim_selectors=selectors,
             only=frozenset(only or ()),
@@ -102,7 +106,7 @@ def assess_command(
             revocation=revocation,
             dmarc_discovery=discovery,
         )
-        client = make_client(resolver, timeout, dnssec_mode, trust_anchor)
+        client = make_client(resolver, timeout, dnssec_mode, trust_anchor, anchors=anchors)
         # Only the DNS stack is imported so far: the first questions go out now, and the checks,
         # scoring and the renderers are imported while they are answered (mecsa.cli.early).
         from mecsa.cli.early import assess_early

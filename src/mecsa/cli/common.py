@@ -10,6 +10,7 @@ import click
 
 if TYPE_CHECKING:
     from mecsa.dns.resolver import DnsClient
+    from mecsa.dns.validation.anchors import TrustAnchors
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,18 +99,19 @@ def make_client(
     timeout: float,
     dnssec_mode: str = "resolver",
     trust_anchor: str | None = None,
+    *,
+    anchors: TrustAnchors | None = None,
 ) -> DnsClient:
+    """The DNS client of a command's options (a usage error for bad ones); `anchors`, when given,
+    are `trust_anchor` already loaded (`load_trust_anchor`)."""
     from mecsa.dns.resolver import DnsClient, ResolverConfigError, parse_nameserver
-    from mecsa.dns.validation.anchors import TrustAnchorError, load_anchor_file
     from mecsa.dns.validation.verdict import DnssecMode
 
     modes = [m.value for m in DnssecMode]
     if dnssec_mode not in modes:
         usage_error(f"--dnssec-mode {dnssec_mode!r}: choose one of {', '.join(modes)}")
-    try:
-        anchors = load_anchor_file(trust_anchor) if trust_anchor is not None else None
-    except TrustAnchorError as exc:
-        usage_error(f"--trust-anchor: {exc}")
+    if anchors is None:
+        anchors = load_trust_anchor(trust_anchor)
     try:
         servers = [parse_nameserver(r) for r in resolvers or []]
         return DnsClient(
@@ -117,6 +119,18 @@ def make_client(
         )
     except ResolverConfigError as exc:
         usage_error(str(exc))
+
+
+def load_trust_anchor(trust_anchor: str | None) -> TrustAnchors | None:
+    """`--trust-anchor`'s file, loaded (a usage error when it cannot be); None without one."""
+    if trust_anchor is None:
+        return None
+    from mecsa.dns.validation.anchors import TrustAnchorError, load_anchor_file
+
+    try:
+        return load_anchor_file(trust_anchor)
+    except TrustAnchorError as exc:
+        usage_error(f"--trust-anchor: {exc}")
 
 
 def domain_argument(text: str) -> str:

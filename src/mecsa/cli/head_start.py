@@ -48,13 +48,44 @@ def send_first_questions(
     return presend.send_early(questions, server.host, server.port)
 
 
+# The values that `assess` checks only after the DNS stack is imported: mecsa.dns.validation.verdict's
+# DnssecMode and mecsa.observe.dmarc's DiscoveryMethod (tests/unit/dns/test_presend.py compares).
+DNSSEC_MODES = frozenset({"own", "resolver", "both"})
+DISCOVERY_METHODS = frozenset({"treewalk", "psl"})
+_PROFILES = Path(__file__).resolve().parent.parent / "scoring" / "profiles"
+
+
+def arguments_pass(timeout: float, dnssec_mode: str, dmarc_discovery: str | None, profile: str) -> bool:
+    """Whether the arguments `assess` checks after the DNS stack's imports will pass: only then is
+    anything sent early, so that a usage error never asks a question."""
+    return (
+        timeout > 0
+        and dnssec_mode in DNSSEC_MODES
+        and (dmarc_discovery is None or dmarc_discovery in DISCOVERY_METHODS)
+        and profile in _profile_names()
+    )
+
+
+def _profile_names() -> set[str]:
+    """The built-in profiles, as mecsa.scoring.profile_names lists them (the package's JSON files)."""
+    try:
+        return {p.name.removesuffix(".json") for p in _PROFILES.iterdir() if p.name.endswith(".json")}
+    except OSError:
+        return set()
+
+
 @contextlib.contextmanager
 def head_start(
-    domain: str, resolvers: Sequence[str] | None, checks: frozenset[str], dnssec_mode: str
+    domain: str,
+    resolvers: Sequence[str] | None,
+    checks: frozenset[str],
+    dnssec_mode: str,
+    *,
+    enabled: bool = True,
 ) -> Iterator[int]:
-    """`send_first_questions`, and the questions nobody took closed at the end of the block."""
+    """`send_first_questions` (when `enabled`), and the questions nobody took closed at the end."""
     try:
-        yield send_first_questions(domain, resolvers, checks, dnssec_mode)
+        yield send_first_questions(domain, resolvers, checks, dnssec_mode) if enabled else 0
     finally:
         presend.discard()
 

@@ -150,3 +150,51 @@ def test_the_cli_asks_the_first_nameserver_of_resolv_conf(tmp_path: Path) -> Non
         conf.write_text(text)
         assert send_first_questions("top.test", None, frozenset({"mx"}), "both", str(conf)) == 0
     assert send_first_questions("top.test", ["not a resolver"], frozenset({"mx"}), "both") == 0
+
+
+def test_the_head_start_knows_the_values_assess_checks_later() -> None:
+    from mecsa.cli.head_start import DISCOVERY_METHODS, DNSSEC_MODES, arguments_pass
+    from mecsa.dns.validation.verdict import DnssecMode
+    from mecsa.observe.dmarc import DiscoveryMethod
+    from mecsa.scoring import profile_names
+
+    assert {m.value for m in DnssecMode} == DNSSEC_MODES
+    assert {m.value for m in DiscoveryMethod} == DISCOVERY_METHODS
+    for profile in profile_names():
+        assert arguments_pass(5.0, "both", None, profile)
+    assert arguments_pass(5.0, "own", "psl", "mecsa")
+    bad = [
+        (0.0, "both", None, "mecsa"),
+        (5.0, "sometimes", None, "mecsa"),
+        (5.0, "both", "guess", "mecsa"),
+        (5.0, "both", None, "no-such-profile"),
+        (5.0, "both", None, "../scoring/profiles/mecsa"),
+    ]
+    for args in bad:
+        assert not arguments_pass(*args)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--dnssec-mode", "sometimes"],
+        ["--timeout", "0"],
+        ["--dmarc-discovery", "guess"],
+        ["--profile", "no-such-profile"],
+        ["--dkim-selector", "bad selector"],
+        ["--trust-anchor", "/nonexistent/root.key"],
+        ["--only", "no-such-check"],
+    ],
+)
+def test_a_usage_error_asks_nothing(extra: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from mecsa.cli import app
+
+    with Responder() as server:
+        result = CliRunner().invoke(
+            app, ["assess", "example.test", "--resolver", f"127.0.0.1:{server.port}", *extra]
+        )
+        time.sleep(0.2)
+        assert result.exit_code == 2, result.output
+        assert server.questions == []
