@@ -86,11 +86,11 @@ def assess_command(
     ca_bundle_opens("--ca-file", ca_file)  # the cryptography half runs once it is imported
     output_file("--html", html)
     anchors = load_trust_anchor(trust_anchor)
-    from mecsa.cli.head_start import arguments_pass, head_start
+    from mecsa.cli.head_start import arguments_pass, head_start, selected
 
     # Before the DNS stack is imported (~100 ms): the critical path's first two questions, once
     # the arguments checked after that import are known to pass (a usage error asks nothing).
-    checks = frozenset(n for n in known if (not only or n in only) and n not in (skip or ()))
+    checks = selected(known, only or (), skip or ())
     ready = arguments_pass(timeout, dnssec_mode, dmarc_discovery, profile)
     with head_start(name, resolver, checks, dnssec_mode, enabled=ready):
         from mecsa.observe import AssessOptions

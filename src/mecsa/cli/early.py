@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from mecsa.cli import head_start
 from mecsa.cli.head_start import MX_CHECKS
 from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.observe.context import AssessOptions, Context
@@ -70,7 +71,7 @@ LAUNCH_WAIT = 0.25
 
 def selected(names: Sequence[str], options: AssessOptions) -> frozenset[str]:
     """The checks of `names` that an assessment with `options` runs (`--only`, less `--skip`)."""
-    return frozenset(n for n in names if (not options.only or n in options.only) and n not in options.skip)
+    return head_start.selected(names, options.only, options.skip)
 
 
 def first_questions(domain: str, checks: Collection[str], options: AssessOptions) -> list[tuple[str, str]]:

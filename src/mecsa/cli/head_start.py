@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from mecsa.dns import presend
@@ -28,6 +28,11 @@ _MX, _SOA = 15, 6
 # The checks whose observation starts from the MX set (mecsa.observe.mx.observe_mx); the
 # early start asks the MX question exactly when one of them runs (tests/unit/test_early.py).
 MX_CHECKS = frozenset({"mx", "starttls", "x509", "dane", "mta-sts", "dnssec"})
+
+
+def selected(names: Iterable[str], only: Collection[str], skip: Collection[str]) -> frozenset[str]:
+    """The checks of `names` an assessment runs: those of `--only` (all when none), less `--skip`."""
+    return frozenset(n for n in names if (not only or n in only) and n not in skip)
 
 
 def send_first_questions(
