@@ -98,9 +98,10 @@ def head_start(
 def _first_server(resolvers: Sequence[str] | None, resolv_conf: str) -> Nameserver | None:
     if resolvers:
         try:
-            return parse_nameserver(resolvers[0])
+            servers = [parse_nameserver(r) for r in resolvers]  # all: a bad later one is a usage error too
         except ResolverConfigError:
             return None  # the usage error is the resolver's to report
+        return servers[0]
     try:
         lines = Path(resolv_conf).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:

@@ -9,9 +9,10 @@ here (`take`) instead of sending again, and accepts the reply by the rules it ap
 questions. The question counts stay the same: only a question the resolver asks anyway is sent,
 and it is sent once. A question nobody takes is closed by `discard`.
 
-The octets are those of `udp.make_query` (a unit test compares them), written here without
-dnspython: only for names of ASCII letters, digits, hyphens and underscores, as a normalised
-domain is; any other name is not sent early, and the resolver asks it as before.
+The octets are those of `udp.make_query`, which writes its queries with `after_id`. Only the
+name's wire form is written here without dnspython (a unit test compares the octets), and only for
+names of ASCII letters, digits, hyphens and underscores, as a normalised domain is; any other name
+is not sent early, and the resolver asks it as before.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ import socket
 import struct
 from collections.abc import Iterable
 
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
 _RD, _CD = 0x0100, 0x0010  # RFC 1035 §4.1.1; RFC 4035 §3.2.2
-_OPT = b"\x00" + struct.pack("!HHIH", 41, 1232, 0x8000, 0)  # EDNS0, 1232 octets, DO (as udp.py)
+# OPT pseudo-record (RFC 6891 §6.1.2): root owner, type 41, class = payload, TTL = version 0 + DO.
+_OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000, 0)
 _NAME_OCTETS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-TYPES = {"MX": 15, "SOA": 6}
 
 # (query octets after the ID, server host, port) -> (socket, the query as sent)
 _SENT: dict[tuple[bytes, str, int], tuple[socket.socket, bytes]] = {}
+
+
+def after_id(qname: bytes, rdtype: int, *, cd: bool = False) -> bytes:
+    """A recursive query (RD) for the wire-form `qname`, less its ID: one question of class IN,
+    and EDNS0 with a 1232-octet payload and DO set. `udp.make_query` writes its queries with it."""
+    flags = _RD | (_CD if cd else 0)
+    return struct.pack("!HHHHH", flags, 1, 0, 0, 1) + qname + struct.pack("!HH", rdtype, 1) + _OPT
 
 
 def question_octets(name: str, rdtype: int, *, cd: bool = False) -> bytes | None:
@@ -42,8 +51,7 @@ def question_octets(name: str, rdtype: int, *, cd: bool = False) -> bytes | None
     qname += b"\x00"
     if len(qname) > 255:  # RFC 1035 §3.1
         return None
-    flags = _RD | (_CD if cd else 0)
-    return struct.pack("!HHHHH", flags, 1, 0, 0, 1) + qname + struct.pack("!HH", rdtype, 1) + _OPT
+    return after_id(qname, rdtype, cd=cd)
 
 
 def send_early(questions: Iterable[tuple[str, int, bool]], host: str, port: int) -> int:

@@ -21,7 +21,6 @@ import functools
 import ipaddress
 import secrets
 import socket
-import struct
 from dataclasses import dataclass
 
 import dns.flags
@@ -35,16 +34,13 @@ import dns.rdatatype
 from mecsa.dns import presend
 from mecsa.dns.reply import parse_reply
 
-EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
 _MAX_DATAGRAM = 65535
-# OPT pseudo-record (RFC 6891 §6.1.2): root owner, type 41, class = payload, TTL = version 0 + DO.
-_OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000, 0)
 # rcodes with which a reply may leave the question out (as dnspython's `is_response` allows)
 _OPCODE_BITS = 0x7800  # RFC 1035 §4.1.1
 # Made non-blocking by socket() itself where the platform can (Linux): one system call fewer.
 _NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
 _NONBLOCKING_DATAGRAM = socket.SOCK_DGRAM | _NONBLOCK
-_QR, _RD, _CD = int(dns.flags.QR), int(dns.flags.RD), int(dns.flags.CD)
+_QR = int(dns.flags.QR)
 _BARE_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
 
 
@@ -84,10 +80,9 @@ class Query:
 
 def make_query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, cd: bool = False) -> Query:
     """A recursive query (RD) for `name`/`rdtype` with EDNS0, a 1232-octet payload and DO set."""
-    flags = _RD | (_CD if cd else 0)
-    header = struct.pack("!HHHHHH", secrets.randbits(16), flags, 1, 0, 0, 1)
     qname = b"".join(bytes((len(label),)) + label for label in name.labels)
-    return Query(name, rdtype, header + qname + struct.pack("!HH", rdtype, 1) + _OPT)
+    wire = secrets.randbits(16).to_bytes(2, "big") + presend.after_id(qname, rdtype, cd=cd)
+    return Query(name, rdtype, wire)
 
 
 @functools.lru_cache(maxsize=256)

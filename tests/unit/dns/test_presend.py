@@ -184,6 +184,7 @@ def test_the_head_start_knows_the_values_assess_checks_later() -> None:
         ["--dkim-selector", "bad selector"],
         ["--trust-anchor", "/nonexistent/root.key"],
         ["--only", "no-such-check"],
+        ["--resolver", "not-an-address"],  # a second, bad resolver after the good one
     ],
 )
 def test_a_usage_error_asks_nothing(extra: list[str]) -> None:
