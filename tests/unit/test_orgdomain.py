@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,33 @@ def test_compiled_rules_load_without_parsing_the_list(monkeypatch: pytest.Monkey
         assert organisational_domain("a.b.example.co.uk") == "example.co.uk"
     finally:
         orgdomain._suffix_list.cache_clear()
+
+
+def test_compiled_rules_without_their_label_count_are_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first line without `maxlabel` (the older format, or a damaged file) means the library's
+    # own list is parsed: a wrong label count would make deep rules silently never match.
+    from publicsuffixlist import PublicSuffixList
+
+    from mecsa import orgdomain
+
+    header, _, body = orgdomain.COMPILED_RULES.read_text(encoding="utf-8").partition("\n")
+    stale = tmp_path / "psl-rules.txt"
+    stale.write_text(header.partition(" maxlabel ")[0] + "\n" + body, encoding="utf-8")
+    monkeypatch.setattr(orgdomain, "COMPILED_RULES", stale)
+    parsed: list[Any] = []
+    real: Any = PublicSuffixList._parse
+
+    def noted(self: Any, source: Any, *args: Any, **kwargs: Any) -> None:
+        parsed.append(source)
+        real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(PublicSuffixList, "_parse", noted)
+    orgdomain._suffix_list.cache_clear()
+    try:
+        loaded = orgdomain._suffix_list()
+    finally:
+        orgdomain._suffix_list.cache_clear()
+    assert any(hasattr(source, "read") for source in parsed)  # the library's own file
+    assert loaded._maxlabel == PublicSuffixList()._maxlabel
