@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import dns.asyncquery
 import dns.edns
 import dns.exception
 import dns.flags
@@ -143,9 +142,11 @@ class DnsClient:
                 try:
                     response = await exchange(query, server.host, server.port, self.timeout)
                 except dns.message.Truncated:
-                    response = await dns.asyncquery.tcp(
-                        query.message(), server.host, timeout=self.timeout, port=server.port
-                    )
+                    # Imported when first needed: it brings dns.query, dns.quic and dns.xfr, which
+                    # a run without a truncated reply never uses (issue 20).
+                    from dns.asyncquery import tcp  # not `import dns...`: that makes `dns` local
+
+                    response = await tcp(query.message(), server.host, timeout=self.timeout, port=server.port)
             except (TimeoutError, dns.exception.Timeout):
                 return _Reply(
                     None, Rcode.TIMEOUT, server, f"no reply from {server} within {self.timeout:g} s"

@@ -8,7 +8,6 @@ own root, a private root). A file holds zone-file lines of DS or DNSKEY records,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import dns.exception
@@ -82,5 +81,8 @@ def load_anchor_file(path: str | Path) -> TrustAnchors:
 
 def iana_root_anchors() -> TrustAnchors:
     """The root KSK DS records IANA publishes (key tags 20326 and 38696)."""
-    text = resources.files("mecsa.dns.validation").joinpath("root-anchors.txt").read_text(encoding="utf-8")
+    # Beside this module, as `mecsa.orgdomain` finds its rules: `importlib.resources` (tempfile,
+    # shutil: ~2 ms) would sit before the cold CLI's first question (issue 20). certifi imports
+    # it later anyway, once the questions are out.
+    text = Path(__file__).with_name("root-anchors.txt").read_text(encoding="utf-8")
     return parse_anchors(text, "IANA root anchors (built in)")
