@@ -49,7 +49,7 @@ from cryptography.x509.oid import NameOID
 
 import mecsa.checks.registry as registry
 import mecsa.checks.starttls as starttls_check
-import mecsa.probes.https as https_probe
+import mecsa.probes.https_client as https_client
 import mecsa.probes.tls as tls_probe
 from mecsa.assess import assess
 from mecsa.dns.resolver import DnsClient, Nameserver
@@ -176,7 +176,7 @@ def install_tracing() -> None:
     # setattr: the checks call these through their module globals, so that is where to wrap them.
     setattr(starttls_check, "probe_smtp", traced("smtp", probe_smtp, smtp_label))  # noqa: B010
     setattr(tls_probe, "probe_smtp", traced("trial", probe_smtp, smtp_label))  # noqa: B010
-    setattr(https_probe, "_attempt", traced("https", https_probe._attempt, https_label))  # noqa: B010
+    setattr(https_client, "request", traced("https", https_client.request, https_label))  # noqa: B010
     registry.CHECKS = tuple(
         dataclasses.replace(c, observe=traced("check", c.observe, lambda ctx, *a, _n=c.name: _n))
         for c in registry.CHECKS

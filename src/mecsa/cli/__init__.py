@@ -15,6 +15,7 @@ import sys
 import click
 
 from mecsa.cli.lazy import LazyCommand, LazyGroup
+from mecsa.probes.httpx_guard import block_httpx_cli
 
 # name: (module:attribute of its click command, the first paragraph of its help). The summary is
 # what `mecsa --help` shows without importing the module; a test keeps it equal to the command's.
@@ -149,7 +150,7 @@ _FAST_EXIT_COMMANDS = frozenset({"assess", "checks", "scoring", "spf", "starttls
 
 def main() -> None:
     """Entry point: exit 0 when the work ran, 2 on bad usage, 1 on an internal error, 130 on Ctrl-C."""
-    _skip_httpx_cli()
+    block_httpx_cli()
     argv = sys.argv[1:]
     command = _command_named(argv)
     if command is not None:  # `--version` and `--help` import no dataclasses to cache
@@ -166,19 +167,6 @@ def main() -> None:
     if one_shot:
         _exit_now(code)
     sys.exit(code)
-
-
-def _skip_httpx_cli() -> None:
-    """Keep httpx's own command line (the module httpx._main) out of this process.
-
-    `import httpx` also imports httpx._main when click, rich and pygments are installed, as they
-    are here: about 60 ms of CPU in a cold `mecsa assess` (issue 20). httpx guards that import with
-    `except ImportError` (its CLI is an optional extra); a None entry in sys.modules makes the
-    import raise ImportError, the import system's way to block a module, so httpx defines its stub
-    `main` instead. mecsa never runs httpx's command line.
-    """
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def _run() -> int:

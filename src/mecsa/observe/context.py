@@ -13,6 +13,7 @@ from mecsa.observe.cache import CacheKey, ObservationCache
 from mecsa.observe.dmarc import DiscoveryMethod
 
 if TYPE_CHECKING:
+    from mecsa.probes.https import Attempt
     from mecsa.probes.smtp import ConnectionLimits
 
 T = TypeVar("T")
@@ -61,6 +62,8 @@ class Context:
     resolver: Resolver
     options: AssessOptions = field(default_factory=AssessOptions)
     scope: SharedObservations | None = None
+    # Who makes the MTA-STS policy requests: None, this process (`mecsa.observe.mta_sts`).
+    https_attempt: Attempt | None = None
     started: float = field(default_factory=time.monotonic)  # when the assessment began (its duration)
     _memo: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     _limits: ConnectionLimits | None = None

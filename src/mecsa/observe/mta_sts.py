@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import httpx
-
 from mecsa.observe.context import Context
-from mecsa.probes.clients import shared_client
-from mecsa.probes.https import WELL_KNOWN_PATH, HttpsObservation, fetch, make_client
+from mecsa.probes.https import WELL_KNOWN_PATH, Attempt, HttpsObservation, fetch
 
 
-async def https_client(ctx: Context) -> httpx.AsyncClient:
-    """The process's httpx client for this trust store, on this event loop (`probes.clients`)."""
-    ca_file = ctx.options.ca_file
-    return shared_client(("mta-sts", ca_file), lambda: make_client(ca_file))
+def in_process_attempt(ca_file: str | None) -> Attempt:
+    """Requests made here, with the process's httpx client for this trust store on this loop."""
+    from mecsa.probes import https_client
+    from mecsa.probes.clients import shared_client
+
+    client = shared_client(("mta-sts", ca_file), lambda: https_client.make_client(ca_file))
+    return https_client.client_attempt(client)
 
 
 async def fetch_policy(ctx: Context) -> HttpsObservation:
-    """Fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` for the assessed domain."""
-    client = await https_client(ctx)
+    """Fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` for the assessed domain.
+
+    The requests go to `ctx.https_attempt` when the caller gave one (the cold CLI's helper
+    process), else they are made in this process.
+    """
+    attempt = ctx.https_attempt or in_process_attempt(ctx.options.ca_file)
     host = f"mta-sts.{ctx.domain}"
     return await ctx.shared(
-        "mta-sts-policy", lambda: fetch(ctx.resolver, client, host, ctx.options.https_port, WELL_KNOWN_PATH)
+        "mta-sts-policy", lambda: fetch(ctx.resolver, attempt, host, ctx.options.https_port, WELL_KNOWN_PATH)
     )

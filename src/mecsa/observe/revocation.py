@@ -25,8 +25,8 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
@@ -35,6 +35,9 @@ from mecsa.observe.context import Context
 from mecsa.probes.clients import shared_client
 from mecsa.probes.revocation import MAX_CRL_BYTES, MAX_OCSP_BYTES, HttpFetch, fetch_http, make_client
 from mecsa.revocation import RevocationState, find_issuer, judge_ocsp, ocsp_request, revocation_points
+
+if TYPE_CHECKING:  # httpx is imported when a certificate names a revocation source (issue 20)
+    import httpx
 
 DEADLINE_S = 25.0
 MAX_URLS = 3

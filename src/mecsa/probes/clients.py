@@ -18,8 +18,10 @@ import atexit
 import contextlib
 import weakref
 from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # the clients are built by the callers: this registry never needs httpx itself
+    import httpx
 
 _CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, httpx.AsyncClient]] = (
     weakref.WeakKeyDictionary()

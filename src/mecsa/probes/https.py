@@ -12,7 +12,11 @@
 
 Bounded timeouts, stated here: `CONNECT_TIMEOUT_S` for TCP and TLS, `READ_TIMEOUT_S` between reads,
 `ATTEMPT_TIMEOUT_S` for one address from connect to last byte (a slow drip cannot stall it).
-The httpx client is built by the caller (one per process and event loop: `probes/clients.py`).
+
+This module holds the rules and the results; one address's request (an `Attempt`) is made with
+httpx by `mecsa.probes.https_client`, in this process, or by the same code in the cold CLI's
+helper process (`mecsa.probes.https_helper`). So that the results cannot depend on which, this
+module does not import httpx (~30 ms of imports the cold CLI's main process then never pays).
 """
 
 from __future__ import annotations
@@ -21,16 +25,14 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from mecsa import __version__
-from mecsa.dns.answer import DnsAnswer
-from mecsa.dns.resolver import Resolver
+if TYPE_CHECKING:  # annotations only: the helper process imports this module without dnspython
+    from mecsa.dns.answer import DnsAnswer
+    from mecsa.dns.resolver import Resolver
 
 WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"
 MAX_BODY_BYTES = 64 * 1024
@@ -119,12 +121,8 @@ class HttpsObservation:
             return None
 
 
-class _TooLarge(Exception):
-    pass
-
-
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class HttpsAnswer:
     """One HTTPS response, as much of it as the policy fetch reads."""
 
     address: str
@@ -132,6 +130,24 @@ class _Answer:
     headers: tuple[tuple[str, str], ...]
     body: bytes | None
     tls_version: str | None
+
+
+# One address's request: (host, shown port, address, port, path) -> its answer or why none came.
+Attempt = Callable[[str, str, str, int, str], Awaitable[HttpsAnswer | FetchFailure]]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """The bounds of one attempt, in seconds (the module's constants unless a caller sets its own)."""
+
+    connect_s: float
+    read_s: float
+    attempt_s: float
+
+    @classmethod
+    def current(cls) -> Timeouts:
+        # Read at call time: tests shorten the module's constants.
+        return cls(CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ATTEMPT_TIMEOUT_S)
 
 
 @functools.lru_cache(maxsize=8)
@@ -144,25 +160,7 @@ def verifying_context(ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file)  # system CA bundle unless a file is given
 
 
-def make_client(ca_file: str | None) -> httpx.AsyncClient:
-    """A client for one trust store: verifying ssl context, no redirects, no proxies, no keep-alive.
-
-    `trust_env=False` keeps proxy variables from routing the fetch around our resolver; no
-    keep-alive means no socket outlives a fetch, so the client needs no explicit closing.
-    """
-    return httpx.AsyncClient(
-        verify=verifying_context(ca_file),
-        follow_redirects=False,
-        trust_env=False,
-        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S, pool=CONNECT_TIMEOUT_S),
-        limits=httpx.Limits(max_connections=8, max_keepalive_connections=0),
-        headers={"User-Agent": f"mecsa/{__version__}", "Accept-Encoding": "identity"},
-    )
-
-
-async def fetch(
-    resolver: Resolver, client: httpx.AsyncClient, host: str, port: int, path: str
-) -> HttpsObservation:
+async def fetch(resolver: Resolver, attempt: Attempt, host: str, port: int, path: str) -> HttpsObservation:
     """GET `https://host:port/path`, resolving `host` through the given (the assessment's) resolver."""
     started = time.monotonic()
     a, aaaa = await asyncio.gather(resolver.resolve(host, "A"), resolver.resolve(host, "AAAA"))
@@ -179,8 +177,8 @@ async def fetch(
             failure = FetchFailure("dns", FailureKind.NO_ADDRESS, f"{host} has no A or AAAA record")
         return _done(base, started, failures, failure=failure)
     for address in addresses:
-        outcome = await _attempt(client, host, shown_port, address, port, path)
-        if isinstance(outcome, _Answer):
+        outcome = await attempt(host, shown_port, address, port, path)
+        if isinstance(outcome, HttpsAnswer):
             return _done(
                 base,
                 started,
@@ -204,85 +202,3 @@ def _done(
 ) -> HttpsObservation:
     elapsed = round(time.monotonic() - started, 3)
     return replace(base, elapsed_s=elapsed, attempts=tuple(failures), **changes)
-
-
-async def _attempt(
-    client: httpx.AsyncClient, host: str, shown_port: str, address: str, port: int, path: str
-) -> FetchFailure | _Answer:
-    events: list[str] = []
-
-    async def trace(name: str, info: dict[str, Any]) -> None:
-        events.append(name)
-
-    literal = f"[{address}]" if ":" in address else address
-    url = f"https://{literal}:{port}{path}"
-    headers = {"Host": f"{host}{shown_port}", "Accept": "text/plain"}
-    extensions = {"sni_hostname": host, "trace": trace}
-    try:
-        async with asyncio.timeout(ATTEMPT_TIMEOUT_S):
-            async with client.stream("GET", url, headers=headers, extensions=extensions) as response:
-                body = await _read_body(response) if response.status_code == 200 else None
-                stream = response.extensions.get("network_stream")
-                ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-                return _Answer(
-                    address,
-                    response.status_code,
-                    tuple(response.headers.multi_items()),
-                    body,
-                    ssl_object.version() if ssl_object is not None else None,
-                )
-    except _TooLarge as exc:
-        return FetchFailure("body", FailureKind.TOO_LARGE, str(exc), address)
-    except TimeoutError:
-        why = f"no complete answer within {ATTEMPT_TIMEOUT_S:g} s"
-        return FetchFailure(_stage(events), FailureKind.TIMEOUT, why, address)
-    except httpx.HTTPError as exc:
-        return _classify(exc, _stage(events), address)
-
-
-async def _read_body(response: httpx.Response) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge(f"Content-Length {declared} exceeds the {MAX_BODY_BYTES}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge(f"the body exceeds the {MAX_BODY_BYTES}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _stage(events: list[str]) -> str:
-    if "connection.start_tls.complete" in events:
-        return "http"
-    if "connection.connect_tcp.complete" in events:
-        return "tls"
-    return "connect"
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _classify(exc: httpx.HTTPError, stage: str, address: str) -> FetchFailure:
-    chain = list(_causes(exc))
-    detail = str(exc) or type(exc).__name__
-    for cause in chain:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return FetchFailure(stage, FailureKind.CERTIFICATE, cause.verify_message or str(cause), address)
-    if isinstance(exc, httpx.TimeoutException) or any(isinstance(c, TimeoutError) for c in chain):
-        return FetchFailure(stage, FailureKind.TIMEOUT, f"timed out: {detail}", address)
-    if stage == "tls" and any(isinstance(c, ssl.SSLError) for c in chain):
-        return FetchFailure(stage, FailureKind.TLS, detail, address)
-    if any(isinstance(c, ConnectionRefusedError) for c in chain):
-        return FetchFailure(stage, FailureKind.REFUSED, "connection refused", address)
-    if isinstance(exc, httpx.ProtocolError):
-        return FetchFailure(stage, FailureKind.PROTOCOL, detail, address)
-    return FetchFailure(stage, FailureKind.NETWORK, detail, address)

@@ -102,8 +102,8 @@ def test_main_exit_statuses() -> None:
 def test_the_cli_keeps_httpx_own_command_line_out() -> None:
     code = (
         "import sys\n"
-        "from mecsa.cli import _skip_httpx_cli\n"
-        "_skip_httpx_cli()\n"
+        "from mecsa.probes.httpx_guard import block_httpx_cli\n"
+        "block_httpx_cli()\n"
         "import httpx\n"
         "with httpx.Client() as client:\n"
         "    assert client.timeout.connect == 5.0\n"

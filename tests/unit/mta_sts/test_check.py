@@ -17,7 +17,7 @@ from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, ProtocolVerdict, Status, VerdictStatus
 from mecsa.observe import AssessOptions, Context
 from mecsa.observe import mta_sts as observe_mta_sts
-from mecsa.probes import https
+from mecsa.probes import https, https_client
 from tests.conftest import ServeZones
 from tests.unit.mta_sts.pki import make_ca, make_leaf
 from tests.unit.mta_sts.policy_server import PolicyServer, Reply
@@ -392,13 +392,13 @@ async def test_client_is_built_once_per_event_loop_not_per_assessment(
     ctx = Context(DOMAIN, Resolver(client), AssessOptions(ca_file=str(pki.ca_file)))
     other = Context(DOMAIN, Resolver(client), AssessOptions(ca_file=str(pki.ca_file)))
     built: list[str | None] = []
-    real = https.make_client
+    real = https_client.make_client
 
     def counting(ca_file: str | None) -> object:
         built.append(ca_file)
         return real(ca_file)
 
-    monkeypatch.setattr(observe_mta_sts, "make_client", counting)
+    monkeypatch.setattr(https_client, "make_client", counting)
     first = await observe_mta_sts.fetch_policy(ctx)
     second = await observe_mta_sts.fetch_policy(ctx)
     await observe_mta_sts.fetch_policy(other)  # a second assessment on the same loop
