@@ -83,3 +83,39 @@ def test_scenario_gets_its_expected_result(full_lab: Path, scenario: Scenario) -
         assert set(scenario.expect.findings) <= reported, sorted(reported)
         wanted = {a: _expected_level(profile, a, lv) for a, lv in scenario.expect.levels[profile].items()}
         assert report["scores"] == wanted, (profile, report["scores"])
+
+
+# `mecsa assess` as the command runs it, in one process that reports at its end which HTTP
+# modules it imported (the command itself ends with os._exit, which leaves no chance to ask).
+_CLI_REPORTING_IMPORTS = """
+import json, sys
+from mecsa.cli import app
+try:
+    app.main(sys.argv[1:], prog_name="mecsa", standalone_mode=False)
+finally:
+    imported = sorted(m for m in sys.modules if m.split(".")[0] in ("httpx", "httpcore", "anyio", "h11"))
+    sys.stderr.write("IMPORTED " + json.dumps(imported) + "\\n")
+"""
+
+
+def test_the_cli_leaves_the_policy_fetch_to_its_helper(full_lab: Path) -> None:
+    # The cold CLI's MTA-STS requests are made by its helper process (mecsa.probes.https_helper):
+    # the policy arrives, and the main process never imported httpx. Had the helper failed, the
+    # request would have been made here (the same document), and httpx imported to make it.
+    from mecsa.cli.lab import assess_argv
+    from mecsa.lab.plan import CLIENT_NODE
+    from mecsa.lab.runner import load_state, run_in
+
+    state = load_state(full_lab)
+    argv = assess_argv(state.data, "top.test", ["--json", "--only", "mta-sts"])
+    assert argv[1:3] == ["-m", "mecsa"]
+    done = run_in(
+        state, CLIENT_NODE, [argv[0], "-c", _CLI_REPORTING_IMPORTS, *argv[3:]], capture=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    fetch = report["checks"]["mta-sts"]["fetch"]
+    assert fetch["status"] == 200 and fetch["error"] is None, fetch
+    assert report["protocols"]["mta-sts"]["status"] == "pass"
+    (marker,) = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED ")]
+    assert json.loads(marker.removeprefix("IMPORTED ")) == []

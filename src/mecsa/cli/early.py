@@ -38,6 +38,7 @@ from mecsa.observe.mx import observe_mx
 
 if TYPE_CHECKING:
     from mecsa.model import Assessment
+    from mecsa.probes.https import Attempt
 
 # The checks that open the SMTP sessions (mecsa.observe.transport.observe_transport).
 TRANSPORT_CHECKS = frozenset({"starttls", "x509", "dane"})
@@ -134,6 +135,7 @@ async def assess_early(
     extra_modules: Sequence[str] = (),
     before_assess: Callable[[], object] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    https_attempt: Attempt | None = None,
 ) -> Assessment:
     """`mecsa.assess.assess(domain, client, options)`, its first questions sent before its imports.
 
@@ -141,10 +143,11 @@ async def assess_early(
     are imported in the background too (the renderer the command will use). `before_assess` runs
     once they are imported, before the checks (the CLI's usage checks that need them). `on_stage`
     is told "questions" (sent), "importing" (the thread starts), "transport" and "imported".
+    `https_attempt` makes the MTA-STS policy requests (the CLI's helper process: `Context`).
     """
     report = on_stage or (lambda _stage: None)
     checks = selected(check_names, options)
-    ctx = Context(domain, Resolver(client), options)
+    ctx = Context(domain, Resolver(client), options, https_attempt=https_attempt)
     started: list[asyncio.Future[Any]] = [asyncio.ensure_future(client.validates())]
     mx_task: asyncio.Future[Any] | None = None
     if checks & MX_CHECKS:

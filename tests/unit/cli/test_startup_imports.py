@@ -51,3 +51,24 @@ def test_command_imports_no_network_library(args: tuple[str, ...]) -> None:
 def test_the_probe_sees_heavy_imports() -> None:
     # The control: `checks` reads the registry, which imports the checks and dnspython with them.
     assert "dns" in _heavy_imports("checks", "--json")
+
+
+_ASSESS_PATH = """
+import importlib, json, sys
+from mecsa.checks.registry import CHECK_MODULES
+for module in ("mecsa.cli.assess", "mecsa.cli.early", "mecsa.assess", "mecsa.scoring", "mecsa.report.json",
+               "mecsa.report.text", "mecsa.report.html", "mecsa.probes.https_remote",
+               *(m for _name, m in CHECK_MODULES)):
+    importlib.import_module(module)
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("httpx", "httpcore", "anyio", "h11"))))
+"""
+
+
+def test_the_assess_path_leaves_httpx_to_whoever_makes_a_request() -> None:
+    # The cold CLI's MTA-STS requests are made by its helper process (mecsa.probes.https_helper),
+    # and a revocation fetch imports httpx when a certificate names a source: every module of
+    # the assessment, the checks and the renderers imports without it (~30 ms, issue 20).
+    done = subprocess.run(
+        [sys.executable, "-c", _ASSESS_PATH], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout) == []

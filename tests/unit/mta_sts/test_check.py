@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,12 +13,15 @@ import pytest
 
 from mecsa.assess import assess
 from mecsa.checks import mta_sts
-from mecsa.dns.resolver import Resolver
+from mecsa.dns.resolver import DnsClient, Resolver
 from mecsa.dns.zoneserver import Fault
 from mecsa.model import CheckResult, ProtocolVerdict, Status, VerdictStatus
 from mecsa.observe import AssessOptions, Context
 from mecsa.observe import mta_sts as observe_mta_sts
 from mecsa.probes import https, https_client
+from mecsa.probes.https import Attempt
+from mecsa.probes.https_helper import HelperProcess
+from mecsa.probes.https_remote import RemoteAttempt
 from tests.conftest import ServeZones
 from tests.unit.mta_sts.pki import make_ca, make_leaf
 from tests.unit.mta_sts.policy_server import PolicyServer, Reply
@@ -81,6 +85,10 @@ async def policy_server(pki: Pki) -> AsyncIterator[StartServer]:
         await server.stop()
 
 
+# `_run` runs each scenario twice: its requests made here, then by the CLI's helper process.
+RUNS = 2
+
+
 @dataclass(frozen=True)
 class Outcome:
     result: CheckResult
@@ -97,12 +105,65 @@ async def _run(
     faults: dict[str, Fault] | None = None,
     trust_test_ca: bool = True,
 ) -> Outcome:
-    client = await serve_zones({f"{DOMAIN}.": HEAD + zone}, faults=faults)
-    options = AssessOptions(ca_file=str(pki.ca_file) if trust_test_ca else None, https_port=port)
-    ctx = Context(DOMAIN, Resolver(client), options)
-    result = mta_sts.evaluate(await mta_sts.observe(ctx))
-    (verdict,) = result.verdicts
-    return Outcome(result, verdict, {f.id: f.status for f in result.findings})
+    """The check on the scenario, with its requests made here; then again, made by the cold CLI's
+    helper process (`mecsa.probes.https_remote`), which must give the same result."""
+    ca_file = str(pki.ca_file) if trust_test_ca else None
+    options = AssessOptions(ca_file=ca_file, https_port=port)
+    here = await _check(await serve_zones({f"{DOMAIN}.": HEAD + zone}, faults=faults), options)
+    helper = HelperProcess.spawn(ca_file)
+    assert helper is not None
+    try:
+        remote = RemoteAttempt(helper, _no_fallback)
+        there = await _check(await serve_zones({f"{DOMAIN}.": HEAD + zone}, faults=faults), options, remote)
+        assert not remote.gone, "the helper was given up: the second run was made here"
+    finally:
+        helper.close()
+        await _ended(helper)
+    assert _timeless(_document(there)) == _timeless(_document(here))
+    (verdict,) = here.verdicts
+    return Outcome(here, verdict, {f.id: f.status for f in here.findings})
+
+
+async def _check(
+    client: DnsClient, options: AssessOptions, https_attempt: Attempt | None = None
+) -> CheckResult:
+    ctx = Context(DOMAIN, Resolver(client), options, https_attempt=https_attempt)
+    return mta_sts.evaluate(await mta_sts.observe(ctx))
+
+
+def _no_fallback() -> Attempt:
+    raise AssertionError("the helper was given up: the request would be made here")
+
+
+async def _ended(helper: HelperProcess) -> None:
+    for _ in range(100):
+        if helper.reap():
+            return
+        await asyncio.sleep(0.05)
+    helper.kill()
+    raise AssertionError("the helper did not exit within 5 s of its socket's closing")
+
+
+def _document(result: CheckResult) -> object:
+    """What the JSON document carries of a result: its findings, verdicts and details."""
+    return {
+        "findings": [f.to_json() for f in result.findings],
+        "verdicts": [v.to_json() for v in result.verdicts],
+        "details": dict(result.details),
+    }
+
+
+def _timeless(data: object) -> object:
+    """`data` without what differs from run to run: timings (`elapsed_s`), and the order of lists
+    of strings (a DNS server may give an RRset's records in any order, and the document keeps
+    the order they came in)."""
+    if isinstance(data, dict):
+        return {k: _timeless(v) for k, v in data.items() if k != "elapsed_s"}
+    if isinstance(data, list):
+        if all(isinstance(v, str) for v in data):
+            return sorted(data)
+        return [_timeless(v) for v in data]
+    return data
 
 
 async def test_good_enforce_policy_covering_every_mx_passes(
@@ -121,8 +182,9 @@ async def test_good_enforce_policy_covering_every_mx_passes(
     ]
     assert out.verdict.share == 1.0
     # The probe connected to the address from our DNS, with SNI and Host set to the policy host.
-    assert server.sni == [POLICY_HOST]
-    (request,) = server.requests
+    assert server.sni == [POLICY_HOST] * RUNS
+    request, again = server.requests
+    assert again == request  # the helper's request is the same, byte for byte
     assert request.startswith("GET /.well-known/mta-sts.txt HTTP/1.1\r\n")
     assert f"host: {POLICY_HOST}:{server.port}\r\n" in request.lower()
     fetch = out.result.details["fetch"]
@@ -199,7 +261,7 @@ async def test_redirect_is_not_followed_and_fails(
     assert out.verdict.status is VerdictStatus.FAIL
     (finding,) = [f for f in out.result.findings if f.id == "mta_sts.redirect"]
     assert location in finding.evidence
-    assert len(server.requests) == 1
+    assert len(server.requests) == RUNS
     assert out.verdict.details["mecsa_st_pass"] is False
 
 
@@ -254,7 +316,7 @@ async def test_certificate_for_another_name_fails(
     out = await _run(serve_zones, pki, server.port)
     assert out.verdict.status is VerdictStatus.FAIL
     assert out.ids["mta_sts.certificate"] is Status.FAIL
-    assert server.sni == [POLICY_HOST]
+    assert server.sni == [POLICY_HOST] * RUNS
     assert server.requests == []  # nothing was sent over the unverified connection
     error = out.result.details["fetch"]["error"]
     assert (error["stage"], error["kind"]) == ("tls", "certificate")

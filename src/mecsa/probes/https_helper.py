@@ -1,0 +1,102 @@
+"""The cold CLI's HTTPS helper process: started, and ended (issue 20). The talking is `https_remote`.
+
+Why. In a cold `mecsa assess`, the MTA-STS policy fetch cost ~55 ms of the run's one busy core:
+httpx and its stack (httpcore, anyio, h11, certifi: ~30 ms of imports), the client with its trust
+store, and the TLS handshake. A cold run is CPU-bound while the machine's other cores sit idle.
+So the CLI starts this helper first thing; it imports httpx and builds its client while the main
+process works, and the main process only sends it the requests (`mecsa.probes.https_remote`).
+
+Spawned, not forked: a fresh `python -m mecsa.probes.https_remote FD CA_FILE` inherits no threads,
+event loop or sockets, only its end of a socketpair (and /dev/null for its standard streams). It
+lives in a session of its own, so that the terminal's Ctrl-C is the main process's to handle, and
+it ends when the main process closes its end of the pair, or dies.
+
+This module is imported before the cold CLI's first DNS question, so it imports nothing the
+interpreter has not loaded by then (`os.posix_spawn`, not `subprocess`: no asyncio, no ssl).
+
+Only on a machine with more than one CPU: with one, the helper's imports would take turns with
+the main process's instead of overlapping them. Library callers, bulk scans and the web service
+make their requests in-process, where the imports are paid once per process anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+
+REMOTE_MODULE = "mecsa.probes.https_remote"
+# No interpreter to start (OSError; TypeError: sys.executable can be empty), or no posix_spawn
+# or setsid on this platform.
+_CANNOT_SPAWN = (OSError, TypeError, AttributeError, NotImplementedError)
+
+
+def worth_starting() -> bool:
+    """Whether a helper would run beside this process rather than take turns with it."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return (os.cpu_count() or 1) > 1
+
+
+class HelperProcess:
+    """A running helper: its pid and our end of the socketpair (non-blocking, for the event loop)."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+        self._reaped = False
+
+    @classmethod
+    def spawn(cls, ca_file: str | None) -> HelperProcess | None:
+        """Start the helper for this trust store; None when it cannot be started."""
+        ours, theirs = socket.socketpair()
+        try:
+            theirs.set_inheritable(True)
+            null = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+            # -P: the working directory is not put on the helper's path (a `mecsa` there is not
+            # the one that is running).
+            argv = [sys.executable, "-P", "-m", REMOTE_MODULE, str(theirs.fileno()), ca_file or ""]
+            pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=null, setsid=True)
+        except _CANNOT_SPAWN:
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        return cls(pid, ours)
+
+    def kill(self) -> None:
+        if not self._reaped:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Close our end: the helper sees the end of its input and exits. Its exit is not waited for."""
+        self.sock.close()
+        self.reap()
+
+    def reap(self) -> bool:
+        """Collect the helper's exit status if it has ended (no zombie left): whether it has."""
+        if self._reaped:
+            return True
+        with contextlib.suppress(ChildProcessError):
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                return False
+        self._reaped = True
+        return True
+
+
+@contextlib.contextmanager
+def started(ca_file: str | None, *, enabled: bool = True) -> Iterator[HelperProcess | None]:
+    """A helper for the duration of the block (None: none started), closed after it."""
+    helper = HelperProcess.spawn(ca_file) if enabled and worth_starting() else None
+    try:
+        yield helper
+    finally:
+        if helper is not None:
+            helper.close()
