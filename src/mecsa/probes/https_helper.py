@@ -6,7 +6,7 @@ store, and the TLS handshake. A cold run is CPU-bound while the machine's other 
 So the CLI starts this helper first thing; it imports httpx and builds its client while the main
 process works, and the main process only sends it the requests (`mecsa.probes.https_remote`).
 
-Spawned, not forked: a fresh `python -m mecsa.probes.https_remote FD CA_FILE` inherits no threads,
+Spawned, not forked: a fresh `python -m mecsa.probes.https_helper FD CA_FILE` inherits no threads,
 event loop or sockets, only its end of a socketpair (and /dev/null for its standard streams). It
 lives in a session of its own, so that the terminal's Ctrl-C is the main process's to handle, and
 it ends when the main process closes its end of the pair, or dies.
@@ -28,7 +28,7 @@ import socket
 import sys
 from collections.abc import Iterator
 
-REMOTE_MODULE = "mecsa.probes.https_remote"
+MODULE = "mecsa.probes.https_helper"
 # No interpreter to start (OSError; TypeError: sys.executable can be empty), or no posix_spawn
 # or setsid on this platform.
 _CANNOT_SPAWN = (OSError, TypeError, AttributeError, NotImplementedError)
@@ -59,7 +59,7 @@ class HelperProcess:
             null = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
             # -P: the working directory is not put on the helper's path (a `mecsa` there is not
             # the one that is running).
-            argv = [sys.executable, "-P", "-m", REMOTE_MODULE, str(theirs.fileno()), ca_file or ""]
+            argv = [sys.executable, "-P", "-m", MODULE, str(theirs.fileno()), ca_file or ""]
             pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=null, setsid=True)
         except _CANNOT_SPAWN:
             ours.close()
@@ -100,3 +100,24 @@ def started(ca_file: str | None, *, enabled: bool = True) -> Iterator[HelperProc
     finally:
         if helper is not None:
             helper.close()
+
+
+def main(argv: list[str]) -> int:
+    """The helper process: `python -m mecsa.probes.https_helper FD CA_FILE` (see the module's doc).
+
+    Entered here, in a module that imports almost nothing, so that the dataclass and regex caches
+    are in place before the helper's imports (asyncio, ssl, httpx) run.
+    """
+    from mecsa import codecache, regexcache
+    from mecsa.probes.httpx_guard import block_httpx_cli
+
+    codecache.install(command="https-helper")
+    regexcache.install(command="https-helper")
+    block_httpx_cli()
+    from mecsa.probes import https_remote
+
+    return https_remote.serve(int(argv[0]), argv[1] or None)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

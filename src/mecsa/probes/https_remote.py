@@ -19,12 +19,13 @@ import base64
 import contextlib
 import json
 import socket
-import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mecsa.probes.https import Attempt, FailureKind, FetchFailure, HttpsAnswer, Timeouts
-from mecsa.probes.https_helper import HelperProcess
+
+if TYPE_CHECKING:  # https_helper runs this module's `serve` in the helper process
+    from mecsa.probes.https_helper import HelperProcess
 
 # Beyond the attempt's own bound, how long the helper may stay silent before it is given up.
 GRACE_S = 5.0
@@ -187,16 +188,9 @@ def _integer(value: object) -> int:
 # The helper process's side.
 
 
-def main(argv: list[str]) -> int:
-    """`python -m mecsa.probes.https_remote FD CA_FILE`: serve requests on FD until it closes."""
-    from mecsa import codecache, regexcache
-    from mecsa.probes.httpx_guard import block_httpx_cli
-
-    codecache.install(command="https-helper")
-    regexcache.install(command="https-helper")
-    block_httpx_cli()
-    sock = socket.socket(fileno=int(argv[0]))
-    ca_file = argv[1] or None
+def serve(fd: int, ca_file: str | None) -> int:
+    """The helper process's side (`mecsa.probes.https_helper.main`): answer on `fd` until it closes."""
+    sock = socket.socket(fileno=fd)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(sock, ca_file))
     return 0
@@ -248,7 +242,3 @@ async def _serve(sock: socket.socket, ca_file: str | None) -> None:
             task = asyncio.ensure_future(answer(json.loads(line)))
             running.add(task)
             task.add_done_callback(running.discard)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
