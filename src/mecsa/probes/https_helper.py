@@ -14,9 +14,12 @@ it ends when the main process closes its end of the pair, or dies.
 This module is imported before the cold CLI's first DNS question, so it imports nothing the
 interpreter has not loaded by then (`os.posix_spawn`, not `subprocess`: no asyncio, no ssl).
 
-Only on a machine with more than one CPU: with one, the helper's imports would take turns with
-the main process's instead of overlapping them. Library callers, bulk scans and the web service
-make their requests in-process, where the imports are paid once per process anyway.
+When. Only where a core is idle: the helper's start-up costs ~150 ms of CPU, three times what it
+saves the main process, so with one CPU, or with every core busy (a shell loop running `mecsa
+assess` in parallel), it would slow the runs down instead. `MECSA_HTTPS_HELPER=1` starts it
+regardless, `0` never (`auto`, the default, decides by the CPUs and the load average). Library
+callers, bulk scans and the web service make their requests in-process, where the imports are
+paid once per process anyway.
 """
 
 from __future__ import annotations
@@ -34,12 +37,26 @@ MODULE = "mecsa.probes.https_helper"
 _CANNOT_SPAWN = (OSError, TypeError, AttributeError, NotImplementedError)
 
 
+SWITCH = "MECSA_HTTPS_HELPER"
+
+
 def worth_starting() -> bool:
-    """Whether a helper would run beside this process rather than take turns with it."""
+    """Whether a helper would run beside this process rather than take turns with it (see above)."""
+    choice = os.environ.get(SWITCH, "auto").strip().lower()
+    if choice in ("0", "1"):
+        return choice == "1"
+    if choice != "auto":
+        sys.stderr.write(f"mecsa: {SWITCH} must be 0, 1 or auto, not {choice!r}; using auto\n")
     try:
-        return len(os.sched_getaffinity(0)) > 1
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # no affinity call on this platform
-        return (os.cpu_count() or 1) > 1
+        cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    # A core for this process, and most of another idle, on average over the last minute.
+    return cpus >= 2 and cpus - load >= 0.75
 
 
 class HelperProcess:

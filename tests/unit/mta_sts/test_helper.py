@@ -195,15 +195,34 @@ def test_no_helper_without_a_way_to_start_one(monkeypatch: pytest.MonkeyPatch) -
         assert helper is None
 
 
-def test_none_on_one_cpu_or_when_not_wanted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_none_on_one_cpu_on_a_busy_machine_or_when_not_wanted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(https_helper.SWITCH, raising=False)
     with https_helper.started(None, enabled=False) as helper:
         assert helper is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
     assert not https_helper.worth_starting()
     with https_helper.started(None) as helper:
         assert helper is None
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     assert https_helper.worth_starting()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.7, 1.0, 0.5))  # both cores busy, on average
+    assert not https_helper.worth_starting()
+    monkeypatch.setenv(https_helper.SWITCH, "1")
+    assert https_helper.worth_starting()
+    monkeypatch.setenv(https_helper.SWITCH, "0")
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not https_helper.worth_starting()
+
+
+def test_a_bad_switch_says_so_and_decides_as_auto(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(https_helper.SWITCH, "yes")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert https_helper.worth_starting()
+    assert "MECSA_HTTPS_HELPER must be 0, 1 or auto, not 'yes'; using auto" in capsys.readouterr().err
 
 
 def test_the_outcomes_cross_unchanged() -> None:
