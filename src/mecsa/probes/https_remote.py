@@ -47,6 +47,7 @@ class RemoteAttempt:
         self._gone = False
         self._next_id = 0
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._abandoned: set[int] = set()  # cancelled by the caller: their late replies are dropped
         self._reader: asyncio.Task[None] | None = None
 
     @property
@@ -94,6 +95,9 @@ class RemoteAttempt:
                 return decode_outcome(await reply)
         except (OSError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             raise HelperGone(str(exc)) from exc
+        except asyncio.CancelledError:
+            self._abandoned.add(ident)  # the caller gave up (a check's deadline): not the helper
+            raise
         finally:
             self._waiting.pop(ident, None)
 
@@ -111,7 +115,11 @@ class RemoteAttempt:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     message = json.loads(line)
-                    waiter = self._waiting.get(message["id"]) if isinstance(message, dict) else None
+                    ident = message["id"] if isinstance(message, dict) else None
+                    if ident in self._abandoned:
+                        self._abandoned.discard(ident)
+                        continue
+                    waiter = self._waiting.get(ident) if isinstance(ident, int) else None
                     if waiter is None:
                         raise HelperGone("a reply to no request")
                     if not waiter.done():

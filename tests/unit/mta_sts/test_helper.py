@@ -168,6 +168,33 @@ async def test_a_silent_helper_is_given_up_after_the_bound_and_its_grace(
     assert 0.5 <= waited < 3.0, waited
 
 
+async def test_a_request_its_caller_cancelled_leaves_the_helper_in_use(
+    ca_file: str, fake_helper: tuple[HelperProcess, socket.socket]
+) -> None:
+    # A check that ran out of its deadline cancels its fetch: the helper's late reply to it is
+    # dropped, and the next request is still the helper's.
+    helper, theirs = fake_helper
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    remote = RemoteAttempt(helper, Counted(ca_file))
+    first = asyncio.ensure_future(_ask(remote, 443))
+    assert json.loads(await loop.sock_recv(theirs, 65536))["id"] == 1
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    late = HttpsAnswer(ADDRESS, 500, (), None, None)
+    answer = HttpsAnswer(ADDRESS, 200, (("Content-Type", "text/plain"),), BODY, "TLSv1.3")
+
+    async def answer_both() -> None:
+        request = json.loads(await loop.sock_recv(theirs, 65536))
+        assert request["id"] == 2
+        await loop.sock_sendall(theirs, https_remote.encode_outcome(1, late))
+        await loop.sock_sendall(theirs, https_remote.encode_outcome(2, answer))
+
+    _, second = await asyncio.gather(answer_both(), _ask(remote, 443))
+    assert second == answer and not remote.gone
+
+
 async def test_an_error_in_the_helper_is_met_here_too(ca_file: str) -> None:
     # An address httpx cannot make a URL of (not an IPv6 literal: refused before any packet)
     # raises there as here: the helper says "error", the request is made here, and the caller
