@@ -55,8 +55,8 @@ def client_attempt(client: httpx.AsyncClient, attempt_s: float | None = None) ->
     return attempt
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """The body is larger than the caller reads (`read_capped`)."""
 
 
 async def request(
@@ -81,7 +81,7 @@ async def request(
     try:
         async with asyncio.timeout(attempt_s):
             async with client.stream("GET", url, headers=headers, extensions=extensions) as response:
-                body = await _read_body(response) if response.status_code == 200 else None
+                body = await read_capped(response, MAX_BODY_BYTES) if response.status_code == 200 else None
                 stream = response.extensions.get("network_stream")
                 ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
                 return HttpsAnswer(
@@ -91,7 +91,7 @@ async def request(
                     body,
                     ssl_object.version() if ssl_object is not None else None,
                 )
-    except _TooLarge as exc:
+    except BodyTooLarge as exc:
         return FetchFailure("body", FailureKind.TOO_LARGE, str(exc), address)
     except TimeoutError:
         why = f"no complete answer within {attempt_s:g} s"
@@ -100,16 +100,20 @@ async def request(
         return _classify(exc, _stage(events), address)
 
 
-async def _read_body(response: httpx.Response) -> bytes:
+async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """The body of a streamed response, read as it comes; BodyTooLarge past `max_bytes`.
+
+    Also the revocation fetches' reader (`mecsa.probes.revocation`).
+    """
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge(f"Content-Length {declared} exceeds the {MAX_BODY_BYTES}-byte limit")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"Content-Length {declared} exceeds the {max_bytes}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge(f"the body exceeds the {MAX_BODY_BYTES}-byte limit")
+        if size > max_bytes:
+            raise BodyTooLarge(f"the body exceeds the {max_bytes}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
 

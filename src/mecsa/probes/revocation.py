@@ -50,10 +50,6 @@ class HttpFetch:
     elapsed_s: float = 0.0
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def make_client() -> httpx.AsyncClient:
     """A plain-HTTP client (one per process and event loop): no redirects, no proxies, no keep-alive."""
     import httpx
@@ -143,6 +139,8 @@ async def _attempt(
 ) -> tuple[int, bytes | None] | str:
     import httpx
 
+    from mecsa.probes.https_client import BodyTooLarge, read_capped
+
     method = "POST" if post else "GET"
     try:
         async with asyncio.timeout(ATTEMPT_TIMEOUT_S):
@@ -151,24 +149,10 @@ async def _attempt(
             ) as response:
                 if response.status_code != 200:
                     return response.status_code, None
-                return 200, await _read_body(response, max_bytes)
-    except _TooLarge as exc:
+                return 200, await read_capped(response, max_bytes)
+    except BodyTooLarge as exc:
         return str(exc)
     except TimeoutError:
         return f"no complete answer within {ATTEMPT_TIMEOUT_S:g} s"
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _TooLarge(f"Content-Length {declared} exceeds the {max_bytes}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _TooLarge(f"the body exceeds the {max_bytes}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
