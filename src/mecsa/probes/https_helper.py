@@ -14,9 +14,9 @@ it ends when the main process closes its end of the pair, or dies.
 This module is imported before the cold CLI's first DNS question, so it imports nothing the
 interpreter has not loaded by then (`os.posix_spawn`, not `subprocess`: no asyncio, no ssl).
 
-When. Only where a core is idle: the helper's start-up costs ~150 ms of CPU, three times what it
-saves the main process, so with one CPU, or with every core busy (a shell loop running `mecsa
-assess` in parallel), it would slow the runs down instead. `MECSA_HTTPS_HELPER=1` starts it
+When. Only where a core is (partly) idle: the helper's start-up costs ~150 ms of CPU, three times
+what it saves the main process, so with one CPU, or with every core busy (a shell loop running
+`mecsa assess` in parallel), it would slow the runs down instead. `MECSA_HTTPS_HELPER=1` starts it
 regardless, `0` never (`auto`, the default, decides by the CPUs and the load average). Library
 callers, bulk scans and the web service make their requests in-process, where the imports are
 paid once per process anyway.
@@ -55,8 +55,10 @@ def worth_starting() -> bool:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = 0.0
-    # A core for this process, and most of another idle, on average over the last minute.
-    return cpus >= 2 and cpus - load >= 0.75
+    # A core for this process, and a part of another idle, on average over the last minute. A
+    # loop of runs one after the other stays near 1.5 on two cores (a run and its helper): on;
+    # two at a time reach 2 and more: off.
+    return cpus >= 2 and cpus - load >= 0.25
 
 
 class HelperProcess:

@@ -233,7 +233,9 @@ def test_none_on_one_cpu_on_a_busy_machine_or_when_not_wanted(monkeypatch: pytes
         assert helper is None
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     assert https_helper.worth_starting()
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.7, 1.0, 0.5))  # both cores busy, on average
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.5, 1.5))  # runs one after another
+    assert https_helper.worth_starting()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 0.5))  # both cores busy, on average
     assert not https_helper.worth_starting()
     monkeypatch.setenv(https_helper.SWITCH, "1")
     assert https_helper.worth_starting()
