@@ -13,10 +13,10 @@
 Bounded timeouts, stated here: `CONNECT_TIMEOUT_S` for TCP and TLS, `READ_TIMEOUT_S` between reads,
 `ATTEMPT_TIMEOUT_S` for one address from connect to last byte (a slow drip cannot stall it).
 
-This module holds the rules and the results; one address's request (an `Attempt`) is made with
-httpx by `mecsa.probes.https_client`, in this process, or by the same code in the cold CLI's
-helper process (`mecsa.probes.https_helper`). So that the results cannot depend on which, this
-module does not import httpx (~30 ms of imports the cold CLI's main process then never pays).
+This module holds the rules and the results. One address's request (an `Attempt`) is made with
+httpx by `mecsa.probes.https_client.request`: in this process, or in the cold CLI's helper process
+(`mecsa.probes.https_helper`), which runs the same function, so the results cannot depend on
+where. This module does not import httpx: the cold CLI's main process never pays its ~30 ms.
 """
 
 from __future__ import annotations
