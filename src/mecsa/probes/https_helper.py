@@ -11,8 +11,9 @@ event loop or sockets, only its end of a socketpair (and /dev/null for its stand
 lives in a session of its own, so that the terminal's Ctrl-C is the main process's to handle, and
 it ends when the main process closes its end of the pair, or dies.
 
-This module is imported before the cold CLI's first DNS question, so it imports nothing the
-interpreter has not loaded by then (`os.posix_spawn`, not `subprocess`: no asyncio, no ssl).
+This module is imported before the cold CLI's first DNS question, so it imports nothing heavy:
+`os.posix_spawn`, not `subprocess`; socket and signal, which the head start and asyncio load
+anyway; no asyncio, no ssl.
 
 When. Only where a core is (partly) idle: the helper's start-up costs ~150 ms of CPU, three times
 what it saves the main process, so with one CPU, or with every core busy (a shell loop running
