@@ -90,8 +90,8 @@ def assess_command(
     checks = selected(known, only or (), skip or ())
     ready = arguments_pass(timeout, dnssec_mode, dmarc_discovery, profile)
     # The MTA-STS policy requests are made by a second process, on another core (their imports
-    # and TLS would cost this one ~50 ms). Started first, so that its own start-up (~120 ms) is
-    # over when they are due; it sends nothing until asked, so a usage error still asks nothing.
+    # and TLS would cost this one ~50 ms). Started first, so that its start-up (~150 ms) is over
+    # when they are due; it sends nothing until asked, so a usage error still asks nothing.
     with https_helper.started(ca_file, enabled=ready and "mta-sts" in checks) as helper:
         selectors = tuple(_selector(s) for s in dkim_selector or ())
         ca_bundle_opens("--ca-file", ca_file)  # the cryptography half runs once it is imported

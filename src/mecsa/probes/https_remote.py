@@ -19,7 +19,7 @@ import base64
 import contextlib
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from mecsa.probes.https import Attempt, FailureKind, FetchFailure, HttpsAnswer, Timeouts
@@ -102,28 +102,19 @@ class RemoteAttempt:
             self._waiting.pop(ident, None)
 
     async def _read_replies(self) -> None:
-        loop = asyncio.get_running_loop()
-        buffer = b""
         try:
-            while True:
-                chunk = await loop.sock_recv(self._sock, 65536)
-                if not chunk:
-                    raise HelperGone("the helper exited")
-                buffer += chunk
-                if len(buffer) > MAX_LINE and b"\n" not in buffer:
-                    raise HelperGone("a reply longer than any the helper sends")
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    message = json.loads(line)
-                    ident = message["id"] if isinstance(message, dict) else None
-                    if ident in self._abandoned:
-                        self._abandoned.discard(ident)
-                        continue
-                    waiter = self._waiting.get(ident) if isinstance(ident, int) else None
-                    if waiter is None:
-                        raise HelperGone("a reply to no request")
-                    if not waiter.done():
-                        waiter.set_result(message)
+            async for line in _lines(self._sock):
+                message = json.loads(line)
+                ident = message["id"] if isinstance(message, dict) else None
+                if ident in self._abandoned:
+                    self._abandoned.discard(ident)
+                    continue
+                waiter = self._waiting.get(ident) if isinstance(ident, int) else None
+                if waiter is None:
+                    raise HelperGone("a reply to no request")
+                if not waiter.done():
+                    waiter.set_result(message)
+            raise HelperGone("the helper exited")
         except (HelperGone, OSError, ValueError, KeyError, TypeError) as exc:
             gone = exc if isinstance(exc, HelperGone) else HelperGone(str(exc))
             self._gone = True
@@ -215,15 +206,17 @@ async def _serve(sock: socket.socket, ca_file: str | None) -> None:
     sending = asyncio.Lock()
     running: set[asyncio.Task[None]] = set()
 
-    async def answer(request: dict[str, Any]) -> None:
-        connect_s, read_s, attempt_s = (float(t) for t in request["timeouts"])
-        client = clients.get((connect_s, read_s))
-        if client is None:
-            client = clients[(connect_s, read_s)] = https_client.make_client(
-                ca_file, Timeouts(connect_s, read_s, attempt_s)
-            )
-        ident = int(request["id"])
+    async def answer(line: bytes) -> None:
+        ident: object = None
         try:
+            request = json.loads(line)
+            ident = request["id"]
+            connect_s, read_s, attempt_s = (float(t) for t in request["timeouts"])
+            client = clients.get((connect_s, read_s))
+            if client is None:
+                client = clients[(connect_s, read_s)] = https_client.make_client(
+                    ca_file, Timeouts(connect_s, read_s, attempt_s)
+                )
             outcome = await https_client.request(
                 client,
                 request["host"],
@@ -233,20 +226,30 @@ async def _serve(sock: socket.socket, ca_file: str | None) -> None:
                 request["path"],
                 attempt_s,
             )
-            reply = encode_outcome(ident, outcome)
+            reply = encode_outcome(int(request["id"]), outcome)
         except Exception as exc:  # the main process then makes this request itself, and meets it
             reply = json.dumps({"id": ident, "error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n"
         async with sending:
             await loop.sock_sendall(sock, reply)
 
+    async for line in _lines(sock):  # until the main process closes its end, or ends
+        task = asyncio.ensure_future(answer(line))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+
+async def _lines(sock: socket.socket) -> AsyncIterator[bytes]:
+    """The newline-ended lines that arrive on `sock` (non-blocking), until it is closed.
+
+    Both sides read this way; a line longer than any either side writes means the peer is not
+    the one it should be (HelperGone).
+    """
+    loop = asyncio.get_running_loop()
     buffer = b""
-    while True:
-        chunk = await loop.sock_recv(sock, 65536)
-        if not chunk:
-            return  # the main process closed its end, or ended
+    while chunk := await loop.sock_recv(sock, 65536):
         buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            task = asyncio.ensure_future(answer(json.loads(line)))
-            running.add(task)
-            task.add_done_callback(running.discard)
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            yield line
+        if len(buffer) > MAX_LINE:
+            raise HelperGone("a line longer than any the helper or its caller writes")

@@ -262,3 +262,20 @@ def test_the_outcomes_cross_unchanged() -> None:
     for outcome in (answer, failure, HttpsAnswer(ADDRESS, 301, (), None, None)):
         line = https_remote.encode_outcome(5, outcome)
         assert https_remote.decode_outcome(json.loads(line)) == outcome
+
+
+async def test_a_request_the_helper_cannot_read_gets_an_error_reply_not_silence(ca_file: str) -> None:
+    # Silence would hold the caller for the attempt's bound and the grace; an error reply sends
+    # it to the in-process request at once.
+    helper = HelperProcess.spawn(ca_file)
+    assert helper is not None
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_sendall(helper.sock, b'{"id": 7, "timeouts": "none"}\n')
+        async with asyncio.timeout(30):
+            reply = json.loads(await loop.sock_recv(helper.sock, 65536))
+    finally:
+        helper.close()
+    assert reply["id"] == 7 and "error" in reply
+    with pytest.raises(KeyError):
+        https_remote.decode_outcome(reply)  # which RemoteAttempt takes as "the helper cannot answer"
