@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -175,7 +176,7 @@ _FRESH = textwrap.dedent(
     from mecsa.cli.early import assess_early
     from mecsa.observe import AssessOptions
 
-    port, domain = int(sys.argv[1]), sys.argv[2]
+    port, domain, mode, https_port = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     phase = ["before"]
     imports = []  # (phase, thread, module)
 
@@ -187,16 +188,33 @@ _FRESH = textwrap.dedent(
 
     if True:  # the zone server runs in the test's process: this one imports only what the CLI does
         client = DnsClient([Nameserver("127.0.0.1", port)], timeout=0.3, attempts=2)
-        options = AssessOptions(dkim_selectors=("sel",), smtp_timeout=2.0, check_deadline=20.0)
+        options = AssessOptions(
+            dkim_selectors=("sel",), smtp_timeout=2.0, check_deadline=20.0, https_port=https_port
+        )
+        if mode != "none":  # the CLI's helper; "gone": dead before the first request
+            from mecsa.cli.assess import _remote_attempt
+            from mecsa.probes.https_helper import HelperProcess
+
+            helper = HelperProcess.spawn(None)
+            if mode == "gone":
+                helper.kill()
         sys.meta_path.insert(0, Recorder)
 
-        def stage(name):
-            phase[0] = {"importing": "importing", "imported": "after"}.get(name, phase[0])
+        async def early():
+            imported = asyncio.Event()
 
-        result = asyncio.run(
-            assess_early(domain, client, options, check_names(),
-                         extra_modules=("mecsa.report.json",), on_stage=stage)
-        )
+            def stage(name):
+                phase[0] = {"importing": "importing", "imported": "after"}.get(name, phase[0])
+                if name == "imported":
+                    imported.set()
+
+            attempt = _remote_attempt(helper, None, imported) if mode != "none" else None
+            result = await assess_early(domain, client, options, check_names(),
+                                        extra_modules=("mecsa.report.json",), on_stage=stage,
+                                        https_attempt=attempt)
+            return result, attempt is not None and attempt.gone
+
+        result, gone = asyncio.run(early())
         from mecsa.report.json import assessment_to_json
         from mecsa.assess import assess
         plain = asyncio.run(assess(domain, client, options))
@@ -207,18 +225,28 @@ _FRESH = textwrap.dedent(
         "half_initialised": half,
         "loaded": list(sys.modules),
         "early": assessment_to_json(result),
+        "gone": gone,
         "plain": assessment_to_json(plain),
     }))
     """
 )
 
 
-def test_in_a_fresh_interpreter_only_the_importer_thread_imports_while_it_runs() -> None:
-    """Two threads never race to initialise a module: the loop thread imports nothing new meanwhile."""
-    with ThreadedZoneServer(ZoneData.from_texts({f"{DOMAIN}.": ZONE})) as server:
+@pytest.mark.parametrize("helper", ["none", "running", "gone"])
+def test_in_a_fresh_interpreter_only_the_importer_thread_imports_while_it_runs(helper: str) -> None:
+    """Two threads never race to initialise a module: the loop thread imports nothing new meanwhile.
+
+    With the CLI's helper the policy is asked early (here a closed port refuses it); a helper that
+    is gone leaves the request to this process, whose httpx imports must wait for the importer.
+    """
+    zone = ZONE + "mta-sts IN A 127.0.0.1\n"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        https_port = str(closed.getsockname()[1])  # nothing listens there once it is closed
+    with ThreadedZoneServer(ZoneData.from_texts({f"{DOMAIN}.": zone})) as server:
         port = server.address.rsplit(":", 1)[1]
         done = subprocess.run(
-            [sys.executable, "-c", _FRESH, port, DOMAIN],
+            [sys.executable, "-c", _FRESH, port, DOMAIN, helper, https_port],
             capture_output=True,
             text=True,
             timeout=60,
@@ -236,3 +264,6 @@ def test_in_a_fresh_interpreter_only_the_importer_thread_imports_while_it_runs()
     assert {"mecsa.checks.x509", "mecsa.scoring", "mecsa.report.json", "mecsa.observe.transport"} <= imported
     assert out["half_initialised"] == []
     assert _without_timings(out["early"]) == _without_timings(out["plain"])
+    assert out["gone"] is (helper == "gone")
+    fetch = out["early"]["checks"]["mta-sts"]["fetch"]
+    assert "refused" in json.dumps(fetch).lower(), fetch

@@ -45,7 +45,7 @@ from mecsa.model import (
     verdict_from_findings,
 )
 from mecsa.observe import Context
-from mecsa.observe.mta_sts import fetch_policy
+from mecsa.observe.mta_sts import txt_name, txt_then_policy
 from mecsa.observe.mx import MxObservation, observe_mx
 from mecsa.probes.https import FailureKind, HttpsObservation
 from mecsa.records.mta_sts import StsMode, StsPolicy, looks_like_sts_record, parse_policy, parse_sts_record
@@ -213,15 +213,8 @@ class MtaStsObservation:
 
 async def observe(ctx: Context) -> MtaStsObservation:
     """Look up the TXT record and the MX set concurrently; fetch the policy unless surely absent."""
-    name = f"_mta-sts.{ctx.domain}"
-
-    async def txt_then_policy() -> tuple[DnsAnswer, HttpsObservation | None]:
-        txt = await ctx.resolver.resolve(name, "TXT")
-        wanted = txt.failed or any(looks_like_sts_record(t) for t in txt.texts())
-        return txt, (await fetch_policy(ctx) if wanted else None)
-
-    (txt, fetched), mx = await asyncio.gather(txt_then_policy(), observe_mx(ctx))
-    return MtaStsObservation(ctx.domain, name, txt, mx, fetched)
+    (txt, fetched), mx = await asyncio.gather(txt_then_policy(ctx), observe_mx(ctx))
+    return MtaStsObservation(ctx.domain, txt_name(ctx.domain), txt, mx, fetched)
 
 
 def evaluate(obs: MtaStsObservation) -> CheckResult:

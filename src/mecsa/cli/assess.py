@@ -30,8 +30,12 @@ from mecsa.cli.common import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mecsa.observe.dmarc import DiscoveryMethod
-    from mecsa.probes.https import Attempt
+    from mecsa.probes.https import Attempt, FetchFailure, HttpsAnswer
+
+    Outcome = HttpsAnswer | FetchFailure
     from mecsa.probes.https_helper import HelperProcess
 
 PROFILE_HELP = "Scoring profile: mecsa (default) or mecsa-st."
@@ -121,6 +125,9 @@ def assess_command(
             renderers: tuple[str, ...] = ("mecsa.report.json",) if json_output else ("mecsa.report.text",)
             renderers += ("mecsa.report.html",) if html is not None else ()
             renderers += ("cryptography.x509",) if ca_file is not None else ()
+            import asyncio
+
+            imported = asyncio.Event()  # bound to the loop `run` makes, at its first wait
             result = run(
                 assess_early(
                     name,
@@ -129,7 +136,8 @@ def assess_command(
                     check_names(),
                     extra_modules=renderers,
                     before_assess=lambda: ca_bundle_parses("--ca-file", ca_file),
-                    https_attempt=_remote_attempt(helper, ca_file),
+                    on_stage=lambda stage: imported.set() if stage == "imported" else None,
+                    https_attempt=_remote_attempt(helper, ca_file, imported),
                 )
             )
             if html is not None:
@@ -146,16 +154,31 @@ def assess_command(
                 click.echo(render_text(result, profile, **terminal_settings()))
 
 
-def _remote_attempt(helper: HelperProcess | None, ca_file: str | None) -> Attempt | None:
-    """The helper's side of the MTA-STS requests (None without a helper: they are made here)."""
+def _remote_attempt(
+    helper: HelperProcess | None, ca_file: str | None, imported: asyncio.Event
+) -> Attempt | None:
+    """The helper's side of the MTA-STS requests (None without a helper: they are made here).
+
+    Once the helper is gone they are made here, but not before `imported` is set: the early
+    start asks for the policy while its importer thread runs, and the in-process client imports
+    httpx, which this thread must not do meanwhile (mecsa.cli.early: one importing thread).
+    """
     if helper is None:
         return None
     from mecsa.probes.https_remote import RemoteAttempt
 
     def in_process() -> Attempt:  # once the helper is gone: built then, not before
-        from mecsa.observe.mta_sts import in_process_attempt
+        built: list[Attempt] = []
 
-        return in_process_attempt(ca_file)
+        async def attempt(host: str, shown_port: str, address: str, port: int, path: str) -> Outcome:
+            await imported.wait()
+            if not built:
+                from mecsa.observe.mta_sts import in_process_attempt
+
+                built.append(in_process_attempt(ca_file))
+            return await built[0](host, shown_port, address, port, path)
+
+        return attempt
 
     return RemoteAttempt(helper, in_process)
 

@@ -161,6 +161,13 @@ async def assess_early(
     for _ in range(SEND_TURNS):
         await asyncio.sleep(0)
     report("questions")
+    if https_attempt is not None and "mta-sts" in checks:
+        # The policy requests go to the CLI's helper process, on another core: asked now, they are
+        # answered while this process imports, not after its checks start, at the end of the path.
+        # (Made here instead, they would import httpx in this thread while the importer runs.)
+        from mecsa.observe.mta_sts import txt_then_policy
+
+        started.append(asyncio.ensure_future(txt_then_policy(ctx)))
     _import_loop_needs()
     check_modules = _check_modules(checks)
     report("importing")
