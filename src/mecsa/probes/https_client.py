@@ -43,6 +43,20 @@ def make_client(ca_file: str | None, timeouts: Timeouts | None = None) -> httpx.
     )
 
 
+async def warm_up() -> None:
+    """Import now what the first request would: httpcore's anyio backend (~20-30 ms of imports).
+
+    The helper process runs this while it waits for its first question, so that the question's
+    answer does not wait for them. anyio's public names; the backend module is loaded by the
+    first checkpoint on this event loop, as the first request's would load it.
+    """
+    import anyio.lowlevel
+    import anyio.streams.tls
+    import anyio.to_thread  # the connect's too
+
+    await anyio.lowlevel.checkpoint()
+
+
 def client_attempt(client: httpx.AsyncClient, attempt_s: float | None = None) -> Attempt:
     """The `Attempt` that asks with `client`, each within `attempt_s` (default: the module's)."""
 

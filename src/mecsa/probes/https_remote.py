@@ -203,6 +203,7 @@ async def _serve(sock: socket.socket, ca_file: str | None) -> None:
     clients: dict[tuple[float, float], Any] = {}
     defaults = Timeouts.current()
     clients[(defaults.connect_s, defaults.read_s)] = https_client.make_client(ca_file, defaults)
+    await https_client.warm_up()
     sending = asyncio.Lock()
     running: set[asyncio.Task[None]] = set()
 
