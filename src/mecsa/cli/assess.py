@@ -89,6 +89,7 @@ def assess_command(
         if chosen not in known:
             usage_error(f"unknown check {chosen!r}; known: {', '.join(sorted(known))}")
     from mecsa.cli.head_start import arguments_pass, head_start, selected
+    from mecsa.dns.features import settle as settle_dnspython_features
     from mecsa.probes import https_helper
 
     checks = selected(known, only or (), skip or ())
@@ -100,6 +101,9 @@ def assess_command(
         selectors = tuple(_selector(s) for s in dkim_selector or ())
         ca_bundle_opens("--ca-file", ca_file)  # the cryptography half runs once it is imported
         output_file("--html", html)
+        # Before dnspython's first import (the trust anchor's, else the DNS stack's): its feature
+        # checks would read two packages' metadata (~10 ms).
+        settle_dnspython_features()
         anchors = load_trust_anchor(trust_anchor)
         # Before the DNS stack is imported (~100 ms): the critical path's first two questions, once
         # the arguments checked after that import are known to pass (a usage error asks nothing).
