@@ -64,6 +64,11 @@ _NAMELESS = frozenset(
         dns.rdatatype.CAA,
     )
 )
+# Types whose one name may not be compressed (RFC 4034 §3.1.7: the RRSIG's signer; §4.1.1: the
+# NSEC's next name), at this offset in the rdata. Written out, which the reader checks (a pointer
+# would make the rdata depend on the message: an older dnspython follows it), the name is in the
+# octets, and the rdata again a function of them alone. A denial repeats these in every reply.
+_NAME_WRITTEN_OUT_AT = {int(dns.rdatatype.RRSIG): 18, int(dns.rdatatype.NSEC): 0}
 _MAX_CACHED_RDATA = 4096
 _MAX_CACHED_RDLEN = 512  # a bound on the memory the cache can hold (about 2 MiB)
 # a reused rdata, and the storage of a set that holds it alone (see `_add`)
@@ -258,10 +263,15 @@ def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> _Known | t
     with a one-rdata set's storage (or None when the rdata is not one that is kept).
 
     The key is everything the result is a function of: the class, the type and the exact octets
-    (for SOA, the names as read, with their case, and the five numbers). A failure is never kept.
+    (for SOA, the names as read, with their case, and the five numbers; RRSIG and NSEC only when
+    their name is written out). A failure is never kept.
     """
     at = parser.current
-    if rdtype in _NAMELESS and rdlen <= _MAX_CACHED_RDLEN:
+    name_at = _NAME_WRITTEN_OUT_AT.get(rdtype)
+    if rdlen <= _MAX_CACHED_RDLEN and (
+        rdtype in _NAMELESS
+        or (name_at is not None and _written_out(parser.wire, at + name_at, min(at + rdlen, parser.end)))
+    ):
         key = (rdclass, rdtype, parser.wire[at : at + rdlen])
         known = _rdatas.get(key)
         if known is None or at + rdlen > parser.end:
@@ -285,6 +295,18 @@ def _rdata(parser: _Parser, rdclass: Any, rdtype: Any, rdlen: int) -> _Known | t
         return known
     with parser.restrict_to(rdlen):
         return dns.rdata.from_wire_parser(rdclass, rdtype, parser, None), None
+
+
+def _written_out(wire: bytes, pos: int, end: int) -> bool:
+    """Whether the name at `pos` ends, before `end`, in its root label with no pointer on the way."""
+    while pos < end:
+        count = wire[pos]
+        if count == 0:
+            return True
+        if count >= 64:  # a pointer, or a label type RFC 6891 §5 retired: dnspython decides
+            return False
+        pos += 1 + count
+    return False
 
 
 def _remember(cache: dict[Any, _Known], key: Any, rd: dns.rdata.Rdata) -> _Known:

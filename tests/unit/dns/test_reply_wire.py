@@ -333,3 +333,56 @@ def test_names_to_text_as_dnspython_prints_them() -> None:
         for omit in (False, True):
             names.forget()
             assert name_text(name, omit) == name.to_text(omit_final_dot=omit), labels
+
+
+_NSEC = "x.example. 300 NSEC z.example. A RRSIG NSEC"
+_RRSIG = "x.example. 300 RRSIG NSEC 13 2 300 20300101000000 20200101000000 12345 example. {}"
+_SIGNATURE = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4"
+
+
+def test_a_denials_nsec_and_rrsig_are_read_once_for_every_reply_that_repeats_them() -> None:
+    wires = [
+        _a_reply(_NSEC, _RRSIG.format(_SIGNATURE), rcode=dns.rcode.NXDOMAIN, where="authority")
+        for _ in range(2)
+    ]
+    one, two = (parse_reply(w) for w in wires)
+    for wire in wires:
+        _assert_same(wire)
+    assert one.authority[0][0] is two.authority[0][0]  # NSEC
+    assert one.authority[1][0] is two.authority[1][0]  # its RRSIG
+    other = parse_reply(
+        _a_reply(_NSEC, _RRSIG.format(_SIGNATURE[::-1]), rcode=dns.rcode.NXDOMAIN, where="authority")
+    )
+    assert other.authority[1][0] is not one.authority[1][0]
+    assert other.authority[1][0].signature != one.authority[1][0].signature
+
+
+def test_an_rrsig_whose_signer_is_a_pointer_is_read_as_dnspython_reads_it_and_not_kept() -> None:
+    """RFC 4034 §3.1.7 forbids compressing the signer's name; an older dnspython follows the
+    pointer anyway, so such an rdata depends on the message and must never be reused by octets."""
+    header = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0)
+    question = b"\x01x\x07example\x00" + struct.pack("!HH", 46, 1)
+    fields = struct.pack("!HBBIIIH", 47, 13, 2, 300, 1893456000, 1577836800, 12345)
+    rdata = fields + b"\xc0\x0c" + b"\x01" * 64  # the signer: a pointer to the question's name
+    record = b"\xc0\x0c" + struct.pack("!HHIH", 46, 1, 300, len(rdata)) + rdata
+    wire = header + question + record
+    _assert_same(wire)
+    assert not any(key[2] == rdata for key in fast._rdatas)
+
+
+@pytest.mark.parametrize(
+    ("octets", "written_out"),
+    [
+        (b"\x07example\x00rest", True),
+        (b"\x00", True),  # the root
+        (b"\x07example\xc0\x0c", False),  # ends in a pointer
+        (b"\xc0\x0c", False),
+        (b"\x47example\x00", False),  # label type 01 (RFC 6891 §5): dnspython refuses it
+        (b"\x07examp", False),  # runs past the rdata's end
+        (b"\x07example", False),  # no root label before the end
+    ],
+)
+def test_a_name_counts_as_written_out_only_up_to_its_root_label_without_a_pointer(
+    octets: bytes, written_out: bool
+) -> None:
+    assert fast._written_out(b"\xff" + octets, 1, 1 + len(octets)) is written_out
