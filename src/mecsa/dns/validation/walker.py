@@ -110,6 +110,10 @@ class ChainValidator:
         self._prefetching: set[asyncio.Task[Fetched]] = set()
         # The same SOA and NSEC RRsets come back in many negative answers: verify each once.
         self._verified: dict[tuple[object, ...], tuple[str, int]] = {}  # -> (error, labels of the good RRSIG)
+        # Each rdata's canonical octets, by the object: the reply reader hands out one object for
+        # every copy of a record (mecsa.dns.reply), and the memo's key is made at every look-up.
+        # The object is held with its octets, so no other can take its id while the entry lives.
+        self._digests: dict[int, tuple[dns.rdata.Rdata, bytes]] = {}
         self._zone_of: dict[dns.name.Name, asyncio.Task[tuple[dns.name.Name | None, str]]] = {}
 
     # ---- answers ------------------------------------------------------------------------------
@@ -446,7 +450,7 @@ class ChainValidator:
         """'' when one RRSIG by the zone verifies the RRset (RFC 4035 §5.3), else what is wrong."""
         # Keyed on the data and the signatures, never on the signatures alone (they could be replayed
         # over other data); the clock is not in the key, as one assessment lasts minutes at most.
-        key = _memo_key(rrset, sigs, trust)
+        key = self._memo_key(rrset, sigs, trust)
         known = self._verified.get(key)
         if known is None:
             known = self._verify_now(rrset, sigs, trust)
@@ -458,8 +462,28 @@ class ChainValidator:
     ) -> int:
         """The labels field of the RRSIG that verified `rrset` (after `_verify` said yes)."""
         self._verify(rrset, sigs, trust)
-        key = _memo_key(rrset, sigs, trust)
+        key = self._memo_key(rrset, sigs, trust)
         return self._verified[key][1]
+
+    def _memo_key(
+        self, rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
+    ) -> tuple[object, ...]:
+        digest = self._digest
+        return (
+            trust.zone,
+            rrset.name,
+            rrset.rdtype,
+            frozenset(digest(rd) for rd in rrset),
+            tuple(digest(sig) for sig in sigs),
+        )
+
+    def _digest(self, rd: dns.rdata.Rdata) -> bytes:
+        known = self._digests.get(id(rd))
+        if known is not None and known[0] is rd:
+            return known[1]
+        octets = rd.to_digestable()
+        self._digests[id(rd)] = (rd, octets)
+        return octets
 
     def _verify_now(
         self, rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
@@ -567,16 +591,6 @@ def _dname_behind(
     return None
 
 
-def _memo_key(
-    rrset: dns.rrset.RRset, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], trust: ZoneTrust
-) -> tuple[object, ...]:
-    return (
-        trust.zone,
-        rrset.name,
-        rrset.rdtype,
-        frozenset(rd.to_digestable() for rd in rrset),
-        tuple(sig.to_digestable() for sig in sigs),
-    )
 
 
 def _signer(
