@@ -105,6 +105,37 @@ async def test_the_helper_answers_and_ends_when_its_socket_closes(server: Policy
         pytest.fail("the helper did not exit within 5 s of its socket's closing")
 
 
+async def test_the_helper_leaves_with_status_0_after_saving_its_caches(
+    server: PolicyServer, ca_file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It skips the interpreter's teardown (mecsa.probes.https_helper.exit_now), not the exit hooks."""
+    monkeypatch.setenv("MECSA_CACHE_DIR", str(tmp_path))
+    helper = HelperProcess.spawn(ca_file)
+    assert helper is not None
+    answer = await _ask(RemoteAttempt(helper, Counted(ca_file)), server.port)
+    assert isinstance(answer, HttpsAnswer)
+    helper.sock.close()
+    status = await asyncio.to_thread(_exit_status, helper)
+    assert status == 0
+    assert await asyncio.to_thread(_saved_caches, tmp_path) == ["dataclass", "regex"]
+
+
+def _exit_status(helper: HelperProcess) -> int:
+    for _ in range(100):
+        pid, status = os.waitpid(helper.pid, os.WNOHANG)
+        if pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    helper.kill()
+    pytest.fail("the helper did not exit within 5 s of its socket's closing")
+
+
+def _saved_caches(directory: Path) -> list[str]:
+    return sorted(
+        f.name.split("-")[0] for f in directory.iterdir() if f.name.endswith("-https-helper.marshal")
+    )
+
+
 async def test_a_helper_that_died_is_replaced_by_the_request_made_here(
     server: PolicyServer, ca_file: str
 ) -> None:
