@@ -591,8 +591,6 @@ def _dname_behind(
     return None
 
 
-
-
 def _signer(
     owner: dns.name.Name, sigs: Sequence[dns.rdtypes.ANY.RRSIG.RRSIG], *, strict: bool = False
 ) -> dns.name.Name | None:
