@@ -1,3 +1,3 @@
-from mecsa.cli import main
+from mecsa.command import main
 
 main()

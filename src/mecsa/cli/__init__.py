@@ -163,6 +163,9 @@ def main() -> None:
         # A one-shot command ends with its process: the cyclic collector ran ~120 times in a cold
         # `assess` (~20 ms of CPU, 5%) and freed under 1,000 objects (issue 20).
         gc.disable()
+    elif not gc.isenabled():  # the entry point turned it off for these imports (mecsa.command)
+        gc.freeze()
+        gc.enable()
     code = _run()
     if one_shot:
         _exit_now(code)
