@@ -64,7 +64,7 @@ def test_compiled_rules_give_the_parsed_list() -> None:
     from mecsa import orgdomain
 
     parsed = PublicSuffixList()
-    orgdomain._suffix_list.cache_clear()
+    _forget_loaded_lists()
     loaded = orgdomain._suffix_list()
     assert loaded._publicsuffix == parsed._publicsuffix
     assert loaded._maxlabel == parsed._maxlabel
@@ -75,19 +75,17 @@ def test_compiled_rules_give_the_parsed_list() -> None:
 def test_compiled_rules_load_without_parsing_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
     import publicsuffixlist
 
-    from mecsa import orgdomain
-
     def no_full_parse(self: Any, source: Any, *args: Any, **kwargs: Any) -> None:
         assert source is not None and not hasattr(source, "read")  # never the library's own file
         real(self, source, *args, **kwargs)
 
     real: Any = publicsuffixlist.PublicSuffixList._parse
     monkeypatch.setattr(publicsuffixlist.PublicSuffixList, "_parse", no_full_parse)
-    orgdomain._suffix_list.cache_clear()
+    _forget_loaded_lists()
     try:
         assert organisational_domain("a.b.example.co.uk") == "example.co.uk"
     finally:
-        orgdomain._suffix_list.cache_clear()
+        _forget_loaded_lists()
 
 
 def test_compiled_rules_without_their_label_count_are_not_trusted(
@@ -111,10 +109,59 @@ def test_compiled_rules_without_their_label_count_are_not_trusted(
         real(self, source, *args, **kwargs)
 
     monkeypatch.setattr(PublicSuffixList, "_parse", noted)
-    orgdomain._suffix_list.cache_clear()
+    _forget_loaded_lists()
     try:
         loaded = orgdomain._suffix_list()
     finally:
-        orgdomain._suffix_list.cache_clear()
+        _forget_loaded_lists()
     assert any(hasattr(source, "read") for source in parsed)  # the library's own file
     assert loaded._maxlabel == PublicSuffixList()._maxlabel
+
+
+def _forget_loaded_lists() -> None:
+    from mecsa import orgdomain
+
+    for cached in (orgdomain._compiled, orgdomain._suffix_list, orgdomain._suffix_list_for):
+        cached.cache_clear()
+
+
+def test_one_tlds_rules_answer_for_its_names_as_the_whole_list_does() -> None:
+    # Every rule of the list, as a name, with a label above it and two: the exceptions, wildcards
+    # and private rules of every TLD, looked up in that TLD's object and in the library's own.
+    from publicsuffixlist import PublicSuffixList
+
+    from mecsa import orgdomain
+
+    whole = PublicSuffixList()  # the parse the compiled rules are (test above)
+    _forget_loaded_lists()
+    names = set()
+    for rule in orgdomain._suffix_list()._publicsuffix:
+        base = rule.removeprefix("!").removeprefix("*.")
+        if base.isascii():  # names reach the lookup normalised to A-labels
+            names.update({base, f"x.{base}", f"y.x.{base}"})
+    assert len(names) > 20_000
+    for name in sorted(names):
+        tld = name.rpartition(".")[2]
+        assert orgdomain._suffix_list_for(tld).privatesuffix(name) == whole.privatesuffix(name), name
+    assert organisational_domain("a.b.example.co.uk") == "example.co.uk"
+
+
+def test_a_tlds_object_holds_its_rules_only() -> None:
+    from mecsa import orgdomain
+
+    _forget_loaded_lists()
+    whole = orgdomain._suffix_list()._publicsuffix
+    for tld in ("uk", "ck", "jp", "com", "test", "xn--p1ai"):
+        subset = orgdomain._suffix_list_for(tld)._publicsuffix
+        assert subset == {r for r in whole if r == tld or r.endswith("." + tld)}, tld
+    assert orgdomain._suffix_list_for("test")._publicsuffix == frozenset()
+
+
+def test_rules_are_found_at_the_first_and_last_lines_and_by_whole_labels() -> None:
+    from mecsa.orgdomain import _rules_ending_in
+
+    lines = b"\nck\n*.ck\nfoo.xck\n!www.ck\nxck\nco.uk\nck\n"
+    assert sorted(_rules_ending_in(lines, b"ck")) == ["!www.ck", "*.ck", "ck", "ck"]
+    assert sorted(_rules_ending_in(lines, b"xck")) == ["foo.xck", "xck"]
+    assert _rules_ending_in(lines, b"uk") == ["co.uk"]
+    assert _rules_ending_in(lines, b"k") == []
