@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("lab", "distributed", "monitor"),
     ("web",),  # its pages show the monitor's watch list and alerts
     ("cli",),
+    ("command",),  # the entry point: mecsa.cli imported with the collector off
     ("__main__",),
 )
 LAYER_OF = {package: i for i, names in enumerate(LAYERS) for package in names}
