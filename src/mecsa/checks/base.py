@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from mecsa.fixes import FixBuilder
 from mecsa.model import CheckResult, FactsKind, FindingKind, Status
 from mecsa.observe import Context
+
+if TYPE_CHECKING:  # the fixes (their texts and builders) are imported by the views that show them
+    from mecsa.fixes import FixBuilder
 
 ObsT = TypeVar("ObsT")
 
