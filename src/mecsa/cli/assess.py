@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     from mecsa.observe.dmarc import DiscoveryMethod
     from mecsa.probes.https import Attempt, FetchFailure, HttpsAnswer
+    from mecsa.probes.https_helper import HelperProcess
 
     Outcome = HttpsAnswer | FetchFailure
-    from mecsa.probes.https_helper import HelperProcess
 
 PROFILE_HELP = "Scoring profile: mecsa (default) or mecsa-st."
 DISCOVERY_HELP = (
