@@ -33,6 +33,7 @@ class PolicyServer:
     port: int = 0
     sni: list[str | None] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    requested: asyncio.Event = field(default_factory=asyncio.Event)  # set at the first request
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -61,6 +62,7 @@ class PolicyServer:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             self.requests.append(head.decode("latin-1"))
+            self.requested.set()
             if self.reply.hang:
                 await asyncio.Event().wait()
             writer.write(self._response())
