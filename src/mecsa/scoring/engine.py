@@ -18,12 +18,15 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 from mecsa.model import SCORED_PROTOCOLS, Assessment, ProtocolVerdict, VerdictStatus
 
+# Beside this module, as the trust anchors and the suffix rules are found: `importlib.resources`
+# (tempfile, zipfile, ~4 ms) would be imported by a cold `mecsa assess` for this alone (issue 20).
+PROFILES = Path(__file__).with_name("profiles")
 AREAS: tuple[str, ...] = ("confidentiality", "phishing", "integrity")
 AREA_TITLES: Mapping[str, str] = {
     "confidentiality": "Confidentiality",
@@ -169,7 +172,7 @@ def profile_names() -> tuple[str, ...]:
     """The names of the built-in profiles, default first."""
     names = sorted(
         entry.name.removesuffix(".json")
-        for entry in resources.files("mecsa.scoring").joinpath("profiles").iterdir()
+        for entry in PROFILES.iterdir()
         if entry.name.endswith(".json")
     )
     return (DEFAULT_PROFILE, *(n for n in names if n != DEFAULT_PROFILE))
@@ -180,7 +183,7 @@ def load_profile(name: str) -> Profile:
     """Load a built-in profile by name; `ProfileError` when it does not exist or is inconsistent."""
     if name not in profile_names():
         raise ProfileError(f"unknown scoring profile {name!r}; known: {', '.join(profile_names())}")
-    text = resources.files("mecsa.scoring").joinpath("profiles", f"{name}.json").read_text("utf-8")
+    text = (PROFILES / f"{name}.json").read_text("utf-8")
     return parse_profile(json.loads(text))
 
 

@@ -78,3 +78,56 @@ def test_settle_forces_what_it_found(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dns._features, "_requirements", unmet)
     assert features.settle() == {"dnssec": False, "idna": True}
     assert dns._features._cache == {"dnssec": False, "idna": True}
+
+
+# A fresh interpreter: settle() leaves importlib.metadata unimported through dnspython's imports;
+# the first name read imports it (from two threads at once: one import), in the stand-in's place.
+_DEFERRED = textwrap.dedent(
+    """
+    import json, sys, threading
+    from mecsa.dns.features import settle, DeferredModule
+    settle()
+    import dns._features as f, dns.dnssec, dns.name, dns.version
+    before = {
+        "stand_in": isinstance(sys.modules["importlib.metadata"], DeferredModule),
+        "unimported": [m for m in ("zipfile", "email", "importlib.metadata._meta") if m in sys.modules],
+    }
+    import importlib.metadata
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(importlib.metadata.version)) for _ in range(2)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    from importlib.metadata import version, PackageNotFoundError
+    real = sys.modules["importlib.metadata"]
+    print(json.dumps({
+        **before,
+        "version": version("dnspython") == dns.version.version,
+        "one_import": seen[0] is seen[1] is real.version,
+        "in_place": importlib.metadata is real and not isinstance(real, DeferredModule),
+        "missing_raises": PackageNotFoundError is real.PackageNotFoundError,
+        "have": {n: f.have(n) for n in sorted(f._requirements)},
+    }))
+    """
+)
+
+
+def test_the_metadata_module_is_imported_only_when_used_and_then_in_its_own_place() -> None:
+    import dns._features as own_features
+
+    every = sorted(own_features._requirements)
+    own = _fresh(_OWN % (tuple(every),))
+    out = _fresh(_DEFERRED)
+    assert out["stand_in"] is True
+    assert out["unimported"] == []
+    assert out["version"] is True
+    assert out["one_import"] is True
+    assert out["in_place"] is True
+    assert out["missing_raises"] is True
+    assert out["have"] == own  # every feature, the deferred ones too: dnspython's own answers
+
+
+def test_nothing_is_deferred_once_the_module_is_imported() -> None:
+    import importlib.metadata
+
+    assert features.defer_metadata() is False
+    assert sys.modules["importlib.metadata"] is importlib.metadata
