@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
 import tomllib
 from pathlib import Path
+
+import mecsa
 
 _FRESH = textwrap.dedent(
     """
@@ -14,8 +18,11 @@ _FRESH = textwrap.dedent(
     import mecsa.command
     before = sum(s["collections"] for s in gc.get_stats())
     atexit.register(lambda: print(sum(s["collections"] for s in gc.get_stats()) - before, "collections"))
-    sys.argv = ["mecsa", "--version"]
-    mecsa.command.main()
+    sys.argv = ["mecsa", "--help"]
+    try:
+        mecsa.command.main()
+    except SystemExit:
+        pass
     """
 )
 
@@ -33,8 +40,8 @@ def test_no_collection_runs_while_the_cli_is_imported() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _FRESH], capture_output=True, text=True, timeout=60, check=True
     )
-    version, collections = done.stdout.splitlines()
-    assert version.startswith("mecsa ")
+    *usage, collections = done.stdout.splitlines()
+    assert usage[0].startswith("Usage: ")  # the whole CLI imported, and its help written
     assert collections == "0 collections"  # the CLI's import set off ~30 before (issue 20)
 
 
@@ -57,3 +64,46 @@ def test_the_collector_stays_off_for_a_one_shot_command_and_is_on_again_for_the_
 
     assert state("--version") == "collector off"
     assert state("lab", "--help") == "collector on"  # a long-running command's group
+
+
+_VERSION = textwrap.dedent(
+    """
+    import atexit, json, sys
+    import mecsa.command
+    # An exit hook: the CLI's one-shot commands leave with os._exit once the hooks have run.
+    modules = lambda: sorted(m for m in sys.modules if m.split(".")[0] == "click")
+    atexit.register(lambda: sys.stderr.write(json.dumps(modules()) + "\\n"))
+    sys.argv = ["mecsa", *sys.argv[1:]]
+    mecsa.command.main()
+    """
+)
+
+
+def _version_run(*argv: str) -> tuple[str, int, list[str]]:
+    command = [sys.executable, "-c", _VERSION, *argv]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    click_modules: list[str] = json.loads(done.stderr.splitlines()[-1])
+    return done.stdout, done.returncode, click_modules
+
+
+def test_version_alone_is_answered_without_click_and_says_what_the_cli_says() -> None:
+    fast, fast_code, fast_click = _version_run("--version")
+    through_cli, cli_code, cli_click = _version_run("--version", "--debug")  # the CLI's own option
+    assert fast_click == [] and cli_click != []  # the control: the CLI's path imports click
+    assert fast == through_cli == f"mecsa {mecsa.__version__}\n"
+    assert fast_code == cli_code == 0
+
+
+def test_version_to_a_reader_that_left_exits_1_quietly() -> None:
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run(
+        [sys.executable, "-m", "mecsa", "--version"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+    )
+    os.close(write)
+    assert done.returncode == 1
+    assert done.stderr == b""
