@@ -26,13 +26,14 @@ import contextlib
 import dataclasses
 import importlib.util
 import marshal
-import os
 import re
-import stat
 import sys
 from pathlib import Path
 from types import CodeType
 from typing import Any
+
+from mecsa import privatefile
+from mecsa.privatefile import read_private, write_private
 
 _FILENAME = "<string>"  # what exec() names code compiled from a string: tracebacks stay the same
 _MAX_ENTRIES = 5_000  # a bound on a file: entries of old versions pile up until then, then only the used stay
@@ -41,9 +42,7 @@ _COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 def cache_directory() -> Path:
     """$MECSA_CACHE_DIR, else $XDG_CACHE_HOME/mecsa, else ~/.cache/mecsa."""
-    own = os.environ.get("MECSA_CACHE_DIR")
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(own) if own else Path(xdg) / "mecsa" if xdg else Path.home() / ".cache" / "mecsa"
+    return Path(privatefile.cache_directory())
 
 
 def command_file_name(command: str) -> str:
@@ -119,40 +118,6 @@ class CodeCache(FileCache):
         return code
 
 
-def write_private(path: Path, data: bytes) -> bool:
-    """Write `path` for its owner only (0600, in a 0700 directory), atomically; False on failure."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        temporary.replace(path)  # atomic: a reader sees the old file or the new one
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        return False
-    return True
-
-
-def read_private(path: Path) -> Any:
-    """The marshalled value in `path`; None when it is missing, unreadable, malformed or not safely ours.
-
-    What the caches keep is run (code) or trusted (compiled patterns), so the file must be the
-    user's own and writable by nobody else, as ssh demands of its keys.
-    """
-    try:
-        with path.open("rb") as handle:
-            info = os.fstat(handle.fileno())
-            if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                return None
-            # marshal.loads of the whole file: marshal.load reads a file object in small pieces
-            # (18 ms against 2-4 ms for the same file, measured).
-            return marshal.loads(handle.read())
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
-
-
 def load(path: Path) -> dict[str, bytes]:
     """The entries in `path`; empty when it is missing, unreadable, malformed or not safely ours."""
     data = read_private(path)
@@ -169,7 +134,7 @@ def install(path: Path | None = None, *, command: str = "mecsa") -> CodeCache | 
     global _installed
     if _installed is not None:
         return _installed
-    if os.environ.get("MECSA_CODE_CACHE", "1") == "0":
+    if not privatefile.caches_enabled():
         return None
     where = path or default_path(command)
     cache = CodeCache(where, load(where))

@@ -8,7 +8,8 @@ ones, and is turned on again for the others, with what the imports made frozen (
 `mecsa --version` alone is answered here, without importing click and the CLI (~25 ms of its ~45):
 it is what scripts and package checks run. The line is the one the CLI's `--version` option
 prints (tests/unit/cli/test_command_entry.py compares the two); `--version` among other
-arguments goes through the CLI as before.
+arguments goes through the CLI as before. `mecsa --help` alone is answered from the help cache
+when it has the text (mecsa.helpcache), else by the CLI, which fills the cache.
 """
 
 from __future__ import annotations
@@ -21,18 +22,24 @@ import sys
 def main() -> None:
     gc.disable()
     if sys.argv[1:] == ["--version"]:
-        sys.exit(print_version())
+        from mecsa import __version__
+
+        sys.exit(write_out(f"mecsa {__version__}\n"))
+    if sys.argv[1:] == ["--help"]:
+        from mecsa import helpcache
+
+        text = helpcache.lookup()
+        if text is not None:
+            sys.exit(write_out(f"{text}\n"))  # as click.echo writes it
     from mecsa.cli import main as run
 
     run()
 
 
-def print_version() -> int:
-    """Write `mecsa <version>`; the exit status (1 when the reader has left, as the CLI gives)."""
-    from mecsa import __version__
-
+def write_out(text: str) -> int:
+    """Write `text` to stdout; the exit status (1 when the reader has left, as the CLI gives)."""
     try:
-        sys.stdout.write(f"mecsa {__version__}\n")
+        sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         # Nothing more is owed; point stdout at /dev/null so that the exit's own flush is quiet.

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import os
 import sys
 import threading
 import unicodedata
 from pathlib import Path
 from typing import Any
 
-from mecsa.codecache import FileCache, cache_directory, command_file_name, read_private
+from mecsa.codecache import FileCache, cache_directory, command_file_name
+from mecsa.privatefile import caches_enabled, read_private
 
 Key = tuple[str | bytes, int]
 Arguments = tuple[Any, ...]  # `_sre.compile`'s arguments after the pattern
@@ -144,7 +144,7 @@ def install(path: Path | None = None, *, command: str = "mecsa") -> RegexCache |
     global _installed
     if _installed is not None:
         return _installed
-    if os.environ.get("MECSA_CODE_CACHE", "1") == "0":
+    if not caches_enabled():
         return None
     _sre: Any = importlib.import_module("_sre")  # no type stubs
     compiler: Any = importlib.import_module("re._compiler")

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from mecsa import helpcache
+
 
 @dataclass(frozen=True)
 class LazyCommand:
@@ -45,6 +47,12 @@ class LazyGroup(click.Group):
         if command is None and cmd_name in self.lazy_commands:
             command = self.commands[cmd_name] = self.lazy_commands[cmd_name].load()
         return command
+
+    def get_help(self, ctx: click.Context) -> str:
+        text = super().get_help(ctx)
+        if ctx.parent is None:  # the top level's: kept for the next `mecsa --help` if it is asked for
+            helpcache.rendered(text)
+        return text
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from the table's summaries, truncated as click truncates a command's help.
