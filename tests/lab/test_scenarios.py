@@ -119,3 +119,27 @@ def test_the_cli_leaves_the_policy_fetch_to_its_helper(full_lab: Path) -> None:
     assert report["protocols"]["mta-sts"]["status"] == "pass"
     (marker,) = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED ")]
     assert json.loads(marker.removeprefix("IMPORTED ")) == []
+
+
+def _dkim_answers(full_lab: Path, domain: str, mode: str) -> dict[str, object]:
+    from mecsa.cli.lab import assess_argv
+    from mecsa.lab.plan import CLIENT_NODE
+    from mecsa.lab.runner import load_state, run_in
+
+    state = load_state(full_lab)
+    argv = assess_argv(
+        state.data, domain, ["--json", "--only", "dkim", "--dnssec-mode", mode, "--timeout", "5"]
+    )
+    done = run_in(state, CLIENT_NODE, argv, capture=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    dkim: dict[str, object] = json.loads(done.stdout)["checks"]["dkim"]
+    return dkim
+
+
+def test_own_validation_gives_the_resolvers_rcodes_for_the_dkim_names(full_lab: Path) -> None:
+    # 29 selectors (NXDOMAIN but one) and `_domainkey.top.test`, an empty non-terminal that only
+    # an NSEC ending below it proves to exist: a validator without that rule said SERVFAIL here.
+    trusted = _dkim_answers(full_lab, "top.test", "resolver")
+    assert trusted["domainkey_rcode"] == "NOERROR"
+    for mode in ("own", "both"):
+        assert _dkim_answers(full_lab, "top.test", mode) == trusted, mode

@@ -79,3 +79,27 @@ def test_strength_of_keys_and_digests() -> None:
     sha1 = new_key(13).ds("a.", "SHA1")
     (note,) = ds_notes("a.", ".", [sha1])
     assert "SHA-1 digest" in note.text and "RFC 8624 §3.3" in note.text
+
+
+def test_nsec_an_empty_non_terminal_has_no_data_and_is_not_denied() -> None:
+    # wild.w.test holds no records but *.wild.w.test is below it: an empty non-terminal, which the
+    # NSEC before it (next name *.wild.w.test) proves to exist (RFC 4035 §3.1.3.2).
+    records = _records("nsec", dns.rdatatype.NSEC)
+    zone = _n(ZONE)
+    ent = _n("wild.w.test.")
+    for qtype in (dns.rdatatype.TXT, dns.rdatatype.A, dns.rdatatype.MX):
+        assert nsec_nodata(ent, qtype, records, zone).how == "NSEC (empty non-terminal)"
+    refused = nsec_nxdomain(ent, records, zone)
+    assert not refused.proven and "exists (an empty non-terminal)" in refused.detail
+    ds = nsec_nodata(ent, dns.rdatatype.DS, records, zone)  # no delegation, so no proof of an unsigned one
+    assert not ds.proven and "no delegation" in ds.detail
+    # The control: a name the same kind of NSEC covers without anything below it is not an ENT.
+    assert not nsec_nodata(_n("nope.w.test."), dns.rdatatype.TXT, records, zone).proven
+    assert nsec_nxdomain(_n("nope.w.test."), records, zone).proven
+
+
+def test_nsec3_an_empty_non_terminal_has_its_own_nsec3() -> None:
+    records = _records("nsec3", dns.rdatatype.NSEC3)
+    nsec3 = Nsec3Set(records, _n(ZONE))
+    assert nsec3.nodata(_n("wild.w.test."), dns.rdatatype.TXT).proven
+    assert not nsec3.nxdomain(_n("wild.w.test.")).proven

@@ -74,6 +74,11 @@ def nsec_covers(owner: dns.name.Name, nxt: dns.name.Name, name: dns.name.Name) -
     return bool(name > owner or name < nxt)
 
 
+def _proves_empty_non_terminal(owner: dns.name.Name, nxt: dns.name.Name, name: dns.name.Name) -> bool:
+    """The NSEC precedes `name` and its next name is below it: `name` exists, holding no records."""
+    return bool(owner < name) and nxt.is_subdomain(name) and nxt != name
+
+
 def _nsecs(rrsets: Sequence[dns.rrset.RRset]) -> list[tuple[dns.name.Name, dns.rdtypes.ANY.NSEC.NSEC]]:
     return [(r.name, rd) for r in rrsets if r.rdtype == dns.rdatatype.NSEC for rd in r]
 
@@ -105,6 +110,13 @@ def nsec_nodata(
             if qtype != dns.rdatatype.DS and qname != zone and _is_cut(types):
                 return Denial(False, "NSEC", f"the NSEC at {qname} is the parent's side of a delegation")
             return Denial(True, "NSEC")
+    # An empty non-terminal (RFC 4035 §3.1.3.2, RFC 5155 §1.3): the NSEC before qname whose next
+    # name is below qname proves that qname exists, with no type at all, so none of qname's.
+    for owner, rd in records:
+        if _proves_empty_non_terminal(owner, rd.next, qname):
+            if qtype == dns.rdatatype.DS:  # as for any name that is no delegation (RFC 4035 §5.2)
+                return Denial(False, "NSEC", f"{qname} is no delegation in {zone} (an empty non-terminal)")
+            return Denial(True, "NSEC (empty non-terminal)")
     # Wildcard NODATA (RFC 4035 §5.4): qname is covered, and the wildcard that would match lacks the type.
     for owner, rd in records:
         if nsec_covers(owner, rd.next, qname):
@@ -135,6 +147,9 @@ def nsec_nxdomain(qname: dns.name.Name, rrsets: Sequence[dns.rrset.RRset], zone:
     covering = [(o, rd) for o, rd in records if nsec_covers(o, rd.next, qname)]
     if not covering:
         return Denial(False, "NSEC", f"no NSEC covers {qname}")
+    if any(_proves_empty_non_terminal(o, rd.next, qname) for o, rd in covering):
+        # A name with names below it exists: an NSEC that says so cannot deny it.
+        return Denial(False, "NSEC", f"an NSEC proves that {qname} exists (an empty non-terminal)")
     owner, rd = covering[0]
     encloser = _closest_encloser_nsec(qname, owner, rd.next)
     if not encloser.is_subdomain(zone):
