@@ -207,7 +207,13 @@ def main() -> int:
     if "before" in med:
         print(f"mecsa / before: {med['mecsa'] / med['before']:.2f}x")
     for what, seconds in startup.items():
-        print(f"mecsa {what}: {seconds * 1000:.0f} ms median (host), CPU {startup_cpu[what] * 1000:.0f} ms")
+        # The first `--help` may render with click and fill the help cache (mecsa.helpcache); the
+        # median is what later runs take, as the code cache's first run is not the one timed either.
+        first = startup_runs[what][0][0] * 1000
+        print(
+            f"mecsa {what}: {seconds * 1000:.0f} ms median (host), CPU {startup_cpu[what] * 1000:.0f} ms;"
+            f" first run {first:.0f} ms"
+        )
 
     missed = []
     if med["mecsa"] > TARGET_MECSA_S:
