@@ -83,7 +83,7 @@ def test_strength_of_keys_and_digests() -> None:
 
 def test_nsec_an_empty_non_terminal_has_no_data_and_is_not_denied() -> None:
     # wild.w.test holds no records but *.wild.w.test is below it: an empty non-terminal, which the
-    # NSEC before it (next name *.wild.w.test) proves to exist (RFC 4035 §3.1.3.2).
+    # NSEC before it (next name *.wild.w.test) proves to exist (RFC 4592 §2.2.2, RFC 4034 §4.1.1).
     records = _records("nsec", dns.rdatatype.NSEC)
     zone = _n(ZONE)
     ent = _n("wild.w.test.")

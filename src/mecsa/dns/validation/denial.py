@@ -110,8 +110,9 @@ def nsec_nodata(
             if qtype != dns.rdatatype.DS and qname != zone and _is_cut(types):
                 return Denial(False, "NSEC", f"the NSEC at {qname} is the parent's side of a delegation")
             return Denial(True, "NSEC")
-    # An empty non-terminal (RFC 4035 §3.1.3.2, RFC 5155 §1.3): the NSEC before qname whose next
-    # name is below qname proves that qname exists, with no type at all, so none of qname's.
+    # An empty non-terminal (RFC 4592 §2.2.2: no records, names below it): the NSEC just before
+    # qname names as next (RFC 4034 §4.1.1, the next owner in canonical order) a name below qname,
+    # so qname exists and has no type at all.
     for owner, rd in records:
         if _proves_empty_non_terminal(owner, rd.next, qname):
             if qtype == dns.rdatatype.DS:  # as for any name that is no delegation (RFC 4035 §5.2)
