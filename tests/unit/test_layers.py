@@ -17,8 +17,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "mecsa"
 
 # Lowest first. A package may import only packages of a lower layer (and itself).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "model", "domain", "codecache"),
-    ("regexcache",),  # shares codecache's file handling
+    ("__init__", "privatefile"),  # privatefile: the per-user cache files, on what the interpreter has
+    ("model", "domain", "codecache"),
+    ("regexcache", "helpcache"),  # regexcache shares codecache's file handling
     ("dns", "pkix"),
     ("records", "certs", "revocation"),
     ("spf", "orgdomain", "probes", "harden"),
