@@ -9,7 +9,8 @@ ones, and is turned on again for the others, with what the imports made frozen (
 it is what scripts and package checks run. The line is the one the CLI's `--version` option
 prints (tests/unit/cli/test_command_entry.py compares the two); `--version` among other
 arguments goes through the CLI as before. `mecsa --help` alone is answered from the help cache
-when it has the text (mecsa.helpcache), else by the CLI, which fills the cache.
+when it has the text (mecsa.helpcache), else by the CLI, which fills the cache. Every other
+command finds its modules through the import cache (mecsa.importcache).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def main() -> None:
         text = helpcache.lookup()
         if text is not None:
             sys.exit(write_out(f"{text}\n"))  # as click.echo writes it
+    from mecsa import importcache
+
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    importcache.install(command=words[0] if words else "mecsa")
     from mecsa.cli import main as run
 
     run()

@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "mecsa"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "privatefile"),  # privatefile: the per-user cache files, on what the interpreter has
     ("model", "domain", "codecache"),
-    ("regexcache", "helpcache"),  # regexcache shares codecache's file handling
+    ("regexcache", "helpcache", "importcache"),  # regexcache shares codecache's file handling
     ("dns", "pkix"),
     ("records", "certs", "revocation"),
     ("spf", "orgdomain", "probes", "harden"),

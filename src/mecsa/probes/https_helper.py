@@ -128,7 +128,9 @@ def main(argv: list[str]) -> int:
     Entered here, in a module that imports almost nothing, so that the dataclass and regex caches
     are in place before the helper's imports (asyncio, ssl, httpx) run.
     """
-    from mecsa import codecache, regexcache
+    from mecsa import codecache, importcache, regexcache
+
+    importcache.install(command="https-helper")
     from mecsa.probes.httpx_guard import block_httpx_cli
 
     codecache.install(command="https-helper")

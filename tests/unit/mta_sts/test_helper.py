@@ -117,7 +117,7 @@ async def test_the_helper_leaves_with_status_0_after_saving_its_caches(
     helper.sock.close()
     status = await asyncio.to_thread(_exit_status, helper)
     assert status == 0
-    assert await asyncio.to_thread(_saved_caches, tmp_path) == ["dataclass", "regex"]
+    assert await asyncio.to_thread(_saved_caches, tmp_path) == ["dataclass", "import", "regex"]
 
 
 def _exit_status(helper: HelperProcess) -> int:
