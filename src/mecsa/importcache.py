@@ -37,7 +37,7 @@ import os
 import sys
 from importlib.machinery import ExtensionFileLoader, ModuleSpec, PathFinder, SourceFileLoader
 from importlib.util import spec_from_file_location
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mecsa import privatefile
 
@@ -128,6 +128,11 @@ class SpecCache:
                 self.directories[directory] = _mtime(directory)
         self.entries[key] = entry
         self.added += 1
+
+    def __getattr__(self, name: str) -> Any:
+        # In the path finder's place, it answers for it: `importlib.metadata` finds the installed
+        # distributions through `find_distributions` of the finders in sys.meta_path.
+        return getattr(PathFinder, name)
 
     def invalidate_caches(self) -> None:
         """`importlib.invalidate_caches()`: a directory may have changed; ask the path finder."""

@@ -122,3 +122,22 @@ def test_turned_off_or_with_a_relative_path_entry_nothing_is_installed(tmp_path:
     # `python -c` puts "" (the working directory) first on sys.path: it may differ next time.
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert done.stdout.strip() == "False"
+
+
+def test_in_the_path_finders_place_it_finds_distributions_as_the_path_finder_does(tmp_path: Path) -> None:
+    # importlib.metadata asks each finder of sys.meta_path for the installed distributions.
+    code = textwrap.dedent(
+        """
+        import importlib.metadata, sys
+        from mecsa import importcache
+        assert importcache.install(command="test") is not None
+        print(importlib.metadata.version("click"), len(list(importlib.metadata.distributions())) > 5)
+        """
+    )
+    env = {**os.environ, "MECSA_CACHE_DIR": str(tmp_path / "cache")}
+    script = _script(tmp_path, code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    import importlib.metadata
+
+    assert done.stdout.split() == [importlib.metadata.version("click"), "True"]
