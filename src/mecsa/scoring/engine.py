@@ -171,9 +171,7 @@ def score_assessment(assessment: Assessment, profile: Profile | str = DEFAULT_PR
 def profile_names() -> tuple[str, ...]:
     """The names of the built-in profiles, default first."""
     names = sorted(
-        entry.name.removesuffix(".json")
-        for entry in PROFILES.iterdir()
-        if entry.name.endswith(".json")
+        entry.name.removesuffix(".json") for entry in PROFILES.iterdir() if entry.name.endswith(".json")
     )
     return (DEFAULT_PROFILE, *(n for n in names if n != DEFAULT_PROFILE))
 
