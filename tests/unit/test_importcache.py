@@ -70,12 +70,17 @@ def _path(*directories: Path) -> str:
     return os.pathsep.join(str(d) for d in directories)
 
 
-def test_a_cached_find_gives_the_module_the_path_finder_gives(tmp_path: Path) -> None:
+def _early_and_late(tmp_path: Path) -> tuple[Path, str]:
+    """Two directories on the search path, `shadowed_here` in the later one: (the earlier, the path)."""
     early, late = tmp_path / "early", tmp_path / "late"
     early.mkdir()
     late.mkdir()
     (late / "shadowed_here.py").write_text("WHERE = 'late'\n", encoding="utf-8")
-    path = _path(early, late)
+    return early, _path(early, late)
+
+
+def test_a_cached_find_gives_the_module_the_path_finder_gives(tmp_path: Path) -> None:
+    _, path = _early_and_late(tmp_path)
     plain = _run(tmp_path, "plain", *MODULES, pythonpath=path)
     first = _run(tmp_path, "cache", *MODULES, pythonpath=path)
     second = _run(tmp_path, "cache", *MODULES, pythonpath=path)
@@ -87,11 +92,7 @@ def test_a_cached_find_gives_the_module_the_path_finder_gives(tmp_path: Path) ->
 
 
 def test_a_module_added_earlier_on_the_path_is_found_there(tmp_path: Path) -> None:
-    early, late = tmp_path / "early", tmp_path / "late"
-    early.mkdir()
-    late.mkdir()
-    (late / "shadowed_here.py").write_text("WHERE = 'late'\n", encoding="utf-8")
-    path = _path(early, late)
+    early, path = _early_and_late(tmp_path)
     _run(tmp_path, "cache", "shadowed_here", pythonpath=path)
     (early / "shadowed_here.py").write_text("WHERE = 'early'\n", encoding="utf-8")  # early's time changes
     again = _run(tmp_path, "cache", "shadowed_here", pythonpath=path)
