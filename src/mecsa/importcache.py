@@ -75,7 +75,7 @@ def _mtime(directory: str) -> int | None:
 
 
 class SpecCache:
-    """The finder put before the path finder (see the module docstring)."""
+    """The finder in the path finder's place (see the module docstring)."""
 
     def __init__(self, path: str, entries: dict[Key, Entry], directories: dict[str, int | None]) -> None:
         self.path = path
@@ -162,16 +162,27 @@ def load(path: str) -> tuple[dict[Key, Entry], dict[str, int | None]]:
     _, directories, entries = data
     if not isinstance(directories, dict) or not isinstance(entries, dict):
         return {}, {}
+    if not all(_well_formed(entry) for entry in entries.values()):
+        return {}, {}  # written by another version of this module, say: start afresh
     if any(_mtime(d) != mtime for d, mtime in directories.items()):
         return {}, {}  # a directory changed: a module may be found elsewhere now
     return entries, directories
+
+
+def _well_formed(entry: object) -> bool:
+    if entry == _ABSENT:
+        return True
+    if not isinstance(entry, tuple) or len(entry) != 3:
+        return False
+    kind, origin, package = entry
+    return kind in _LOADERS and isinstance(origin, str) and (package is None or isinstance(package, str))
 
 
 _installed: SpecCache | None = None
 
 
 def install(*, command: str = "mecsa") -> SpecCache | None:
-    """Put the cache before the path finder for the rest of the process; saved at exit."""
+    """Put the cache in the path finder's place for the rest of the process; saved at exit."""
     global _installed
     if _installed is not None:
         return _installed

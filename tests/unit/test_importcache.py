@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 # A fresh interpreter: the cache installed (or not), then the imports named on the command line;
 # prints, for each, what the module was found as, and how many finds the cache answered.
 _CHILD = textwrap.dedent(
@@ -142,3 +144,18 @@ def test_in_the_path_finders_place_it_finds_distributions_as_the_path_finder_doe
     import importlib.metadata
 
     assert done.stdout.split() == [importlib.metadata.version("click"), "True"]
+
+
+def test_a_cache_file_of_another_form_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import marshal
+
+    from mecsa import importcache, privatefile
+
+    monkeypatch.setenv("MECSA_CACHE_DIR", str(tmp_path))
+    path = importcache.cache_file("test")
+    good = {("some_module", None): ("source", str(tmp_path / "some_module.py"), None)}
+    identity = importcache._identity()
+    for entries, usable in ((good, True), ({("some_module", None): ("zipped", "x", None)}, False)):
+        data = marshal.dumps((identity, {}, entries))  # type: ignore[arg-type]  # typeshed's union
+        assert privatefile.write_private(path, data)
+        assert importcache.load(path) == ((entries, {}) if usable else ({}, {}))
