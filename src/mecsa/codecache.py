@@ -26,28 +26,21 @@ import contextlib
 import dataclasses
 import importlib.util
 import marshal
-import re
 import sys
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
 from mecsa import privatefile
-from mecsa.privatefile import read_private, write_private
+from mecsa.privatefile import command_file_name, read_private, write_private
 
 _FILENAME = "<string>"  # what exec() names code compiled from a string: tracebacks stay the same
 _MAX_ENTRIES = 5_000  # a bound on a file: entries of old versions pile up until then, then only the used stay
-_COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 def cache_directory() -> Path:
     """$MECSA_CACHE_DIR, else $XDG_CACHE_HOME/mecsa, else ~/.cache/mecsa."""
     return Path(privatefile.cache_directory())
-
-
-def command_file_name(command: str) -> str:
-    """The command's part of a cache file's name ("other" for anything unexpected)."""
-    return command if _COMMAND_NAME.fullmatch(command) else "other"
 
 
 def default_path(command: str = "mecsa") -> Path:

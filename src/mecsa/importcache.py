@@ -57,8 +57,7 @@ _LOADERS: dict[str, type[SourceFileLoader] | type[ExtensionFileLoader]] = {
 
 
 def cache_file(command: str) -> str:
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in command)[:32] or "other"
-    file = f"import-specs-{sys.implementation.cache_tag}-{name}.marshal"
+    file = f"import-specs-{sys.implementation.cache_tag}-{privatefile.command_file_name(command)}.marshal"
     return os.path.join(privatefile.cache_directory(), file)
 
 

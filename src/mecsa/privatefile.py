@@ -24,6 +24,17 @@ def cache_directory() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "mecsa")
 
 
+def command_file_name(command: str) -> str:
+    """The command's part of a cache file's name ("other" for anything unexpected).
+
+    The rule `[a-z][a-z0-9-]{0,31}`, written without `re` (see the module docstring).
+    """
+    allowed = "abcdefghijklmnopqrstuvwxyz0123456789-"
+    if 1 <= len(command) <= 32 and command[0].isalpha() and all(c in allowed for c in command):
+        return command
+    return "other"
+
+
 def caches_enabled() -> bool:
     """`MECSA_CODE_CACHE=0` turns every cache of the command off."""
     return os.environ.get("MECSA_CODE_CACHE", "1") != "0"

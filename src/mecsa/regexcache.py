@@ -36,8 +36,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from mecsa.codecache import FileCache, cache_directory, command_file_name
-from mecsa.privatefile import caches_enabled, read_private
+from mecsa.codecache import FileCache, cache_directory
+from mecsa.privatefile import caches_enabled, command_file_name, read_private
 
 Key = tuple[str | bytes, int]
 Arguments = tuple[Any, ...]  # `_sre.compile`'s arguments after the pattern

@@ -159,3 +159,29 @@ def test_a_cache_file_of_another_form_is_not_used(tmp_path: Path, monkeypatch: p
         data = marshal.dumps((identity, {}, entries))  # type: ignore[arg-type]  # typeshed's union
         assert privatefile.write_private(path, data)
         assert importcache.load(path) == ((entries, {}) if usable else ({}, {}))
+
+
+def test_every_cache_names_its_file_by_one_rule() -> None:
+    import re
+
+    from mecsa import codecache, importcache, privatefile, regexcache
+
+    rule = re.compile(r"[a-z][a-z0-9-]{0,31}")
+    for word in (
+        "assess",
+        "https-helper",
+        "asess",
+        "x" * 32,
+        "x" * 33,
+        "",
+        "9lives",
+        "-v",
+        "Scan",
+        "a_b",
+        "ñu",
+    ):
+        expected = word if rule.fullmatch(word) else "other"
+        assert privatefile.command_file_name(word) == expected, word
+        assert importcache.cache_file(word).endswith(f"-{expected}.marshal")
+        assert codecache.default_path(word).name.endswith(f"-{expected}.marshal")
+        assert regexcache.default_path(word).name.endswith(f"-{expected}.marshal")
